@@ -1,0 +1,186 @@
+"""Staff endpoints over the ledger: accounts and statements in scope, corrections with four
+eyes, integrity status and digests. Thin views: validate, call one service, dump."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from sqlalchemy import select
+
+from infra.api import Blueprint
+from infra.auth import Principal, require
+from infra.db import after_commit, db, utcnow
+from infra.errors import Forbidden, NotFound
+from identity.services import audit, is_county_scope
+from ledger import tasks
+from ledger.models import ChainDigest, Posting
+from ledger.schemas import (
+    AccountPageOut, AccountRowOut, AccountSearchArgs, AdjustmentIn, AdjustmentOut, ApprovalListArgs, ApprovalOut,
+    BalanceArgs, BalanceOut, CheckStatusOut, DecisionIn, DigestOut, PostingOut, ReversalIn, RunCheckIn, StatementArgs,
+    StatementOut,
+)
+from ledger.services import accounts, corrections, integrity
+from identity.services import get_region
+
+blp = Blueprint("admin_ledger", __name__, url_prefix="/api/v1/admin",
+                description="Staff: accounts, statements, corrections and ledger integrity")
+
+READERS = ("clerk", "verifier", "approver", "auditor")
+
+
+def _settings() -> Any:
+    return current_app.config["SETTINGS"]
+
+
+@blp.route("/accounts")
+class AccountSearch(MethodView):
+    @require("staff", *READERS)
+    @blp.arguments(AccountSearchArgs, location="query")
+    @blp.response(200, AccountPageOut)
+    def get(self, args: dict[str, Any], actor: Principal) -> dict[str, Any]:
+        """Find accounts within my scope by name, phone fragment, region or kind."""
+        region_path = None
+        if args["region_id"] is not None:
+            region = get_region(db.session, args["region_id"])
+            if not actor.in_scope(region.path):
+                raise NotFound("Region not found.", details={"region_id": ["Outside your scope."]})
+            region_path = region.path
+        rows, nxt = accounts.find_accounts(db.session, actor, q=args["q"], region_path=region_path, kind=args["kind"],
+                                           limit=args["limit"], after_id=args["after"])
+        return {"items": rows, "next": nxt}
+
+
+@blp.route("/accounts/<int:account_id>")
+class AccountDetail(MethodView):
+    @require("staff", *READERS)
+    @blp.arguments(BalanceArgs, location="query")
+    @blp.response(200, BalanceOut)
+    def get(self, args: dict[str, Any], account_id: int, actor: Principal) -> dict[str, Any]:
+        """An account's balance now or at a past moment."""
+        account = accounts.get_account(db.session, actor, account_id)
+        if args["at"] is not None:
+            return {"account_id": account.id, "balance": accounts.balance_at(db.session, account.id, args["at"]),
+                    "as_of": args["at"]}
+        return {"account_id": account.id, "balance": accounts.balance(db.session, account.id), "as_of": utcnow()}
+
+
+@blp.route("/accounts/<int:account_id>/statement")
+class AccountStatement(MethodView):
+    @require("staff", *READERS)
+    @blp.arguments(StatementArgs, location="query")
+    @blp.response(200, StatementOut)
+    def get(self, args: dict[str, Any], account_id: int, actor: Principal) -> dict[str, Any]:
+        """Any statement in my scope, newest first."""
+        account = accounts.get_account(db.session, actor, account_id)
+        lines, nxt = accounts.statement(db.session, account, limit=args["limit"], before_id=args["before"],
+                                        since=args["since"], until=args["until"])
+        return {"items": lines, "next": nxt}
+
+
+@blp.route("/postings/<int:posting_id>")
+class PostingDetail(MethodView):
+    @require("staff", *READERS)
+    @blp.response(200, PostingOut)
+    def get(self, posting_id: int, actor: Principal) -> Posting:
+        """One posting with its entries and hashes."""
+        posting = db.session.get(Posting, posting_id)
+        if posting is None:
+            raise NotFound("Posting not found.", code="posting_not_found")
+        corrections.posting_region(db.session, actor, posting)  # raises 404 outside scope
+        return posting
+
+
+@blp.route("/adjustments")
+class Adjustments(MethodView):
+    @require("staff", "clerk", "verifier", "approver")
+    @blp.arguments(AdjustmentIn)
+    @blp.response(201, AdjustmentOut)
+    def post(self, args: dict[str, Any], actor: Principal) -> Any:
+        """Manual adjustment. Above the configured threshold it waits for an approver (status `pending`)."""
+        s = _settings()
+        return corrections.request_adjustment(
+            db.session, actor, participant_id=args["participant_id"], amount=args["amount"], reason=args["reason"],
+            threshold=s.adjustment_approval_threshold, adjustment_shards=s.system_account_shards,
+            idempotency_key=args["idempotency_key"])
+
+
+@blp.route("/reversals")
+class Reversals(MethodView):
+    @require("staff", "clerk", "verifier", "approver")
+    @blp.arguments(ReversalIn)
+    @blp.response(201, ApprovalOut)
+    def post(self, args: dict[str, Any], actor: Principal) -> Any:
+        """Ask for a posting to be reversed; an approver other than you must approve it."""
+        return corrections.request_reversal(db.session, actor, posting_id=args["posting_id"], reason=args["reason"],
+                                            idempotency_key=args["idempotency_key"])
+
+
+@blp.route("/approvals")
+class Approvals(MethodView):
+    @require("staff", *READERS)
+    @blp.arguments(ApprovalListArgs, location="query")
+    @blp.response(200, ApprovalOut(many=True))
+    def get(self, args: dict[str, Any], actor: Principal) -> Any:
+        """Corrections waiting for (or past) a decision, in my scope."""
+        status = None if args["status"] == "all" else args["status"]
+        return corrections.list_requests(db.session, actor, status=status, limit=args["limit"], after_id=args["after"])
+
+
+@blp.route("/approvals/<int:request_id>/decision")
+class Decision(MethodView):
+    @require("staff", "approver")
+    @blp.arguments(DecisionIn)
+    @blp.response(200, ApprovalOut)
+    def post(self, args: dict[str, Any], request_id: int, actor: Principal) -> Any:
+        """Approve (posts the correction) or reject. Never your own request."""
+        return corrections.decide(db.session, actor, request_id, approve=args["approve"], note=args["note"],
+                                  adjustment_shards=_settings().system_account_shards)
+
+
+@blp.route("/ledger/checks")
+class LedgerChecks(MethodView):
+    @require("staff", "auditor", "approver")
+    @blp.response(200, CheckStatusOut)
+    def get(self, actor: Principal) -> Any:
+        """The latest verification and reconciliation results."""
+        return integrity.latest_checks(db.session)
+
+    @require("staff", "auditor")
+    @blp.arguments(RunCheckIn)
+    @blp.response(202)
+    def post(self, args: dict[str, Any], actor: Principal) -> dict[str, Any]:
+        """Run a verification or reconciliation now (in the background)."""
+        if not is_county_scope(actor):
+            raise Forbidden("Whole-ledger checks are for county staff.", code="scope_required")
+        audit(db.session, actor, f"ledger.{args['kind']}.run")
+        task = tasks.verify_ledger if args["kind"] == "verify" else tasks.reconcile_ledger
+        after_commit(db.session, lambda: task.delay())
+        return {"queued": args["kind"]}
+
+
+@blp.route("/ledger/digests")
+class Digests(MethodView):
+    @require("staff", "auditor")
+    @blp.response(200, DigestOut(many=True, exclude=("heads",)))
+    def get(self, actor: Principal) -> Any:
+        """Daily chain-head digests, newest first."""
+        return db.session.scalars(select(ChainDigest).order_by(ChainDigest.day.desc()).limit(366)).all()
+
+
+@blp.route("/ledger/digests/<string:day>")
+class DigestExport(MethodView):
+    @require("staff", "auditor")
+    @blp.response(200, DigestOut)
+    def get(self, day: str, actor: Principal) -> Any:
+        """One day's digest with every head: download it and keep it outside the database."""
+        try:
+            when = dt.date.fromisoformat(day)
+        except ValueError:
+            raise NotFound("No digest for that day.", details={"day": ["Use YYYY-MM-DD."]}) from None
+        digest = db.session.scalar(select(ChainDigest).where(ChainDigest.day == when))
+        if digest is None:
+            raise NotFound("No digest for that day.", details={"day": [day]})
+        audit(db.session, actor, "ledger.digest.export", object_type="chain_digest", object_id=day)
+        return digest

@@ -1,0 +1,126 @@
+"""Staff endpoints for people, partners, outlet keys and the audit log."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from sqlalchemy import select
+
+from admin import services
+from admin.schemas import (
+    ApiKeyIn, ApiKeyOut, AuditArgs, AuditPageOut, IssuedKeyOut, OutletIn, OutletOut, ParticipantContactOut,
+    ParticipantIn, ParticipantOut, PartnerIn, PartnerOut, StaffIn, StaffOut,
+)
+from identity import services as identity
+from identity.models import Partner
+from infra.api import Blueprint
+from infra.auth import Principal, require
+from infra.db import db
+
+blp = Blueprint("admin_people", __name__, url_prefix="/api/v1/admin",
+                description="Staff: participants, staff users, partners, outlet keys, audit log")
+
+
+@blp.route("/participants")
+class Participants(MethodView):
+    @require("staff", "clerk")
+    @blp.arguments(ParticipantIn)
+    @blp.response(201, ParticipantOut)
+    def post(self, args: dict[str, Any], actor: Principal) -> Any:
+        """Enrol a participant in a grid of my scope; opens their points account."""
+        return services.enrol_participant(db.session, actor, **args)
+
+
+@blp.route("/participants/<int:participant_id>")
+class ParticipantDetail(MethodView):
+    @require("staff", "clerk", "verifier", "approver", "auditor")
+    @blp.response(200, ParticipantOut)
+    def get(self, participant_id: int, actor: Principal) -> Any:
+        """A participant in my scope (phone masked)."""
+        return identity.get_participant_in_scope(db.session, actor, participant_id)
+
+
+@blp.route("/participants/<int:participant_id>/contact")
+class ParticipantContact(MethodView):
+    @require("staff", "clerk", "verifier", "approver")
+    @blp.response(200, ParticipantContactOut)
+    def get(self, participant_id: int, actor: Principal) -> Any:
+        """Full phone number, for staff who must call; every look-up is audited."""
+        return services.reveal_participant(db.session, actor, participant_id)
+
+
+@blp.route("/staff")
+class Staff(MethodView):
+    @require("staff", "admin", "auditor")
+    @blp.response(200, StaffOut(many=True))
+    def get(self, actor: Principal) -> Any:
+        """Staff users within my scope."""
+        return services.list_staff(db.session, actor)
+
+    @require("staff", "admin")
+    @blp.arguments(StaffIn)
+    @blp.response(201, StaffOut)
+    def post(self, args: dict[str, Any], actor: Principal) -> Any:
+        """Create a staff user with a role and a scope inside mine."""
+        return services.create_staff_user(db.session, actor, **args)
+
+
+@blp.route("/partners")
+class Partners(MethodView):
+    @require("staff", "admin", "auditor")
+    @blp.response(200, PartnerOut(many=True))
+    def get(self, actor: Principal) -> Any:
+        """Partners and their outlets."""
+        return db.session.scalars(select(Partner).order_by(Partner.id)).all()
+
+    @require("staff", "admin")
+    @blp.arguments(PartnerIn)
+    @blp.response(201, PartnerOut)
+    def post(self, args: dict[str, Any], actor: Principal) -> Any:
+        """Register a partner organisation; opens its ledger account for redeemed points."""
+        return services.create_partner(db.session, actor, shards=current_app.config["SETTINGS"].system_account_shards,
+                                       **args)
+
+
+@blp.route("/partners/<int:partner_id>/outlets")
+class Outlets(MethodView):
+    @require("staff", "admin")
+    @blp.arguments(OutletIn)
+    @blp.response(201, OutletOut)
+    def post(self, args: dict[str, Any], partner_id: int, actor: Principal) -> Any:
+        """Add an outlet (shop, counter, window) to a partner."""
+        return services.create_outlet(db.session, actor, partner_id, **args)
+
+
+@blp.route("/outlets/<int:outlet_id>/api-keys")
+class OutletKeys(MethodView):
+    @require("staff", "admin")
+    @blp.arguments(ApiKeyIn)
+    @blp.response(201, IssuedKeyOut)
+    def post(self, args: dict[str, Any], outlet_id: int, actor: Principal) -> dict[str, Any]:
+        """Issue an API key for an outlet. The key is in this response only."""
+        secret, key = identity.issue_api_key(db.session, actor, outlet_id, args["label"])
+        return {**{c: getattr(key, c) for c in ("id", "outlet_id", "prefix", "label", "created_at", "revoked_at",
+                                                "last_used_at")}, "key": secret}
+
+
+@blp.route("/api-keys/<int:key_id>")
+class OutletKey(MethodView):
+    @require("staff", "admin")
+    @blp.response(200, ApiKeyOut)
+    def delete(self, key_id: int, actor: Principal) -> Any:
+        """Revoke a key at once."""
+        return identity.revoke_api_key(db.session, actor, key_id)
+
+
+@blp.route("/audit")
+class AuditLog(MethodView):
+    @require("staff", "auditor")
+    @blp.arguments(AuditArgs, location="query")
+    @blp.response(200, AuditPageOut)
+    def get(self, args: dict[str, Any], actor: Principal) -> dict[str, Any]:
+        """Who did what, when, from where, newest first, within my scope."""
+        before = args.pop("before")
+        rows, nxt = services.audit_log(db.session, actor, before_id=before, **args)
+        return {"items": rows, "next": nxt}

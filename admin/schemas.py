@@ -1,0 +1,130 @@
+"""Schemas for staff administration: people, partners, keys and the audit log."""
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from identity.schemas import PHONE
+from infra.api import DumpSchema, LoadSchema, page_schema
+from infra.auth import STAFF_ROLES
+from infra.security import mask_phone
+
+PARTICIPANT_ROLES = ("grid_leader", "part_time_mediator", "family_representative", "silver_mediator", "expert")
+
+
+class ParticipantIn(LoadSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    phone = fields.String(required=True, validate=PHONE)
+    region_id = fields.Integer(required=True, metadata={"description": "The participant's grid"})
+    role = fields.String(load_default="grid_leader", validate=validate.OneOf(PARTICIPANT_ROLES))
+    password = fields.String(load_default=None, validate=validate.Length(min=8, max=200), load_only=True)
+
+
+class ParticipantOut(DumpSchema):
+    id = fields.Integer()
+    name = fields.String()
+    phone = fields.Function(lambda p: mask_phone(p.phone))
+    region_id = fields.Integer()
+    role = fields.String()
+    active = fields.Boolean()
+    created_at = fields.DateTime()
+
+
+class ParticipantContactOut(ParticipantOut):
+    phone = fields.String()
+
+
+class StaffIn(LoadSchema):
+    username = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_.-]{3,50}$",
+                                                                     error="3-50 lowercase letters, digits, _ . -"))
+    display_name = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    role = fields.String(required=True, validate=validate.OneOf(STAFF_ROLES))
+    scope_region_id = fields.Integer(required=True)
+    password = fields.String(required=True, validate=validate.Length(min=10, max=200), load_only=True)
+    participant_id = fields.Integer(load_default=None)
+
+
+class StaffOut(DumpSchema):
+    id = fields.Integer()
+    username = fields.String()
+    display_name = fields.String()
+    role = fields.String()
+    scope_region_id = fields.Integer()
+    active = fields.Boolean()
+
+
+class PartnerIn(LoadSchema):
+    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{2,32}$"))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    name_en = fields.String(load_default=None, validate=validate.Length(max=100))
+    region_id = fields.Integer(required=True)
+
+
+class OutletIn(LoadSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    region_id = fields.Integer(required=True)
+    address = fields.String(load_default=None, validate=validate.Length(max=200))
+
+
+class OutletOut(DumpSchema):
+    id = fields.Integer()
+    partner_id = fields.Integer()
+    name = fields.String()
+    address = fields.String(allow_none=True)
+    region_id = fields.Integer()
+    active = fields.Boolean()
+
+
+class PartnerOut(DumpSchema):
+    id = fields.Integer()
+    code = fields.String()
+    name = fields.String()
+    name_en = fields.String(allow_none=True)
+    region_id = fields.Integer()
+    active = fields.Boolean()
+    outlets = fields.List(fields.Nested(OutletOut))
+
+
+class ApiKeyIn(LoadSchema):
+    label = fields.String(load_default=None, validate=validate.Length(max=100))
+
+
+class ApiKeyOut(DumpSchema):
+    id = fields.Integer()
+    outlet_id = fields.Integer()
+    prefix = fields.String()
+    label = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    revoked_at = fields.DateTime(allow_none=True)
+    last_used_at = fields.DateTime(allow_none=True)
+
+
+class IssuedKeyOut(ApiKeyOut):
+    key = fields.String(metadata={"description": "The key itself. Shown once; only its digest is kept."})
+
+
+class AuditArgs(LoadSchema):
+    action = fields.String(load_default=None)
+    actor_kind = fields.String(load_default=None, validate=validate.OneOf(["staff", "participant", "outlet", "system"]))
+    actor_id = fields.Integer(load_default=None)
+    object_type = fields.String(load_default=None)
+    object_id = fields.String(load_default=None)
+    since = fields.AwareDateTime(load_default=None)
+    until = fields.AwareDateTime(load_default=None)
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    before = fields.Integer(load_default=None, validate=validate.Range(min=1))
+
+
+class AuditOut(DumpSchema):
+    id = fields.Integer()
+    at = fields.DateTime()
+    actor_kind = fields.String()
+    actor_id = fields.Integer()
+    actor_label = fields.String()
+    action = fields.String()
+    object_type = fields.String(allow_none=True)
+    object_id = fields.String(allow_none=True)
+    details = fields.Dict()
+    ip = fields.String(allow_none=True)
+
+
+AuditPageOut = page_schema(AuditOut, "AuditPageOut")

@@ -1,0 +1,114 @@
+"""Staff operations that span domains: enrolling people and partners (with their ledger
+accounts), and reading the audit log within the reader's scope."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import false, or_, select
+from sqlalchemy.orm import Session
+
+from infra.auth import Principal
+from infra.errors import Forbidden, NotFound
+from identity import services as identity
+from identity.models import AuditEntry, Outlet, Participant, Partner, StaffUser
+from ledger.services import accounts
+
+
+def enrol_participant(session: Session, actor: Principal, *, name: str, phone: str, region_id: int,
+                      password: str | None, role: str) -> Participant:
+    if not actor.has_role("clerk"):
+        raise Forbidden("Only a clerk or admin enrols participants.", code="role_required")
+    region = identity.get_region(session, region_id)
+    if not actor.in_scope(region.path):
+        raise NotFound("Region not found.", details={"region_id": ["Outside your scope."]})
+    person = identity.create_participant(session, name=name, phone=phone, region=region, password=password, role=role)
+    accounts.participant_account(session, person.id)
+    identity.audit(session, actor, "participant.enrol", object_type="participant", object_id=person.id,
+                   region_path=person.region_path, details={"region_id": region.id, "role": role})
+    return person
+
+
+def reveal_participant(session: Session, actor: Principal, participant_id: int) -> Participant:
+    """Full contact details for staff who must call the person; the look-up itself is audited."""
+    person = identity.get_participant_in_scope(session, actor, participant_id)
+    if not actor.has_role("clerk", "verifier", "approver"):
+        raise Forbidden("Your role does not see contact details.", code="role_required")
+    identity.audit(session, actor, "participant.reveal_contact", object_type="participant", object_id=person.id,
+                   region_path=person.region_path)
+    return person
+
+
+def create_staff_user(session: Session, actor: Principal, *, username: str, display_name: str, role: str,
+                      scope_region_id: int, password: str, participant_id: int | None) -> StaffUser:
+    if not actor.has_role("admin"):
+        raise Forbidden("Only an admin creates staff users.", code="role_required")
+    scope = identity.get_region(session, scope_region_id)
+    if not actor.in_scope(scope.path):
+        raise NotFound("Region not found.", details={"scope_region_id": ["Outside your scope."]})
+    if participant_id is not None:
+        identity.get_participant_in_scope(session, actor, participant_id)
+    user = identity.create_staff(session, username=username, display_name=display_name, role=role, scope=scope,
+                                 password=password, participant_id=participant_id)
+    identity.audit(session, actor, "staff.create", object_type="staff_user", object_id=user.id,
+                   region_path=scope.path, details={"username": username, "role": role})
+    return user
+
+
+def list_staff(session: Session, actor: Principal) -> list[StaffUser]:
+    if not actor.has_role("admin", "auditor"):
+        raise Forbidden("Your role does not list staff.", code="role_required")
+    return [u for u in session.scalars(select(StaffUser).order_by(StaffUser.id)) if actor.in_scope(u.scope_region.path)]
+
+
+def create_partner(session: Session, actor: Principal, *, code: str, name: str, name_en: str | None, region_id: int,
+                   shards: int) -> Partner:
+    if not actor.has_role("admin"):
+        raise Forbidden("Only an admin registers partners.", code="role_required")
+    region = identity.get_region(session, region_id)
+    if not actor.in_scope(region.path):
+        raise NotFound("Region not found.", details={"region_id": ["Outside your scope."]})
+    partner = identity.create_partner(session, code=code, name=name, name_en=name_en, region=region)
+    accounts.partner_account(session, partner.id, shards)
+    identity.audit(session, actor, "partner.create", object_type="partner", object_id=partner.id,
+                   region_path=region.path, details={"code": code, "name": name})
+    return partner
+
+
+def create_outlet(session: Session, actor: Principal, partner_id: int, *, name: str, region_id: int,
+                  address: str | None) -> Outlet:
+    if not actor.has_role("admin"):
+        raise Forbidden("Only an admin registers outlets.", code="role_required")
+    partner = session.get(Partner, partner_id)
+    if partner is None:
+        raise NotFound("Partner not found.")
+    region = identity.get_region(session, region_id)
+    outlet = identity.create_outlet(session, partner, name=name, region=region, address=address)
+    identity.audit(session, actor, "outlet.create", object_type="outlet", object_id=outlet.id,
+                   region_path=region.path, details={"partner_id": partner.id, "name": name})
+    return outlet
+
+
+def audit_log(session: Session, actor: Principal, *, action: str | None = None, actor_kind: str | None = None,
+              actor_id: int | None = None, object_type: str | None = None, object_id: str | None = None,
+              since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int = 50,
+              before_id: int | None = None) -> tuple[list[AuditEntry], int | None]:
+    """Auditors and admins read actions on objects inside their scope (and their own)."""
+    if not actor.has_role("auditor"):
+        raise Forbidden("Only an auditor or admin reads the audit log.", code="role_required")
+    stmt = (select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
+            .where(or_(AuditEntry.region_path.startswith(actor.scope_path or "\x00"),
+                       AuditEntry.region_path.is_(None) if identity.is_county_scope(actor) else false(),
+                       (AuditEntry.actor_kind == "staff") & (AuditEntry.actor_id == actor.id))))
+    for column, value in ((AuditEntry.action, action), (AuditEntry.actor_kind, actor_kind),
+                          (AuditEntry.actor_id, actor_id), (AuditEntry.object_type, object_type),
+                          (AuditEntry.object_id, object_id)):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if since:
+        stmt = stmt.where(AuditEntry.at >= since)
+    if until:
+        stmt = stmt.where(AuditEntry.at <= until)
+    if before_id:
+        stmt = stmt.where(AuditEntry.id < before_id)
+    rows = list(session.scalars(stmt))
+    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)

@@ -1,0 +1,34 @@
+"""Sign-in and identity schemas. Load and dump kept apart; personal data masked on the way out."""
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from infra.api import DumpSchema, LoadSchema
+
+PHONE = validate.Regexp(r"^1\d{10}$", error="A mainland mobile number: 11 digits starting with 1.")
+
+
+class StaffLoginIn(LoadSchema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=200), load_only=True)
+
+
+class ParticipantLoginIn(LoadSchema):
+    phone = fields.String(required=True, validate=PHONE)
+    password = fields.String(required=True, validate=validate.Length(min=1, max=200), load_only=True)
+
+
+class TokenOut(DumpSchema):
+    token = fields.String(metadata={"description": "Send as `Authorization: Bearer <token>`. Shown once."})
+    expires_at = fields.DateTime()
+    kind = fields.String()
+    role = fields.String(allow_none=True)
+
+
+class PrincipalOut(DumpSchema):
+    kind = fields.String()
+    id = fields.Integer()
+    label = fields.String()
+    role = fields.String(allow_none=True)
+    scope_region_id = fields.Integer(allow_none=True)
+    partner_id = fields.Integer(allow_none=True)

@@ -1,0 +1,212 @@
+"""Identity services: sign-in, tokens and keys, people and organisations, scope, audit."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from infra.auth import STAFF_ROLES, Principal
+from infra.db import utcnow
+from infra.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from infra.security import digest_secret, hash_password, new_secret, password_needs_rehash, verify_password
+from identity.models import ApiKey, AuditEntry, AuthToken, Outlet, Participant, Partner, Region, StaffUser
+
+
+# --- audit -----------------------------------------------------------------------------------
+
+def audit(session: Session, actor: Principal, action: str, *, object_type: str | None = None,
+          object_id: Any = None, region_path: str | None = None, details: dict[str, Any] | None = None) -> None:
+    """Record a staff (or system) action. Append-only: the table refuses UPDATE and DELETE."""
+    session.add(AuditEntry(
+        actor_kind=actor.kind, actor_id=actor.id, actor_label=actor.label[:100], action=action,
+        object_type=object_type, object_id=None if object_id is None else str(object_id),
+        region_path=region_path, details=details or {}, ip=actor.ip, user_agent=actor.user_agent,
+    ))
+
+
+# --- regions ---------------------------------------------------------------------------------
+
+def create_region(session: Session, *, level: str, code: str, name: str, parent: Region | None = None,
+                  name_en: str | None = None) -> Region:
+    region = Region(level=level, code=code, name=name, name_en=name_en, parent_id=parent.id if parent else None)
+    session.add(region)
+    session.flush()
+    region.path = f"{parent.path if parent else '/'}{region.id}/"
+    session.flush()
+    return region
+
+
+def get_region(session: Session, region_id: int) -> Region:
+    region = session.get(Region, region_id)
+    if region is None:
+        raise NotFound("Region not found.", details={"region_id": [f"No region {region_id}."]})
+    return region
+
+
+def is_county_scope(actor: Principal) -> bool:
+    return actor.is_staff and actor.scope_path is not None and actor.scope_path.count("/") == 2
+
+
+# --- people ----------------------------------------------------------------------------------
+
+def create_participant(session: Session, *, name: str, phone: str, region: Region, password: str | None = None,
+                       role: str = "grid_leader") -> Participant:
+    if region.level != "grid":
+        raise ValidationFailed("Participants belong to a grid.", details={"region_id": ["Choose a grid."]})
+    if session.scalar(select(Participant.id).where(Participant.phone == phone)):
+        raise Conflict("This phone number is already registered.", code="phone_taken",
+                       details={"phone": ["Already registered."]})
+    participant = Participant(name=name, phone=phone, region_id=region.id, region_path=region.path, role=role,
+                              password_hash=hash_password(password) if password else None)
+    session.add(participant)
+    session.flush()
+    return participant
+
+
+def create_staff(session: Session, *, username: str, display_name: str, role: str, scope: Region, password: str,
+                 participant_id: int | None = None) -> StaffUser:
+    if role not in STAFF_ROLES:
+        raise ValidationFailed("Unknown role.", details={"role": [f"One of {', '.join(STAFF_ROLES)}."]})
+    if len(password) < 10:
+        raise ValidationFailed("Password too short.", details={"password": ["At least 10 characters."]})
+    if scope.level == "grid":
+        raise ValidationFailed("Staff scope is a county, township or village.", details={"scope_region_id": ["Not a grid."]})
+    if session.scalar(select(StaffUser.id).where(StaffUser.username == username)):
+        raise Conflict("Username taken.", code="username_taken", details={"username": ["Already taken."]})
+    user = StaffUser(username=username, display_name=display_name, role=role, scope_region_id=scope.id,
+                     password_hash=hash_password(password), participant_id=participant_id)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def staff_principal(user: StaffUser) -> Principal:
+    return Principal(kind="staff", id=user.id, label=user.username, role=user.role,
+                     scope_region_id=user.scope_region_id, scope_path=user.scope_region.path,
+                     participant_id=user.participant_id)
+
+
+def participant_principal(p: Participant) -> Principal:
+    return Principal(kind="participant", id=p.id, label=f"participant:{p.id}", participant_id=p.id)
+
+
+# --- sign-in ---------------------------------------------------------------------------------
+
+def _issue_token(session: Session, kind: str, subject_id: int, ttl: dt.timedelta) -> tuple[str, dt.datetime]:
+    token = new_secret("jy_st" if kind == "staff" else "jy_pt")
+    expires = utcnow() + ttl
+    session.add(AuthToken(token_digest=digest_secret(token), subject_kind=kind, subject_id=subject_id, expires_at=expires))
+    session.flush()
+    return token, expires
+
+
+def login_staff(session: Session, username: str, password: str, ttl: dt.timedelta, *, ip: str | None = None,
+                user_agent: str | None = None) -> tuple[str, dt.datetime, StaffUser]:
+    user = session.scalar(select(StaffUser).where(StaffUser.username == username))
+    if not verify_password(user.password_hash if user else None, password) or user is None or not user.active:
+        raise Unauthorized("Wrong username or password.", code="bad_credentials")
+    if password_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    token, expires = _issue_token(session, "staff", user.id, ttl)
+    actor = Principal(**{**staff_principal(user).__dict__, "ip": ip, "user_agent": user_agent})
+    audit(session, actor, "staff.login", object_type="staff_user", object_id=user.id)
+    return token, expires, user
+
+
+def login_participant(session: Session, phone: str, password: str, ttl: dt.timedelta) -> tuple[str, dt.datetime, Participant]:
+    person = session.scalar(select(Participant).where(Participant.phone == phone))
+    if not verify_password(person.password_hash if person else None, password) or person is None or not person.active:
+        raise Unauthorized("Wrong phone number or password.", code="bad_credentials")
+    token, expires = _issue_token(session, "participant", person.id, ttl)
+    return token, expires, person
+
+
+def logout(session: Session, actor: Principal, token: str) -> None:
+    session.execute(update(AuthToken).where(AuthToken.token_digest == digest_secret(token), AuthToken.revoked_at.is_(None))
+                    .values(revoked_at=utcnow()))
+    if actor.is_staff:
+        audit(session, actor, "staff.logout", object_type="staff_user", object_id=actor.id)
+
+
+def principal_for(session: Session, scheme: str, credential: str) -> Principal | None:
+    """Resolve a bearer token or an outlet API key; None when unknown, expired or revoked."""
+    digest = digest_secret(credential)
+    now = utcnow()
+    if scheme == "bearer":
+        token = session.scalar(select(AuthToken).where(AuthToken.token_digest == digest))
+        if token is None or token.revoked_at is not None or token.expires_at <= now:
+            return None
+        if token.subject_kind == "staff":
+            user = session.get(StaffUser, token.subject_id)
+            return staff_principal(user) if user and user.active else None
+        person = session.get(Participant, token.subject_id)
+        return participant_principal(person) if person and person.active else None
+    key = session.scalar(select(ApiKey).where(ApiKey.key_digest == digest))
+    if key is None or key.revoked_at is not None:
+        return None
+    outlet = key.outlet
+    if not outlet.active or not outlet.partner.active:
+        return None
+    return Principal(kind="outlet", id=outlet.id, label=f"outlet:{outlet.id}", partner_id=outlet.partner_id,
+                     extra={"api_key_id": key.id})
+
+
+# --- partners, outlets, keys -----------------------------------------------------------------
+
+def create_partner(session: Session, *, code: str, name: str, region: Region, name_en: str | None = None) -> Partner:
+    if session.scalar(select(Partner.id).where(Partner.code == code)):
+        raise Conflict("Partner code taken.", details={"code": ["Already taken."]})
+    partner = Partner(code=code, name=name, name_en=name_en, region_id=region.id)
+    session.add(partner)
+    session.flush()
+    return partner
+
+
+def create_outlet(session: Session, partner: Partner, *, name: str, region: Region, address: str | None = None) -> Outlet:
+    outlet = Outlet(partner_id=partner.id, name=name, region_id=region.id, address=address)
+    session.add(outlet)
+    session.flush()
+    return outlet
+
+
+def issue_api_key(session: Session, actor: Principal, outlet_id: int, label: str | None = None) -> tuple[str, ApiKey]:
+    """Returns the key itself, which is never stored and never shown again."""
+    if not actor.has_role("admin"):
+        raise Forbidden("Only an admin issues API keys.")
+    outlet = session.get(Outlet, outlet_id)
+    if outlet is None:
+        raise NotFound("Outlet not found.")
+    secret = new_secret("jy_key")
+    key = ApiKey(outlet_id=outlet.id, prefix=secret[:10], key_digest=digest_secret(secret), label=label,
+                 created_by=actor.id if actor.is_staff else None)
+    session.add(key)
+    session.flush()
+    audit(session, actor, "api_key.issue", object_type="api_key", object_id=key.id,
+          details={"outlet_id": outlet.id, "prefix": key.prefix})
+    return secret, key
+
+
+def revoke_api_key(session: Session, actor: Principal, key_id: int) -> ApiKey:
+    if not actor.has_role("admin"):
+        raise Forbidden("Only an admin revokes API keys.")
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound("API key not found.")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        audit(session, actor, "api_key.revoke", object_type="api_key", object_id=key.id,
+              details={"outlet_id": key.outlet_id, "prefix": key.prefix})
+    session.flush()
+    return key
+
+
+def get_participant_in_scope(session: Session, actor: Principal, participant_id: int) -> Participant:
+    """Object-level check: a participant sees only themselves; staff only inside their scope."""
+    person = session.get(Participant, participant_id)
+    visible = person is not None and (
+        (actor.kind == "participant" and actor.id == person.id) or actor.in_scope(person.region_path))
+    if not visible:
+        raise NotFound("Participant not found.")
+    return person  # type: ignore[return-value]

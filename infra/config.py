@@ -1,0 +1,91 @@
+"""Configuration from the environment, with embedded defaults that need nothing installed."""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def _default_instance_dir() -> Path:
+    return Path(os.environ.get("JIEYOU_INSTANCE_DIR", Path.cwd() / "instance"))
+
+
+def _secret_key(instance: Path) -> str:
+    """A stable random key for the embedded default, kept in the instance folder."""
+    if key := os.environ.get("SECRET_KEY"):
+        return key
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass
+class Settings:
+    """Everything the service reads from its environment, in one typed place."""
+
+    instance_dir: Path = field(default_factory=_default_instance_dir)
+    database_url: str = ""
+    broker_url: str = ""
+    result_backend: str = ""
+    ratelimit_storage_uri: str = "memory://"
+    secret_key: str = ""
+    token_ttl_hours: int = 12
+    # Manual adjustments larger than this (absolute points) need an approver's second pair of eyes.
+    adjustment_approval_threshold: int = 20
+    # Shards for system accounts (issuance, partner, adjustment), so awards don't queue on one row.
+    system_account_shards: int = 16
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    login_rate_limit: str = "10 per minute"
+    default_locale: str = "zh"
+    sql_echo: bool = False
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        instance = Path(str(overrides.pop("instance_dir", _default_instance_dir())))
+        env = os.environ
+        settings = cls(
+            instance_dir=instance,
+            database_url=env.get("DATABASE_URL") or f"sqlite:///{instance / 'jieyou.db'}",
+            broker_url=env.get("CELERY_BROKER_URL", ""),
+            result_backend=env.get("CELERY_RESULT_BACKEND", ""),
+            ratelimit_storage_uri=env.get("RATELIMIT_STORAGE_URI", "memory://"),
+            secret_key="",
+            token_ttl_hours=_int("TOKEN_TTL_HOURS", 12),
+            adjustment_approval_threshold=_int("ADJUSTMENT_APPROVAL_THRESHOLD", 20),
+            system_account_shards=_int("SYSTEM_ACCOUNT_SHARDS", 16),
+            argon2_time_cost=_int("ARGON2_TIME_COST", 3),
+            argon2_memory_kib=_int("ARGON2_MEMORY_KIB", 65536),
+            login_rate_limit=env.get("LOGIN_RATE_LIMIT", "10 per minute"),
+            default_locale=env.get("DEFAULT_LOCALE", "zh"),
+            sql_echo=env.get("SQL_ECHO", "") == "1",
+        )
+        for key, value in overrides.items():
+            if not hasattr(settings, key):
+                raise TypeError(f"unknown setting {key}")
+            setattr(settings, key, value)
+        if settings.database_url.startswith("postgresql://"):
+            settings.database_url = "postgresql+psycopg://" + settings.database_url[len("postgresql://"):]
+        if settings.database_url.startswith("sqlite"):
+            instance.mkdir(parents=True, exist_ok=True)
+        if not settings.secret_key:
+            settings.secret_key = _secret_key(instance)
+        return settings
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured: Celery tasks run in-process."""
+        return not self.broker_url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

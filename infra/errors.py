@@ -1,0 +1,136 @@
+"""Domain errors and the one JSON error shape every client sees:
+
+    {"error": {"code": "insufficient_balance", "message": "...", "details": {"field": ["..."]}}}
+
+`code` is stable for programs; `message` is in the reader's language (Chinese first).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify, request
+from flask_babel import gettext
+from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """A broken business rule. Subclasses fix the HTTP status and a default code."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None,
+                 **params: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.params = params
+        if code:
+            self.code = code
+        self.details = details or {}
+
+    def localized(self) -> str:
+        return gettext(self.message, **self.params)
+
+
+class ValidationFailed(DomainError):
+    status = 422
+    code = "validation_failed"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    code = "unauthorized"
+
+
+class IdempotencyConflict(DomainError):
+    """Same idempotency key, different payload: the caller reused a key by mistake."""
+
+    status = 422
+    code = "idempotency_key_reused"
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+_HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_failed",
+    429: "rate_limited", 500: "internal_error", 503: "unavailable",
+}
+
+
+def _flatten_webargs(messages: dict[str, Any]) -> dict[str, Any]:
+    """webargs nests errors by location ({"json": {"amount": [...]}}); clients want fields."""
+    flat: dict[str, Any] = {}
+    for location, fields in messages.items():
+        if isinstance(fields, dict):
+            flat.update(fields)
+        else:
+            flat[location] = fields
+    return flat
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError) -> Any:
+        return jsonify(error_body(exc.code, exc.localized(), exc.details)), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        data = getattr(exc, "data", None) or {}
+        details: dict[str, Any] = {}
+        if "messages" in data:
+            details = _flatten_webargs(data["messages"])
+            message = gettext("Some fields are invalid.")
+        elif status == 404:
+            message = gettext("Not found.")
+        elif status == 405:
+            message = gettext("Method not allowed.")
+        elif status == 429:
+            message = gettext("Too many requests; try again later.")
+        elif status == 401:
+            message = gettext("Sign in first.")
+        else:
+            message = exc.description or exc.name
+        response = jsonify(error_body(_HTTP_CODES.get(status, "error"), message, details))
+        response.status_code = status
+        if status == 429 and exc.get_response().headers.get("Retry-After"):
+            response.headers["Retry-After"] = exc.get_response().headers["Retry-After"]
+        return response
+
+    @app.errorhandler(OperationalError)
+    def _db_busy(exc: OperationalError) -> Any:
+        log.warning("database busy on %s: %s", request.path, exc)
+        return jsonify(error_body("unavailable", gettext("The service is busy; try again."))), 503
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(exc: IntegrityError) -> Any:
+        # Services check rules first; reaching here means a race the database caught for us.
+        log.warning("integrity error on %s: %s", request.path, exc.orig)
+        return jsonify(error_body("conflict", gettext("The request conflicts with the current state; retry."))), 409
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        log.exception("unhandled error on %s", request.path)
+        return jsonify(error_body("internal_error", gettext("Internal error."))), 500

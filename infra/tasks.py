@@ -1,0 +1,47 @@
+"""Celery factory. Tasks take ids, run inside the Flask app context and one unit of work that
+commits when the task returns. With no broker configured, tasks run in-process (eagerly)."""
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+
+from infra.db import db
+
+
+class UnitOfWorkTask(Task):
+    """Each run gets a fresh session, committed on success and rolled back on failure."""
+
+    abstract = True
+    flask_app: Flask | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        assert self.flask_app is not None, "create the app before running tasks"
+        with self.flask_app.app_context():
+            with db.unit_of_work() as session:
+                return self.run(session, *args, **kwargs)
+
+
+celery = Celery("jieyou", task_cls=UnitOfWorkTask)
+
+
+def init_celery(app: Flask, broker_url: str, result_backend: str, beat_schedule: dict[str, Any]) -> Celery:
+    UnitOfWorkTask.flask_app = app
+    celery.conf.update(
+        broker_url=broker_url or "memory://",
+        result_backend=result_backend or None,
+        task_always_eager=not broker_url,
+        task_eager_propagates=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        timezone="Asia/Shanghai",
+        enable_utc=True,
+        beat_schedule=beat_schedule,
+        broker_connection_retry_on_startup=True,
+    )
+    app.extensions["celery"] = celery
+    return celery

@@ -1,0 +1,107 @@
+"""The one place that builds the application and lists its blueprints."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from flask_smorest import Api
+from sqlalchemy import text
+
+from admin import api as admin_ledger_api
+from admin import people_api as admin_people_api
+from identity import api as identity_api
+from identity.services import principal_for
+from infra.auth import set_principal_loader
+from infra.config import Settings
+from infra.db import db, make_engine
+from infra.errors import register_error_handlers
+from infra.i18n import init_i18n
+from infra.limits import limiter
+from infra.security import configure_password_hasher
+from infra.tasks import init_celery
+from jieyou import pages
+from ledger import api as ledger_api
+from ledger import tasks as ledger_tasks
+
+BLUEPRINTS = [
+    identity_api.blp,
+    ledger_api.blp,
+    admin_ledger_api.blp,
+    admin_people_api.blp,
+]
+
+BEAT_SCHEDULE: dict[str, Any] = {**ledger_tasks.BEAT_SCHEDULE}
+
+
+def create_app(settings: Settings | None = None, *, engine: Any = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
+    app.config.update(
+        SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=10 * 1024 * 1024,
+        API_TITLE="Jieyou 解忧 API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
+        RATELIMIT_HEADERS_ENABLED=True,
+        API_SPEC_OPTIONS={
+            "info": {"description": "Credit-points ledger and incentive redemption. Errors are "
+                                    "`{error: {code, message, details}}`; send `Accept-Language: en` for English."},
+            "components": {"securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}}},
+            "security": [{"bearer": []}, {"apiKey": []}],
+        },
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib)
+    db.configure(engine or make_engine(settings.database_url, echo=settings.sql_echo))
+    set_principal_loader(lambda scheme, credential: principal_for(db.session, scheme, credential))
+    init_i18n(app, settings.default_locale, Path(__file__).resolve().parent / "translations")
+    limiter.init_app(app)
+    init_celery(app, settings.broker_url, settings.result_backend, BEAT_SCHEDULE)
+
+    api = Api(app)
+    for blueprint in BLUEPRINTS:
+        api.register_blueprint(blueprint)
+    app.register_blueprint(pages.blp)
+    register_error_handlers(app)
+    _unit_of_work(app)
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        db.session.execute(text("SELECT 1"))
+        return jsonify(status="ok")
+
+    @app.get("/api/v1/ping")
+    def ping() -> Any:
+        """Trivial JSON endpoint: the baseline for HTTP benchmarks."""
+        return jsonify(pong=True)
+
+    return app
+
+
+def _unit_of_work(app: Flask) -> None:
+    """The request is the unit of work: commit once if it succeeded, else roll back."""
+
+    @app.after_request
+    def commit(response: Response) -> Response:
+        if response.status_code < 400:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        return response
+
+    @app.teardown_appcontext
+    def remove(exc: BaseException | None) -> None:
+        if exc is not None:
+            db.session.rollback()
+        db.session.remove()

@@ -1,0 +1,193 @@
+"""Ledger schemas: balances, statements, postings, corrections and integrity checks."""
+from __future__ import annotations
+
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from infra.api import DumpSchema, IdempotentArgs, LoadSchema, page_schema
+from infra.security import mask_name, mask_phone
+
+KIND_LABELS = {
+    "award": ("积分奖励", "Award"), "redemption": ("积分兑换", "Redemption"), "refund": ("兑换退回", "Refund"),
+    "reversal": ("冲正", "Reversal"), "adjustment": ("人工调整", "Adjustment"),
+}
+
+
+class BalanceArgs(LoadSchema):
+    at = fields.AwareDateTime(load_default=None, metadata={"description": "Balance as of this moment (ISO 8601 with zone)."})
+
+
+class BalanceOut(DumpSchema):
+    account_id = fields.Integer()
+    balance = fields.Integer()
+    as_of = fields.DateTime(allow_none=True)
+
+
+class StatementArgs(LoadSchema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    before = fields.Integer(load_default=None, validate=validate.Range(min=1),
+                            metadata={"description": "Cursor: the `next` value of the previous page."})
+    since = fields.AwareDateTime(load_default=None)
+    until = fields.AwareDateTime(load_default=None)
+
+
+class StatementLineOut(DumpSchema):
+    entry_id = fields.Integer()
+    posting_id = fields.Integer()
+    kind = fields.String()
+    kind_label = fields.Method("_kind_label")
+    reason = fields.String(metadata={"description": "Why the points moved, in plain words"})
+    amount = fields.Integer()
+    balance_after = fields.Integer(allow_none=True)
+    effective_at = fields.DateTime()
+    recorded_at = fields.DateTime()
+    source_type = fields.String(allow_none=True)
+    source_id = fields.String(allow_none=True)
+    reverses_id = fields.Integer(allow_none=True)
+    reversed_by_id = fields.Integer(allow_none=True)
+
+    def _kind_label(self, line: object) -> str:
+        from flask_babel import get_locale
+
+        zh, en = KIND_LABELS.get(getattr(line, "kind"), (getattr(line, "kind"),) * 2)
+        return en if str(get_locale() or "zh").startswith("en") else zh
+
+
+StatementOut = page_schema(StatementLineOut, "StatementOut")
+
+
+class EntryOut(DumpSchema):
+    id = fields.Integer()
+    account_id = fields.Integer()
+    shard = fields.Integer()
+    seq = fields.Integer()
+    amount = fields.Integer()
+    hash = fields.String()
+
+
+class PostingOut(DumpSchema):
+    id = fields.Integer()
+    kind = fields.String()
+    reason = fields.String()
+    actor_kind = fields.String()
+    actor_label = fields.String()
+    source_type = fields.String(allow_none=True)
+    source_id = fields.String(allow_none=True)
+    meta = fields.Dict()
+    effective_at = fields.DateTime()
+    created_at = fields.DateTime()
+    reverses_id = fields.Integer(allow_none=True)
+    entries = fields.List(fields.Nested(EntryOut))
+
+
+class ParticipantBrief(DumpSchema):
+    id = fields.Integer()
+    name = fields.Function(lambda p: p.name, metadata={"description": "Staff in scope see the name"})
+    phone = fields.Function(lambda p: mask_phone(p.phone))
+    region_id = fields.Integer()
+
+
+class AccountRowOut(DumpSchema):
+    id = fields.Function(lambda r: r.account.id)
+    kind = fields.Function(lambda r: r.account.kind)
+    code = fields.Function(lambda r: r.account.code)
+    balance = fields.Integer()
+    participant = fields.Nested(ParticipantBrief, allow_none=True)
+
+
+AccountPageOut = page_schema(AccountRowOut, "AccountPageOut")
+
+
+class AccountSearchArgs(LoadSchema):
+    q = fields.String(load_default=None, validate=validate.Length(min=1, max=50),
+                      metadata={"description": "Part of a name or phone number, or an account code"})
+    region_id = fields.Integer(load_default=None)
+    kind = fields.String(load_default=None, validate=validate.OneOf(
+        ["participant", "issuance", "partner", "adjustment"]))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    after = fields.Integer(load_default=None, validate=validate.Range(min=1))
+
+
+class AdjustmentIn(IdempotentArgs):
+    participant_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    amount = fields.Integer(required=True, strict=True, validate=validate.Range(min=-100000, max=100000))
+    reason = fields.String(required=True, validate=validate.Length(min=2, max=500))
+
+    @validates_schema
+    def _non_zero(self, data: dict, **_kw: object) -> None:
+        if data.get("amount") == 0:
+            raise ValidationError("Must not be zero.", field_name="amount")
+
+
+class ReversalIn(IdempotentArgs):
+    posting_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    reason = fields.String(required=True, validate=validate.Length(min=2, max=500))
+
+
+class ApprovalOut(DumpSchema):
+    id = fields.Integer()
+    kind = fields.String()
+    status = fields.String()
+    account_id = fields.Integer(allow_none=True)
+    amount = fields.Integer(allow_none=True)
+    posting_id = fields.Integer(allow_none=True)
+    reason = fields.String()
+    requested_by = fields.Integer()
+    requested_at = fields.DateTime()
+    decided_by = fields.Integer(allow_none=True)
+    decided_at = fields.DateTime(allow_none=True)
+    decision_note = fields.String(allow_none=True)
+    result_posting_id = fields.Integer(allow_none=True)
+
+
+class AdjustmentOut(DumpSchema):
+    status = fields.String(metadata={"description": "posted, or pending an approver"})
+    posting_id = fields.Integer(allow_none=True)
+    request = fields.Nested(ApprovalOut, allow_none=True)
+
+
+class ApprovalListArgs(LoadSchema):
+    status = fields.String(load_default="pending", validate=validate.OneOf(["pending", "approved", "rejected", "all"]))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+    after = fields.Integer(load_default=None, validate=validate.Range(min=1))
+
+
+class DecisionIn(LoadSchema):
+    approve = fields.Boolean(required=True, strict=True)
+    note = fields.String(load_default=None, validate=validate.Length(max=500))
+
+
+class CheckOut(DumpSchema):
+    id = fields.Integer()
+    kind = fields.String()
+    period_key = fields.String(allow_none=True)
+    started_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    ok = fields.Boolean()
+    stats = fields.Dict()
+    problems = fields.Function(lambda c: (c.problems or {}).get("items", []))
+
+
+class CheckStatusOut(DumpSchema):
+    verify = fields.Nested(CheckOut, allow_none=True)
+    reconcile = fields.Nested(CheckOut, allow_none=True)
+
+
+class RunCheckIn(LoadSchema):
+    kind = fields.String(required=True, validate=validate.OneOf(["verify", "reconcile"]))
+
+
+class DigestOut(DumpSchema):
+    day = fields.Date()
+    created_at = fields.DateTime()
+    digest = fields.String()
+    chain_count = fields.Integer()
+    entry_count = fields.Integer()
+    heads = fields.Dict()
+
+
+class MaskedParticipantOut(DumpSchema):
+    """What a reader who does not need the person sees."""
+
+    id = fields.Integer()
+    name = fields.Function(lambda p: mask_name(p.name))
+    phone = fields.Function(lambda p: mask_phone(p.phone))

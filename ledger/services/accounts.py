@@ -1,0 +1,178 @@
+"""Accounts, balances and statements, with object-level access checks."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from infra.auth import Principal
+from infra.db import dialect_insert
+from infra.errors import NotFound
+from identity.models import Participant, Partner, Region
+from identity.services import is_county_scope
+from ledger.models import Account, BalanceShard, Entry, Posting
+
+ISSUANCE = "issuance"
+ADJUSTMENT = "adjustment"
+
+
+def _open(session: Session, *, kind: str, code: str, name: str, shards: int, allow_negative: bool,
+          participant_id: int | None = None, partner_id: int | None = None) -> Account:
+    """Get or create, safe under concurrency: the unique code decides who creates it."""
+    existing = session.scalar(select(Account).where(Account.code == code))
+    if existing is not None:
+        return existing
+    insert = dialect_insert(session)
+    result = session.execute(insert(Account.__table__).values(
+        kind=kind, code=code, name=name, shard_count=shards, allow_negative=allow_negative,
+        participant_id=participant_id, partner_id=partner_id, created_at=dt.datetime.now(dt.timezone.utc),
+    ).on_conflict_do_nothing(index_elements=["code"]).returning(Account.__table__.c.id)).first()
+    if result is not None:
+        session.execute(insert(BalanceShard.__table__), [
+            {"account_id": result.id, "shard": s, "balance": 0, "allow_negative": allow_negative, "last_seq": 0,
+             "last_hash": "0" * 64} for s in range(shards)])
+    account = session.scalar(select(Account).where(Account.code == code))
+    assert account is not None
+    return account
+
+
+def participant_account(session: Session, participant_id: int) -> Account:
+    return _open(session, kind="participant", code=f"participant:{participant_id}", name=f"participant {participant_id}",
+                 shards=1, allow_negative=False, participant_id=participant_id)
+
+
+def system_account(session: Session, kind: str, shards: int) -> Account:
+    """The issuance or adjustment account: where awarded points come from."""
+    return _open(session, kind=kind, code=kind, name=kind, shards=shards, allow_negative=True)
+
+
+def partner_account(session: Session, partner_id: int, shards: int) -> Account:
+    """Where points redeemed at a partner's outlets land, for settlement."""
+    return _open(session, kind="partner", code=f"partner:{partner_id}", name=f"partner {partner_id}",
+                 shards=shards, allow_negative=True, partner_id=partner_id)
+
+
+def balance(session: Session, account_id: int) -> int:
+    """Cached balance: one indexed read whatever the ledger's size."""
+    return int(session.scalar(select(func.coalesce(func.sum(BalanceShard.balance), 0))
+                              .where(BalanceShard.account_id == account_id)))
+
+
+def balance_at(session: Session, account_id: int, at: dt.datetime) -> int:
+    """Balance as of a past moment: the sum of entries effective up to then."""
+    return int(session.scalar(select(func.coalesce(func.sum(Entry.amount), 0))
+                              .where(Entry.account_id == account_id, Entry.effective_at <= at)))
+
+
+def account_region_path(session: Session, account: Account) -> str:
+    """Where an account belongs, for scope checks; system accounts belong to the whole county."""
+    if account.participant_id is not None:
+        return session.scalar(select(Participant.region_path).where(Participant.id == account.participant_id)) or "/"
+    if account.partner_id is not None:
+        return session.scalar(select(Region.path).join(Partner, Partner.region_id == Region.id)
+                              .where(Partner.id == account.partner_id)) or "/"
+    return session.scalar(select(Region.path).where(Region.parent_id.is_(None)).order_by(Region.id)) or "/"
+
+
+def get_account(session: Session, actor: Principal, account_id: int) -> Account:
+    """The account if the caller may see it, else 404 (never someone else's data)."""
+    account = session.get(Account, account_id)
+    if account is None or not can_see(session, actor, account):
+        raise NotFound("Account not found.", code="account_not_found")
+    return account
+
+
+def can_see(session: Session, actor: Principal, account: Account) -> bool:
+    if actor.kind == "participant":
+        return account.participant_id == actor.id
+    if not actor.is_staff:
+        return False
+    if account.participant_id is not None:
+        path = session.scalar(select(Participant.region_path).where(Participant.id == account.participant_id))
+        return actor.in_scope(path)
+    return is_county_scope(actor)
+
+
+def my_account(session: Session, actor: Principal) -> Account:
+    return participant_account(session, actor.id)
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    entry_id: int
+    posting_id: int
+    kind: str
+    reason: str
+    amount: int
+    balance_after: int | None
+    effective_at: dt.datetime
+    recorded_at: dt.datetime
+    source_type: str | None
+    source_id: str | None
+    reverses_id: int | None
+    reversed_by_id: int | None
+    meta: dict[str, Any]
+
+
+def statement(session: Session, account: Account, *, limit: int = 20, before_id: int | None = None,
+              since: dt.datetime | None = None, until: dt.datetime | None = None) -> tuple[list[StatementLine], int | None]:
+    """Newest first, keyset-paged on entry id (stable under concurrent appends)."""
+    reversal = aliased(Posting)
+    q = (select(Entry, Posting, reversal.id.label("reversed_by_id"))
+         .join(Posting, Posting.id == Entry.posting_id)
+         .outerjoin(reversal, reversal.reverses_id == Posting.id)
+         .where(Entry.account_id == account.id)
+         .order_by(Entry.id.desc()).limit(limit + 1))
+    if before_id is not None:
+        q = q.where(Entry.id < before_id)
+    if since is not None:
+        q = q.where(Entry.effective_at >= since)
+    if until is not None:
+        q = q.where(Entry.effective_at <= until)
+    rows = session.execute(q).all()
+    lines = [StatementLine(
+        entry_id=e.id, posting_id=p.id, kind=p.kind, reason=p.reason, amount=e.amount,
+        balance_after=e.balance_after if account.shard_count == 1 else None, effective_at=e.effective_at,
+        recorded_at=p.created_at, source_type=p.source_type, source_id=p.source_id, reverses_id=p.reverses_id,
+        reversed_by_id=rev_id, meta=p.meta or {},
+    ) for e, p, rev_id in rows[:limit]]
+    next_cursor = lines[-1].entry_id if len(rows) > limit else None
+    return lines, next_cursor
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    account: Account
+    balance: int
+    participant: Participant | None
+
+
+def find_accounts(session: Session, actor: Principal, *, q: str | None = None, region_path: str | None = None,
+                  kind: str | None = None, limit: int = 20, after_id: int | None = None) -> tuple[list[AccountRow], int | None]:
+    """Accounts the staff member may see, filtered by name / phone fragment / region."""
+    bal = (select(BalanceShard.account_id, func.sum(BalanceShard.balance).label("balance"))
+           .group_by(BalanceShard.account_id).subquery())
+    stmt = (select(Account, bal.c.balance, Participant)
+            .join(bal, bal.c.account_id == Account.id)
+            .outerjoin(Participant, Participant.id == Account.participant_id)
+            .order_by(Account.id).limit(limit + 1))
+    scope_filter = Participant.region_path.startswith(actor.scope_path or "\x00")
+    if is_county_scope(actor):
+        stmt = stmt.where(or_(Account.participant_id.is_(None), scope_filter))
+    else:
+        stmt = stmt.where(scope_filter)
+    if region_path:
+        stmt = stmt.where(Participant.region_path.startswith(region_path))
+    if kind:
+        stmt = stmt.where(Account.kind == kind)
+    if q:
+        like = f"%{q.strip()}%"
+        stmt = stmt.where(or_(Participant.name.like(like), Participant.phone.like(like), Account.code == q.strip()))
+    if after_id is not None:
+        stmt = stmt.where(Account.id > after_id)
+    rows = session.execute(stmt).all()
+    out = [AccountRow(account=a, balance=int(b or 0), participant=p) for a, b, p in rows[:limit]]
+    return out, (out[-1].account.id if len(rows) > limit else None)

@@ -1,0 +1,199 @@
+"""Corrections with four eyes: manual adjustments (above a threshold) and reversals need an
+approver who is not the requester. A correction is always a new posting; nothing is edited."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from infra.auth import Principal
+from infra.db import utcnow
+from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from identity.services import audit, get_participant_in_scope
+from ledger.models import Account, ApprovalRequest, Posting
+from ledger.services import accounts
+from ledger.services.posting import Leg, PostingRequest, PostingResult, post
+
+REQUESTER_ROLES = ("clerk", "verifier", "approver")
+APPROVER_ROLES = ("approver",)
+
+
+@dataclass(frozen=True)
+class AdjustmentOutcome:
+    request: ApprovalRequest | None
+    posting_id: int | None
+
+    @property
+    def status(self) -> str:
+        return "posted" if self.posting_id is not None else "pending"
+
+
+def reverse(session: Session, actor: Principal, posting_id: int, reason: str, *,
+            idempotency_key: str | None = None, idem_scope: str | None = None) -> PostingResult:
+    """Post the exact mirror of a posting, linked to it. Refuses reversals and double reversals."""
+    original = session.get(Posting, posting_id)
+    if original is None:
+        raise NotFound("Posting not found.", code="posting_not_found")
+    _check_reversible(session, original)
+    request = PostingRequest(
+        kind="reversal", reason=reason, reverses_id=original.id, idempotency_key=idempotency_key,
+        legs=[Leg(e.account_id, -e.amount, e.shard) for e in original.entries],
+        source_type=original.source_type, source_id=original.source_id, meta={"reverses_kind": original.kind},
+    )
+    try:
+        with session.begin_nested():
+            return post(session, actor, request, idem_scope=idem_scope)
+    except IntegrityError as exc:  # a concurrent reversal won the UNIQUE(reverses_id) race
+        raise Conflict("This posting has already been reversed.", code="already_reversed",
+                       details={"posting_id": [f"Posting {posting_id} is already reversed."]}) from exc
+
+
+def _check_reversible(session: Session, original: Posting) -> None:
+    if original.kind == "reversal":
+        raise Conflict("A reversal cannot itself be reversed; post a new correction instead.",
+                       code="cannot_reverse_reversal", details={"posting_id": ["This posting is a reversal."]})
+    done = session.scalar(select(Posting.id).where(Posting.reverses_id == original.id))
+    if done is not None:
+        raise Conflict("This posting has already been reversed.", code="already_reversed",
+                       details={"posting_id": [f"Reversed by posting {done}."]})
+
+
+def posting_region(session: Session, actor: Principal, posting: Posting) -> str:
+    """The posting's region for scope checks: its participant's, else the county's."""
+    paths = []
+    for entry in posting.entries:
+        account = session.get(Account, entry.account_id)
+        assert account is not None
+        if account.participant_id is not None:
+            paths.append(accounts.account_region_path(session, account))
+    if not paths:
+        account = session.get(Account, posting.entries[0].account_id)
+        assert account is not None
+        paths.append(accounts.account_region_path(session, account))
+    if not all(actor.in_scope(p) for p in paths):
+        raise NotFound("Posting not found.", code="posting_not_found")
+    return paths[0]
+
+
+def _existing_request(session: Session, actor: Principal, key: str | None) -> ApprovalRequest | None:
+    if key is None:
+        return None
+    return session.scalar(select(ApprovalRequest).where(ApprovalRequest.idem_key == f"{actor.id}:{key}"))
+
+
+def request_adjustment(session: Session, actor: Principal, *, participant_id: int, amount: int, reason: str,
+                       threshold: int, adjustment_shards: int, idempotency_key: str | None = None) -> AdjustmentOutcome:
+    """Small adjustments post at once; larger ones wait for an approver."""
+    if not actor.has_role(*REQUESTER_ROLES):
+        raise Forbidden("Your role does not allow adjustments.", code="role_required")
+    person = get_participant_in_scope(session, actor, participant_id)
+    if actor.participant_id == person.id:
+        raise Forbidden("You cannot adjust your own points.", code="self_dealing")
+    if amount == 0:
+        raise ValidationFailed("Amount must not be zero.", details={"amount": ["Must not be zero."]})
+    if existing := _existing_request(session, actor, idempotency_key):
+        return AdjustmentOutcome(request=existing, posting_id=existing.result_posting_id)
+    account = accounts.participant_account(session, person.id)
+    if abs(amount) <= threshold:
+        result = _post_adjustment(session, actor, account.id, amount, reason, adjustment_shards, idempotency_key)
+        audit(session, actor, "ledger.adjust", object_type="posting", object_id=result.posting_id,
+              region_path=person.region_path, details={"participant_id": person.id, "amount": amount, "reason": reason})
+        return AdjustmentOutcome(request=None, posting_id=result.posting_id)
+    request = ApprovalRequest(kind="adjustment", account_id=account.id, amount=amount, reason=reason,
+                              region_path=person.region_path, requested_by=actor.id,
+                              idem_key=f"{actor.id}:{idempotency_key}" if idempotency_key else None)
+    session.add(request)
+    session.flush()
+    audit(session, actor, "ledger.adjust.request", object_type="approval_request", object_id=request.id,
+          region_path=person.region_path, details={"participant_id": person.id, "amount": amount, "reason": reason})
+    return AdjustmentOutcome(request=request, posting_id=None)
+
+
+def _post_adjustment(session: Session, actor: Principal, account_id: int, amount: int, reason: str, shards: int,
+                     key: str | None) -> PostingResult:
+    counter = accounts.system_account(session, accounts.ADJUSTMENT, shards)
+    return post(session, actor, PostingRequest(
+        kind="adjustment", reason=reason, idempotency_key=key,
+        legs=[Leg(account_id, amount), Leg(counter.id, -amount)]))
+
+
+def request_reversal(session: Session, actor: Principal, *, posting_id: int, reason: str,
+                     idempotency_key: str | None = None) -> ApprovalRequest:
+    if not actor.has_role(*REQUESTER_ROLES):
+        raise Forbidden("Your role does not allow reversals.", code="role_required")
+    posting = session.get(Posting, posting_id)
+    if posting is None:
+        raise NotFound("Posting not found.", code="posting_not_found")
+    region = posting_region(session, actor, posting)
+    if existing := _existing_request(session, actor, idempotency_key):
+        return existing
+    _check_reversible(session, posting)
+    pending = session.scalar(select(ApprovalRequest.id).where(
+        ApprovalRequest.posting_id == posting_id, ApprovalRequest.status == "pending"))
+    if pending is not None:
+        raise Conflict("A reversal of this posting is already waiting for approval.", code="reversal_pending",
+                       details={"posting_id": [f"See request {pending}."]})
+    request = ApprovalRequest(kind="reversal", posting_id=posting_id, reason=reason, region_path=region,
+                              requested_by=actor.id,
+                              idem_key=f"{actor.id}:{idempotency_key}" if idempotency_key else None)
+    session.add(request)
+    session.flush()
+    audit(session, actor, "ledger.reverse.request", object_type="approval_request", object_id=request.id,
+          region_path=region, details={"posting_id": posting_id, "reason": reason})
+    return request
+
+
+def get_request(session: Session, actor: Principal, request_id: int) -> ApprovalRequest:
+    request = session.get(ApprovalRequest, request_id)
+    if request is None or not actor.in_scope(request.region_path):
+        raise NotFound("Approval request not found.")
+    return request
+
+
+def list_requests(session: Session, actor: Principal, *, status: str | None = "pending", limit: int = 50,
+                  after_id: int | None = None) -> list[ApprovalRequest]:
+    stmt = (select(ApprovalRequest).where(ApprovalRequest.region_path.startswith(actor.scope_path or "\x00"))
+            .order_by(ApprovalRequest.id).limit(limit))
+    if status:
+        stmt = stmt.where(ApprovalRequest.status == status)
+    if after_id:
+        stmt = stmt.where(ApprovalRequest.id > after_id)
+    return list(session.scalars(stmt))
+
+
+def decide(session: Session, actor: Principal, request_id: int, *, approve: bool, note: str | None,
+           adjustment_shards: int) -> ApprovalRequest:
+    """The second pair of eyes. The approver is never the requester (checked here and by a CHECK)."""
+    if not actor.has_role(*APPROVER_ROLES):
+        raise Forbidden("Only an approver decides corrections.", code="role_required")
+    request = get_request(session, actor, request_id)
+    if request.status != "pending":
+        raise Conflict("This request has already been decided.", code="already_decided",
+                       details={"status": [request.status]})
+    if request.requested_by == actor.id:
+        raise Forbidden("You cannot approve your own request.", code="four_eyes")
+    if request.kind == "adjustment" and actor.participant_id is not None:
+        owner = session.scalar(select(Account.participant_id).where(Account.id == request.account_id))
+        if owner == actor.participant_id:
+            raise Forbidden("You cannot approve points for yourself.", code="self_dealing")
+    if approve:
+        if request.kind == "adjustment":
+            assert request.account_id is not None and request.amount is not None
+            result = _post_adjustment(session, actor, request.account_id, request.amount, request.reason,
+                                      adjustment_shards, f"approval:{request.id}")
+        else:
+            assert request.posting_id is not None
+            result = reverse(session, actor, request.posting_id, request.reason,
+                             idempotency_key=f"approval:{request.id}")
+        request.result_posting_id = result.posting_id
+    request.status = "approved" if approve else "rejected"
+    request.decided_by = actor.id
+    request.decided_at = utcnow()
+    request.decision_note = note
+    session.flush()
+    audit(session, actor, f"ledger.{request.kind}.{request.status}", object_type="approval_request",
+          object_id=request.id, region_path=request.region_path,
+          details={"note": note, "result_posting_id": request.result_posting_id})
+    return request

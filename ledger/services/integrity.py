@@ -1,0 +1,198 @@
+"""Proof that nobody altered the ledger.
+
+* verify: recompute every chain and name the first altered or missing entry of each;
+* digest: a daily snapshot of chain heads to keep outside the database, so that rewriting a
+  whole chain (hashes included) is caught when checked against the snapshot;
+* reconcile: cached balances equal the sum of entries, every posting sums to zero, all entries
+  sum to zero. These report; they never fix.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from infra.db import dialect_insert, utcnow
+from ledger.models import GENESIS_HASH, BalanceShard, ChainDigest, Entry, LedgerCheck, Posting
+from ledger.services.chain import canonical_json, entry_hash, posting_fingerprint
+
+MAX_PROBLEMS = 200
+
+
+@dataclass
+class Report:
+    kind: str
+    ok: bool = True
+    stats: dict[str, int] = field(default_factory=dict)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    def problem(self, **details: Any) -> None:
+        self.ok = False
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(details)
+
+
+_POSTING_COLUMNS = (Posting.id, Posting.kind, Posting.reason, Posting.actor_kind, Posting.actor_id, Posting.actor_label,
+                    Posting.source_type, Posting.source_id, Posting.meta, Posting.effective_at, Posting.idem_scope,
+                    Posting.idem_key, Posting.reverses_id)
+
+
+def verify_chains(session: Session, *, account_id: int | None = None) -> Report:
+    """Walk every chain in order; report the first broken link of each chain."""
+    report = Report(kind="verify")
+    stmt = (select(Entry.id.label("entry_id"), Entry.account_id, Entry.shard, Entry.seq, Entry.amount, Entry.balance_after,
+                   Entry.prev_hash, Entry.hash, *_POSTING_COLUMNS)
+            .join(Posting, Posting.id == Entry.posting_id)
+            .order_by(Entry.account_id, Entry.shard, Entry.seq))
+    heads = select(BalanceShard)
+    if account_id is not None:
+        stmt = stmt.where(Entry.account_id == account_id)
+        heads = heads.where(BalanceShard.account_id == account_id)
+    expected = {(b.account_id, b.shard): b for b in session.scalars(heads)}
+    chain: tuple[int, int] | None = None
+    running_hash, running_balance, next_seq, broken = GENESIS_HASH, 0, 1, False
+    entries = 0
+
+    def close_chain(key: tuple[int, int] | None) -> None:
+        if key is None or broken:
+            return
+        head = expected.get(key)
+        if head is None:
+            report.problem(account_id=key[0], shard=key[1], problem="chain_without_balance_row")
+        elif head.last_seq != next_seq - 1 or head.last_hash != running_hash:
+            report.problem(account_id=key[0], shard=key[1], seq=next_seq, entry_id=None,
+                           problem="missing_entries_at_end",
+                           detail=f"head says seq {head.last_seq}, entries end at {next_seq - 1}")
+
+    seen_chains: set[tuple[int, int]] = set()
+    for row in session.execute(stmt.execution_options(yield_per=5000)):
+        key = (row.account_id, row.shard)
+        if key != chain:
+            close_chain(chain)
+            chain, running_hash, running_balance, next_seq, broken = key, GENESIS_HASH, 0, 1, False
+            seen_chains.add(key)
+        entries += 1
+        if broken:
+            continue
+        where = {"account_id": row.account_id, "shard": row.shard, "seq": next_seq, "entry_id": row.entry_id,
+                 "posting_id": row.id}
+        if row.seq != next_seq:
+            report.problem(**where, problem="missing_entry",
+                           detail=f"expected seq {next_seq}, found seq {row.seq} (entry {row.entry_id})")
+            broken = True
+            continue
+        fp = posting_fingerprint(row._mapping)
+        recomputed = entry_hash(running_hash, fp, row.account_id, row.shard, row.seq, row.amount, row.balance_after)
+        if row.prev_hash != running_hash:
+            report.problem(**where, problem="broken_link", detail="prev_hash does not match the previous entry")
+            broken = True
+        elif recomputed != row.hash or running_balance + row.amount != row.balance_after:
+            report.problem(**where, problem="altered_entry",
+                           detail="entry or its posting differs from what was hashed")
+            broken = True
+        running_hash, running_balance, next_seq = row.hash, running_balance + row.amount, next_seq + 1
+    close_chain(chain)
+    for key, head in expected.items():
+        if key not in seen_chains and head.last_seq != 0:
+            report.problem(account_id=key[0], shard=key[1], seq=1, entry_id=None, problem="missing_entry",
+                           detail=f"head says seq {head.last_seq}, no entries found")
+    report.stats = {"chains": len(expected), "entries": entries}
+    return report
+
+
+def reconcile(session: Session) -> Report:
+    report = Report(kind="reconcile")
+    sums = (select(Entry.account_id, Entry.shard, func.sum(Entry.amount).label("total"),
+                   func.count().label("n")).group_by(Entry.account_id, Entry.shard).subquery())
+    rows = session.execute(
+        select(BalanceShard.account_id, BalanceShard.shard, BalanceShard.balance, BalanceShard.last_seq,
+               sums.c.total, sums.c.n)
+        .outerjoin(sums, (sums.c.account_id == BalanceShard.account_id) & (sums.c.shard == BalanceShard.shard))
+    ).all()
+    for r in rows:
+        total, count = int(r.total or 0), int(r.n or 0)
+        if total != r.balance or count != r.last_seq:
+            report.problem(account_id=r.account_id, shard=r.shard, problem="balance_mismatch",
+                           cached_balance=r.balance, sum_of_entries=total, cached_seq=r.last_seq, entries=count)
+    grand = int(session.scalar(select(func.coalesce(func.sum(Entry.amount), 0))) or 0)
+    if grand != 0:
+        report.problem(problem="ledger_not_balanced", sum_of_all_entries=grand)
+    unbalanced = session.execute(
+        select(Entry.posting_id, func.sum(Entry.amount).label("total"), func.count().label("n"))
+        .group_by(Entry.posting_id).having((func.sum(Entry.amount) != 0) | (func.count() < 2)).limit(MAX_PROBLEMS)
+    ).all()
+    for r in unbalanced:
+        report.problem(posting_id=r.posting_id, problem="posting_not_balanced", total=int(r.total), entries=int(r.n))
+    empty = session.scalars(select(Posting.id).outerjoin(Entry, Entry.posting_id == Posting.id)
+                            .where(Entry.id.is_(None)).limit(MAX_PROBLEMS)).all()
+    for posting_id in empty:
+        report.problem(posting_id=posting_id, problem="posting_without_entries")
+    report.stats = {"balance_rows": len(rows), "sum_of_all_entries": grand}
+    return report
+
+
+def chain_heads(session: Session) -> dict[str, list[Any]]:
+    return {f"{b.account_id}:{b.shard}": [b.last_seq, b.last_hash]
+            for b in session.execute(select(BalanceShard.account_id, BalanceShard.shard, BalanceShard.last_seq,
+                                            BalanceShard.last_hash).where(BalanceShard.last_seq > 0))}
+
+
+def heads_digest(heads: dict[str, list[Any]]) -> str:
+    return hashlib.sha256(canonical_json(heads).encode()).hexdigest()
+
+
+def record_digest(session: Session, day: dt.date) -> ChainDigest:
+    """Snapshot the heads once per day (idempotent: a second run that day returns the first)."""
+    heads = chain_heads(session)
+    session.execute(dialect_insert(session)(ChainDigest.__table__).values(
+        day=day, created_at=utcnow(), chain_count=len(heads), entry_count=sum(h[0] for h in heads.values()),
+        digest=heads_digest(heads), heads=heads).on_conflict_do_nothing(index_elements=["day"]))
+    digest = session.scalar(select(ChainDigest).where(ChainDigest.day == day))
+    assert digest is not None
+    return digest
+
+
+def export_digest(digest: ChainDigest) -> dict[str, Any]:
+    return {"day": digest.day.isoformat(), "created_at": digest.created_at.isoformat(), "digest": digest.digest,
+            "chain_count": digest.chain_count, "entry_count": digest.entry_count, "heads": digest.heads}
+
+
+def verify_against_digest(session: Session, document: dict[str, Any]) -> Report:
+    """Check that every head recorded in an exported digest is still in the ledger, unchanged."""
+    report = Report(kind="verify")
+    heads = document.get("heads") or {}
+    if heads_digest(heads) != document.get("digest"):
+        report.problem(problem="digest_file_altered", detail="the heads do not match the file's digest")
+    for key, (seq, recorded_hash) in heads.items():
+        account_id, shard = (int(x) for x in key.split(":"))
+        row = session.execute(select(Entry.id, Entry.hash).where(
+            Entry.account_id == account_id, Entry.shard == shard, Entry.seq == seq)).first()
+        if row is None:
+            report.problem(account_id=account_id, shard=shard, seq=seq, entry_id=None, problem="missing_entry",
+                           detail=f"the digest of {document.get('day')} recorded this entry")
+        elif row.hash != recorded_hash:
+            report.problem(account_id=account_id, shard=shard, seq=seq, entry_id=row.id, problem="chain_rewritten",
+                           detail=f"hash differs from the digest of {document.get('day')}")
+    report.stats = {"heads": len(heads)}
+    return report
+
+
+def record_check(session: Session, report: Report, period_key: str | None = None) -> LedgerCheck | None:
+    """Store a run's outcome. With a period key, a second run for the same period is a no-op."""
+    now = utcnow()
+    values = {"kind": report.kind, "period_key": period_key, "started_at": now, "finished_at": now, "ok": report.ok,
+              "stats": report.stats, "problems": {"items": report.problems}}
+    stmt = dialect_insert(session)(LedgerCheck.__table__).values(**values)
+    if period_key is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["kind", "period_key"])
+    inserted = session.execute(stmt.returning(LedgerCheck.__table__.c.id)).first()
+    return session.get(LedgerCheck, inserted.id) if inserted else None
+
+
+def latest_checks(session: Session) -> dict[str, LedgerCheck | None]:
+    return {kind: session.scalar(select(LedgerCheck).where(LedgerCheck.kind == kind).order_by(LedgerCheck.id.desc()).limit(1))
+            for kind in ("verify", "reconcile")}

@@ -1,0 +1,241 @@
+"""The posting engine: the only code that writes entries and balances.
+
+One path serves a single posting and a batch of thousands: the idempotency gate (INSERT ... ON
+CONFLICT DO NOTHING on the caller-scoped key), then row locks on every balance shard touched,
+taken in one statement in (account, shard) order so concurrent postings never deadlock, then
+the new balances, chain hashes and entries written with one statement each.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from infra.auth import Principal
+from infra.db import dialect_insert, utcnow
+from infra.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
+from ledger.models import POSTING_KINDS, Account, BalanceShard, Entry, Posting
+from ledger.services.chain import entry_hash, posting_fingerprint, request_digest
+
+MAX_REASON = 500
+FUTURE_SKEW = dt.timedelta(minutes=5)
+
+
+class InsufficientBalance(Conflict):
+    """The debit would take a participant below zero. The unit of work must roll back."""
+
+    code = "insufficient_balance"
+
+
+@dataclass(frozen=True)
+class Leg:
+    account_id: int
+    amount: int
+    shard: int | None = None
+
+
+@dataclass
+class PostingRequest:
+    kind: str
+    legs: Sequence[Leg]
+    reason: str
+    idempotency_key: str | None = None
+    source_type: str | None = None
+    source_id: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    effective_at: dt.datetime | None = None
+    reverses_id: int | None = None
+
+    def digest(self) -> str:
+        return request_digest({
+            "kind": self.kind, "reason": self.reason.strip(),
+            "legs": sorted([leg.account_id, leg.amount] for leg in self.legs),
+            "source": [self.source_type, self.source_id], "meta": self.meta or {},
+            "effective_at": self.effective_at.isoformat() if self.effective_at else None,
+            "reverses_id": self.reverses_id,
+        })
+
+
+@dataclass(frozen=True)
+class PostingResult:
+    posting_id: int
+    replayed: bool
+    # account_id -> balance of the touched shard after this posting (participants have one shard)
+    balances_after: dict[int, int] = field(default_factory=dict)
+
+
+_shard_counts: weakref.WeakKeyDictionary[Engine, dict[int, int]] = weakref.WeakKeyDictionary()
+
+
+def _shard_count_map(session: Session, account_ids: set[int]) -> dict[int, int]:
+    """Shard counts never change once an account exists, so they are cached per engine."""
+    engine = session.get_bind()
+    cache = _shard_counts.setdefault(engine, {})  # type: ignore[arg-type]
+    missing = [a for a in account_ids if a not in cache]
+    if missing:
+        rows = session.execute(select(Account.id, Account.shard_count).where(Account.id.in_(missing))).all()
+        cache.update({r.id: r.shard_count for r in rows})
+        unknown = sorted(set(missing) - {r.id for r in rows})
+        if unknown:
+            raise NotFound("Account not found.", code="account_not_found", details={"account_id": unknown})
+    return {a: cache[a] for a in account_ids}
+
+
+def _validate(index: int, req: PostingRequest, now: dt.datetime) -> None:
+    def fail(field_name: str, message: str) -> None:
+        raise ValidationFailed(message, details={field_name: [message], "posting_index": index})
+
+    if req.kind not in POSTING_KINDS:
+        fail("kind", f"kind must be one of {', '.join(POSTING_KINDS)}")
+    if not req.reason or not req.reason.strip():
+        fail("reason", "A reason in words is required.")
+    if len(req.reason) > MAX_REASON:
+        fail("reason", f"At most {MAX_REASON} characters.")
+    if len(req.legs) < 2:
+        fail("legs", "A posting needs at least two entries.")
+    seen: set[int] = set()
+    for leg in req.legs:
+        if not isinstance(leg.amount, int) or isinstance(leg.amount, bool) or leg.amount == 0:
+            fail("legs", "Amounts are whole, non-zero points.")
+        if leg.account_id in seen:
+            fail("legs", "An account appears twice in one posting.")
+        seen.add(leg.account_id)
+    if sum(leg.amount for leg in req.legs) != 0:
+        fail("legs", "Entries of a posting must sum to zero.")
+    if req.effective_at is not None:
+        if req.effective_at.tzinfo is None:
+            fail("effective_at", "Give a time zone.")
+        if req.effective_at > now + FUTURE_SKEW:
+            fail("effective_at", "Effective time cannot be in the future.")
+    if (req.kind == "reversal") != (req.reverses_id is not None):
+        fail("reverses_id", "A reversal, and only a reversal, names the posting it reverses.")
+
+
+def post(session: Session, actor: Principal, request: PostingRequest, *, idem_scope: str | None = None) -> PostingResult:
+    return post_many(session, actor, [request], idem_scope=idem_scope)[0]
+
+
+def post_many(session: Session, actor: Principal, requests: Sequence[PostingRequest], *,
+              idem_scope: str | None = None) -> list[PostingResult]:
+    """Write postings atomically (all or none, with the caller's unit of work)."""
+    if not requests:
+        return []
+    now = utcnow()
+    scope = idem_scope or f"{actor.kind}:{actor.id}"
+    keys: list[str] = []
+    for i, req in enumerate(requests):
+        _validate(i, req, now)
+        keys.append(req.idempotency_key or f"auto:{uuid.uuid4().hex}")
+    if len(set(keys)) != len(keys):
+        raise ValidationFailed("Idempotency keys repeat within the batch.",
+                               details={"idempotency_key": ["Keys must be unique within a batch."]})
+
+    rows = [{
+        "kind": req.kind, "reason": req.reason.strip(), "actor_kind": actor.kind, "actor_id": actor.id,
+        "actor_label": actor.label[:100], "source_type": req.source_type, "source_id": req.source_id,
+        "meta": req.meta or {}, "effective_at": req.effective_at or now, "created_at": now,
+        "idem_scope": scope, "idem_key": key, "request_digest": req.digest(), "reverses_id": req.reverses_id,
+    } for req, key in zip(requests, keys)]
+
+    # 1. Idempotency gate. A duplicate in flight blocks here until the first commits or aborts.
+    table = Posting.__table__
+    stmt = dialect_insert(session)(table).on_conflict_do_nothing(index_elements=["idem_scope", "idem_key"])
+    inserted = session.execute(stmt.returning(table.c.id, table.c.idem_key), rows).all()
+    new_ids = {r.idem_key: r.id for r in inserted}
+
+    results: dict[str, PostingResult] = {}
+    replayed_keys = [k for k in keys if k not in new_ids]
+    if replayed_keys:
+        results.update(_replays(session, scope, replayed_keys, {k: r["request_digest"] for k, r in zip(keys, rows)}))
+
+    fresh = [(req, row, new_ids[row["idem_key"]]) for req, row in zip(requests, rows) if row["idem_key"] in new_ids]
+    if fresh:
+        results.update(_apply(session, fresh))
+    return [results[k] for k in keys]
+
+
+def _replays(session: Session, scope: str, keys: list[str], digests: dict[str, str]) -> dict[str, PostingResult]:
+    existing = session.execute(
+        select(Posting.id, Posting.idem_key, Posting.request_digest)
+        .where(Posting.idem_scope == scope, Posting.idem_key.in_(keys))
+    ).all()
+    found = {r.idem_key: r for r in existing}
+    out: dict[str, PostingResult] = {}
+    for key in keys:
+        row = found.get(key)
+        if row is None:  # cannot happen: the conflict proves it exists and is committed
+            raise Conflict("Duplicate request still in flight; retry.", code="in_flight")
+        if row.request_digest != digests[key]:
+            raise IdempotencyConflict(
+                "This idempotency key was already used for a different request.",
+                details={"idempotency_key": [f"Key {key!r} was used for posting {row.id} with other content."]})
+        out[key] = PostingResult(posting_id=row.id, replayed=True)
+    return out
+
+
+def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], int]]) -> dict[str, PostingResult]:
+    shard_counts = _shard_count_map(session, {leg.account_id for req, _r, _i in fresh for leg in req.legs})
+    # One shard per sharded account per call: concurrent batches then rarely meet on a row.
+    chosen = {a: random.randrange(n) for a, n in shard_counts.items() if n > 1}
+
+    def shard_of(leg: Leg) -> int:
+        if leg.shard is not None:
+            return leg.shard
+        return chosen.get(leg.account_id, 0)
+
+    wanted = sorted({(leg.account_id, shard_of(leg)) for req, _r, _i in fresh for leg in req.legs})
+    locked = session.execute(
+        select(BalanceShard.account_id, BalanceShard.shard, BalanceShard.balance, BalanceShard.allow_negative,
+               BalanceShard.last_seq, BalanceShard.last_hash)
+        .where(tuple_(BalanceShard.account_id, BalanceShard.shard).in_(wanted))
+        .order_by(BalanceShard.account_id, BalanceShard.shard)
+        .with_for_update()
+    ).all()
+    state = {(r.account_id, r.shard): [r.balance, r.last_seq, r.last_hash, r.allow_negative] for r in locked}
+    seq_before = {key: value[1] for key, value in state.items()}
+    if len(state) != len(wanted):
+        missing = sorted({a for a, s in wanted if (a, s) not in state})
+        raise NotFound("Account not found.", code="account_not_found", details={"account_id": missing})
+
+    entries: list[dict[str, Any]] = []
+    results: dict[str, PostingResult] = {}
+    for index, (req, row, posting_id) in enumerate(fresh):
+        fingerprint = posting_fingerprint({**row, "id": posting_id})
+        after: dict[int, int] = {}
+        for leg in req.legs:
+            key = (leg.account_id, shard_of(leg))
+            cur = state[key]
+            new_balance = cur[0] + leg.amount
+            if new_balance < 0 and not cur[3]:
+                raise InsufficientBalance(
+                    "Not enough points: the balance is %(balance)s, the debit is %(amount)s.",
+                    balance=cur[0], amount=-leg.amount,
+                    details={"amount": [f"Balance {cur[0]} is less than {-leg.amount}."],
+                             "account_id": leg.account_id, "posting_index": index})
+            seq = cur[1] + 1
+            digest = entry_hash(cur[2], fingerprint, leg.account_id, key[1], seq, leg.amount, new_balance)
+            entries.append({"posting_id": posting_id, "account_id": leg.account_id, "shard": key[1], "seq": seq,
+                            "amount": leg.amount, "balance_after": new_balance, "effective_at": row["effective_at"],
+                            "prev_hash": cur[2], "hash": digest})
+            state[key] = [new_balance, seq, digest, cur[3]]
+            after[leg.account_id] = new_balance
+        results[row["idem_key"]] = PostingResult(posting_id=posting_id, replayed=False, balances_after=after)
+
+    session.execute(
+        update(BalanceShard.__table__)
+        .where(BalanceShard.__table__.c.account_id == bindparam("k_account"),
+               BalanceShard.__table__.c.shard == bindparam("k_shard"))
+        .values(balance=bindparam("v_balance"), last_seq=bindparam("v_seq"), last_hash=bindparam("v_hash")),
+        [{"k_account": a, "k_shard": s, "v_balance": v[0], "v_seq": v[1], "v_hash": v[2]}
+         for (a, s), v in state.items() if v[1] != seq_before[(a, s)]],
+    )
+    session.execute(Entry.__table__.insert(), entries)
+    return results

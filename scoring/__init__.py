@@ -1,0 +1,1 @@
+"""Scoring: contributions, verification, versioned rules, grades and honours (built on the ledger)."""
