@@ -18,7 +18,7 @@ from ledger import tasks
 from ledger.models import ChainDigest, Posting
 from ledger.schemas import (
     AccountPageOut, AccountRowOut, AccountSearchArgs, AdjustmentIn, AdjustmentOut, ApprovalListArgs, ApprovalOut,
-    BalanceArgs, BalanceOut, CheckStatusOut, DecisionIn, DigestOut, PostingOut, ReversalIn, RunCheckIn, StatementArgs,
+    BalanceArgs, BalanceOut, CheckStatusOut, DecisionIn, DigestOut, DigestSummaryOut, PostingOut, ReversalIn, RunCheckIn, StatementArgs,
     StatementOut,
 )
 from ledger.services import accounts, corrections, integrity
@@ -163,7 +163,7 @@ class LedgerChecks(MethodView):
 @blp.route("/ledger/digests")
 class Digests(MethodView):
     @require("staff", "auditor")
-    @blp.response(200, DigestOut(many=True, exclude=("heads",)))
+    @blp.response(200, DigestSummaryOut(many=True))
     def get(self, actor: Principal) -> Any:
         """Daily chain-head digests, newest first."""
         return db.session.scalars(select(ChainDigest).order_by(ChainDigest.day.desc()).limit(366)).all()

@@ -94,7 +94,7 @@ def participant_principal(p: Participant) -> Principal:
 
 # --- sign-in ---------------------------------------------------------------------------------
 
-def _issue_token(session: Session, kind: str, subject_id: int, ttl: dt.timedelta) -> tuple[str, dt.datetime]:
+def issue_token(session: Session, kind: str, subject_id: int, ttl: dt.timedelta) -> tuple[str, dt.datetime]:
     token = new_secret("jy_st" if kind == "staff" else "jy_pt")
     expires = utcnow() + ttl
     session.add(AuthToken(token_digest=digest_secret(token), subject_kind=kind, subject_id=subject_id, expires_at=expires))
@@ -109,7 +109,7 @@ def login_staff(session: Session, username: str, password: str, ttl: dt.timedelt
         raise Unauthorized("Wrong username or password.", code="bad_credentials")
     if password_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    token, expires = _issue_token(session, "staff", user.id, ttl)
+    token, expires = issue_token(session, "staff", user.id, ttl)
     actor = Principal(**{**staff_principal(user).__dict__, "ip": ip, "user_agent": user_agent})
     audit(session, actor, "staff.login", object_type="staff_user", object_id=user.id)
     return token, expires, user
@@ -119,7 +119,7 @@ def login_participant(session: Session, phone: str, password: str, ttl: dt.timed
     person = session.scalar(select(Participant).where(Participant.phone == phone))
     if not verify_password(person.password_hash if person else None, password) or person is None or not person.active:
         raise Unauthorized("Wrong phone number or password.", code="bad_credentials")
-    token, expires = _issue_token(session, "participant", person.id, ttl)
+    token, expires = issue_token(session, "participant", person.id, ttl)
     return token, expires, person
 
 

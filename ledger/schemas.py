@@ -152,7 +152,7 @@ class ApprovalListArgs(LoadSchema):
 
 
 class DecisionIn(LoadSchema):
-    approve = fields.Boolean(required=True, strict=True)
+    approve = fields.Boolean(required=True, truthy={True}, falsy={False})
     note = fields.String(load_default=None, validate=validate.Length(max=500))
 
 
@@ -176,13 +176,16 @@ class RunCheckIn(LoadSchema):
     kind = fields.String(required=True, validate=validate.OneOf(["verify", "reconcile"]))
 
 
-class DigestOut(DumpSchema):
+class DigestSummaryOut(DumpSchema):
     day = fields.Date()
     created_at = fields.DateTime()
     digest = fields.String()
     chain_count = fields.Integer()
     entry_count = fields.Integer()
-    heads = fields.Dict()
+
+
+class DigestOut(DigestSummaryOut):
+    heads = fields.Dict(metadata={"description": "account:shard -> [seq, hash] of every chain head"})
 
 
 class MaskedParticipantOut(DumpSchema):

@@ -1,0 +1,102 @@
+"""Plain-function factories: real rows made through the real services."""
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass
+
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
+
+from identity import services as identity
+from identity.models import Participant, Region
+from infra.auth import SYSTEM, Principal
+from ledger.models import Account
+from ledger.services import accounts
+from ledger.services.posting import Leg, PostingRequest, PostingResult, post
+
+_counter = itertools.count(1)
+SHARDS = 4
+
+
+@dataclass
+class Tree:
+    county: Region
+    town_a: Region
+    town_b: Region
+    village_a: Region
+    village_b: Region
+    grid_a: Region
+    grid_b: Region
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def region_tree(session: Session) -> Tree:
+    """A county with two townships, one village and one grid in each."""
+    tag = unique("T")
+    county = identity.create_region(session, level="county", code=f"{tag}C", name="测试县")
+    town_a = identity.create_region(session, level="township", code=f"{tag}A", name="甲镇", parent=county)
+    town_b = identity.create_region(session, level="township", code=f"{tag}B", name="乙乡", parent=county)
+    village_a = identity.create_region(session, level="village", code=f"{tag}AV", name="甲村", parent=town_a)
+    village_b = identity.create_region(session, level="village", code=f"{tag}BV", name="乙村", parent=town_b)
+    grid_a = identity.create_region(session, level="grid", code=f"{tag}AVG", name="甲村一格", parent=village_a)
+    grid_b = identity.create_region(session, level="grid", code=f"{tag}BVG", name="乙村一格", parent=village_b)
+    return Tree(county, town_a, town_b, village_a, village_b, grid_a, grid_b)
+
+
+def participant(session: Session, grid: Region, *, name: str = "张秀梅", password: str | None = "pass-word-1") -> Participant:
+    phone = f"15{next(_counter) % 10**9:09d}"
+    while identity_phone_taken(session, phone):
+        phone = f"16{uuid.uuid4().int % 10**9:09d}"
+    return identity.create_participant(session, name=name, phone=phone, region=grid, password=password)
+
+
+def identity_phone_taken(session: Session, phone: str) -> bool:
+    from sqlalchemy import select
+
+    return session.scalar(select(Participant.id).where(Participant.phone == phone)) is not None
+
+
+def account_of(session: Session, person: Participant) -> Account:
+    return accounts.participant_account(session, person.id)
+
+
+def staff(session: Session, role: str, scope: Region, *, participant_id: int | None = None) -> Principal:
+    user = identity.create_staff(session, username=unique(role), display_name=f"{role} 测试", role=role, scope=scope,
+                                 password="long-enough-password", participant_id=participant_id)
+    return identity.staff_principal(user)
+
+
+def award(session: Session, account_id: int, points: int, *, key: str | None = None,
+          reason: str = "信息上报：矛盾隐患线索经核实") -> PostingResult:
+    issuance = accounts.system_account(session, accounts.ISSUANCE, SHARDS)
+    return post(session, SYSTEM, PostingRequest(kind="award", reason=reason, idempotency_key=key,
+                                                legs=[Leg(account_id, points), Leg(issuance.id, -points)]))
+
+
+def spend(session: Session, account_id: int, points: int, partner_account_id: int, *, key: str | None = None,
+          actor: Principal = SYSTEM) -> PostingResult:
+    return post(session, actor, PostingRequest(kind="redemption", reason="超市购物抵扣", idempotency_key=key,
+                                               legs=[Leg(account_id, -points), Leg(partner_account_id, points)]))
+
+
+def partner_account(session: Session, region: Region) -> Account:
+    partner = identity.create_partner(session, code=unique("P"), name="惠民超市", region=region)
+    return accounts.partner_account(session, partner.id, SHARDS)
+
+
+def bearer(session: Session, principal_kind: str, subject_id: int) -> dict[str, str]:
+    """Auth header for a staff user or participant without going through the login endpoint."""
+    import datetime as dt
+
+    token, _ = identity.issue_token(session, principal_kind, subject_id, dt.timedelta(hours=1))
+    return {"Authorization": f"Bearer {token}"}
+
+
+def login(client: FlaskClient, username: str, password: str = "long-enough-password") -> dict[str, str]:
+    response = client.post("/api/v1/auth/staff/login", json={"username": username, "password": password})
+    assert response.status_code == 201, response.json
+    return {"Authorization": f"Bearer {response.json['token']}"}

@@ -1,0 +1,158 @@
+"""The posting engine: double entry, whole points, no overdraft, idempotency, atomic batches."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from infra.auth import SYSTEM
+from infra.errors import IdempotencyConflict, NotFound, ValidationFailed
+from ledger.models import Entry, Posting
+from ledger.services import accounts
+from ledger.services.posting import InsufficientBalance, Leg, PostingRequest, post, post_many
+from tests import factories as f
+
+
+@pytest.fixture
+def person(session):
+    tree = f.region_tree(session)
+    return f.participant(session, tree.grid_a)
+
+
+def test_award_credits_participant_and_balances_to_zero(session, person):
+    account = f.account_of(session, person)
+    result = f.award(session, account.id, 7)
+    assert accounts.balance(session, account.id) == 7
+    entries = session.scalars(select(Entry).where(Entry.posting_id == result.posting_id)).all()
+    assert len(entries) == 2 and sum(e.amount for e in entries) == 0
+    assert result.balances_after[account.id] == 7
+
+
+def test_spending_more_than_the_balance_is_refused(session, person):
+    account = f.account_of(session, person)
+    shop = f.partner_account(session, person.region)
+    f.award(session, account.id, 5)
+    with pytest.raises(InsufficientBalance) as err:
+        f.spend(session, account.id, 6, shop.id)
+    assert err.value.status == 409 and err.value.details["amount"]
+
+
+def test_database_refuses_a_negative_participant_balance(session, person):
+    account = f.account_of(session, person)
+    with pytest.raises(IntegrityError):
+        with session.begin_nested():
+            session.execute(text("UPDATE balances SET balance = -1 WHERE account_id = :a"), {"a": account.id})
+
+
+@pytest.mark.parametrize("legs, field", [
+    ([(1, 5)], "legs"),
+    ([(1, 5), (2, -4)], "legs"),
+    ([(1, 0), (2, 0)], "legs"),
+])
+def test_malformed_postings_are_refused_with_the_field_named(session, legs, field):
+    with pytest.raises(ValidationFailed) as err:
+        post(session, SYSTEM, PostingRequest(kind="award", reason="x", legs=[Leg(a, n) for a, n in legs]))
+    assert field in err.value.details
+
+
+def test_a_posting_needs_a_reason(session, person):
+    account = f.account_of(session, person)
+    with pytest.raises(ValidationFailed) as err:
+        post(session, SYSTEM, PostingRequest(kind="award", reason="  ", legs=[Leg(account.id, 1), Leg(account.id + 1, -1)]))
+    assert "reason" in err.value.details
+
+
+def test_unknown_account_is_not_found(session):
+    with pytest.raises(NotFound):
+        post(session, SYSTEM, PostingRequest(kind="award", reason="x", legs=[Leg(10**9, 1), Leg(10**9 + 1, -1)]))
+
+
+def test_future_effective_time_is_refused(session, person):
+    account = f.account_of(session, person)
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
+    with pytest.raises(ValidationFailed) as err:
+        post(session, SYSTEM, PostingRequest(kind="award", reason="x", effective_at=later,
+                                             legs=[Leg(account.id, 1), Leg(account.id + 1, -1)]))
+    assert "effective_at" in err.value.details
+
+
+def test_same_key_same_payload_returns_the_original(session, person):
+    account = f.account_of(session, person)
+    first = f.award(session, account.id, 3, key="award-key-0001")
+    again = f.award(session, account.id, 3, key="award-key-0001")
+    assert again.posting_id == first.posting_id and again.replayed and not first.replayed
+    assert accounts.balance(session, account.id) == 3
+
+
+def test_same_key_different_payload_is_refused(session, person):
+    account = f.account_of(session, person)
+    f.award(session, account.id, 3, key="award-key-0002")
+    with pytest.raises(IdempotencyConflict) as err:
+        f.award(session, account.id, 4, key="award-key-0002")
+    assert err.value.status == 422 and "idempotency_key" in err.value.details
+
+
+def test_a_batch_is_all_or_nothing(session, person):
+    account = f.account_of(session, person)
+    shop = f.partner_account(session, person.region)
+    issuance = accounts.system_account(session, accounts.ISSUANCE, f.SHARDS)
+    before = session.scalar(select(func.count()).select_from(Posting))
+    with pytest.raises(InsufficientBalance) as err:
+        with session.begin_nested():
+            post_many(session, SYSTEM, [
+                PostingRequest(kind="award", reason="a", legs=[Leg(account.id, 5), Leg(issuance.id, -5)]),
+                PostingRequest(kind="redemption", reason="b", legs=[Leg(account.id, -9), Leg(shop.id, 9)]),
+            ])
+    assert err.value.details["posting_index"] == 1
+    assert session.scalar(select(func.count()).select_from(Posting)) == before
+    assert accounts.balance(session, account.id) == 0
+
+
+def test_batch_postings_chain_in_order(session, person):
+    account = f.account_of(session, person)
+    issuance = accounts.system_account(session, accounts.ISSUANCE, f.SHARDS)
+    results = post_many(session, SYSTEM, [
+        PostingRequest(kind="award", reason=f"r{i}", legs=[Leg(account.id, i), Leg(issuance.id, -i)]) for i in range(1, 6)])
+    entries = session.scalars(select(Entry).where(Entry.account_id == account.id).order_by(Entry.seq)).all()
+    assert [e.balance_after for e in entries] == [1, 3, 6, 10, 15]
+    assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
+    assert all(b.prev_hash == a.hash for a, b in zip(entries, entries[1:]))
+    assert len({r.posting_id for r in results}) == 5
+
+
+def test_entries_and_postings_refuse_update_and_delete(session, person):
+    account = f.account_of(session, person)
+    result = f.award(session, account.id, 2)
+    for sql in ("UPDATE entries SET amount = 100 WHERE posting_id = :p", "DELETE FROM entries WHERE posting_id = :p",
+                "UPDATE postings SET reason = 'edited' WHERE id = :p", "DELETE FROM postings WHERE id = :p"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            with session.begin_nested():
+                session.execute(text(sql), {"p": result.posting_id})
+
+
+def test_balance_at_a_past_moment(session, person):
+    account = f.account_of(session, person)
+    issuance = accounts.system_account(session, accounts.ISSUANCE, f.SHARDS)
+    now = dt.datetime.now(dt.timezone.utc)
+    for days_ago, points in ((30, 10), (20, 5), (10, 2)):
+        post(session, SYSTEM, PostingRequest(kind="award", reason="past work", effective_at=now - dt.timedelta(days=days_ago),
+                                             legs=[Leg(account.id, points), Leg(issuance.id, -points)]))
+    assert accounts.balance_at(session, account.id, now - dt.timedelta(days=25)) == 10
+    assert accounts.balance_at(session, account.id, now - dt.timedelta(days=15)) == 15
+    assert accounts.balance_at(session, account.id, now - dt.timedelta(days=40)) == 0
+    assert accounts.balance(session, account.id) == 17
+
+
+def test_statement_is_newest_first_with_reasons_and_pages(session, person):
+    account = f.account_of(session, person)
+    for i in range(5):
+        f.award(session, account.id, i + 1, reason=f"第{i + 1}次上报")
+    first, cursor = accounts.statement(session, account, limit=2)
+    assert [line.reason for line in first] == ["第5次上报", "第4次上报"]
+    assert first[0].balance_after == 15
+    second, cursor2 = accounts.statement(session, account, limit=2, before_id=cursor)
+    third, cursor3 = accounts.statement(session, account, limit=2, before_id=cursor2)
+    assert [line.amount for line in second + third] == [3, 2, 1]
+    assert cursor3 is None
