@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import g, request
+from flask import request
 
 from infra.errors import Forbidden, Unauthorized
 
@@ -71,15 +71,17 @@ def _credential() -> tuple[str, str] | None:
 
 
 def current_principal() -> Principal | None:
-    """Resolve once per request; views pass the result to services."""
-    if "principal" not in g:
+    """Resolve once per request (cached on the request, not the app context); views pass the
+    result to services."""
+    cache_key = "jieyou.principal"
+    if cache_key not in request.environ:
         cred = _credential()
         principal = _loader(*cred) if (cred and _loader) else None
         if principal is not None:
             principal = Principal(**{**principal.__dict__, "ip": request.remote_addr,
                                      "user_agent": (request.user_agent.string or "")[:300]})
-        g.principal = principal
-    return g.principal
+        request.environ[cache_key] = principal
+    return request.environ[cache_key]
 
 
 F = TypeVar("F", bound=Callable[..., Any])

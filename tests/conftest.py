@@ -74,17 +74,22 @@ def app(engine: Engine, tmp_path_factory: pytest.TempPathFactory, pg_url: str) -
 
 @pytest.fixture
 def session(app: Flask, engine: Engine) -> Iterator[Session]:
-    """The test's session, inside a transaction rolled back at the end; commits become savepoints."""
+    """The test's own session inside a transaction rolled back at the end. Requests made during
+    the test get their own sessions on the same connection, as in production; their commits
+    become savepoint releases."""
     connection = engine.connect()
     outer = connection.begin()
     db.configure(connection, join_transaction_mode="create_savepoint")  # type: ignore[arg-type]
     limiter.reset()
-    with app.app_context():
-        yield db.session()
-    db.session.remove()
-    outer.rollback()
-    connection.close()
-    db.configure(engine)
+    test_session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield test_session
+    finally:
+        test_session.close()
+        db.session.remove()
+        outer.rollback()
+        connection.close()
+        db.configure(engine)
 
 
 @pytest.fixture
@@ -98,3 +103,32 @@ def committed_factory(engine: Engine, app: Flask) -> sessionmaker[Session]:
     run's database (dropped at the end), so such tests always create fresh participants."""
     db.configure(engine)
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@pytest.fixture(scope="session")
+def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The embedded default: a SQLite file migrated by the same Alembic history."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'jieyou.db'}"
+    command.upgrade(alembic_config(url), "head")
+    engine = make_engine(url)
+    with Session(bind=engine) as session:
+        accounts.system_account(session, accounts.ISSUANCE, SHARDS)
+        accounts.system_account(session, accounts.ADJUSTMENT, SHARDS)
+        session.commit()
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_session(request: pytest.FixtureRequest, engine: Engine, app: Flask) -> Iterator[Session]:
+    """A rolled-back session on PostgreSQL and on the embedded SQLite default."""
+    bind = engine if request.param == "postgresql" else request.getfixturevalue("sqlite_engine")
+    connection = bind.connect()
+    outer = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint")
+    try:
+        yield session
+    finally:
+        session.close()
+        outer.rollback()
+        connection.close()

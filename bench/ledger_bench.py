@@ -1,0 +1,275 @@
+"""Ledger throughput and balance-read benchmark on PostgreSQL (run by hand; not a test).
+
+    .venv/bin/python bench/ledger_bench.py [--duration 20] [--workers 8] [--participants 10000]
+                                           [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
+                                           [--skip-million]
+
+Creates a throwaway database (migrated with Alembic) and drops it at the end. Every figure is
+printed as a `name: value` line:
+
+  single_postings_per_s    awards/s, `workers` processes, one post() per transaction, random
+                           participant among `participants`, for `duration_s` seconds
+  batch_postings_per_s     the same with post_many() of 1,000 awards per transaction
+  pgbench_tps              pgbench built-in TPC-B-like script, same client count and duration, on a
+                           separate throwaway database (scale `pgbench_scale`) on the same server
+  ratio_single_to_pgbench  single_postings_per_s / pgbench_tps          (target >= 0.65)
+  ratio_batch_to_single    batch_postings_per_s / single_postings_per_s (target >= 10)
+  balance_p50/p99_ms_10k   accounts.balance() latency with ~10 thousand entries in the ledger
+  balance_p50/p99_ms_1m    the same with ~1 million entries (grown with post_many)
+  ratio_balance_p99_1m_to_10k                                          (target <= 1.2)
+  entries_at_*_measure     entry count when each balance measurement ran
+  peak_rss_mb_main         peak RSS of this process; peak_rss_mb_workers_max: largest worker's peak
+                           RSS (self-reported); peak_rss_mb_children_rusage: RUSAGE_CHILDREN
+                           (largest reaped child, pgbench included)
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg  # noqa: E402
+from alembic import command  # noqa: E402
+from sqlalchemy import insert, select, text  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+from identity.models import Participant  # noqa: E402
+from identity.services import create_region  # noqa: E402
+from infra.auth import SYSTEM  # noqa: E402
+from infra.db import make_engine, utcnow  # noqa: E402
+from ledger.models import GENESIS_HASH, Account, BalanceShard  # noqa: E402
+from ledger.services import accounts  # noqa: E402
+from ledger.services.posting import Leg, PostingRequest, post, post_many  # noqa: E402
+from migrations.alembic_config import alembic_config  # noqa: E402
+
+BATCH = 1000
+GROW_BATCH = 5000
+PGBENCH_SCALE = 8
+
+
+def db_url(admin_url: str, name: str, driver: bool = True) -> str:
+    base = admin_url.rsplit("/", 1)[0]
+    return (base.replace("postgresql://", "postgresql+psycopg://", 1) if driver else base) + "/" + name
+
+
+def admin_exec(admin_url: str, sql: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def award(participant: int, issuance: int, key: str) -> PostingRequest:
+    amount = random.randint(1, 5)
+    return PostingRequest(kind="award", legs=[Leg(participant, amount), Leg(issuance, -amount)],
+                          reason="benchmark award", idempotency_key=key)
+
+
+def worker(url: str, mode: str, duration: float, budget: int, people: list[int], issuance: int,
+           barrier, results) -> None:  # type: ignore[no-untyped-def]
+    """mode: single | batch (run for `duration`) or grow (post `budget` awards in GROW_BATCH chunks)."""
+    random.seed(os.getpid() ^ time.time_ns())
+    engine = make_engine(url, pool_size=2)
+    with engine.connect() as conn:  # open the connection before the clock starts
+        conn.execute(text("SELECT 1"))
+    tag = f"{mode}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    done = 0
+    barrier.wait()
+    start = time.perf_counter()
+    deadline = start + duration
+    if mode == "single":
+        while time.perf_counter() < deadline:
+            with Session(engine) as session:
+                post(session, SYSTEM, award(random.choice(people), issuance, f"{tag}:{done}"))
+                session.commit()
+            done += 1
+    else:
+        size = BATCH if mode == "batch" else GROW_BATCH
+        while (time.perf_counter() < deadline) if mode == "batch" else (done < budget):
+            n = size if mode == "batch" else min(size, budget - done)
+            with Session(engine) as session:
+                post_many(session, SYSTEM, [award(random.choice(people), issuance, f"{tag}:{done + i}")
+                                            for i in range(n)])
+                session.commit()
+            done += n
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    results.put((done, elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def run_workers(args, url: str, mode: str, people: list[int], issuance: int, budget: int = 0) -> tuple[int, float, int]:  # type: ignore[no-untyped-def]
+    """Returns (postings, wall seconds = slowest worker's elapsed, largest worker peak RSS in KiB)."""
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(args.workers), ctx.Queue()
+    per = [budget // args.workers + (1 if i < budget % args.workers else 0) for i in range(args.workers)]
+    procs = [ctx.Process(target=worker, args=(url, mode, args.duration, per[i], people, issuance, barrier, results))
+             for i in range(args.workers)]
+    for p in procs:
+        p.start()
+    out = [results.get() for _ in procs]
+    for p in procs:
+        p.join()
+        if p.exitcode != 0:
+            raise RuntimeError(f"{mode} worker failed with exit code {p.exitcode}")
+    return sum(o[0] for o in out), max(o[1] for o in out), max(o[2] for o in out)
+
+
+def setup(url: str, n_people: int) -> tuple[list[int], int]:
+    engine = make_engine(url, pool_size=2)
+    with Session(engine) as s:
+        county = create_region(s, level="county", code="B-C", name="Bench county")
+        town = create_region(s, level="township", code="B-T", name="Bench township", parent=county)
+        village = create_region(s, level="village", code="B-V", name="Bench village", parent=town)
+        grid = create_region(s, level="grid", code="B-G", name="Bench grid", parent=village)
+        now = utcnow()
+        s.execute(insert(Participant.__table__), [
+            {"name": f"Volunteer {i}", "phone": f"139{i:08d}", "region_id": grid.id, "region_path": grid.path,
+             "role": "grid_leader", "active": True, "created_at": now} for i in range(n_people)])
+        pids = s.scalars(select(Participant.id).order_by(Participant.id)).all()
+        s.execute(insert(Account.__table__), [
+            {"kind": "participant", "code": f"participant:{p}", "name": f"participant {p}", "participant_id": p,
+             "shard_count": 1, "allow_negative": False, "created_at": now} for p in pids])
+        people = list(s.scalars(select(Account.id).where(Account.kind == "participant").order_by(Account.id)))
+        s.execute(insert(BalanceShard.__table__), [
+            {"account_id": a, "shard": 0, "balance": 0, "allow_negative": False, "last_seq": 0,
+             "last_hash": GENESIS_HASH} for a in people])
+        issuance = accounts.system_account(s, accounts.ISSUANCE, 16).id
+        s.commit()
+        # ~10 thousand entries: 5,000 awards of two legs each.
+        for b in range(5):
+            post_many(s, SYSTEM, [award(random.choice(people), issuance, f"seed:{b}:{i}") for i in range(1000)])
+            s.commit()
+    engine.dispose()
+    return people, issuance
+
+
+def vacuum_and_count(url: str) -> int:
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+        return conn.execute("SELECT count(*) FROM entries").fetchone()[0]  # type: ignore[index]
+
+
+def balance_latency(url: str, people: list[int], reads: int = 2000) -> tuple[float, float]:
+    engine = make_engine(url, pool_size=2)
+    samples = []
+    with Session(engine) as s:
+        for a in people[:50]:  # warm up connection and statement cache
+            accounts.balance(s, a)
+        for _ in range(reads):
+            a = random.choice(people)
+            t = time.perf_counter()
+            accounts.balance(s, a)
+            samples.append((time.perf_counter() - t) * 1000)
+    engine.dispose()
+    q = statistics.quantiles(samples, n=100)
+    return q[49], q[98]
+
+
+def pgbench(admin_url: str, clients: int, duration: int) -> float:
+    exe = next((p for p in ["/usr/bin/pgbench", *sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))]
+                if Path(p).exists()), "pgbench")
+    name = f"jieyou_pgbench_{uuid.uuid4().hex[:10]}"
+    admin_exec(admin_url, f'CREATE DATABASE "{name}"')
+    try:
+        conninfo = db_url(admin_url, name, driver=False)
+        subprocess.run([str(exe), "-i", "-q", "-s", str(PGBENCH_SCALE), conninfo], check=True, capture_output=True)
+        run = subprocess.run([str(exe), "-c", str(clients), "-j", "2", "-T", str(duration), "-n", conninfo],
+                             check=True, capture_output=True, text=True)
+        match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", run.stdout)
+        if not match:
+            raise RuntimeError(f"cannot parse pgbench output:\n{run.stdout}\n{run.stderr}")
+        return float(match.group(1))
+    finally:
+        admin_exec(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def emit(name: str, value: object) -> None:
+    if isinstance(value, float):
+        value = f"{value:.3f}"
+    print(f"{name}: {value}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--participants", type=int, default=10000)
+    parser.add_argument("--skip-million", action="store_true", help="skip growing to 1M entries (quick run)")
+    args = parser.parse_args()
+    emit("workers", args.workers)
+    emit("duration_s", args.duration)
+    emit("participants", args.participants)
+
+    name = f"jieyou_bench_{uuid.uuid4().hex[:10]}"
+    admin_exec(args.admin_url, f'CREATE DATABASE "{name}"')
+    url = db_url(args.admin_url, name)
+    try:
+        command.upgrade(alembic_config(url), "head")
+        people, issuance = setup(url, args.participants)
+
+        emit("entries_at_10k_measure", vacuum_and_count(url))
+        p50_10k, p99_10k = balance_latency(url, people)
+        emit("balance_p50_ms_10k", p50_10k)
+        emit("balance_p99_ms_10k", p99_10k)
+
+        emit("pgbench_scale", PGBENCH_SCALE)
+        tps = pgbench(args.admin_url, args.workers, args.duration)
+        emit("pgbench_tps", tps)
+
+        n, wall, rss_single = run_workers(args, url, "single", people, issuance)
+        single = n / wall
+        emit("single_postings", n)
+        emit("single_postings_per_s", single)
+        n, wall, rss_batch = run_workers(args, url, "batch", people, issuance)
+        batch = n / wall
+        emit("batch_postings", n)
+        emit("batch_postings_per_s", batch)
+        ratio_pg, ratio_batch = single / tps, batch / single
+        emit("ratio_single_to_pgbench", ratio_pg)
+        emit("ratio_batch_to_single", ratio_batch)
+
+        rss_workers = max(rss_single, rss_batch)
+        ratio_bal = None
+        if not args.skip_million:
+            with psycopg.connect(url.replace("+psycopg", "")) as conn:
+                have = conn.execute("SELECT count(*) FROM entries").fetchone()[0]  # type: ignore[index]
+            missing = max(0, 1_000_000 - have) // 2  # two entries per award
+            t = time.perf_counter()
+            grown, _wall, rss_grow = run_workers(args, url, "grow", people, issuance, budget=missing)
+            rss_workers = max(rss_workers, rss_grow)
+            emit("grow_postings", grown)
+            emit("grow_seconds", time.perf_counter() - t)
+            emit("entries_at_1m_measure", vacuum_and_count(url))
+            p50_1m, p99_1m = balance_latency(url, people)
+            emit("balance_p50_ms_1m", p50_1m)
+            emit("balance_p99_ms_1m", p99_1m)
+            ratio_bal = p99_1m / p99_10k
+            emit("ratio_balance_p99_1m_to_10k", ratio_bal)
+
+        emit("peak_rss_mb_main", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        emit("peak_rss_mb_workers_max", rss_workers / 1024)
+        emit("peak_rss_mb_children_rusage", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+
+        def verdict(ok: bool | None) -> str:
+            return "skipped" if ok is None else ("PASS" if ok else "FAIL")
+        print("targets: "
+              f"ratio_single_to_pgbench>=0.65 {verdict(ratio_pg >= 0.65)} ({ratio_pg:.3f}); "
+              f"ratio_batch_to_single>=10 {verdict(ratio_batch >= 10)} ({ratio_batch:.2f}); "
+              f"balance_p99_1m<=1.2x_10k {verdict(None if ratio_bal is None else ratio_bal <= 1.2)}"
+              + ("" if ratio_bal is None else f" ({ratio_bal:.3f})"), flush=True)
+    finally:
+        admin_exec(args.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()

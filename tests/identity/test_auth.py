@@ -1,0 +1,93 @@
+"""Sign-in, tokens, API keys and rate limits, through HTTP as clients see them."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from identity.models import ApiKey, AuditEntry, AuthToken
+from infra.security import digest_secret
+from tests import factories as f
+
+
+def test_staff_login_gives_a_token_that_works_and_is_stored_hashed(client, session):
+    tree = f.region_tree(session)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    response = client.post("/api/v1/auth/staff/login", json={"username": clerk.label, "password": "long-enough-password"})
+    assert response.status_code == 201
+    token = response.json["token"]
+    me = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json["kind"] == "staff" and me.json["role"] == "clerk"
+    stored = session.scalars(select(AuthToken.token_digest)).all()
+    assert token not in stored and digest_secret(token) in stored
+    login_audit = session.scalars(select(AuditEntry).where(AuditEntry.action == "staff.login",
+                                                           AuditEntry.actor_id == clerk.id)).one()
+    assert login_audit.ip == "127.0.0.1"
+
+
+def test_wrong_password_is_401_with_a_stable_code(client, session):
+    tree = f.region_tree(session)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    response = client.post("/api/v1/auth/staff/login", json={"username": clerk.label, "password": "wrong"})
+    assert response.status_code == 401 and response.json["error"]["code"] == "bad_credentials"
+    unknown = client.post("/api/v1/auth/staff/login", json={"username": "nobody-here", "password": "wrong"})
+    assert unknown.status_code == 401 and unknown.json == response.json
+
+
+def test_passwords_are_argon2id(session):
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a)
+    assert person.password_hash.startswith("$argon2id$")
+
+
+def test_participant_login_and_logout(client, session):
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a, password="my-secret-9")
+    response = client.post("/api/v1/auth/participant/login", json={"phone": person.phone, "password": "my-secret-9"})
+    headers = {"Authorization": f"Bearer {response.json['token']}"}
+    assert client.get("/api/v1/me/balance", headers=headers).status_code == 200
+    assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
+    assert client.get("/api/v1/me/balance", headers=headers).status_code == 401
+
+
+def test_login_is_rate_limited(app, client, session):
+    app.config["SETTINGS"].login_rate_limit = "3 per minute"
+    try:
+        codes = [client.post("/api/v1/auth/staff/login", json={"username": "x", "password": "y"}).status_code
+                 for _ in range(5)]
+    finally:
+        app.config["SETTINGS"].login_rate_limit = "1000 per minute"
+    assert codes == [401, 401, 401, 429, 429]
+    limited = client.post("/api/v1/auth/participant/login", json={"phone": "13800000000", "password": "y"})
+    assert limited.status_code in (401, 429)
+
+
+def test_bad_login_input_names_the_field(client):
+    response = client.post("/api/v1/auth/participant/login", json={"phone": "123", "password": "x", "extra": 1})
+    assert response.status_code == 422
+    assert set(response.json["error"]["details"]) == {"phone", "extra"}
+
+
+def test_outlet_api_key_is_shown_once_stored_hashed_and_revocable(client, session):
+    tree = f.region_tree(session)
+    admin = f.staff(session, "admin", tree.county)
+    headers = f.bearer(session, "staff", admin.id)
+    partner = client.post("/api/v1/admin/partners", headers=headers,
+                          json={"code": f.unique("p"), "name": "惠民超市", "region_id": tree.town_a.id}).json
+    outlet = client.post(f"/api/v1/admin/partners/{partner['id']}/outlets", headers=headers,
+                         json={"name": "城关店", "region_id": tree.town_a.id}).json
+    issued = client.post(f"/api/v1/admin/outlets/{outlet['id']}/api-keys", headers=headers, json={"label": "收银台1"})
+    assert issued.status_code == 201
+    key = issued.json["key"]
+    assert session.scalar(select(ApiKey.key_digest).where(ApiKey.id == issued.json["id"])) == digest_secret(key)
+    me = client.get("/api/v1/auth/me", headers={"X-Api-Key": key})
+    assert me.json["kind"] == "outlet" and me.json["partner_id"] == partner["id"]
+    assert client.delete(f"/api/v1/admin/api-keys/{issued.json['id']}", headers=headers).status_code == 200
+    assert client.get("/api/v1/auth/me", headers={"X-Api-Key": key}).status_code == 401
+    actions = session.scalars(select(AuditEntry.action).where(AuditEntry.actor_id == admin.id)).all()
+    assert {"partner.create", "outlet.create", "api_key.issue", "api_key.revoke"} <= set(actions)
+
+
+def test_a_clerk_cannot_issue_keys(client, session):
+    tree = f.region_tree(session)
+    clerk = f.staff(session, "clerk", tree.county)
+    response = client.post("/api/v1/admin/outlets/1/api-keys", headers=f.bearer(session, "staff", clerk.id), json={})
+    assert response.status_code == 403 and response.json["error"]["code"] == "role_required"

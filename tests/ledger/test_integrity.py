@@ -1,0 +1,121 @@
+"""Tamper evidence and reconciliation: an owner who bypasses the triggers is still caught."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select, text
+
+from ledger.models import Entry
+from ledger.services import integrity
+from ledger.services.chain import entry_hash, posting_fingerprint
+from tests import factories as f
+
+
+@pytest.fixture
+def ledger_with_history(session):
+    tree = f.region_tree(session)
+    shop = f.partner_account(session, tree.town_a)
+    people = [f.account_of(session, f.participant(session, tree.grid_a)) for _ in range(3)]
+    for round_ in range(4):
+        for account in people:
+            f.award(session, account.id, round_ + 2)
+    f.spend(session, people[0].id, 3, shop.id)
+    return people
+
+
+def _bypass_triggers(session) -> None:
+    """What a database owner could do: switch off user triggers for this transaction."""
+    session.execute(text("SET LOCAL session_replication_role = replica"))
+
+
+def _restore_triggers(session) -> None:
+    session.execute(text("SET LOCAL session_replication_role = origin"))
+
+
+def _chain(session, account_id):
+    return session.scalars(select(Entry).where(Entry.account_id == account_id).order_by(Entry.seq)).all()
+
+
+def test_a_clean_ledger_verifies_and_reconciles(session, ledger_with_history):
+    assert integrity.verify_chains(session).ok
+    assert integrity.reconcile(session).ok
+
+
+def test_edited_entry_is_named_by_verify(session, ledger_with_history):
+    target = _chain(session, ledger_with_history[1].id)[2]
+    _bypass_triggers(session)
+    session.execute(text("UPDATE entries SET amount = amount + 10, balance_after = balance_after + 10 WHERE id = :i"),
+                    {"i": target.id})
+    _restore_triggers(session)
+    report = integrity.verify_chains(session)
+    assert not report.ok
+    first = report.problems[0]
+    assert (first["entry_id"], first["account_id"], first["seq"], first["problem"]) == \
+        (target.id, target.account_id, 3, "altered_entry")
+
+
+def test_edited_posting_reason_is_caught(session, ledger_with_history):
+    target = _chain(session, ledger_with_history[0].id)[0]
+    _bypass_triggers(session)
+    session.execute(text("UPDATE postings SET reason = '被篡改' WHERE id = :p"), {"p": target.posting_id})
+    _restore_triggers(session)
+    problems = integrity.verify_chains(session).problems
+    assert {p["entry_id"] for p in problems if p["account_id"] == target.account_id} == {target.id}
+
+
+def test_deleted_entry_is_reported_missing(session, ledger_with_history):
+    chain = _chain(session, ledger_with_history[2].id)
+    _bypass_triggers(session)
+    session.execute(text("DELETE FROM entries WHERE id = :i"), {"i": chain[1].id})
+    _restore_triggers(session)
+    report = integrity.verify_chains(session)
+    missing = [p for p in report.problems if p["account_id"] == chain[1].account_id]
+    assert missing[0]["problem"] == "missing_entry" and missing[0]["seq"] == 2
+    assert not integrity.reconcile(session).ok
+
+
+def test_rewritten_chain_passes_verify_but_not_the_exported_digest(session, ledger_with_history):
+    account_id = ledger_with_history[0].id
+    document = integrity.export_digest(integrity.record_digest(session, dt.date(2026, 1, 1)))
+    # The owner rewrites the whole chain consistently: new amounts, recomputed hashes and head.
+    _bypass_triggers(session)
+    prev, running = "0" * 64, 0
+    for entry in _chain(session, account_id):
+        posting = session.execute(text("SELECT * FROM postings WHERE id = :p"), {"p": entry.posting_id}).mappings().one()
+        amount = entry.amount * 2
+        running += amount
+        digest = entry_hash(prev, posting_fingerprint(dict(posting)), entry.account_id, entry.shard, entry.seq, amount, running)
+        session.execute(text("UPDATE entries SET amount=:a, balance_after=:b, prev_hash=:p, hash=:h WHERE id=:i"),
+                        {"a": amount, "b": running, "p": prev, "h": digest, "i": entry.id})
+        prev = digest
+    session.execute(text("UPDATE balances SET balance=:b, last_hash=:h WHERE account_id=:a"),
+                    {"b": running, "h": prev, "a": account_id})
+    _restore_triggers(session)
+    session.expire_all()
+    assert all(p["account_id"] != account_id for p in integrity.verify_chains(session).problems)
+    against = integrity.verify_against_digest(session, document)
+    assert not against.ok
+    assert against.problems[0]["account_id"] == account_id and against.problems[0]["problem"] == "chain_rewritten"
+    assert not integrity.reconcile(session).ok  # the ledger no longer sums to zero
+
+
+def test_reconcile_reports_a_cached_balance_that_drifted_and_fixes_nothing(session, ledger_with_history):
+    account_id = ledger_with_history[1].id
+    session.execute(text("UPDATE balances SET balance = balance + 1 WHERE account_id = :a"), {"a": account_id})
+    report = integrity.reconcile(session)
+    assert [p["account_id"] for p in report.problems if p["problem"] == "balance_mismatch"] == [account_id]
+    assert integrity.reconcile(session).problems == report.problems
+
+
+def test_daily_digest_is_recorded_once_per_day(session, ledger_with_history):
+    first = integrity.record_digest(session, dt.date(2026, 2, 1))
+    f.award(session, ledger_with_history[0].id, 1)
+    second = integrity.record_digest(session, dt.date(2026, 2, 1))
+    assert first.id == second.id and first.digest == second.digest
+
+
+def test_scheduled_check_runs_once_per_period(session, ledger_with_history):
+    report = integrity.verify_chains(session)
+    assert integrity.record_check(session, report, "2026-03-01") is not None
+    assert integrity.record_check(session, report, "2026-03-01") is None
