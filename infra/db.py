@@ -6,6 +6,7 @@ Services receive a Session and only flush; exactly one place commits: the end of
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +16,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -109,6 +112,7 @@ class Database:
         try:
             yield session
             session.commit()
+            run_after_commit(session)
         except BaseException:
             session.rollback()
             raise
@@ -129,12 +133,14 @@ def after_commit(session: Session, callback: Callable[[], Any]) -> None:
     session.info.setdefault(AFTER_COMMIT_KEY, []).append(callback)
 
 
-@event.listens_for(Session, "after_commit")
-def _run_after_commit(session: Session) -> None:
-    # A savepoint release (tests) does not fire after_commit; a real commit does.
-    callbacks = session.info.pop(AFTER_COMMIT_KEY, [])
-    for callback in callbacks:
-        callback()
+def run_after_commit(session: Session) -> None:
+    """Called by the unit-of-work owner once its commit has succeeded. A failing callback is
+    logged, never raised: the data is already committed and the response must say so."""
+    for callback in session.info.pop(AFTER_COMMIT_KEY, []):
+        try:
+            callback()
+        except Exception:
+            log.exception("after-commit callback failed")
 
 
 @event.listens_for(Session, "after_rollback")

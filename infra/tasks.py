@@ -14,6 +14,7 @@ class UnitOfWorkTask(Task):
     """Each run gets a fresh session, committed on success and rolled back on failure."""
 
     abstract = True
+    typing = False  # `session` is injected here, not sent by callers
     flask_app: Flask | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

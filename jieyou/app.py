@@ -15,7 +15,7 @@ from identity import api as identity_api
 from identity.services import principal_for
 from infra.auth import set_principal_loader
 from infra.config import Settings
-from infra.db import db, make_engine
+from infra.db import db, make_engine, run_after_commit
 from infra.errors import register_error_handlers
 from infra.i18n import init_i18n
 from infra.limits import limiter
@@ -96,6 +96,7 @@ def _unit_of_work(app: Flask) -> None:
     def commit(response: Response) -> Response:
         if response.status_code < 400:
             db.session.commit()
+            run_after_commit(db.session())
         else:
             db.session.rollback()
         return response

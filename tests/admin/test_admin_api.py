@@ -1,0 +1,152 @@
+"""Staff over HTTP: scope, masking, four-eyes corrections, integrity status and the audit log."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from identity.models import AuditEntry
+from ledger.services import accounts
+from tests import factories as f
+
+
+def _world(session):
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a, name="李桂兰")
+    account = f.account_of(session, person)
+    f.award(session, account.id, 30)
+    return tree, person, account
+
+
+def test_staff_find_accounts_in_scope_with_phone_masked(client, session):
+    tree, person, account = _world(session)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    response = client.get("/api/v1/admin/accounts", query_string={"q": person.phone[-6:]},
+                          headers=f.bearer(session, "staff", clerk.id))
+    (row,) = response.json["items"]
+    assert row["id"] == account.id and row["balance"] == 30
+    assert row["participant"]["phone"] == person.phone[:3] + "****" + person.phone[-4:]
+    assert person.phone not in response.get_data(as_text=True)
+
+
+def test_staff_outside_scope_get_404_not_the_data(client, session):
+    tree, person, account = _world(session)
+    stranger = f.staff(session, "clerk", tree.town_b)
+    headers = f.bearer(session, "staff", stranger.id)
+    for url in (f"/api/v1/admin/accounts/{account.id}", f"/api/v1/admin/accounts/{account.id}/statement",
+                f"/api/v1/admin/participants/{person.id}", f"/api/v1/admin/participants/{person.id}/contact"):
+        response = client.get(url, headers=headers)
+        assert response.status_code == 404, url
+        assert "李桂兰" not in response.get_data(as_text=True)
+    found = client.get("/api/v1/admin/accounts", query_string={"q": "李桂兰"}, headers=headers).json
+    assert found["items"] == []
+
+
+def test_revealing_a_phone_number_is_audited(client, session):
+    tree, person, _account = _world(session)
+    verifier = f.staff(session, "verifier", tree.town_a)
+    response = client.get(f"/api/v1/admin/participants/{person.id}/contact", headers=f.bearer(session, "staff", verifier.id))
+    assert response.json["phone"] == person.phone
+    assert session.scalar(select(AuditEntry.action).where(AuditEntry.actor_id == verifier.id,
+                                                          AuditEntry.object_id == str(person.id))) \
+        == "participant.reveal_contact"
+
+
+def test_large_adjustment_needs_a_second_approver_over_http(client, session):
+    tree, person, account = _world(session)
+    requester = f.staff(session, "approver", tree.town_a)
+    second = f.staff(session, "approver", tree.county)
+    mine = f.bearer(session, "staff", requester.id)
+    created = client.post("/api/v1/admin/adjustments", headers=mine, json={
+        "participant_id": person.id, "amount": 80, "reason": "补录季度调解积分", "idempotency_key": "adj-000001"})
+    assert created.status_code == 201 and created.json["status"] == "pending"
+    again = client.post("/api/v1/admin/adjustments", headers=mine, json={
+        "participant_id": person.id, "amount": 80, "reason": "补录季度调解积分", "idempotency_key": "adj-000001"})
+    assert again.json["request"]["id"] == created.json["request"]["id"]
+    request_id = created.json["request"]["id"]
+    own = client.post(f"/api/v1/admin/approvals/{request_id}/decision", headers=mine, json={"approve": True})
+    assert own.status_code == 403 and own.json["error"]["code"] == "four_eyes"
+    pending = client.get("/api/v1/admin/approvals", headers=f.bearer(session, "staff", second.id)).json
+    assert request_id in [r["id"] for r in pending]
+    ok = client.post(f"/api/v1/admin/approvals/{request_id}/decision", headers=f.bearer(session, "staff", second.id),
+                     json={"approve": True, "note": "核实无误"})
+    assert ok.status_code == 200 and ok.json["status"] == "approved"
+    assert accounts.balance(session, account.id) == 110
+    statement = client.get(f"/api/v1/admin/accounts/{account.id}/statement", headers=mine).json
+    assert statement["items"][0]["reason"] == "补录季度调解积分" and statement["items"][0]["kind"] == "adjustment"
+
+
+def test_reversal_over_http_and_twice_is_refused(client, session):
+    tree, person, account = _world(session)
+    original = f.award(session, account.id, 6)
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    approver = f.bearer(session, "staff", f.staff(session, "approver", tree.town_a).id)
+    request = client.post("/api/v1/admin/reversals", headers=clerk,
+                          json={"posting_id": original.posting_id, "reason": "重复上报"}).json
+    decided = client.post(f"/api/v1/admin/approvals/{request['id']}/decision", headers=approver, json={"approve": True})
+    assert decided.json["result_posting_id"]
+    again = client.post("/api/v1/admin/reversals", headers=clerk,
+                        json={"posting_id": original.posting_id, "reason": "再冲一次"})
+    assert again.status_code == 409 and again.json["error"]["code"] == "already_reversed"
+    posting = client.get(f"/api/v1/admin/postings/{decided.json['result_posting_id']}", headers=clerk).json
+    assert posting["kind"] == "reversal" and posting["reverses_id"] == original.posting_id
+    assert len(posting["entries"]) == 2 and all(len(e["hash"]) == 64 for e in posting["entries"])
+
+
+def test_adjustment_input_errors_name_each_field(client, session):
+    tree, _person, _account = _world(session)
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    response = client.post("/api/v1/admin/adjustments", headers=clerk,
+                           json={"participant_id": "x", "amount": 1.5, "colour": "red"})
+    assert response.status_code == 422
+    assert set(response.json["error"]["details"]) == {"participant_id", "amount", "reason", "colour"}
+
+
+def test_auditor_runs_checks_and_reads_the_audit_log(client, session):
+    tree, person, _account = _world(session)
+    auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.county).id)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    client.get(f"/api/v1/admin/participants/{person.id}/contact", headers=f.bearer(session, "staff", clerk.id))
+    assert client.post("/api/v1/admin/ledger/checks", headers=auditor, json={"kind": "reconcile"}).status_code == 202
+    status = client.get("/api/v1/admin/ledger/checks", headers=auditor).json
+    assert status["reconcile"]["ok"] is True
+    log = client.get("/api/v1/admin/audit", headers=auditor, query_string={"actor_id": clerk.id}).json
+    assert [e["action"] for e in log["items"]] == ["participant.reveal_contact"]
+    assert log["items"][0]["ip"] == "127.0.0.1"
+
+
+def test_audit_log_is_for_auditors_and_is_append_only(client, session):
+    tree, person, _account = _world(session)
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    assert client.get("/api/v1/admin/audit", headers=clerk).status_code == 403
+    client.get(f"/api/v1/admin/participants/{person.id}/contact", headers=clerk)
+    for sql in ("DELETE FROM audit_log", "UPDATE audit_log SET action = 'nothing'"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            with session.begin_nested():
+                session.execute(text(sql))
+
+
+def test_admin_creates_staff_only_within_scope(client, session):
+    tree = f.region_tree(session)
+    town_admin = f.bearer(session, "staff", f.staff(session, "admin", tree.town_a).id)
+    outside = client.post("/api/v1/admin/staff", headers=town_admin, json={
+        "username": "newclerk", "display_name": "新录入员", "role": "clerk", "scope_region_id": tree.town_b.id,
+        "password": "a-long-password"})
+    assert outside.status_code == 404
+    inside = client.post("/api/v1/admin/staff", headers=town_admin, json={
+        "username": "newclerk", "display_name": "新录入员", "role": "clerk", "scope_region_id": tree.village_a.id,
+        "password": "a-long-password"})
+    assert inside.status_code == 201 and "password" not in inside.json
+
+
+def test_enrol_participant_opens_an_account(client, session):
+    tree = f.region_tree(session)
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    response = client.post("/api/v1/admin/participants", headers=clerk, json={
+        "name": "王秀英", "phone": "13712345678", "region_id": tree.grid_a.id, "password": "initial-pass"})
+    assert response.status_code == 201 and response.json["phone"] == "137****5678"
+    duplicate = client.post("/api/v1/admin/participants", headers=clerk, json={
+        "name": "王秀英", "phone": "13712345678", "region_id": tree.grid_a.id})
+    assert duplicate.status_code == 409 and "phone" in duplicate.json["error"]["details"]
+    found = client.get("/api/v1/admin/accounts", headers=clerk, query_string={"q": "王秀英"}).json
+    assert found["items"][0]["balance"] == 0
