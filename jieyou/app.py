@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, *, engine: Any = None) -> Flask
             "security": [{"bearer": []}, {"apiKey": []}],
         },
     )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese stays readable
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     configure_password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib)
     db.configure(engine or make_engine(settings.database_url, echo=settings.sql_echo))

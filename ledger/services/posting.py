@@ -91,7 +91,7 @@ def _shard_count_map(session: Session, account_ids: set[int]) -> dict[int, int]:
 
 def _validate(index: int, req: PostingRequest, now: dt.datetime) -> None:
     def fail(field_name: str, message: str) -> None:
-        raise ValidationFailed(message, details={field_name: [message], "posting_index": index})
+        raise ValidationFailed("The posting is invalid.", details={field_name: [message], "posting_index": index})
 
     if req.kind not in POSTING_KINDS:
         fail("kind", f"kind must be one of {', '.join(POSTING_KINDS)}")
