@@ -72,8 +72,10 @@ class AccountStatement(MethodView):
     @blp.arguments(StatementArgs, location="query")
     @blp.response(200, StatementOut)
     def get(self, args: dict[str, Any], account_id: int, actor: Principal) -> dict[str, Any]:
-        """Any statement in my scope, newest first."""
+        """Any statement in my scope, newest first. Reading someone's history is audited."""
         account = accounts.get_account(db.session, actor, account_id)
+        audit(db.session, actor, "ledger.statement.view", object_type="account", object_id=account.id,
+              region_path=accounts.account_region_path(db.session, account))
         lines, nxt = accounts.statement(db.session, account, limit=args["limit"], before_id=args["before"],
                                         since=args["since"], until=args["until"])
         return {"items": lines, "next": nxt}

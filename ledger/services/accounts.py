@@ -169,8 +169,9 @@ def find_accounts(session: Session, actor: Principal, *, q: str | None = None, r
     if kind:
         stmt = stmt.where(Account.kind == kind)
     if q:
-        like = f"%{q.strip()}%"
-        stmt = stmt.where(or_(Participant.name.like(like), Participant.phone.like(like), Account.code == q.strip()))
+        text = q.strip()
+        stmt = stmt.where(or_(Participant.name.contains(text, autoescape=True),
+                              Participant.phone.contains(text, autoescape=True), Account.code == text))
     if after_id is not None:
         stmt = stmt.where(Account.id > after_id)
     rows = session.execute(stmt).all()
