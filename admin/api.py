@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import current_app
+from flask import current_app, jsonify
 from flask.views import MethodView
 from sqlalchemy import select
 
@@ -17,7 +17,7 @@ from identity.services import audit, is_county_scope
 from ledger import tasks
 from ledger.models import ChainDigest, Posting
 from ledger.schemas import (
-    AccountPageOut, AccountRowOut, AccountSearchArgs, AdjustmentIn, AdjustmentOut, ApprovalListArgs, ApprovalOut,
+    AccountPageOut, AccountSearchArgs, MaskedAccountPageOut, AdjustmentIn, AdjustmentOut, ApprovalListArgs, ApprovalOut,
     BalanceArgs, BalanceOut, CheckStatusOut, DecisionIn, DigestOut, DigestSummaryOut, PostingOut, ReversalIn, RunCheckIn, StatementArgs,
     StatementOut,
 )
@@ -34,22 +34,30 @@ def _settings() -> Any:
     return current_app.config["SETTINGS"]
 
 
+def _county_only(actor: Principal) -> None:
+    if not is_county_scope(actor):
+        raise Forbidden("Whole-ledger checks are for county staff.", code="scope_required")
+
+
 @blp.route("/accounts")
 class AccountSearch(MethodView):
     @require("staff", *READERS)
     @blp.arguments(AccountSearchArgs, location="query")
     @blp.response(200, AccountPageOut)
-    def get(self, args: dict[str, Any], actor: Principal) -> dict[str, Any]:
+    @blp.alt_response(200, schema=MaskedAccountPageOut, description="As seen by auditors (names masked)",
+                      success=True)
+    def get(self, args: dict[str, Any], actor: Principal) -> Any:
         """Find accounts within my scope by name, phone fragment, region or kind."""
-        region_path = None
-        if args["region_id"] is not None:
-            region = get_region(db.session, args["region_id"])
-            if not actor.in_scope(region.path):
-                raise NotFound("Region not found.", details={"region_id": ["Outside your scope."]})
-            region_path = region.path
+        region_path = get_region(db.session, args["region_id"], actor).path if args["region_id"] else None
         rows, nxt = accounts.find_accounts(db.session, actor, q=args["q"], region_path=region_path, kind=args["kind"],
                                            limit=args["limit"], after_id=args["after"])
-        return {"items": rows, "next": nxt}
+        if args["q"]:
+            audit(db.session, actor, "ledger.accounts.search", region_path=actor.scope_path,
+                  details={"q": args["q"], "results": len(rows)})
+        page = {"items": rows, "next": nxt}
+        # Auditors check the books, not the people: they see names masked.
+        schema = MaskedAccountPageOut() if actor.role == "auditor" else AccountPageOut()
+        return jsonify(schema.dump(page))  # a Response passes through flask-smorest as is
 
 
 @blp.route("/accounts/<int:account_id>")
@@ -60,6 +68,8 @@ class AccountDetail(MethodView):
     def get(self, args: dict[str, Any], account_id: int, actor: Principal) -> dict[str, Any]:
         """An account's balance now or at a past moment."""
         account = accounts.get_account(db.session, actor, account_id)
+        audit(db.session, actor, "ledger.balance.view", object_type="account", object_id=account.id,
+              region_path=accounts.account_region_path(db.session, account))
         if args["at"] is not None:
             return {"account_id": account.id, "balance": accounts.balance_at(db.session, account.id, args["at"]),
                     "as_of": args["at"]}
@@ -90,7 +100,8 @@ class PostingDetail(MethodView):
         posting = db.session.get(Posting, posting_id)
         if posting is None:
             raise NotFound("Posting not found.", code="posting_not_found")
-        corrections.posting_region(db.session, actor, posting)  # raises 404 outside scope
+        region = corrections.posting_region(db.session, actor, posting)  # raises 404 outside scope
+        audit(db.session, actor, "ledger.posting.view", object_type="posting", object_id=posting.id, region_path=region)
         return posting
 
 
@@ -146,7 +157,8 @@ class LedgerChecks(MethodView):
     @require("staff", "auditor", "approver")
     @blp.response(200, CheckStatusOut)
     def get(self, actor: Principal) -> Any:
-        """The latest verification and reconciliation results."""
+        """The latest verification and reconciliation results (county staff)."""
+        _county_only(actor)
         return integrity.latest_checks(db.session)
 
     @require("staff", "auditor")
@@ -154,8 +166,7 @@ class LedgerChecks(MethodView):
     @blp.response(202)
     def post(self, args: dict[str, Any], actor: Principal) -> dict[str, Any]:
         """Run a verification or reconciliation now (in the background)."""
-        if not is_county_scope(actor):
-            raise Forbidden("Whole-ledger checks are for county staff.", code="scope_required")
+        _county_only(actor)
         audit(db.session, actor, f"ledger.{args['kind']}.run")
         task = tasks.verify_ledger if args["kind"] == "verify" else tasks.reconcile_ledger
         after_commit(db.session, lambda: task.delay())
@@ -168,6 +179,7 @@ class Digests(MethodView):
     @blp.response(200, DigestSummaryOut(many=True))
     def get(self, actor: Principal) -> Any:
         """Daily chain-head digests, newest first."""
+        _county_only(actor)
         return db.session.scalars(select(ChainDigest).order_by(ChainDigest.day.desc()).limit(366)).all()
 
 
@@ -177,6 +189,7 @@ class DigestExport(MethodView):
     @blp.response(200, DigestOut)
     def get(self, day: str, actor: Principal) -> Any:
         """One day's digest with every head: download it and keep it outside the database."""
+        _county_only(actor)
         try:
             when = dt.date.fromisoformat(day)
         except ValueError:

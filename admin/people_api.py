@@ -5,7 +5,6 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from sqlalchemy import select
 
 from admin import services
 from admin.schemas import (
@@ -13,7 +12,6 @@ from admin.schemas import (
     ParticipantIn, ParticipantOut, PartnerIn, PartnerOut, StaffIn, StaffOut,
 )
 from identity import services as identity
-from identity.models import Partner
 from infra.api import Blueprint
 from infra.auth import Principal, require
 from infra.db import db
@@ -38,7 +36,10 @@ class ParticipantDetail(MethodView):
     @blp.response(200, ParticipantOut)
     def get(self, participant_id: int, actor: Principal) -> Any:
         """A participant in my scope (phone masked)."""
-        return identity.get_participant_in_scope(db.session, actor, participant_id)
+        person = identity.get_participant_in_scope(db.session, actor, participant_id)
+        identity.audit(db.session, actor, "participant.view", object_type="participant", object_id=person.id,
+                       region_path=person.region_path)
+        return person
 
 
 @blp.route("/participants/<int:participant_id>/contact")
@@ -66,13 +67,22 @@ class Staff(MethodView):
         return services.create_staff_user(db.session, actor, **args)
 
 
+@blp.route("/staff/<int:user_id>/deactivate")
+class StaffDeactivate(MethodView):
+    @require("staff", "admin")
+    @blp.response(200, StaffOut)
+    def post(self, user_id: int, actor: Principal) -> Any:
+        """Deactivate a staff member and revoke every token they hold, at once."""
+        return identity.deactivate_staff(db.session, actor, user_id)
+
+
 @blp.route("/partners")
 class Partners(MethodView):
     @require("staff", "admin", "auditor")
     @blp.response(200, PartnerOut(many=True))
     def get(self, actor: Principal) -> Any:
-        """Partners and their outlets."""
-        return db.session.scalars(select(Partner).order_by(Partner.id)).all()
+        """Partners and their outlets, within my scope."""
+        return services.list_partners(db.session, actor)
 
     @require("staff", "admin")
     @blp.arguments(PartnerIn)

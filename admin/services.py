@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from infra.auth import Principal
 from infra.errors import Forbidden, NotFound
 from identity import services as identity
-from identity.models import AuditEntry, Outlet, Participant, Partner, StaffUser
+from identity.models import AuditEntry, Outlet, Participant, Partner, Region, StaffUser
 from ledger.services import accounts
 
 
@@ -18,9 +18,7 @@ def enrol_participant(session: Session, actor: Principal, *, name: str, phone: s
                       password: str | None, role: str) -> Participant:
     if not actor.has_role("clerk"):
         raise Forbidden("Only a clerk or admin enrols participants.", code="role_required")
-    region = identity.get_region(session, region_id)
-    if not actor.in_scope(region.path):
-        raise NotFound("Region not found.", details={"region_id": ["Outside your scope."]})
+    region = identity.get_region(session, region_id, actor)
     person = identity.create_participant(session, name=name, phone=phone, region=region, password=password, role=role)
     accounts.participant_account(session, person.id)
     identity.audit(session, actor, "participant.enrol", object_type="participant", object_id=person.id,
@@ -42,9 +40,9 @@ def create_staff_user(session: Session, actor: Principal, *, username: str, disp
                       scope_region_id: int, password: str, participant_id: int | None) -> StaffUser:
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin creates staff users.", code="role_required")
-    scope = identity.get_region(session, scope_region_id)
-    if not actor.in_scope(scope.path):
-        raise NotFound("Region not found.", details={"scope_region_id": ["Outside your scope."]})
+    scope = identity.get_region(session, scope_region_id, actor)
+    if role in ("admin", "approver") and not identity.is_county_scope(actor):
+        raise Forbidden("Only a county admin creates admins and approvers.", code="scope_required")
     if participant_id is not None:
         identity.get_participant_in_scope(session, actor, participant_id)
     user = identity.create_staff(session, username=username, display_name=display_name, role=role, scope=scope,
@@ -64,9 +62,7 @@ def create_partner(session: Session, actor: Principal, *, code: str, name: str, 
                    shards: int) -> Partner:
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin registers partners.", code="role_required")
-    region = identity.get_region(session, region_id)
-    if not actor.in_scope(region.path):
-        raise NotFound("Region not found.", details={"region_id": ["Outside your scope."]})
+    region = identity.get_region(session, region_id, actor)
     partner = identity.create_partner(session, code=code, name=name, name_en=name_en, region=region)
     accounts.partner_account(session, partner.id, shards)
     identity.audit(session, actor, "partner.create", object_type="partner", object_id=partner.id,
@@ -79,13 +75,20 @@ def create_outlet(session: Session, actor: Principal, partner_id: int, *, name: 
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin registers outlets.", code="role_required")
     partner = session.get(Partner, partner_id)
-    if partner is None:
+    if partner is None or not actor.in_scope(identity.get_region(session, partner.region_id).path):
         raise NotFound("Partner not found.")
-    region = identity.get_region(session, region_id)
+    region = identity.get_region(session, region_id, actor)
     outlet = identity.create_outlet(session, partner, name=name, region=region, address=address)
     identity.audit(session, actor, "outlet.create", object_type="outlet", object_id=outlet.id,
                    region_path=region.path, details={"partner_id": partner.id, "name": name})
     return outlet
+
+
+def list_partners(session: Session, actor: Principal) -> list[Partner]:
+    if not actor.has_role("admin", "auditor"):
+        raise Forbidden("Your role does not list partners.", code="role_required")
+    return list(session.scalars(select(Partner).join(Region, Region.id == Partner.region_id)
+                                .where(Region.path.startswith(actor.scope_path or "\x00")).order_by(Partner.id)))
 
 
 def audit_log(session: Session, actor: Principal, *, action: str | None = None, actor_kind: str | None = None,

@@ -26,22 +26,40 @@ def _login_limit() -> str:
     return current_app.config["SETTINGS"].login_rate_limit
 
 
+def _login_name() -> str:
+    body = request.get_json(silent=True)
+    name = body.get("username") or body.get("phone") if isinstance(body, dict) else None
+    return f"login-name:{str(name)[:50]}"
+
+
+# Per address, and per account name so that guesses spread over many addresses are slowed too.
+LOGIN_LIMITS = [limiter.limit(_login_limit, key_func=lambda: f"login:{request.remote_addr}"),
+                limiter.limit(_login_limit, key_func=_login_name)]
+
+
 @blp.route("/staff/login")
 class StaffLogin(MethodView):
-    decorators = [limiter.limit(_login_limit, key_func=lambda: f"login:{request.remote_addr}")]
+    decorators = LOGIN_LIMITS
 
     @blp.arguments(StaffLoginIn)
     @blp.response(201, TokenOut)
     def post(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Staff sign-in with username and password (rate-limited per address)."""
-        token, expires, user = services.login_staff(db.session, args["username"], args["password"], _ttl(),
-                                                    ip=request.remote_addr, user_agent=request.user_agent.string)
+        """Staff sign-in with username and password (rate-limited per address and per name)."""
+        try:
+            token, expires, user = services.login_staff(db.session, args["username"], args["password"], _ttl(),
+                                                        ip=request.remote_addr, user_agent=request.user_agent.string)
+        except Unauthorized:
+            db.session.rollback()  # nothing of the failed attempt is kept, except its audit record
+            with db.unit_of_work() as session:
+                services.record_failed_login(session, args["username"], request.remote_addr,
+                                             request.user_agent.string)
+            raise
         return {"token": token, "expires_at": expires, "kind": "staff", "role": user.role}
 
 
 @blp.route("/participant/login")
 class ParticipantLogin(MethodView):
-    decorators = [limiter.limit(_login_limit, key_func=lambda: f"login:{request.remote_addr}")]
+    decorators = LOGIN_LIMITS
 
     @blp.arguments(ParticipantLoginIn)
     @blp.response(201, TokenOut)

@@ -38,10 +38,11 @@ def create_region(session: Session, *, level: str, code: str, name: str, parent:
     return region
 
 
-def get_region(session: Session, region_id: int) -> Region:
+def get_region(session: Session, region_id: int, actor: Principal | None = None) -> Region:
+    """The region, if it exists and (given an actor) lies in the actor's scope; one 404 either way."""
     region = session.get(Region, region_id)
-    if region is None:
-        raise NotFound("Region not found.", details={"region_id": [f"No region {region_id}."]})
+    if region is None or (actor is not None and not actor.in_scope(region.path)):
+        raise NotFound("Region not found.", details={"region_id": ["No such region in your scope."]})
     return region
 
 
@@ -82,6 +83,24 @@ def create_staff(session: Session, *, username: str, display_name: str, role: st
     return user
 
 
+def deactivate_staff(session: Session, actor: Principal, user_id: int) -> StaffUser:
+    """Cut a staff member off at once: inactive, and every token revoked."""
+    if not actor.has_role("admin"):
+        raise Forbidden("Only an admin deactivates staff.", code="role_required")
+    user = session.get(StaffUser, user_id)
+    if user is None or not actor.in_scope(user.scope_region.path):
+        raise NotFound("Staff user not found.")
+    if user.id == actor.id:
+        raise Conflict("You cannot deactivate yourself.", code="self_deactivation")
+    user.active = False
+    session.execute(update(AuthToken).where(AuthToken.subject_kind == "staff", AuthToken.subject_id == user.id,
+                                            AuthToken.revoked_at.is_(None)).values(revoked_at=utcnow()))
+    session.flush()
+    audit(session, actor, "staff.deactivate", object_type="staff_user", object_id=user.id,
+          region_path=user.scope_region.path)
+    return user
+
+
 def staff_principal(user: StaffUser) -> Principal:
     return Principal(kind="staff", id=user.id, label=user.username, role=user.role,
                      scope_region_id=user.scope_region_id, scope_path=user.scope_region.path,
@@ -111,8 +130,17 @@ def login_staff(session: Session, username: str, password: str, ttl: dt.timedelt
         user.password_hash = hash_password(password)
     token, expires = issue_token(session, "staff", user.id, ttl)
     actor = Principal(**{**staff_principal(user).__dict__, "ip": ip, "user_agent": user_agent})
-    audit(session, actor, "staff.login", object_type="staff_user", object_id=user.id)
+    audit(session, actor, "staff.login", object_type="staff_user", object_id=user.id,
+          region_path=user.scope_region.path)
     return token, expires, user
+
+
+def record_failed_login(session: Session, username: str, ip: str | None, user_agent: str | None) -> None:
+    """Audit a failed staff sign-in (in its own unit of work: the failed request rolls back)."""
+    user = session.scalar(select(StaffUser).where(StaffUser.username == username))
+    who = Principal(kind="system", id=0, label="login", ip=ip, user_agent=user_agent)
+    audit(session, who, "staff.login_failed", object_type="staff_user", object_id=user.id if user else None,
+          region_path=user.scope_region.path if user else None, details={"username": username[:50]})
 
 
 def login_participant(session: Session, phone: str, password: str, ttl: dt.timedelta) -> tuple[str, dt.datetime, Participant]:
@@ -149,6 +177,8 @@ def principal_for(session: Session, scheme: str, credential: str) -> Principal |
     outlet = key.outlet
     if not outlet.active or not outlet.partner.active:
         return None
+    if key.last_used_at is None or key.last_used_at < now - dt.timedelta(hours=1):
+        key.last_used_at = now  # committed with the request; hourly so reads stay cheap
     return Principal(kind="outlet", id=outlet.id, label=f"outlet:{outlet.id}", partner_id=outlet.partner_id,
                      extra={"api_key_id": key.id})
 
@@ -175,16 +205,14 @@ def issue_api_key(session: Session, actor: Principal, outlet_id: int, label: str
     """Returns the key itself, which is never stored and never shown again."""
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin issues API keys.")
-    outlet = session.get(Outlet, outlet_id)
-    if outlet is None:
-        raise NotFound("Outlet not found.")
+    outlet = get_outlet_in_scope(session, actor, outlet_id)
     secret = new_secret("jy_key")
     key = ApiKey(outlet_id=outlet.id, prefix=secret[:10], key_digest=digest_secret(secret), label=label,
                  created_by=actor.id if actor.is_staff else None)
     session.add(key)
     session.flush()
     audit(session, actor, "api_key.issue", object_type="api_key", object_id=key.id,
-          details={"outlet_id": outlet.id, "prefix": key.prefix})
+          region_path=_outlet_path(session, outlet), details={"outlet_id": outlet.id, "prefix": key.prefix})
     return secret, key
 
 
@@ -192,14 +220,26 @@ def revoke_api_key(session: Session, actor: Principal, key_id: int) -> ApiKey:
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin revokes API keys.")
     key = session.get(ApiKey, key_id)
-    if key is None:
+    if key is None or not actor.in_scope(_outlet_path(session, key.outlet)):
         raise NotFound("API key not found.")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         audit(session, actor, "api_key.revoke", object_type="api_key", object_id=key.id,
-              details={"outlet_id": key.outlet_id, "prefix": key.prefix})
+              region_path=_outlet_path(session, key.outlet), details={"outlet_id": key.outlet_id, "prefix": key.prefix})
     session.flush()
     return key
+
+
+def _outlet_path(session: Session, outlet: Outlet) -> str:
+    region = session.get(Region, outlet.region_id)
+    return region.path if region else "/"
+
+
+def get_outlet_in_scope(session: Session, actor: Principal, outlet_id: int) -> Outlet:
+    outlet = session.get(Outlet, outlet_id)
+    if outlet is None or not actor.in_scope(_outlet_path(session, outlet)):
+        raise NotFound("Outlet not found.")
+    return outlet
 
 
 def get_participant_in_scope(session: Session, actor: Principal, participant_id: int) -> Participant:

@@ -48,6 +48,8 @@ class Settings:
     login_rate_limit: str = "10 per minute"
     default_locale: str = "zh"
     sql_echo: bool = False
+    # Number of trusted reverse proxies in front of the app (0: none; addresses are taken as seen).
+    proxy_hops: int = 0
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -68,6 +70,7 @@ class Settings:
             login_rate_limit=env.get("LOGIN_RATE_LIMIT", "10 per minute"),
             default_locale=env.get("DEFAULT_LOCALE", "zh"),
             sql_echo=env.get("SQL_ECHO", "") == "1",
+            proxy_hops=_int("PROXY_HOPS", 0),
         )
         for key, value in overrides.items():
             if not hasattr(settings, key):

@@ -58,7 +58,8 @@ def utcnow() -> dt.datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dt.datetime: UtcDateTime(), dict[str, Any]: JsonDoc}
+    type_annotation_map = {dt.datetime: UtcDateTime(), dict[str, Any]: JsonDoc, list[dict[str, Any]]: JsonDoc,
+                           list[str]: JsonDoc, list[int]: JsonDoc}
 
 
 def make_engine(url: str, echo: bool = False, **kwargs: Any) -> Engine:

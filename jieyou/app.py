@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from flask_smorest import Api
 from sqlalchemy import text
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from admin import api as admin_ledger_api
 from admin import people_api as admin_people_api
@@ -38,6 +39,9 @@ BEAT_SCHEDULE: dict[str, Any] = {**ledger_tasks.BEAT_SCHEDULE}
 def create_app(settings: Settings | None = None, *, engine: Any = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
+    if settings.proxy_hops:
+        # Behind a reverse proxy: take the client address from X-Forwarded-For (rate limits, audit).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore
     app.config.update(
         SETTINGS=settings,
         SECRET_KEY=settings.secret_key,

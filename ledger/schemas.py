@@ -81,9 +81,14 @@ class PostingOut(DumpSchema):
 
 class ParticipantBrief(DumpSchema):
     id = fields.Integer()
-    name = fields.Function(lambda p: p.name, metadata={"description": "Staff in scope see the name"})
+    name = fields.Function(lambda p: p.name, metadata={"description": "Full for staff who work with people; "
+                                                                      "masked for auditors"})
     phone = fields.Function(lambda p: mask_phone(p.phone))
     region_id = fields.Integer()
+
+
+class MaskedParticipantBrief(ParticipantBrief):
+    name = fields.Function(lambda p: mask_name(p.name))
 
 
 class AccountRowOut(DumpSchema):
@@ -95,6 +100,13 @@ class AccountRowOut(DumpSchema):
 
 
 AccountPageOut = page_schema(AccountRowOut, "AccountPageOut")
+
+
+class MaskedAccountRowOut(AccountRowOut):
+    participant = fields.Nested(MaskedParticipantBrief, allow_none=True)
+
+
+MaskedAccountPageOut = page_schema(MaskedAccountRowOut, "MaskedAccountPageOut")
 
 
 class AccountSearchArgs(LoadSchema):

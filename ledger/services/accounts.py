@@ -5,7 +5,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from infra.auth import Principal
@@ -170,8 +170,15 @@ def find_accounts(session: Session, actor: Principal, *, q: str | None = None, r
         stmt = stmt.where(Account.kind == kind)
     if q:
         text = q.strip()
-        stmt = stmt.where(or_(Participant.name.contains(text, autoescape=True),
-                              Participant.phone.contains(text, autoescape=True), Account.code == text))
+        # Phones match whole, or by their last four digits: never by arbitrary fragments, which
+        # would let a reader rebuild a masked number digit by digit.
+        if text.isdigit() and len(text) == 11:
+            phone_match = Participant.phone == text
+        elif text.isdigit() and len(text) == 4:
+            phone_match = Participant.phone.endswith(text)
+        else:
+            phone_match = false()
+        stmt = stmt.where(or_(Participant.name.contains(text, autoescape=True), phone_match, Account.code == text))
     if after_id is not None:
         stmt = stmt.where(Account.id > after_id)
     rows = session.execute(stmt).all()

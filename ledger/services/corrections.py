@@ -2,22 +2,27 @@
 approver who is not the requester. A correction is always a new posting; nothing is edited."""
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from infra.auth import Principal
 from infra.db import utcnow
-from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from infra.errors import Conflict, Forbidden, IdempotencyConflict, NotFound, ValidationFailed
 from identity.services import audit, get_participant_in_scope
-from ledger.models import Account, ApprovalRequest, Posting
+from ledger.models import Account, ApprovalRequest, BalanceShard, Entry, Posting
 from ledger.services import accounts
 from ledger.services.posting import Leg, PostingRequest, PostingResult, post
 
 REQUESTER_ROLES = ("clerk", "verifier", "approver")
 APPROVER_ROLES = ("approver",)
+# Small adjustments post at once only while their running total for the participant over this
+# window stays within the threshold; splitting a large one into small ones does not dodge approval.
+SMALL_ADJUSTMENT_WINDOW = dt.timedelta(days=30)
+IMMEDIATE_SOURCE = "immediate_adjustment"
 
 
 @dataclass(frozen=True)
@@ -77,10 +82,35 @@ def posting_region(session: Session, actor: Principal, posting: Posting) -> str:
     return paths[0]
 
 
-def _existing_request(session: Session, actor: Principal, key: str | None) -> ApprovalRequest | None:
+def _beneficiaries(session: Session, posting: Posting) -> set[int]:
+    ids = [e.account_id for e in posting.entries]
+    return {pid for pid in session.scalars(select(Account.participant_id).where(Account.id.in_(ids))) if pid}
+
+
+def _refuse_self_dealing(actor: Principal, participant_ids: set[int]) -> None:
+    if actor.participant_id is not None and actor.participant_id in participant_ids:
+        raise Forbidden("You cannot act on your own points.", code="self_dealing")
+
+
+def _existing_request(session: Session, actor: Principal, key: str | None, **expected: object) -> ApprovalRequest | None:
+    """A retry with the same key returns the first request; the same key for something else is refused."""
     if key is None:
         return None
-    return session.scalar(select(ApprovalRequest).where(ApprovalRequest.idem_key == f"{actor.id}:{key}"))
+    found = session.scalar(select(ApprovalRequest).where(ApprovalRequest.idem_key == f"{actor.id}:{key}"))
+    if found is not None and any(getattr(found, k) != v for k, v in expected.items()):
+        raise IdempotencyConflict("This idempotency key was already used for a different request.",
+                                  details={"idempotency_key": [f"Used for request {found.id}."]})
+    return found
+
+
+def _recent_immediate_total(session: Session, account_id: int, now: dt.datetime) -> int:
+    """Sum of |points| adjusted without approval in the window. Locks the balance row first so
+    two small adjustments racing each other see each other."""
+    session.execute(select(BalanceShard.balance).where(BalanceShard.account_id == account_id).with_for_update())
+    return int(session.scalar(
+        select(func.coalesce(func.sum(func.abs(Entry.amount)), 0)).join(Posting, Posting.id == Entry.posting_id)
+        .where(Entry.account_id == account_id, Posting.kind == "adjustment", Posting.source_type == IMMEDIATE_SOURCE,
+               Posting.created_at >= now - SMALL_ADJUSTMENT_WINDOW)) or 0)
 
 
 def request_adjustment(session: Session, actor: Principal, *, participant_id: int, amount: int, reason: str,
@@ -89,15 +119,17 @@ def request_adjustment(session: Session, actor: Principal, *, participant_id: in
     if not actor.has_role(*REQUESTER_ROLES):
         raise Forbidden("Your role does not allow adjustments.", code="role_required")
     person = get_participant_in_scope(session, actor, participant_id)
-    if actor.participant_id == person.id:
-        raise Forbidden("You cannot adjust your own points.", code="self_dealing")
+    _refuse_self_dealing(actor, {person.id})
     if amount == 0:
         raise ValidationFailed("Amount must not be zero.", details={"amount": ["Must not be zero."]})
-    if existing := _existing_request(session, actor, idempotency_key):
-        return AdjustmentOutcome(request=existing, posting_id=existing.result_posting_id)
     account = accounts.participant_account(session, person.id)
-    if abs(amount) <= threshold:
-        result = _post_adjustment(session, actor, account.id, amount, reason, adjustment_shards, idempotency_key)
+    if existing := _existing_request(session, actor, idempotency_key, kind="adjustment", account_id=account.id,
+                                     amount=amount, reason=reason):
+        return AdjustmentOutcome(request=existing, posting_id=existing.result_posting_id)
+    now = dt.datetime.now(dt.timezone.utc)
+    if abs(amount) + _recent_immediate_total(session, account.id, now) <= threshold:
+        result = _post_adjustment(session, actor, account.id, amount, reason, adjustment_shards, idempotency_key,
+                                  source=(IMMEDIATE_SOURCE, None))
         audit(session, actor, "ledger.adjust", object_type="posting", object_id=result.posting_id,
               region_path=person.region_path, details={"participant_id": person.id, "amount": amount, "reason": reason})
         return AdjustmentOutcome(request=None, posting_id=result.posting_id)
@@ -112,11 +144,11 @@ def request_adjustment(session: Session, actor: Principal, *, participant_id: in
 
 
 def _post_adjustment(session: Session, actor: Principal, account_id: int, amount: int, reason: str, shards: int,
-                     key: str | None) -> PostingResult:
+                     key: str | None, *, source: tuple[str, str | None], idem_scope: str | None = None) -> PostingResult:
     counter = accounts.system_account(session, accounts.ADJUSTMENT, shards)
     return post(session, actor, PostingRequest(
-        kind="adjustment", reason=reason, idempotency_key=key,
-        legs=[Leg(account_id, amount), Leg(counter.id, -amount)]))
+        kind="adjustment", reason=reason, idempotency_key=key, source_type=source[0], source_id=source[1],
+        legs=[Leg(account_id, amount), Leg(counter.id, -amount)]), idem_scope=idem_scope)
 
 
 def request_reversal(session: Session, actor: Principal, *, posting_id: int, reason: str,
@@ -127,7 +159,9 @@ def request_reversal(session: Session, actor: Principal, *, posting_id: int, rea
     if posting is None:
         raise NotFound("Posting not found.", code="posting_not_found")
     region = posting_region(session, actor, posting)
-    if existing := _existing_request(session, actor, idempotency_key):
+    _refuse_self_dealing(actor, _beneficiaries(session, posting))
+    if existing := _existing_request(session, actor, idempotency_key, kind="reversal", posting_id=posting_id,
+                                     reason=reason):
         return existing
     _check_reversible(session, posting)
     pending = session.scalar(select(ApprovalRequest.id).where(
@@ -145,8 +179,8 @@ def request_reversal(session: Session, actor: Principal, *, posting_id: int, rea
     return request
 
 
-def get_request(session: Session, actor: Principal, request_id: int) -> ApprovalRequest:
-    request = session.get(ApprovalRequest, request_id)
+def get_request(session: Session, actor: Principal, request_id: int, *, lock: bool = False) -> ApprovalRequest:
+    request = session.get(ApprovalRequest, request_id, with_for_update=lock, populate_existing=lock)
     if request is None or not actor.in_scope(request.region_path):
         raise NotFound("Approval request not found.")
     return request
@@ -168,25 +202,30 @@ def decide(session: Session, actor: Principal, request_id: int, *, approve: bool
     """The second pair of eyes. The approver is never the requester (checked here and by a CHECK)."""
     if not actor.has_role(*APPROVER_ROLES):
         raise Forbidden("Only an approver decides corrections.", code="role_required")
-    request = get_request(session, actor, request_id)
+    # The row lock makes two approvers acting at once decide one after the other.
+    request = get_request(session, actor, request_id, lock=True)
     if request.status != "pending":
         raise Conflict("This request has already been decided.", code="already_decided",
                        details={"status": [request.status]})
     if request.requested_by == actor.id:
         raise Forbidden("You cannot approve your own request.", code="four_eyes")
-    if request.kind == "adjustment" and actor.participant_id is not None:
+    if request.kind == "adjustment":
         owner = session.scalar(select(Account.participant_id).where(Account.id == request.account_id))
-        if owner == actor.participant_id:
-            raise Forbidden("You cannot approve points for yourself.", code="self_dealing")
+        _refuse_self_dealing(actor, {owner} if owner else set())
+    else:
+        original = session.get(Posting, request.posting_id)
+        assert original is not None
+        _refuse_self_dealing(actor, _beneficiaries(session, original))
     if approve:
         if request.kind == "adjustment":
             assert request.account_id is not None and request.amount is not None
             result = _post_adjustment(session, actor, request.account_id, request.amount, request.reason,
-                                      adjustment_shards, f"approval:{request.id}")
+                                      adjustment_shards, f"request:{request.id}",
+                                      source=("approval_request", str(request.id)), idem_scope="approval")
         else:
             assert request.posting_id is not None
             result = reverse(session, actor, request.posting_id, request.reason,
-                             idempotency_key=f"approval:{request.id}")
+                             idempotency_key=f"request:{request.id}", idem_scope="approval")
         request.result_posting_id = result.posting_id
     request.status = "approved" if approve else "rejected"
     request.decided_by = actor.id

@@ -21,12 +21,28 @@ def _world(session):
 def test_staff_find_accounts_in_scope_with_phone_masked(client, session):
     tree, person, account = _world(session)
     clerk = f.staff(session, "clerk", tree.town_a)
-    response = client.get("/api/v1/admin/accounts", query_string={"q": person.phone[-6:]},
-                          headers=f.bearer(session, "staff", clerk.id))
-    (row,) = response.json["items"]
-    assert row["id"] == account.id and row["balance"] == 30
+    headers = f.bearer(session, "staff", clerk.id)
+    response = client.get("/api/v1/admin/accounts", query_string={"q": person.phone[-4:]}, headers=headers)
+    row = next(r for r in response.json["items"] if r["id"] == account.id)
+    assert row["balance"] == 30 and row["participant"]["name"] == "李桂兰"
     assert row["participant"]["phone"] == person.phone[:3] + "****" + person.phone[-4:]
     assert person.phone not in response.get_data(as_text=True)
+    exact = client.get("/api/v1/admin/accounts", query_string={"q": person.phone}, headers=headers).json["items"]
+    assert [r["id"] for r in exact] == [account.id]
+
+
+def test_phone_fragments_do_not_match_so_masks_cannot_be_rebuilt(client, session):
+    tree, person, _account = _world(session)
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    for fragment in (person.phone[:5], person.phone[2:9], person.phone[-6:]):
+        assert client.get("/api/v1/admin/accounts", query_string={"q": fragment}, headers=clerk).json["items"] == []
+
+
+def test_auditors_see_names_masked(client, session):
+    tree, person, account = _world(session)
+    auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.county).id)
+    rows = client.get("/api/v1/admin/accounts", query_string={"q": "李桂兰"}, headers=auditor).json["items"]
+    assert [r["participant"]["name"] for r in rows if r["id"] == account.id] == ["李*兰"]
 
 
 def test_staff_outside_scope_get_404_not_the_data(client, session):
@@ -150,3 +166,54 @@ def test_enrol_participant_opens_an_account(client, session):
     assert duplicate.status_code == 409 and "phone" in duplicate.json["error"]["details"]
     found = client.get("/api/v1/admin/accounts", headers=clerk, query_string={"q": "王秀英"}).json
     assert found["items"][0]["balance"] == 0
+
+
+def test_township_admin_cannot_touch_another_townships_partners(client, session):
+    from identity import services as identity
+
+    tree = f.region_tree(session)
+    partner_b = identity.create_partner(session, code=f.unique("PB"), name="乙乡超市", region=tree.town_b)
+    outlet_b = identity.create_outlet(session, partner_b, name="乙乡门店", region=tree.town_b)
+    admin_a = f.bearer(session, "staff", f.staff(session, "admin", tree.town_a).id)
+    listed = client.get("/api/v1/admin/partners", headers=admin_a).json
+    assert partner_b.id not in [p["id"] for p in listed]
+    assert client.post(f"/api/v1/admin/partners/{partner_b.id}/outlets", headers=admin_a,
+                       json={"name": "越权门店", "region_id": tree.town_b.id}).status_code == 404
+    assert client.post(f"/api/v1/admin/outlets/{outlet_b.id}/api-keys", headers=admin_a, json={}).status_code == 404
+
+
+def test_failed_staff_logins_are_audited(client, session):
+    tree = f.region_tree(session)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    assert client.post("/api/v1/auth/staff/login", json={"username": clerk.label, "password": "nope"}).status_code == 401
+    row = session.scalars(select(AuditEntry).where(AuditEntry.action == "staff.login_failed",
+                                                   AuditEntry.object_id == str(clerk.id))).one()
+    assert row.ip == "127.0.0.1" and row.region_path == tree.town_a.path
+
+
+def test_deactivating_staff_revokes_their_tokens(client, session):
+    tree = f.region_tree(session)
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    clerk_headers = f.bearer(session, "staff", clerk.id)
+    assert client.get("/api/v1/auth/me", headers=clerk_headers).status_code == 200
+    assert client.post(f"/api/v1/admin/staff/{clerk.id}/deactivate", headers=admin).status_code == 200
+    assert client.get("/api/v1/auth/me", headers=clerk_headers).status_code == 401
+    again = client.post("/api/v1/auth/staff/login", json={"username": clerk.label, "password": "long-enough-password"})
+    assert again.status_code == 401
+
+
+def test_township_staff_cannot_read_whole_ledger_checks(client, session):
+    tree = f.region_tree(session)
+    auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.town_a).id)
+    assert client.get("/api/v1/admin/ledger/checks", headers=auditor).status_code == 403
+    assert client.get("/api/v1/admin/ledger/digests", headers=auditor).status_code == 403
+
+
+def test_only_county_admins_create_approvers(client, session):
+    tree = f.region_tree(session)
+    town_admin = f.bearer(session, "staff", f.staff(session, "admin", tree.town_a).id)
+    response = client.post("/api/v1/admin/staff", headers=town_admin, json={
+        "username": "sockpuppet", "display_name": "马甲", "role": "approver", "scope_region_id": tree.town_a.id,
+        "password": "a-long-password"})
+    assert response.status_code == 403

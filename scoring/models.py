@@ -1,0 +1,240 @@
+"""Scoring tables: versioned rule sets with their indicators, contributions and their workflow,
+objections during public notice, cap tallies, evidence files, imports and honour nominations."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint, Date, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint, text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from infra.db import Base, BigId, utcnow
+
+CLASSES = ("information", "mediation", "promotion")
+UNITS = ("case", "hour", "household", "session", "event", "visit")
+COLOURS = ("blue", "yellow", "orange", "red")
+STATES = ("submitted", "verified", "rejected", "in_notice", "awarded", "revoked")
+# States in which a contribution holds its incident for its indicator (one award per incident).
+HOLDING_STATES = ("verified", "in_notice", "awarded")
+
+
+class RuleSet(Base):
+    """A dated, versioned rule set. Once published it never changes (a trigger refuses it)."""
+
+    __tablename__ = "rule_sets"
+    __table_args__ = (
+        UniqueConstraint("version"),
+        CheckConstraint("status IN ('draft','published')", name="status"),
+        CheckConstraint("notice_days BETWEEN 0 AND 60", name="notice_days"),
+        Index("ix_rule_sets_effective", "status", "effective_from"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    effective_from: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(10), default="draft")
+    notice_days: Mapped[int] = mapped_column(SmallInteger, default=5)
+    grades: Mapped[list[dict[str, Any]]] = mapped_column(default=list)  # [{code, min_points, zh, en}] high to low
+    honours: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    published_at: Mapped[dt.datetime | None]
+
+    indicators: Mapped[list[Indicator]] = relationship(back_populates="rule_set", order_by="Indicator.code",
+                                                       cascade="all, delete-orphan")
+
+
+class Indicator(Base):
+    __tablename__ = "indicators"
+    __table_args__ = (
+        UniqueConstraint("rule_set_id", "code"),
+        CheckConstraint("class_ IN ('information','mediation','promotion')", name="class"),
+        CheckConstraint("base_points >= 0", name="base_points"),
+        CheckConstraint("cap_month IS NULL OR cap_month >= 0", name="cap_month"),
+        CheckConstraint("cap_year IS NULL OR cap_year >= 0", name="cap_year"),
+        CheckConstraint("cap_activity IS NULL OR cap_activity >= 0", name="cap_activity"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rule_set_id: Mapped[int] = mapped_column(ForeignKey("rule_sets.id"))
+    code: Mapped[str] = mapped_column(String(16))
+    class_: Mapped[str] = mapped_column(String(12))
+    name_zh: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    base_points: Mapped[int] = mapped_column(Integer)
+    unit: Mapped[str] = mapped_column(String(12), default="case")
+    multiplier: Mapped[str | None] = mapped_column(String(20))  # e.g. "warning_colour"
+    multipliers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    cap_month: Mapped[int | None] = mapped_column(Integer)
+    cap_year: Mapped[int | None] = mapped_column(Integer)
+    cap_activity: Mapped[int | None] = mapped_column(Integer)
+    shared: Mapped[bool] = mapped_column(default=False)
+    requires: Mapped[list[str]] = mapped_column(default=list)
+
+    rule_set: Mapped[RuleSet] = relationship(back_populates="indicators")
+
+
+class Contribution(Base):
+    __tablename__ = "contributions"
+    __table_args__ = (
+        CheckConstraint("state IN ('submitted','verified','rejected','in_notice','awarded','revoked')", name="state"),
+        CheckConstraint("quantity >= 1", name="quantity"),
+        CheckConstraint("warning_colour IS NULL OR warning_colour IN ('blue','yellow','orange','red')", name="colour"),
+        CheckConstraint("verified_by IS NULL OR submitted_by_staff IS NULL OR verified_by <> submitted_by_staff",
+                        name="four_eyes"),
+        Index("ix_contributions_state", "state", "region_path"),
+        Index("ix_contributions_incident", "indicator_code", "incident_key"),
+        # One incident earns one award per indicator: only one contribution may hold it.
+        Index("uq_contributions_incident_holder", "indicator_code", "incident_key", unique=True,
+              postgresql_where=text("incident_key IS NOT NULL AND state IN ('verified','in_notice','awarded')"),
+              sqlite_where=text("incident_key IS NOT NULL AND state IN ('verified','in_notice','awarded')")),
+        Index("ix_contributions_notice", "state", "notice_until"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    indicator_code: Mapped[str] = mapped_column(String(16))
+    rule_set_id: Mapped[int | None] = mapped_column(ForeignKey("rule_sets.id"))
+    work_date: Mapped[dt.date] = mapped_column(Date)
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"))
+    region_path: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    conflict_item: Mapped[str | None] = mapped_column(String(10))
+    warning_colour: Mapped[str | None] = mapped_column(String(8))
+    case_record: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    incident_key: Mapped[str | None] = mapped_column(String(120))
+    duplicate_of: Mapped[list[int]] = mapped_column(default=list)  # suspected duplicates, for the verifier
+    state: Mapped[str] = mapped_column(String(10), default="submitted")
+    submitted_by_participant: Mapped[int | None] = mapped_column(ForeignKey("participants.id"))
+    submitted_by_staff: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("import_jobs.id"))
+    verified_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    verified_at: Mapped[dt.datetime | None]
+    notice_until: Mapped[dt.datetime | None]
+    proposed_points: Mapped[int | None] = mapped_column(Integer)
+    explanation: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    posting_id: Mapped[int | None] = mapped_column(ForeignKey("postings.id"))
+    awarded_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+    revoked_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+
+    members: Mapped[list[ContributionMember]] = relationship(back_populates="contribution",
+                                                             order_by="ContributionMember.participant_id",
+                                                             cascade="all, delete-orphan")
+    events: Mapped[list[ContributionEvent]] = relationship(order_by="ContributionEvent.id")
+    objections: Mapped[list[Objection]] = relationship(order_by="Objection.id")
+    evidence: Mapped[list[EvidenceFile]] = relationship(order_by="EvidenceFile.id")
+
+
+class ContributionMember(Base):
+    """A participant named on a contribution, with a share weight for joint work."""
+
+    __tablename__ = "contribution_members"
+    __table_args__ = (CheckConstraint("share >= 1", name="share"), Index("ix_contribution_members_participant",
+                                                                         "participant_id"))
+
+    contribution_id: Mapped[int] = mapped_column(ForeignKey("contributions.id"), primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), primary_key=True)
+    share: Mapped[int] = mapped_column(Integer, default=1)
+    points: Mapped[int | None] = mapped_column(Integer)
+
+    contribution: Mapped[Contribution] = relationship(back_populates="members")
+
+
+class ContributionEvent(Base):
+    """Every transition with actor and time. Append-only."""
+
+    __tablename__ = "contribution_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contribution_id: Mapped[int] = mapped_column(ForeignKey("contributions.id"), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(10))
+    to_state: Mapped[str] = mapped_column(String(10))
+    actor_kind: Mapped[str] = mapped_column(String(12))
+    actor_id: Mapped[int] = mapped_column(BigId)
+    actor_label: Mapped[str] = mapped_column(String(100))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Objection(Base):
+    __tablename__ = "objections"
+    __table_args__ = (CheckConstraint("status IN ('open','upheld','dismissed')", name="status"),
+                      Index("ix_objections_open", "contribution_id", "status"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contribution_id: Mapped[int] = mapped_column(ForeignKey("contributions.id"))
+    lodged_by: Mapped[int] = mapped_column(ForeignKey("participants.id"))
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    lodged_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    resolved_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    resolved_at: Mapped[dt.datetime | None]
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+
+class AwardTally(Base):
+    """Points reserved or awarded per participant, indicator and period, so caps hold whatever
+    the order of verification. The row is locked while a cap is applied."""
+
+    __tablename__ = "award_tallies"
+    __table_args__ = (CheckConstraint("points >= 0", name="points"),)
+
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), primary_key=True)
+    indicator_code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)  # "2026-11" or "2026"
+    points: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EvidenceFile(Base):
+    __tablename__ = "evidence_files"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contribution_id: Mapped[int] = mapped_column(ForeignKey("contributions.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(60))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    uploaded_by_kind: Mapped[str] = mapped_column(String(12))
+    uploaded_by_id: Mapped[int] = mapped_column(BigId)
+
+
+class ImportJob(Base):
+    __tablename__ = "import_jobs"
+    __table_args__ = (CheckConstraint("status IN ('queued','validating','importing','done','failed')", name="status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(10), default="queued")
+    total_rows: Mapped[int | None] = mapped_column(Integer)
+    processed_rows: Mapped[int] = mapped_column(Integer, default=0)
+    imported_rows: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+    created_by: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    scope_path: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]
+
+
+class Nomination(Base):
+    __tablename__ = "nominations"
+    __table_args__ = (UniqueConstraint("year", "honour", "participant_id"),
+                      CheckConstraint("honour IN ('most_beautiful_family','loan_priority')", name="honour"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    year: Mapped[int] = mapped_column(Integer)
+    honour: Mapped[str] = mapped_column(String(30))
+    township_id: Mapped[int] = mapped_column(ForeignKey("regions.id"))
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
+    points: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
+    nominated_by: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    nominated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,205 @@
+"""Rule sets as versioned data: seeded from a data file, drafted, validated, published, and never
+changed once published. The version in force on the day the work was done scores it."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from identity.services import audit
+from infra.auth import Principal
+from infra.db import utcnow
+from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from scoring.models import CLASSES, COLOURS, UNITS, Indicator, RuleSet
+from scoring.services.engine import IndicatorRule
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+INDICATOR_FIELDS = ("code", "class_", "name_zh", "name_en", "base_points", "unit", "multiplier", "multipliers",
+                    "cap_month", "cap_year", "cap_activity", "shared", "requires")
+REQUIREMENTS = ("conflict_item", "warning_colour", "case_record", "quantity")
+
+
+def screening_list() -> dict[str, Any]:
+    return json.loads((DATA / "screening_list.json").read_text())
+
+
+def conflict_items() -> dict[str, dict[str, Any]]:
+    return {item["code"]: {**item, "category": c["code"], "category_zh": c["zh"], "category_en": c["en"]}
+            for c in screening_list()["categories"] for item in c["items"]}
+
+
+def _indicator_from_data(data: dict[str, Any]) -> Indicator:
+    values = {k: data.get("class" if k == "class_" else k) for k in INDICATOR_FIELDS}
+    values["multipliers"] = values["multipliers"] or {}
+    values["requires"] = values["requires"] or []
+    values["shared"] = bool(values["shared"])
+    values["unit"] = values["unit"] or "case"
+    return Indicator(**values)
+
+
+def seed_rules(session: Session, actor: Principal | None = None) -> RuleSet:
+    """Version 1 from `data/rules_v1.json`, published; a no-op when any version exists."""
+    existing = session.scalar(select(RuleSet).order_by(RuleSet.version).limit(1))
+    if existing is not None:
+        return existing
+    data = json.loads((DATA / "rules_v1.json").read_text())
+    rule_set = RuleSet(version=1, name=data["name"], effective_from=dt.date.fromisoformat(data["effective_from"]),
+                       notice_days=data["notice_days"], grades=data["grades"], honours=data["honours"],
+                       indicators=[_indicator_from_data(i) for i in data["indicators"]])
+    session.add(rule_set)
+    session.flush()
+    problems = validate(rule_set)
+    assert not problems, problems
+    rule_set.status, rule_set.published_at = "published", utcnow()
+    session.flush()
+    return rule_set
+
+
+def in_force(session: Session, on: dt.date) -> RuleSet:
+    rule_set = session.scalar(select(RuleSet).where(RuleSet.status == "published", RuleSet.effective_from <= on)
+                              .order_by(RuleSet.effective_from.desc(), RuleSet.version.desc()).limit(1))
+    if rule_set is None:
+        raise ValidationFailed("No rules were in force on that date.", code="no_rules_in_force",
+                               details={"work_date": [f"No published rule set covers {on.isoformat()}."]})
+    return rule_set
+
+
+def indicator_rule(rule_set: RuleSet, code: str) -> tuple[Indicator, IndicatorRule]:
+    for ind in rule_set.indicators:
+        if ind.code == code:
+            return ind, IndicatorRule(
+                code=ind.code, name_zh=ind.name_zh, name_en=ind.name_en, base_points=ind.base_points, unit=ind.unit,
+                multiplier=ind.multiplier, multipliers=ind.multipliers or {}, cap_month=ind.cap_month,
+                cap_year=ind.cap_year, cap_activity=ind.cap_activity, shared=ind.shared, rule_version=rule_set.version)
+    raise ValidationFailed("This indicator is not in the rules in force on that date.", code="unknown_indicator",
+                           details={"indicator_code": [f"{code} is not in rule set version {rule_set.version}."]})
+
+
+def get(session: Session, version: int) -> RuleSet:
+    rule_set = session.scalar(select(RuleSet).where(RuleSet.version == version))
+    if rule_set is None:
+        raise NotFound("Rule set not found.", details={"version": [str(version)]})
+    return rule_set
+
+
+def list_versions(session: Session) -> list[RuleSet]:
+    return list(session.scalars(select(RuleSet).order_by(RuleSet.version.desc())))
+
+
+def _require_admin(actor: Principal) -> None:
+    if not actor.has_role("admin"):
+        raise Forbidden("Only an admin edits rules.", code="role_required")
+
+
+def draft_from(session: Session, actor: Principal, base_version: int) -> RuleSet:
+    """A new draft copying a version; edit it, validate it, publish it."""
+    _require_admin(actor)
+    base = get(session, base_version)
+    version = (session.scalar(select(func.max(RuleSet.version))) or 0) + 1
+    draft = RuleSet(version=version, name=base.name, effective_from=max(base.effective_from, dt.date.today()),
+                    notice_days=base.notice_days, grades=list(base.grades), honours=dict(base.honours),
+                    created_by=actor.id,
+                    indicators=[Indicator(**{k: getattr(i, k) for k in INDICATOR_FIELDS}) for i in base.indicators])
+    session.add(draft)
+    session.flush()
+    audit(session, actor, "rules.draft", object_type="rule_set", object_id=version, details={"from": base_version})
+    return draft
+
+
+def update_draft(session: Session, actor: Principal, version: int, changes: dict[str, Any]) -> RuleSet:
+    """Replace a draft's settings and indicators. Published versions are refused (and the
+    database refuses them too)."""
+    _require_admin(actor)
+    draft = get(session, version)
+    if draft.status != "draft":
+        raise Conflict("A published rule set never changes; draft a new version.", code="rules_published")
+    for key in ("name", "effective_from", "notice_days", "grades", "honours"):
+        if key in changes:
+            setattr(draft, key, changes[key])
+    if "indicators" in changes:
+        draft.indicators = [_indicator_from_data(i) for i in changes["indicators"]]
+    session.flush()
+    audit(session, actor, "rules.edit", object_type="rule_set", object_id=version,
+          details={"fields": sorted(changes)})
+    return draft
+
+
+def validate(rule_set: RuleSet) -> list[dict[str, str]]:
+    """Every problem, each naming the indicator and the field."""
+    problems: list[dict[str, str]] = []
+
+    def bad(indicator: str, field_name: str, message: str) -> None:
+        problems.append({"indicator": indicator, "field": field_name, "message": message})
+
+    seen: set[str] = set()
+    classes: set[str] = set()
+    for ind in rule_set.indicators:
+        code = ind.code or "?"
+        if ind.code in seen:
+            bad(code, "code", "Duplicate indicator code.")
+        seen.add(ind.code)
+        if ind.class_ not in CLASSES:
+            bad(code, "class", f"One of {', '.join(CLASSES)}.")
+        classes.add(ind.class_)
+        if not ind.name_zh or not ind.name_en:
+            bad(code, "name_zh" if not ind.name_zh else "name_en", "Names in Chinese and English are required.")
+        if not isinstance(ind.base_points, int) or ind.base_points < 0:
+            bad(code, "base_points", "A whole number, zero or more.")
+        if ind.unit not in UNITS:
+            bad(code, "unit", f"One of {', '.join(UNITS)}.")
+        for cap in ("cap_month", "cap_year", "cap_activity"):
+            value = getattr(ind, cap)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                bad(code, cap, "A whole number, zero or more, or empty for no cap.")
+        if ind.cap_month is not None and ind.cap_year is not None and ind.cap_year < ind.cap_month:
+            bad(code, "cap_year", "The yearly cap cannot be below the monthly cap.")
+        if ind.multiplier not in (None, "warning_colour"):
+            bad(code, "multiplier", "Only 'warning_colour' or none.")
+        if ind.multiplier == "warning_colour":
+            if set(ind.multipliers or {}) != set(COLOURS):
+                bad(code, "multipliers", "Give a factor for each of blue, yellow, orange, red.")
+            elif any(not isinstance(v, int) or v < 1 for v in ind.multipliers.values()):
+                bad(code, "multipliers", "Factors are whole numbers of 1 or more.")
+            if "warning_colour" not in (ind.requires or []):
+                bad(code, "requires", "A colour multiplier needs the warning colour to be required.")
+        for req in ind.requires or []:
+            if req not in REQUIREMENTS:
+                bad(code, "requires", f"Unknown requirement {req!r}; one of {', '.join(REQUIREMENTS)}.")
+    if len(rule_set.indicators) == 0:
+        bad("-", "indicators", "A rule set needs indicators.")
+    missing = set(CLASSES) - classes
+    if rule_set.indicators and missing:
+        bad("-", "class", f"No indicator for class {', '.join(sorted(missing))}.")
+    previous = None
+    for grade in rule_set.grades or []:
+        if not isinstance(grade.get("min_points"), int) or grade["min_points"] < 0 or not grade.get("code"):
+            bad(f"grade {grade.get('code', '?')}", "min_points", "Each grade has a code and whole min_points.")
+        elif previous is not None and grade["min_points"] >= previous:
+            bad(f"grade {grade['code']}", "min_points", "Grades are listed from highest to lowest threshold.")
+        else:
+            previous = grade["min_points"]
+    return problems
+
+
+def publish(session: Session, actor: Principal, version: int) -> RuleSet:
+    _require_admin(actor)
+    draft = get(session, version)
+    if draft.status != "draft":
+        raise Conflict("Already published.", code="rules_published")
+    problems = validate(draft)
+    if problems:
+        raise ValidationFailed("The rule set has errors.", code="rules_invalid",
+                               details={f"{p['indicator']}.{p['field']}": [p["message"]] for p in problems})
+    latest = session.scalar(select(func.max(RuleSet.effective_from)).where(RuleSet.status == "published"))
+    if latest is not None and draft.effective_from <= latest:
+        raise ValidationFailed("A new version must take effect after the current one.", code="rules_invalid",
+                               details={"effective_from": [f"Later than {latest.isoformat()}."]})
+    draft.status, draft.published_by, draft.published_at = "published", actor.id, utcnow()
+    session.flush()
+    audit(session, actor, "rules.publish", object_type="rule_set", object_id=version,
+          details={"effective_from": draft.effective_from.isoformat()})
+    return draft

@@ -1,0 +1,162 @@
+"""Submitting contributions: by the participant, by a clerk on their behalf, or from an import.
+Everything an indicator needs is checked against the rules in force on the day of the work, and
+possible duplicates of the same incident are flagged for the verifier."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from identity.models import Participant, Region
+from identity.services import audit
+from infra.auth import Principal
+from infra.errors import Forbidden, NotFound, ValidationFailed
+from scoring.models import COLOURS, Contribution, ContributionEvent, ContributionMember
+from scoring.services import rules
+
+EIGHT_STEPS = ("look", "listen", "ask", "help", "report", "analyse", "explain", "record")
+SUBMITTER_ROLES = ("clerk", "verifier", "approver")
+DUPLICATE_WINDOW = dt.timedelta(days=3)
+
+
+@dataclass
+class Submission:
+    indicator_code: str
+    work_date: dt.date
+    description: str
+    members: list[tuple[int, int]]  # (participant id, share)
+    conflict_item: str | None = None
+    warning_colour: str | None = None
+    case_record: dict[str, str] = field(default_factory=dict)
+    quantity: int = 1
+    incident_ref: str | None = None
+
+
+def _fail(field_name: str, message: str) -> ValidationFailed:
+    return ValidationFailed("The contribution is incomplete or invalid.", code="invalid_contribution",
+                            details={field_name: [message]})
+
+
+def check(session: Session, actor: Principal, sub: Submission, today: dt.date) -> tuple[list[Participant], Region]:
+    """Validate a submission; returns the participants and the grid it belongs to."""
+    if sub.work_date > today:
+        raise _fail("work_date", "The work date cannot be in the future.")
+    if not sub.description.strip():
+        raise _fail("description", "Describe the work.")
+    if not sub.members:
+        raise _fail("members", "Name at least one participant.")
+    ids = [pid for pid, _share in sub.members]
+    if len(set(ids)) != len(ids):
+        raise _fail("members", "A participant is named twice.")
+    if any(share < 1 for _pid, share in sub.members):
+        raise _fail("members", "Shares are whole numbers of 1 or more.")
+    people = {p.id: p for p in session.scalars(select(Participant).where(Participant.id.in_(ids)))}
+    for pid in ids:
+        person = people.get(pid)
+        visible = person is not None and person.active and (
+            actor.kind == "participant" or actor.in_scope(person.region_path))
+        if not visible:
+            raise _fail("members", f"Participant {pid} not found.")
+    if actor.kind == "participant":
+        if actor.id not in people:
+            raise Forbidden("You can submit only work you took part in.", code="not_a_member")
+    elif not actor.has_role(*SUBMITTER_ROLES):
+        raise Forbidden("Your role does not submit contributions.", code="role_required")
+
+    rule_set = rules.in_force(session, sub.work_date)
+    indicator, _rule = rules.indicator_rule(rule_set, sub.indicator_code)
+    needs = set(indicator.requires or [])
+    if "conflict_item" in needs and sub.conflict_item not in rules.conflict_items():
+        raise _fail("conflict_item", "Choose an item of the screening list (8 categories, 26 items).")
+    if sub.conflict_item is not None and sub.conflict_item not in rules.conflict_items():
+        raise _fail("conflict_item", "Not an item of the screening list.")
+    if "warning_colour" in needs and sub.warning_colour not in COLOURS:
+        raise _fail("warning_colour", "Choose red, orange, yellow or blue.")
+    if "case_record" in needs:
+        missing = [s for s in EIGHT_STEPS if not str(sub.case_record.get(s, "")).strip()]
+        if missing:
+            raise _fail("case_record", "A mediation needs its case record following the eight steps; missing: "
+                        + ", ".join(missing))
+    if sub.quantity < 1:
+        raise _fail("quantity", "At least 1.")
+    if "quantity" not in needs and sub.quantity != 1:
+        raise _fail("quantity", f"{indicator.code} counts one {indicator.unit} per contribution.")
+    first = people[ids[0]]
+    grid = session.get(Region, first.region_id)
+    assert grid is not None
+    return [people[pid] for pid in ids], grid
+
+
+def find_duplicates(session: Session, sub: Submission, grid: Region, exclude_id: int | None = None) -> list[int]:
+    """Contributions that may describe the same incident: the same reference, or the same
+    indicator and screening item in the same village within a few days."""
+    village_path = grid.path.rsplit("/", 2)[0] + "/"
+    stmt = select(Contribution.id).where(Contribution.indicator_code == sub.indicator_code,
+                                         Contribution.state.notin_(("rejected", "revoked")))
+    if sub.incident_ref:
+        stmt = stmt.where(Contribution.incident_key == sub.incident_ref)
+    elif sub.conflict_item:
+        stmt = stmt.where(Contribution.conflict_item == sub.conflict_item,
+                          Contribution.region_path.startswith(village_path),
+                          Contribution.work_date.between(sub.work_date - DUPLICATE_WINDOW,
+                                                         sub.work_date + DUPLICATE_WINDOW))
+    else:
+        return []
+    if exclude_id is not None:
+        stmt = stmt.where(Contribution.id != exclude_id)
+    return list(session.scalars(stmt.order_by(Contribution.id).limit(20)))
+
+
+def record_event(session: Session, contribution: Contribution, actor: Principal, to_state: str,
+                 note: str | None = None, from_state: str | None = None) -> None:
+    session.add(ContributionEvent(contribution_id=contribution.id, from_state=from_state, to_state=to_state,
+                                  actor_kind=actor.kind, actor_id=actor.id, actor_label=actor.label[:100], note=note))
+
+
+def submit(session: Session, actor: Principal, sub: Submission, *, today: dt.date | None = None,
+           import_id: int | None = None) -> Contribution:
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    _people, grid = check(session, actor, sub, today)
+    duplicates = find_duplicates(session, sub, grid)
+    contribution = Contribution(
+        indicator_code=sub.indicator_code, work_date=sub.work_date, region_id=grid.id, region_path=grid.path,
+        description=sub.description.strip(), conflict_item=sub.conflict_item, warning_colour=sub.warning_colour,
+        case_record={k: str(v) for k, v in sub.case_record.items() if k in EIGHT_STEPS}, quantity=sub.quantity,
+        incident_key=sub.incident_ref or None, duplicate_of=duplicates, import_id=import_id,
+        submitted_by_participant=actor.id if actor.kind == "participant" else None,
+        submitted_by_staff=actor.id if actor.is_staff else None,
+        members=[ContributionMember(participant_id=pid, share=share) for pid, share in sub.members],
+    )
+    session.add(contribution)
+    session.flush()
+    record_event(session, contribution, actor, "submitted",
+                 note=f"possible duplicate of {duplicates}" if duplicates else None)
+    if actor.is_staff:
+        audit(session, actor, "contribution.submit", object_type="contribution", object_id=contribution.id,
+              region_path=grid.path, details={"indicator": sub.indicator_code, "import_id": import_id})
+    return contribution
+
+
+def get_visible(session: Session, actor: Principal, contribution_id: int) -> Contribution:
+    """Members see their own contributions; staff those in their scope; anyone else gets 404."""
+    contribution = session.get(Contribution, contribution_id)
+    if contribution is None:
+        raise NotFound("Contribution not found.")
+    if actor.kind == "participant":
+        if actor.id not in {m.participant_id for m in contribution.members}:
+            raise NotFound("Contribution not found.")
+    elif not actor.in_scope(contribution.region_path):
+        raise NotFound("Contribution not found.")
+    return contribution
+
+
+def to_submission(data: dict[str, Any]) -> Submission:
+    return Submission(
+        indicator_code=data["indicator_code"], work_date=data["work_date"], description=data["description"],
+        members=[(m["participant_id"], m.get("share", 1)) for m in data["members"]],
+        conflict_item=data.get("conflict_item"), warning_colour=data.get("warning_colour"),
+        case_record=data.get("case_record") or {}, quantity=data.get("quantity", 1),
+        incident_ref=data.get("incident_ref"))
