@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from admin import api as admin_ledger_api
 from admin import people_api as admin_people_api
+from admin import scoring_api as admin_scoring_api
 from identity import api as identity_api
 from identity.services import principal_for
 from infra.auth import set_principal_loader
@@ -25,15 +26,19 @@ from infra.tasks import init_celery
 from jieyou import pages
 from ledger import api as ledger_api
 from ledger import tasks as ledger_tasks
+from scoring import api as scoring_api
+from scoring import tasks as scoring_tasks
 
 BLUEPRINTS = [
     identity_api.blp,
     ledger_api.blp,
+    scoring_api.blp,
     admin_ledger_api.blp,
     admin_people_api.blp,
+    admin_scoring_api.blp,
 ]
 
-BEAT_SCHEDULE: dict[str, Any] = {**ledger_tasks.BEAT_SCHEDULE}
+BEAT_SCHEDULE: dict[str, Any] = {**ledger_tasks.BEAT_SCHEDULE, **scoring_tasks.BEAT_SCHEDULE}
 
 
 def create_app(settings: Settings | None = None, *, engine: Any = None) -> Flask:

@@ -35,16 +35,19 @@ def db_group() -> None:
 def upgrade_database(settings: Settings) -> None:
     command.upgrade(alembic_config(settings.database_url), "head")
     from ledger.services import accounts
+    from scoring.services import rules
 
     app = _app()
     with app.app_context(), db.unit_of_work() as session:
         accounts.system_account(session, accounts.ISSUANCE, settings.system_account_shards)
         accounts.system_account(session, accounts.ADJUSTMENT, settings.system_account_shards)
+        rules.seed_rules(session)
 
 
 @db_group.command("upgrade")
 def db_upgrade() -> None:
-    """Create or upgrade the database to the latest schema (Alembic), and the system accounts."""
+    """Create or upgrade the database to the latest schema (Alembic), the system accounts and the
+    starting rule set (seeded once from scoring/data/rules_v1.json)."""
     settings = Settings.from_env()
     upgrade_database(settings)
     click.echo(f"database at head: {settings.database_url.split('@')[-1]}")

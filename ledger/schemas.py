@@ -1,10 +1,15 @@
 """Ledger schemas: balances, statements, postings, corrections and integrity checks."""
 from __future__ import annotations
 
+from flask_babel import get_locale
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from infra.api import DumpSchema, IdempotentArgs, LoadSchema, page_schema
 from infra.security import mask_name, mask_phone
+
+def _english() -> bool:
+    return str(get_locale() or "zh").startswith("en")
+
 
 KIND_LABELS = {
     "award": ("积分奖励", "Award"), "redemption": ("积分兑换", "Redemption"), "refund": ("兑换退回", "Refund"),
@@ -44,12 +49,17 @@ class StatementLineOut(DumpSchema):
     source_id = fields.String(allow_none=True)
     reverses_id = fields.Integer(allow_none=True)
     reversed_by_id = fields.Integer(allow_none=True)
+    explanation = fields.Method("_explanation", metadata={
+        "description": "How the points were worked out, in plain words, when the source explains it"})
 
     def _kind_label(self, line: object) -> str:
-        from flask_babel import get_locale
-
         zh, en = KIND_LABELS.get(getattr(line, "kind"), (getattr(line, "kind"),) * 2)
-        return en if str(get_locale() or "zh").startswith("en") else zh
+        return en if _english() else zh
+
+    def _explanation(self, line: object) -> str | None:
+        """Sources (such as scoring) store a per-participant explanation in the posting's metadata."""
+        texts = (getattr(line, "meta") or {}).get("explain", {}).get("en" if _english() else "zh", {})
+        return texts.get(str(getattr(line, "participant_id"))) if isinstance(texts, dict) else None
 
 
 StatementOut = page_schema(StatementLineOut, "StatementOut")

@@ -108,6 +108,7 @@ class Contribution(Base):
     quantity: Mapped[int] = mapped_column(Integer, default=1)
     incident_key: Mapped[str | None] = mapped_column(String(120))
     duplicate_of: Mapped[list[int]] = mapped_column(default=list)  # suspected duplicates, for the verifier
+    duplicate_suspect: Mapped[bool] = mapped_column(default=False)
     state: Mapped[str] = mapped_column(String(10), default="submitted")
     submitted_by_participant: Mapped[int | None] = mapped_column(ForeignKey("participants.id"))
     submitted_by_staff: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))

@@ -22,6 +22,7 @@ from infra.limits import limiter
 from jieyou.app import create_app
 from ledger.services import accounts
 from migrations.alembic_config import alembic_config
+from scoring.services import rules
 
 ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SHARDS = 4
@@ -62,6 +63,7 @@ def engine(pg_url: str) -> Iterator[Engine]:
         with Session(bind=conn) as session:
             accounts.system_account(session, accounts.ISSUANCE, SHARDS)
             accounts.system_account(session, accounts.ADJUSTMENT, SHARDS)
+            rules.seed_rules(session)
             session.commit()
     yield engine
     engine.dispose()
@@ -114,6 +116,7 @@ def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     with Session(bind=engine) as session:
         accounts.system_account(session, accounts.ISSUANCE, SHARDS)
         accounts.system_account(session, accounts.ADJUSTMENT, SHARDS)
+        rules.seed_rules(session)
         session.commit()
     yield engine
     engine.dispose()

@@ -115,6 +115,7 @@ class StatementLine:
     reverses_id: int | None
     reversed_by_id: int | None
     meta: dict[str, Any]
+    participant_id: int | None = None
 
 
 def statement(session: Session, account: Account, *, limit: int = 20, before_id: int | None = None,
@@ -137,7 +138,7 @@ def statement(session: Session, account: Account, *, limit: int = 20, before_id:
         entry_id=e.id, posting_id=p.id, kind=p.kind, reason=p.reason, amount=e.amount,
         balance_after=e.balance_after if account.shard_count == 1 else None, effective_at=e.effective_at,
         recorded_at=p.created_at, source_type=p.source_type, source_id=p.source_id, reverses_id=p.reverses_id,
-        reversed_by_id=rev_id, meta=p.meta or {},
+        reversed_by_id=rev_id, meta=p.meta or {}, participant_id=account.participant_id,
     ) for e, p, rev_id in rows[:limit]]
     next_cursor = lines[-1].entry_id if len(rows) > limit else None
     return lines, next_cursor

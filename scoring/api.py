@@ -1,0 +1,142 @@
+"""Participant-facing scoring endpoints: submit my work, follow it, my grade, the public notices
+of my village and objections, and the reference lists (screening list, rules in force)."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from flask import current_app, request, send_file
+from flask.views import MethodView
+from sqlalchemy import select
+
+from infra.api import Blueprint
+from infra.auth import Principal, current_principal, require
+from infra.db import db
+from infra.errors import Unauthorized, ValidationFailed
+from scoring.models import Contribution, ContributionMember
+from scoring.schemas import (
+    ContributionDetailOut, ContributionIn, ContributionPageOut, EvidenceOut, GradeOut, MineArgs, NoticeOut,
+    ObjectionIn, ObjectionOut, RuleSetOut, ScreeningOut,
+)
+from scoring.services import evidence, grades, notices, rules, submissions
+
+blp = Blueprint("scoring", __name__, url_prefix="/api/v1", description="Contributions, grades and public notices")
+
+
+def storage(kind: str) -> Path:
+    return Path(current_app.config["SETTINGS"].instance_dir) / kind
+
+
+def uploaded_file() -> tuple[str, bytes]:
+    upload = request.files.get("file")
+    if upload is None:
+        raise ValidationFailed("Attach a file.", details={"file": ["Send it as multipart field `file`."]})
+    return upload.filename or "upload", upload.read()
+
+
+@blp.route("/me/contributions")
+class MyContributions(MethodView):
+    @require("participant")
+    @blp.arguments(MineArgs, location="query")
+    @blp.response(200, ContributionPageOut)
+    def get(self, args: dict[str, Any], actor: Principal) -> dict[str, Any]:
+        """The work I took part in, newest first, with its state and points."""
+        stmt = (select(Contribution).join(ContributionMember).where(ContributionMember.participant_id == actor.id)
+                .order_by(Contribution.id.desc()).limit(args["limit"] + 1))
+        if args["state"] != "all":
+            stmt = stmt.where(Contribution.state == args["state"])
+        if args["after"]:
+            stmt = stmt.where(Contribution.id < args["after"])
+        rows = list(db.session.scalars(stmt))
+        return {"items": rows[: args["limit"]], "next": rows[args["limit"] - 1].id if len(rows) > args["limit"] else None}
+
+    @require("participant")
+    @blp.arguments(ContributionIn)
+    @blp.response(201, ContributionDetailOut)
+    def post(self, args: dict[str, Any], actor: Principal) -> Any:
+        """Report my work. Members default to me; joint work names everyone with their shares."""
+        args.setdefault("members", [{"participant_id": actor.id, "share": 1}])
+        return submissions.submit(db.session, actor, submissions.to_submission(args))
+
+
+@blp.route("/me/contributions/<int:contribution_id>")
+class MyContribution(MethodView):
+    @require("participant")
+    @blp.response(200, ContributionDetailOut)
+    def get(self, contribution_id: int, actor: Principal) -> Any:
+        """One of my contributions with its history, objections and evidence."""
+        return submissions.get_visible(db.session, actor, contribution_id)
+
+
+@blp.route("/contributions/<int:contribution_id>/evidence")
+class Evidence(MethodView):
+    @blp.response(201, EvidenceOut)
+    def post(self, contribution_id: int) -> Any:
+        """Attach a photo or PDF (JPEG, PNG, WebP, PDF; 10 MB) to a contribution I may see."""
+        actor = _signed_in()
+        name, content = uploaded_file()
+        return evidence.attach(db.session, actor, contribution_id, name, content, storage("evidence"))
+
+
+@blp.route("/contributions/<int:contribution_id>/evidence/<int:evidence_id>")
+class EvidenceFile(MethodView):
+    @blp.response(200, description="The file itself")
+    def get(self, contribution_id: int, evidence_id: int) -> Any:
+        """Download evidence: only for members of the contribution and staff in scope."""
+        actor = _signed_in()
+        record, path = evidence.open_file(db.session, actor, contribution_id, evidence_id, storage("evidence"))
+        response = send_file(path, mimetype=record.content_type, as_attachment=True, download_name=record.filename)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
+
+
+def _signed_in() -> Principal:
+    actor = current_principal()
+    if actor is None or actor.kind not in ("participant", "staff"):
+        raise Unauthorized("Sign in first.")
+    return actor
+
+
+@blp.route("/me/grade")
+class MyGrade(MethodView):
+    @require("participant")
+    @blp.response(200, GradeOut)
+    def get(self, actor: Principal) -> Any:
+        """My credit grade from points earned in the last 12 months, and what the next grade needs."""
+        return grades.grade(db.session, actor.id)
+
+
+@blp.route("/notices")
+class Notices(MethodView):
+    @blp.response(200, NoticeOut(many=True))
+    def get(self) -> Any:
+        """Proposed awards on public notice in my village (staff: in their scope)."""
+        return notices.notices_for(db.session, _signed_in())
+
+
+@blp.route("/notices/<int:contribution_id>/objections")
+class Objections(MethodView):
+    @require("participant")
+    @blp.arguments(ObjectionIn)
+    @blp.response(201, ObjectionOut)
+    def post(self, args: dict[str, Any], contribution_id: int, actor: Principal) -> Any:
+        """Object to a proposed award in my village; it is held until staff resolve the objection."""
+        return notices.lodge(db.session, actor, contribution_id, args["text"])
+
+
+@blp.route("/reference/screening-list")
+class Screening(MethodView):
+    @blp.response(200, ScreeningOut)
+    def get(self) -> Any:
+        """The screening list: 8 categories, 26 items, and the four warning colours."""
+        return rules.screening_list()
+
+
+@blp.route("/reference/rules")
+class RulesInForce(MethodView):
+    @blp.response(200, RuleSetOut)
+    def get(self) -> Any:
+        """The rule set in force today: the 12 indicators, their points and caps, and the grades."""
+        return rules.in_force(db.session, dt.datetime.now(dt.timezone.utc).date())

@@ -1,0 +1,304 @@
+"""Scoring schemas: contributions, workflow actions, notices, rules, grades and honours."""
+from __future__ import annotations
+
+from flask_babel import get_locale
+from marshmallow import fields, validate
+
+from infra.api import DumpSchema, LoadSchema, page_schema
+from scoring.models import CLASSES, COLOURS, UNITS
+from scoring.services.submissions import EIGHT_STEPS
+
+
+def _english() -> bool:
+    return str(get_locale() or "zh").startswith("en")
+
+
+class MemberIn(LoadSchema):
+    participant_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    share = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100))
+
+
+class CaseRecordIn(LoadSchema):
+    """The eight-step method: look, listen, ask, help, report, analyse, explain, record."""
+
+    look = fields.String(validate=validate.Length(max=2000), metadata={"description": "看"})
+    listen = fields.String(validate=validate.Length(max=2000), metadata={"description": "听"})
+    ask = fields.String(validate=validate.Length(max=2000), metadata={"description": "问"})
+    help = fields.String(validate=validate.Length(max=2000), metadata={"description": "帮"})
+    report = fields.String(validate=validate.Length(max=2000), metadata={"description": "报"})
+    analyse = fields.String(validate=validate.Length(max=2000), metadata={"description": "想"})
+    explain = fields.String(validate=validate.Length(max=2000), metadata={"description": "讲"})
+    record = fields.String(validate=validate.Length(max=2000), metadata={"description": "记"})
+
+
+class ContributionIn(LoadSchema):
+    indicator_code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}-\d{1,2}$"))
+    work_date = fields.Date(required=True)
+    description = fields.String(required=True, validate=validate.Length(min=4, max=2000))
+    members = fields.List(fields.Nested(MemberIn), validate=validate.Length(min=1, max=20),
+                          metadata={"description": "Participants; for a participant's own submission, may be omitted"})
+    conflict_item = fields.String(load_default=None, validate=validate.Regexp(r"^C\d-\d{2}$"))
+    warning_colour = fields.String(load_default=None, validate=validate.OneOf(COLOURS))
+    case_record = fields.Nested(CaseRecordIn, load_default=dict)
+    quantity = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1000))
+    incident_ref = fields.String(load_default=None, validate=validate.Length(min=3, max=100),
+                                 metadata={"description": "The grid system's incident number, if any"})
+
+
+class MemberOut(DumpSchema):
+    participant_id = fields.Integer()
+    share = fields.Integer()
+    points = fields.Integer(allow_none=True)
+
+
+class EventOut(DumpSchema):
+    from_state = fields.String(allow_none=True)
+    to_state = fields.String()
+    actor_kind = fields.String()
+    actor_label = fields.String()
+    at = fields.DateTime()
+    note = fields.String(allow_none=True)
+
+
+class EvidenceOut(DumpSchema):
+    id = fields.Integer()
+    filename = fields.String()
+    content_type = fields.String()
+    size = fields.Integer()
+    uploaded_at = fields.DateTime()
+
+
+class ObjectionOut(DumpSchema):
+    id = fields.Integer()
+    contribution_id = fields.Integer()
+    text = fields.String()
+    status = fields.String()
+    lodged_at = fields.DateTime()
+    resolution = fields.String(allow_none=True)
+    resolved_at = fields.DateTime(allow_none=True)
+
+
+class ContributionOut(DumpSchema):
+    id = fields.Integer()
+    indicator_code = fields.String()
+    work_date = fields.Date()
+    region_id = fields.Integer()
+    description = fields.String()
+    conflict_item = fields.String(allow_none=True)
+    warning_colour = fields.String(allow_none=True)
+    case_record = fields.Dict()
+    quantity = fields.Integer()
+    incident_key = fields.String(allow_none=True)
+    duplicate_of = fields.List(fields.Integer(), metadata={"description": "Possible duplicates, for the verifier"})
+    state = fields.String()
+    submitted_at = fields.DateTime()
+    verified_at = fields.DateTime(allow_none=True)
+    notice_until = fields.DateTime(allow_none=True)
+    proposed_points = fields.Integer(allow_none=True)
+    explanation = fields.Dict()
+    decision_reason = fields.String(allow_none=True)
+    posting_id = fields.Integer(allow_none=True)
+    awarded_at = fields.DateTime(allow_none=True)
+    members = fields.List(fields.Nested(MemberOut))
+
+
+class ContributionDetailOut(ContributionOut):
+    events = fields.List(fields.Nested(EventOut))
+    objections = fields.List(fields.Nested(ObjectionOut))
+    evidence = fields.List(fields.Nested(EvidenceOut))
+
+
+ContributionPageOut = page_schema(ContributionOut, "ContributionPageOut")
+
+
+class QueueArgs(LoadSchema):
+    state = fields.String(load_default="submitted", validate=validate.OneOf(
+        ["submitted", "verified", "rejected", "in_notice", "awarded", "revoked", "all"]))
+    indicator_code = fields.String(load_default=None)
+    duplicates_only = fields.Boolean(load_default=False)
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    after = fields.Integer(load_default=None, validate=validate.Range(min=1))
+
+
+class MineArgs(LoadSchema):
+    state = fields.String(load_default="all", validate=validate.OneOf(
+        ["submitted", "rejected", "in_notice", "awarded", "revoked", "all"]))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    after = fields.Integer(load_default=None, validate=validate.Range(min=1))
+
+
+class VerifyIn(LoadSchema):
+    note = fields.String(load_default=None, validate=validate.Length(max=500))
+
+
+class BulkVerifyIn(LoadSchema):
+    contribution_ids = fields.List(fields.Integer(validate=validate.Range(min=1)), required=True,
+                                   validate=validate.Length(min=1, max=5000))
+    note = fields.String(load_default=None, validate=validate.Length(max=500))
+
+
+class ReasonIn(LoadSchema):
+    reason = fields.String(required=True, validate=validate.Length(min=2, max=500))
+
+
+class ObjectionIn(LoadSchema):
+    text = fields.String(required=True, validate=validate.Length(min=4, max=1000))
+
+
+class ResolveIn(LoadSchema):
+    uphold = fields.Boolean(required=True, truthy={True}, falsy={False})
+    resolution = fields.String(required=True, validate=validate.Length(min=2, max=500))
+
+
+class NoticeOut(DumpSchema):
+    """What the village sees during public notice: the work, the proposal, masked names."""
+
+    id = fields.Integer()
+    indicator_code = fields.String()
+    indicator_name = fields.Method("_indicator_name")
+    work_date = fields.Date()
+    description = fields.String()
+    proposed_points = fields.Integer()
+    notice_until = fields.DateTime()
+    names = fields.List(fields.String(), metadata={"description": "Masked, e.g. 张*梅"})
+    open_objections = fields.Integer()
+
+    def _indicator_name(self, notice: object) -> str:
+        return getattr(notice, "name_en" if _english() else "name_zh")
+
+
+class IndicatorSchema(LoadSchema):
+    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}-\d{1,2}$"))
+    class_ = fields.String(required=True, data_key="class", validate=validate.OneOf(CLASSES))
+    name_zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name_en = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    base_points = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=1000))
+    unit = fields.String(load_default="case", validate=validate.OneOf(UNITS))
+    multiplier = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(["warning_colour"]))
+    multipliers = fields.Dict(keys=fields.String(validate=validate.OneOf(COLOURS)),
+                              values=fields.Integer(strict=True), load_default=dict)
+    cap_month = fields.Integer(load_default=None, allow_none=True, strict=True)
+    cap_year = fields.Integer(load_default=None, allow_none=True, strict=True)
+    cap_activity = fields.Integer(load_default=None, allow_none=True, strict=True)
+    shared = fields.Boolean(load_default=False)
+    requires = fields.List(fields.String(), load_default=list)
+
+
+class GradeSchema(LoadSchema):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=10))
+    min_points = fields.Integer(required=True, strict=True)
+    zh = fields.String(load_default=None)
+    en = fields.String(load_default=None)
+
+
+class RuleSetEditIn(LoadSchema):
+    name = fields.String(validate=validate.Length(min=2, max=200))
+    effective_from = fields.Date()
+    notice_days = fields.Integer(strict=True, validate=validate.Range(min=0, max=60))
+    grades = fields.List(fields.Nested(GradeSchema))
+    honours = fields.Dict()
+    indicators = fields.List(fields.Nested(IndicatorSchema), validate=validate.Length(min=1, max=100))
+
+
+class DraftIn(LoadSchema):
+    from_version = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class IndicatorOut(DumpSchema):
+    code = fields.String()
+    class_ = fields.String(data_key="class")
+    name_zh = fields.String()
+    name_en = fields.String()
+    base_points = fields.Integer()
+    unit = fields.String()
+    multiplier = fields.String(allow_none=True)
+    multipliers = fields.Dict()
+    cap_month = fields.Integer(allow_none=True)
+    cap_year = fields.Integer(allow_none=True)
+    cap_activity = fields.Integer(allow_none=True)
+    shared = fields.Boolean()
+    requires = fields.List(fields.String())
+
+
+class RuleSetOut(DumpSchema):
+    version = fields.Integer()
+    name = fields.String()
+    effective_from = fields.Date()
+    status = fields.String()
+    notice_days = fields.Integer()
+    grades = fields.List(fields.Dict())
+    honours = fields.Dict()
+    published_at = fields.DateTime(allow_none=True)
+    indicators = fields.List(fields.Nested(IndicatorOut))
+
+
+class ValidationReportOut(DumpSchema):
+    valid = fields.Boolean()
+    problems = fields.List(fields.Dict(), metadata={"description": "Each names the indicator and the field"})
+
+
+class GradeOut(DumpSchema):
+    participant_id = fields.Integer()
+    points_12m = fields.Integer(metadata={"description": "Points earned in the trailing 12 months"})
+    grade = fields.Dict(allow_none=True)
+    next_grade = fields.Dict(allow_none=True)
+    points_to_next = fields.Integer(allow_none=True)
+    rule_version = fields.Integer()
+    window_from = fields.Date()
+    window_to = fields.Date()
+
+
+class HonourArgs(LoadSchema):
+    township_id = fields.Integer(required=True)
+    year = fields.Integer(required=True, validate=validate.Range(min=2020, max=2100))
+    honour = fields.String(required=True, validate=validate.OneOf(["most_beautiful_family", "loan_priority"]))
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv", "xlsx"]))
+
+
+class CandidateOut(DumpSchema):
+    rank = fields.Integer()
+    participant_id = fields.Function(lambda c: c.participant.id)
+    name = fields.Function(lambda c: c.participant.name)
+    points = fields.Integer()
+    grade = fields.String(allow_none=True)
+    nominated = fields.Boolean()
+
+
+class NominationIn(LoadSchema):
+    year = fields.Integer(required=True, validate=validate.Range(min=2020, max=2100))
+    honour = fields.String(required=True, validate=validate.OneOf(["most_beautiful_family", "loan_priority"]))
+    participant_id = fields.Integer(required=True)
+    note = fields.String(load_default=None, validate=validate.Length(max=500))
+
+
+class NominationOut(DumpSchema):
+    id = fields.Integer()
+    year = fields.Integer()
+    honour = fields.String()
+    township_id = fields.Integer()
+    participant_id = fields.Integer()
+    points = fields.Integer()
+    note = fields.String(allow_none=True)
+    nominated_at = fields.DateTime()
+
+
+class ImportJobOut(DumpSchema):
+    id = fields.Integer()
+    filename = fields.String()
+    status = fields.String()
+    total_rows = fields.Integer(allow_none=True)
+    processed_rows = fields.Integer()
+    imported_rows = fields.Integer()
+    errors = fields.List(fields.Dict(), metadata={"description": "Every bad row: line, field, reason"})
+    created_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+
+
+class ScreeningOut(DumpSchema):
+    title_zh = fields.String()
+    title_en = fields.String()
+    warning_colours = fields.List(fields.Dict())
+    categories = fields.List(fields.Dict())
+
+
+EIGHT = EIGHT_STEPS

@@ -1,0 +1,69 @@
+"""Evidence files: type checked by content (not by name), size limited, stored by content hash
+outside the web root, and served only to those who may see the contribution."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from identity.services import audit
+from infra.auth import Principal
+from infra.errors import Conflict, NotFound, ValidationFailed
+from scoring.models import EvidenceFile
+from scoring.services.submissions import get_visible
+
+MAX_BYTES = 10 * 1024 * 1024
+MAX_FILES = 10
+SIGNATURES = ((b"\xff\xd8\xff", "image/jpeg", ".jpg"), (b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
+              (b"%PDF-", "application/pdf", ".pdf"))
+
+
+def sniff(content: bytes) -> tuple[str, str] | None:
+    for magic, content_type, ext in SIGNATURES:
+        if content.startswith(magic):
+            return content_type, ext
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp", ".webp"
+    return None
+
+
+def attach(session: Session, actor: Principal, contribution_id: int, filename: str, content: bytes,
+           storage: Path) -> EvidenceFile:
+    contribution = get_visible(session, actor, contribution_id)
+    if contribution.state not in ("submitted", "in_notice"):
+        raise Conflict("Evidence can be added until the award is made.", code="wrong_state")
+    if len(contribution.evidence) >= MAX_FILES:
+        raise Conflict(f"At most {MAX_FILES} files per contribution.", code="too_many_files")
+    if not content or len(content) > MAX_BYTES:
+        raise ValidationFailed("The file is empty or too large.", details={"file": [f"At most {MAX_BYTES} bytes."]})
+    kind = sniff(content)
+    if kind is None:
+        raise ValidationFailed("Only JPEG, PNG, WebP images or PDF documents.", details={"file": ["Unsupported type."]})
+    digest = hashlib.sha256(content).hexdigest()
+    folder = storage / digest[:2]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / digest
+    if not path.exists():
+        path.write_bytes(content)
+    safe_name = "".join(ch for ch in Path(filename or "evidence").name if ch.isprintable() and ch not in '"\\/')[:120]
+    record = EvidenceFile(contribution_id=contribution.id, filename=safe_name or "evidence", content_type=kind[0],
+                          size=len(content), sha256=digest, uploaded_by_kind=actor.kind, uploaded_by_id=actor.id)
+    session.add(record)
+    session.flush()
+    if actor.is_staff:
+        audit(session, actor, "evidence.upload", object_type="evidence", object_id=record.id,
+              region_path=contribution.region_path, details={"contribution_id": contribution.id, "size": len(content)})
+    return record
+
+
+def open_file(session: Session, actor: Principal, contribution_id: int, evidence_id: int,
+              storage: Path) -> tuple[EvidenceFile, Path]:
+    contribution = get_visible(session, actor, contribution_id)
+    record = next((e for e in contribution.evidence if e.id == evidence_id), None)
+    if record is None:
+        raise NotFound("Evidence not found.")
+    if actor.is_staff:
+        audit(session, actor, "evidence.view", object_type="evidence", object_id=record.id,
+              region_path=contribution.region_path)
+    return record, storage / record.sha256[:2] / record.sha256

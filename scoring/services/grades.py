@@ -1,0 +1,185 @@
+"""Credit grades and honours. A grade comes from points *earned* over the trailing 12 months
+(awards and adjustments, less their reversals), never from the balance left after spending."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from identity.models import Participant, Region
+from identity.services import audit, get_participant_in_scope, get_region
+from infra.auth import Principal
+from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ledger.models import Account, Entry, Posting
+from scoring.models import Nomination, RuleSet
+from scoring.services import rules
+
+EARNING_KINDS = ("award", "adjustment")
+HONOURS = ("most_beautiful_family", "loan_priority")
+
+
+def _earning_filter() -> Any:
+    reversed_kind = Posting.meta["reverses_kind"].as_string()
+    return or_(Posting.kind.in_(EARNING_KINDS), and_(Posting.kind == "reversal", reversed_kind.in_(EARNING_KINDS)))
+
+
+def points_earned(session: Session, participant_id: int, since: dt.datetime, until: dt.datetime) -> int:
+    return int(session.scalar(
+        select(func.coalesce(func.sum(Entry.amount), 0))
+        .join(Posting, Posting.id == Entry.posting_id).join(Account, Account.id == Entry.account_id)
+        .where(Account.participant_id == participant_id, Entry.effective_at >= since, Entry.effective_at < until,
+               _earning_filter())) or 0)
+
+
+def grade_of(points: int, grades: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(current grade, next grade up) for a number of points; grades listed highest first."""
+    current, above = None, None
+    for grade in grades:
+        if points >= grade["min_points"]:
+            current = grade
+            break
+        above = grade
+    return current, above
+
+
+@dataclass(frozen=True)
+class GradeView:
+    participant_id: int
+    points_12m: int
+    grade: dict[str, Any] | None
+    next_grade: dict[str, Any] | None
+    points_to_next: int | None
+    rule_version: int
+    window_from: dt.date
+    window_to: dt.date
+
+
+def grade(session: Session, participant_id: int, *, today: dt.date | None = None) -> GradeView:
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    start = today.replace(year=today.year - 1) if not (today.month == 2 and today.day == 29) else \
+        today.replace(year=today.year - 1, day=28)
+    until = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
+    since = dt.datetime.combine(start + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
+    rule_set = rules.in_force(session, today)
+    points = points_earned(session, participant_id, since, until)
+    current, above = grade_of(points, rule_set.grades)
+    return GradeView(participant_id=participant_id, points_12m=points, grade=current, next_grade=above,
+                     points_to_next=(above["min_points"] - points) if above else None,
+                     rule_version=rule_set.version, window_from=since.date(), window_to=today)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    rank: int
+    participant: Participant
+    points: int
+    grade: str | None
+    nominated: bool
+
+
+def candidates(session: Session, actor: Principal, *, township_id: int, year: int, honour: str) -> list[Candidate]:
+    """Participants of a township ranked by points earned in the year, above the honour's threshold."""
+    if honour not in HONOURS:
+        raise ValidationFailed("Unknown honour.", details={"honour": [f"One of {', '.join(HONOURS)}."]})
+    township = get_region(session, township_id, actor)
+    if township.level != "township":
+        raise ValidationFailed("Choose a township.", details={"township_id": ["Not a township."]})
+    year_end = dt.date(year, 12, 31)
+    rule_set = rules.in_force(session, min(year_end, dt.datetime.now(dt.timezone.utc).date()))
+    settings = (rule_set.honours or {}).get(honour, {})
+    since = dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc)
+    until = dt.datetime(year + 1, 1, 1, tzinfo=dt.timezone.utc)
+    totals = session.execute(
+        select(Participant, func.sum(Entry.amount).label("points"))
+        .join(Account, Account.participant_id == Participant.id).join(Entry, Entry.account_id == Account.id)
+        .join(Posting, Posting.id == Entry.posting_id)
+        .where(Participant.region_path.startswith(township.path), Entry.effective_at >= since,
+               Entry.effective_at < until, _earning_filter())
+        .group_by(Participant.id).having(func.sum(Entry.amount) >= settings.get("min_points", 0))
+        .order_by(func.sum(Entry.amount).desc(), Participant.id)).all()
+    nominated = set(session.scalars(select(Nomination.participant_id).where(
+        Nomination.year == year, Nomination.honour == honour, Nomination.township_id == township.id)))
+    order = [g["code"] for g in rule_set.grades]
+    min_grade = settings.get("min_grade")
+    out: list[Candidate] = []
+    for person, points in totals:
+        current, _ = grade_of(int(points), rule_set.grades)
+        code = current["code"] if current else None
+        if min_grade and (code is None or order.index(code) > order.index(min_grade)):
+            continue
+        out.append(Candidate(rank=len(out) + 1, participant=person, points=int(points), grade=code,
+                             nominated=person.id in nominated))
+    return out
+
+
+def nominate(session: Session, actor: Principal, *, year: int, honour: str, participant_id: int,
+             note: str | None) -> Nomination:
+    if not actor.has_role("verifier", "approver"):
+        raise Forbidden("Only a verifier or approver records nominations.", code="role_required")
+    person = get_participant_in_scope(session, actor, participant_id)
+    township_path = "/".join(person.region_path.split("/")[:3]) + "/"
+    township = session.scalar(select(Region).where(Region.path == township_path))
+    if township is None:
+        raise NotFound("Township not found.")
+    ranked = {c.participant.id: c for c in candidates(session, actor, township_id=township.id, year=year,
+                                                      honour=honour)}
+    if person.id not in ranked:
+        raise Conflict("This participant does not meet the honour's thresholds.", code="not_eligible")
+    if session.scalar(select(Nomination.id).where(Nomination.year == year, Nomination.honour == honour,
+                                                  Nomination.participant_id == person.id)):
+        raise Conflict("Already nominated.", code="already_nominated")
+    nomination = Nomination(year=year, honour=honour, township_id=township.id, participant_id=person.id,
+                            points=ranked[person.id].points, note=note, nominated_by=actor.id)
+    session.add(nomination)
+    session.flush()
+    audit(session, actor, "honour.nominate", object_type="nomination", object_id=nomination.id,
+          region_path=person.region_path, details={"year": year, "honour": honour, "participant_id": person.id})
+    return nomination
+
+
+EXPORT_HEADER = ["排名 rank", "姓名 name", "手机 phone", "网格 grid", "年度积分 points", "信用等级 grade", "已提名 nominated"]
+
+
+def export_rows(session: Session, rows: list[Candidate]) -> list[list[Any]]:
+    from infra.security import mask_phone
+
+    grids = {r.id: r.name for r in session.scalars(select(Region).where(
+        Region.id.in_({c.participant.region_id for c in rows})))}
+    return [[c.rank, c.participant.name, mask_phone(c.participant.phone), grids.get(c.participant.region_id, ""),
+             c.points, c.grade or "", "是 yes" if c.nominated else ""] for c in rows]
+
+
+def to_csv(rows: list[list[Any]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_HEADER)
+    writer.writerows(rows)
+    return buffer.getvalue().encode("utf-8-sig")  # BOM so that Excel opens Chinese correctly
+
+
+def to_xlsx(rows: list[list[Any]], title: str) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = title[:31]
+    sheet.append(EXPORT_HEADER)
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for row in rows:
+        sheet.append(row)
+    for column, width in zip("ABCDEFG", (8, 12, 16, 20, 12, 12, 10)):
+        sheet.column_dimensions[column].width = width
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def rule_set_for_display(session: Session) -> RuleSet:
+    return rules.in_force(session, dt.datetime.now(dt.timezone.utc).date())

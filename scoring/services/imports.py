@@ -1,0 +1,169 @@
+"""Bulk import of contributions from the grid system's CSV or XLSX export. Every row is checked;
+if any row is bad, the job fails listing every bad row with its line and reason, and nothing is
+imported. A file is never half-imported."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from identity.models import Participant
+from identity.services import audit
+from infra.auth import Principal
+from infra.db import utcnow
+from infra.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from scoring.models import ImportJob
+from scoring.services.submissions import EIGHT_STEPS, SUBMITTER_ROLES, Submission, submit
+
+MAX_ROWS = 20000
+MAX_BYTES = 5 * 1024 * 1024
+HEADERS = {
+    "indicator_code": ("indicator_code", "指标代码"), "work_date": ("work_date", "工作日期"),
+    "participant_phones": ("participant_phones", "参与者手机号"), "description": ("description", "工作描述"),
+    "conflict_item": ("conflict_item", "隐患条目"), "warning_colour": ("warning_colour", "预警颜色"),
+    "quantity": ("quantity", "数量"), "incident_ref": ("incident_ref", "事件编号"),
+    **{f"case_{step}": (f"case_{step}", f"案卷_{zh}") for step, zh in zip(
+        EIGHT_STEPS, ("看", "听", "问", "帮", "报", "想", "讲", "记"))},
+}
+REQUIRED = ("indicator_code", "work_date", "participant_phones", "description")
+COLOUR_WORDS = {"红": "red", "红色": "red", "橙": "orange", "橙色": "orange", "黄": "yellow", "黄色": "yellow",
+                "蓝": "blue", "蓝色": "blue"}
+
+
+def create_job(session: Session, actor: Principal, filename: str, content: bytes, storage: Path) -> ImportJob:
+    if not actor.has_role(*SUBMITTER_ROLES):
+        raise Forbidden("Your role does not import contributions.", code="role_required")
+    suffix = Path(filename).suffix.lower()
+    if suffix not in (".csv", ".xlsx"):
+        raise ValidationFailed("Upload a CSV or XLSX file.", details={"file": ["Only .csv or .xlsx."]})
+    if not content or len(content) > MAX_BYTES:
+        raise ValidationFailed("The file is empty or too large.", details={"file": [f"At most {MAX_BYTES} bytes."]})
+    if suffix == ".xlsx" and not content.startswith(b"PK"):
+        raise ValidationFailed("This is not an XLSX file.", details={"file": ["Not an XLSX workbook."]})
+    digest = hashlib.sha256(content).hexdigest()
+    storage.mkdir(parents=True, exist_ok=True)
+    (storage / f"{digest}{suffix}").write_bytes(content)
+    job = ImportJob(filename=Path(filename).name[:200], file_sha256=f"{digest}{suffix}", created_by=actor.id,
+                    scope_path=actor.scope_path or "/")
+    session.add(job)
+    session.flush()
+    audit(session, actor, "contribution.import", object_type="import_job", object_id=job.id,
+          region_path=actor.scope_path, details={"filename": job.filename, "sha256": digest})
+    return job
+
+
+def get_job(session: Session, actor: Principal, job_id: int) -> ImportJob:
+    job = session.get(ImportJob, job_id)
+    if job is None or not (job.created_by == actor.id or actor.in_scope(job.scope_path)):
+        raise NotFound("Import not found.")
+    return job
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number as the user sees it, row by canonical column name)."""
+    if path.suffix == ".xlsx":
+        from openpyxl import load_workbook
+
+        book = load_workbook(path, read_only=True, data_only=True)
+        raw_rows: Iterator[list[Any]] = (list(r) for r in book.active.iter_rows(values_only=True))
+    else:
+        text = path.read_bytes().decode("utf-8-sig")
+        raw_rows = iter(csv.reader(io.StringIO(text)))
+    header = next(raw_rows, None)
+    if header is None:
+        return
+    names = {}
+    for index, title in enumerate(header):
+        title = str(title or "").strip()
+        for canonical, aliases in HEADERS.items():
+            if title in aliases:
+                names[index] = canonical
+    missing = [c for c in REQUIRED if c not in names.values()]
+    if missing:
+        raise ValidationFailed("The file lacks required columns.", code="bad_header",
+                               details={"file": [f"Missing columns: {', '.join(missing)}"]})
+    for line, row in enumerate(raw_rows, start=2):
+        values = {names[i]: ("" if v is None else (v.isoformat()[:10] if isinstance(v, dt.date) else str(v)).strip())
+                  for i, v in enumerate(row) if i in names}
+        if any(values.values()):
+            yield line, values
+
+
+def _submission(session: Session, values: dict[str, str]) -> Submission:
+    def bad(field_name: str, message: str) -> ValidationFailed:
+        return ValidationFailed(message, details={field_name: [message]})
+
+    try:
+        work_date = dt.date.fromisoformat(values["work_date"].replace("/", "-"))
+    except ValueError:
+        raise bad("work_date", "Use YYYY-MM-DD.") from None
+    members = []
+    for part in filter(None, (p.strip() for p in values["participant_phones"].replace("；", ";").split(";"))):
+        phone, _, share = part.partition(":")
+        person = session.scalar(select(Participant.id).where(Participant.phone == phone.strip()))
+        if person is None:
+            raise bad("participant_phones", f"No participant with phone {phone.strip()[:3]}****{phone.strip()[-4:]}.")
+        if share and not share.strip().isdigit():
+            raise bad("participant_phones", "Shares are whole numbers, as 13900000001:2.")
+        members.append((person, int(share) if share else 1))
+    quantity = values.get("quantity") or "1"
+    if not quantity.isdigit():
+        raise bad("quantity", "A whole number.")
+    colour = values.get("warning_colour") or None
+    return Submission(
+        indicator_code=values["indicator_code"].upper(), work_date=work_date, description=values["description"],
+        members=members, conflict_item=values.get("conflict_item") or None,
+        warning_colour=COLOUR_WORDS.get(colour, colour) if colour else None,
+        case_record={s: values.get(f"case_{s}", "") for s in EIGHT_STEPS if values.get(f"case_{s}")},
+        quantity=int(quantity), incident_ref=values.get("incident_ref") or None)
+
+
+def run_import(session: Session, job: ImportJob, actor: Principal, storage: Path,
+               progress: Callable[[int, int], None] | None = None) -> ImportJob:
+    """Validate and import every row inside one savepoint; any bad row rolls all of them back.
+    `progress(done, total)` reports as it goes (the caller writes it in its own transaction, so the
+    job row is touched here only at the end)."""
+    errors: list[dict[str, Any]] = []
+    imported = 0
+    rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        rows = list(read_rows(storage / job.file_sha256))
+    except DomainError as exc:
+        errors.append({"line": 1, "field": "file", "reason": "; ".join(sum(exc.details.values(), []))})
+    except Exception as exc:  # unreadable file: say so, import nothing
+        errors.append({"line": 0, "field": "file", "reason": f"Cannot read the file: {type(exc).__name__}"})
+    if len(rows) > MAX_ROWS:
+        errors.append({"line": 0, "field": "file", "reason": f"At most {MAX_ROWS} rows per file."})
+    job.total_rows = len(rows)
+    savepoint = session.begin_nested()
+    if not errors:
+        for n, (line, values) in enumerate(rows, start=1):
+            try:
+                missing = [c for c in REQUIRED if not values.get(c)]
+                if missing:
+                    raise ValidationFailed("missing", details={c: ["Required."] for c in missing})
+                with session.begin_nested():
+                    submit(session, actor, _submission(session, values), import_id=job.id)
+                imported += 1
+            except DomainError as exc:
+                for field_name, messages in (exc.details or {"row": [exc.message]}).items():
+                    if isinstance(messages, list):
+                        errors.append({"line": line, "field": field_name, "reason": "; ".join(map(str, messages))})
+            if progress and (n % 200 == 0 or n == len(rows)):
+                progress(n, len(rows))
+    if errors:
+        savepoint.rollback()
+        job.status, job.errors, job.imported_rows = "failed", errors, 0
+    else:
+        savepoint.commit()
+        job.status, job.imported_rows = "done", imported
+    job.processed_rows, job.finished_at = len(rows), utcnow()
+    session.flush()
+    return job

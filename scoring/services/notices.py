@@ -1,0 +1,102 @@
+"""Public notice (公示): during the notice period the proposed award is listed to the village and
+anyone there may object; an open objection blocks the award until staff resolve it."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from identity.models import Participant
+from identity.services import audit
+from infra.auth import Principal
+from infra.db import utcnow
+from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from infra.security import mask_name
+from scoring.models import Contribution, Objection
+from scoring.services.submissions import record_event
+from scoring.services.workflow import VERIFIER_ROLES, check_four_eyes, reject_unchecked
+
+
+def village_path(region_path: str) -> str:
+    """"/1/2/3/4/" (grid) -> "/1/2/3/" (its village)."""
+    return region_path.rsplit("/", 2)[0] + "/"
+
+
+@dataclass(frozen=True)
+class NoticeView:
+    id: int
+    indicator_code: str
+    name_zh: str
+    name_en: str
+    work_date: dt.date
+    description: str
+    proposed_points: int
+    notice_until: dt.datetime
+    names: list[str]
+    open_objections: int
+
+
+def notices_for(session: Session, actor: Principal) -> list[NoticeView]:
+    """Proposed awards on notice in the reader's village (participants) or scope (staff)."""
+    if actor.kind == "participant":
+        person = session.get(Participant, actor.id)
+        assert person is not None
+        path = village_path(person.region_path)
+    else:
+        path = actor.scope_path or "\x00"
+    items = list(session.scalars(select(Contribution).where(
+        Contribution.state == "in_notice", Contribution.region_path.startswith(path))
+        .order_by(Contribution.notice_until, Contribution.id).limit(200)))
+    ids = {m.participant_id for c in items for m in c.members}
+    names = dict(session.execute(select(Participant.id, Participant.name).where(Participant.id.in_(ids))).all())
+    return [NoticeView(id=c.id, indicator_code=c.indicator_code, name_zh=c.explanation.get("name_zh", ""),
+                       name_en=c.explanation.get("name_en", ""), work_date=c.work_date, description=c.description,
+                       proposed_points=c.proposed_points or 0, notice_until=c.notice_until,  # type: ignore[arg-type]
+                       names=[mask_name(names.get(m.participant_id, "")) for m in c.members],
+                       open_objections=sum(1 for o in c.objections if o.status == "open")) for c in items]
+
+
+def lodge(session: Session, actor: Principal, contribution_id: int, text: str, *,
+          now: dt.datetime | None = None) -> Objection:
+    now = now or utcnow()
+    if actor.kind != "participant":
+        raise Forbidden("Objections are lodged by residents.", code="participants_only")
+    person = session.get(Participant, actor.id)
+    contribution = session.get(Contribution, contribution_id)
+    if person is None or contribution is None or \
+            not contribution.region_path.startswith(village_path(person.region_path)):
+        raise NotFound("Notice not found.")
+    if contribution.state != "in_notice" or (contribution.notice_until and contribution.notice_until <= now):
+        raise Conflict("The public notice for this award has ended.", code="notice_closed")
+    if not text.strip():
+        raise ValidationFailed("Say what is wrong.", details={"text": ["Required."]})
+    objection = Objection(contribution_id=contribution.id, lodged_by=person.id, text=text.strip())
+    session.add(objection)
+    session.flush()
+    record_event(session, contribution, actor, "in_notice", note=f"objection {objection.id} lodged",
+                 from_state="in_notice")
+    return objection
+
+
+def resolve(session: Session, actor: Principal, objection_id: int, *, uphold: bool, resolution: str) -> Objection:
+    """Upholding rejects the contribution (and frees its cap room); dismissing lets the award go
+    ahead once no objection is open."""
+    if not actor.has_role(*VERIFIER_ROLES):
+        raise Forbidden("Only a verifier or approver resolves objections.", code="role_required")
+    objection = session.get(Objection, objection_id, with_for_update=True)
+    contribution = session.get(Contribution, objection.contribution_id) if objection else None
+    if objection is None or contribution is None or not actor.in_scope(contribution.region_path):
+        raise NotFound("Objection not found.")
+    if objection.status != "open":
+        raise Conflict("This objection has already been resolved.", code="already_resolved")
+    check_four_eyes(actor, contribution)
+    objection.status = "upheld" if uphold else "dismissed"
+    objection.resolved_by, objection.resolved_at, objection.resolution = actor.id, utcnow(), resolution
+    session.flush()
+    audit(session, actor, f"objection.{objection.status}", object_type="objection", object_id=objection.id,
+          region_path=contribution.region_path, details={"contribution_id": contribution.id, "resolution": resolution})
+    if uphold and contribution.state == "in_notice":
+        reject_unchecked(session, actor, contribution, f"异议成立：{resolution}")
+    return objection

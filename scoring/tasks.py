@@ -1,0 +1,58 @@
+"""Scoring jobs: award contributions whose notice ended (scheduled, idempotent) and bulk imports."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from celery.schedules import crontab
+from flask import current_app
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from identity.models import StaffUser
+from identity.services import staff_principal
+from infra.db import db
+from infra.tasks import celery
+from scoring.models import ImportJob
+from scoring.services import awards, imports
+
+log = logging.getLogger(__name__)
+
+
+@celery.task(name="scoring.award_due")
+def award_due(session: Session, batch: int = 1000) -> dict[str, Any]:
+    """Award every contribution whose public notice has ended without an open objection."""
+    shards = current_app.config["SETTINGS"].system_account_shards
+    total = 0
+    while True:
+        done = awards.award_due(session, limit=batch, shards=shards)
+        total += done
+        if done < batch:
+            break
+    if total:
+        log.info("awarded %d contributions", total)
+    return {"awarded": total}
+
+
+@celery.task(name="scoring.run_import")
+def run_import(session: Session, job_id: int) -> dict[str, Any]:
+    job = session.get(ImportJob, job_id)
+    if job is None or job.status in ("done", "failed"):
+        return {"skipped": job_id}
+    user = session.get(StaffUser, job.created_by)
+    assert user is not None
+    storage = Path(current_app.config["SETTINGS"].instance_dir) / "imports"
+
+    def progress(done: int, total: int) -> None:
+        with db.unit_of_work() as other:
+            other.execute(update(ImportJob).where(ImportJob.id == job_id)
+                          .values(status="importing", processed_rows=done, total_rows=total))
+
+    job = imports.run_import(session, job, staff_principal(user), storage, progress)
+    return {"status": job.status, "imported": job.imported_rows, "errors": len(job.errors)}
+
+
+BEAT_SCHEDULE = {
+    "scoring-award-due": {"task": "scoring.award_due", "schedule": crontab(minute="*/5")},
+}
