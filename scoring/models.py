@@ -213,7 +213,7 @@ class ImportJob(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     filename: Mapped[str] = mapped_column(String(200))
-    file_sha256: Mapped[str] = mapped_column(String(64))
+    stored_name: Mapped[str] = mapped_column(String(80))  # <sha256><suffix> under instance/imports
     status: Mapped[str] = mapped_column(String(10), default="queued")
     total_rows: Mapped[int | None] = mapped_column(Integer)
     processed_rows: Mapped[int] = mapped_column(Integer, default=0)

@@ -100,3 +100,31 @@ def login(client: FlaskClient, username: str, password: str = "long-enough-passw
     response = client.post("/api/v1/auth/staff/login", json={"username": username, "password": password})
     assert response.status_code == 201, response.json
     return {"Authorization": f"Bearer {response.json['token']}"}
+
+
+# --- scoring ---------------------------------------------------------------------------------
+
+CASE_RECORD = {"look": "观察到双方争吵", "listen": "分别倾听", "ask": "询问缘由", "help": "协助协商",
+               "report": "报告村委", "analyse": "分析症结", "explain": "讲解法律", "record": "建档"}
+
+
+def submission(indicator: str = "INF-1", members: list[tuple[int, int]] | None = None, **overrides):  # noqa: ANN201
+    import datetime as dt
+
+    from scoring.services.submissions import Submission
+
+    values = {"indicator_code": indicator, "work_date": dt.date.today() - dt.timedelta(days=1),
+              "description": "发现邻里宅基地纠纷苗头并上报", "members": members or [],
+              "conflict_item": "C2-01", "warning_colour": "yellow", "case_record": {}, "quantity": 1}
+    if indicator.startswith("MED"):
+        values.update(conflict_item=None, warning_colour=None, case_record=dict(CASE_RECORD))
+    if indicator.startswith("PRO") or indicator in ("INF-4",):
+        values.update(conflict_item=None, warning_colour=None)
+    values.update(overrides)
+    return Submission(**values)
+
+
+def contribution(session: Session, clerk: Principal, person: Participant, indicator: str = "INF-1", **overrides):  # noqa: ANN201
+    from scoring.services.submissions import submit
+
+    return submit(session, clerk, submission(indicator, [(person.id, 1)], **overrides))

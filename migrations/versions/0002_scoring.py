@@ -28,7 +28,7 @@ def upgrade() -> None:
     op.create_table('import_jobs',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('filename', sa.String(length=200), nullable=False),
-    sa.Column('file_sha256', sa.String(length=64), nullable=False),
+    sa.Column('stored_name', sa.String(length=80), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('total_rows', sa.Integer(), nullable=True),
     sa.Column('processed_rows', sa.Integer(), nullable=False),

@@ -54,7 +54,7 @@ def award_due(session: Session, *, now: dt.datetime | None = None, limit: int = 
         requests.append(PostingRequest(
             kind="award", reason=f"{e['name_zh']}（{c.indicator_code}）：{c.description[:80]}",
             idempotency_key=f"contribution:{c.id}", source_type="contribution", source_id=str(c.id),
-            effective_at=now, legs=legs,
+            effective_at=min(c.notice_until or now, utcnow()), legs=legs,
             meta={"indicator": c.indicator_code, "rule_version": e["rule_version"], "explain": explain_map}))
         with_points.append(c)
     results = post_many(session, actor, requests, idem_scope=IDEM_SCOPE)

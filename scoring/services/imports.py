@@ -50,7 +50,7 @@ def create_job(session: Session, actor: Principal, filename: str, content: bytes
     digest = hashlib.sha256(content).hexdigest()
     storage.mkdir(parents=True, exist_ok=True)
     (storage / f"{digest}{suffix}").write_bytes(content)
-    job = ImportJob(filename=Path(filename).name[:200], file_sha256=f"{digest}{suffix}", created_by=actor.id,
+    job = ImportJob(filename=Path(filename).name[:200], stored_name=f"{digest}{suffix}", created_by=actor.id,
                     scope_path=actor.scope_path or "/")
     session.add(job)
     session.flush()
@@ -134,7 +134,7 @@ def run_import(session: Session, job: ImportJob, actor: Principal, storage: Path
     imported = 0
     rows: list[tuple[int, dict[str, str]]] = []
     try:
-        rows = list(read_rows(storage / job.file_sha256))
+        rows = list(read_rows(storage / job.stored_name))
     except DomainError as exc:
         errors.append({"line": 1, "field": "file", "reason": "; ".join(sum(exc.details.values(), []))})
     except Exception as exc:  # unreadable file: say so, import nothing

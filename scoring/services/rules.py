@@ -117,11 +117,22 @@ def update_draft(session: Session, actor: Principal, version: int, changes: dict
     draft = get(session, version)
     if draft.status != "draft":
         raise Conflict("A published rule set never changes; draft a new version.", code="rules_published")
+    candidate = RuleSet(version=draft.version, name=changes.get("name", draft.name),
+                        effective_from=changes.get("effective_from", draft.effective_from),
+                        notice_days=changes.get("notice_days", draft.notice_days),
+                        grades=changes.get("grades", draft.grades), honours=changes.get("honours", draft.honours),
+                        indicators=[_indicator_from_data(i) for i in changes["indicators"]] if "indicators" in changes
+                        else [Indicator(**{k: getattr(i, k) for k in INDICATOR_FIELDS}) for i in draft.indicators])
+    problems = validate(candidate)
+    if problems:  # nothing is saved: the draft stays as it was
+        raise _invalid(problems)
     for key in ("name", "effective_from", "notice_days", "grades", "honours"):
         if key in changes:
             setattr(draft, key, changes[key])
     if "indicators" in changes:
-        draft.indicators = [_indicator_from_data(i) for i in changes["indicators"]]
+        draft.indicators.clear()
+        session.flush()  # old rows go before the new ones take their codes
+        draft.indicators.extend(_indicator_from_data(i) for i in changes["indicators"])
     session.flush()
     audit(session, actor, "rules.edit", object_type="rule_set", object_id=version,
           details={"fields": sorted(changes)})
@@ -185,6 +196,13 @@ def validate(rule_set: RuleSet) -> list[dict[str, str]]:
     return problems
 
 
+def _invalid(problems: list[dict[str, str]]) -> ValidationFailed:
+    details: dict[str, list[str]] = {}
+    for p in problems:
+        details.setdefault(f"{p['indicator']}.{p['field']}", []).append(p["message"])
+    return ValidationFailed("The rule set has errors.", code="rules_invalid", details=details)
+
+
 def publish(session: Session, actor: Principal, version: int) -> RuleSet:
     _require_admin(actor)
     draft = get(session, version)
@@ -192,8 +210,7 @@ def publish(session: Session, actor: Principal, version: int) -> RuleSet:
         raise Conflict("Already published.", code="rules_published")
     problems = validate(draft)
     if problems:
-        raise ValidationFailed("The rule set has errors.", code="rules_invalid",
-                               details={f"{p['indicator']}.{p['field']}": [p["message"]] for p in problems})
+        raise _invalid(problems)
     latest = session.scalar(select(func.max(RuleSet.effective_from)).where(RuleSet.status == "published"))
     if latest is not None and draft.effective_from <= latest:
         raise ValidationFailed("A new version must take effect after the current one.", code="rules_invalid",

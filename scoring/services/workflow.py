@@ -19,7 +19,7 @@ from infra.auth import Principal
 from infra.db import dialect_insert, utcnow
 from infra.errors import Conflict, Forbidden
 from ledger.services import corrections
-from scoring.models import AwardTally, Contribution, ContributionMember, RuleSet
+from scoring.models import HOLDING_STATES, AwardTally, Contribution, ContributionMember, RuleSet
 from scoring.services import rules
 from scoring.services.engine import Facts, score
 from scoring.services.submissions import get_visible, record_event
@@ -63,18 +63,23 @@ def _write_tallies(session: Session, tallies: dict[tuple[int, str, str], int], c
                         [{"k_p": p, "k_i": i, "k_d": d, "v": tallies[(p, i, d)]} for p, i, d in sorted(changed)])
 
 
-def verify_many(session: Session, actor: Principal, contribution_ids: Sequence[int], *, note: str | None = None,
-                now: dt.datetime | None = None) -> list[Contribution]:
-    """Verify contributions (one or thousands) in one pass: check, score, reserve, open notice."""
-    if not actor.has_role(*VERIFIER_ROLES):
-        raise Forbidden("Only a verifier or approver verifies contributions.", code="role_required")
-    now = now or utcnow()
-    items = [get_visible(session, actor, cid) for cid in contribution_ids]
+def _refuse_duplicate_incidents(session: Session, items: list[Contribution]) -> None:
+    seen: set[tuple[str, str]] = set()
     for c in items:
-        if c.state != "submitted":
-            raise Conflict("Only a submitted contribution can be verified.", code="wrong_state",
-                           details={"state": [c.state], "contribution_id": c.id})
-        check_four_eyes(actor, c)
+        if c.incident_key is None:
+            continue
+        key = (c.indicator_code, c.incident_key)
+        holder = session.scalar(select(Contribution.id).where(
+            Contribution.indicator_code == c.indicator_code, Contribution.incident_key == c.incident_key,
+            Contribution.state.in_(HOLDING_STATES), Contribution.id != c.id))
+        if holder is not None or key in seen:
+            raise Conflict("This incident has already been verified for this indicator.", code="duplicate_incident",
+                           details={"incident_ref": [f"Incident {c.incident_key} is held by contribution "
+                                                     f"{holder or 'in this batch'}."]})
+        seen.add(key)
+
+
+def _score_and_reserve(session: Session, actor: Principal, items: list[Contribution], now: dt.datetime) -> None:
     rule_cache: dict[dt.date, RuleSet] = {}
     keys: set[tuple[int, str, str]] = set()
     for c in items:
@@ -101,9 +106,25 @@ def verify_many(session: Session, actor: Principal, contribution_ids: Sequence[i
         c.state, c.verified_by, c.verified_at = "in_notice", actor.id, now
         c.notice_until = now + dt.timedelta(days=rule_set.notice_days)
     _write_tallies(session, tallies, changed)
+    session.flush()
+
+
+def verify_many(session: Session, actor: Principal, contribution_ids: Sequence[int], *, note: str | None = None,
+                now: dt.datetime | None = None) -> list[Contribution]:
+    """Verify contributions (one or thousands) in one pass: check, score, reserve, open notice."""
+    if not actor.has_role(*VERIFIER_ROLES):
+        raise Forbidden("Only a verifier or approver verifies contributions.", code="role_required")
+    now = now or utcnow()
+    items = [get_visible(session, actor, cid) for cid in contribution_ids]
+    for c in items:
+        if c.state != "submitted":
+            raise Conflict("Only a submitted contribution can be verified.", code="wrong_state",
+                           details={"state": [c.state], "contribution_id": c.id})
+        check_four_eyes(actor, c)
+    _refuse_duplicate_incidents(session, items)
     try:
-        with session.begin_nested():
-            session.flush()
+        with session.begin_nested():  # a race on the incident index rolls back only this
+            _score_and_reserve(session, actor, items, now)
     except IntegrityError as exc:
         raise Conflict("This incident has already been verified for this indicator.", code="duplicate_incident",
                        details={"incident_ref": ["One incident earns one award per indicator."]}) from exc

@@ -1,0 +1,78 @@
+"""Bulk import: every bad row reported with its line and reason; never half-imported."""
+from __future__ import annotations
+
+import io
+
+from openpyxl import Workbook
+from sqlalchemy import func, select
+
+from scoring.models import Contribution
+from tests import factories as f
+
+HEADER = "indicator_code,work_date,participant_phones,description,conflict_item,warning_colour,quantity\n"
+
+
+def _upload(client, headers, name, content):
+    return client.post("/api/v1/admin/imports", headers=headers,
+                       data={"file": (io.BytesIO(content), name)}, content_type="multipart/form-data")
+
+
+def _setup(session):
+    tree = f.region_tree(session)
+    a = f.participant(session, tree.grid_a)
+    b = f.participant(session, tree.grid_a)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    return tree, a, b, clerk, f.bearer(session, "staff", clerk.id)
+
+
+def test_a_good_csv_is_imported_whole(client, session):
+    _tree, a, b, _clerk, headers = _setup(session)
+    body = (HEADER + f"INF-1,2026-11-02,{a.phone},发现宅基地纠纷苗头,C2-01,黄色,1\n"
+            f"PRO-3,2026-11-03,{a.phone};{b.phone},入户宣讲反家暴法,,,6\n").encode("utf-8-sig")
+    job = _upload(client, headers, "grid-export.csv", body)
+    assert job.status_code == 202
+    status = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=headers).json
+    assert status["status"] == "done" and status["imported_rows"] == 2 and status["errors"] == []
+    assert session.scalar(select(func.count()).select_from(Contribution).where(
+        Contribution.import_id == job.json["id"])) == 2
+
+
+def test_every_bad_row_is_reported_and_nothing_is_imported(client, session):
+    _tree, a, _b, _clerk, headers = _setup(session)
+    body = (HEADER + f"INF-1,2026-11-02,{a.phone},正常的一行,C2-01,yellow,1\n"
+            f"INF-1,2026/13/45,{a.phone},日期错误,C2-01,yellow,1\n"
+            f"INF-1,2026-11-02,13000000000,无此手机号,C2-01,yellow,1\n"
+            f"XXX-9,2026-11-02,{a.phone},无此指标,,,1\n"
+            f"INF-1,2026-11-02,{a.phone},缺少颜色,C2-01,,1\n"
+            f"PRO-3,2026-11-02,{a.phone},,,,x\n").encode()
+    job = _upload(client, headers, "bad.csv", body)
+    status = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=headers).json
+    assert status["status"] == "failed" and status["imported_rows"] == 0
+    lines = sorted({(e["line"], e["field"]) for e in status["errors"]})
+    assert lines == [(3, "work_date"), (4, "participant_phones"), (5, "indicator_code"), (6, "warning_colour"),
+                     (7, "description")]
+    assert session.scalar(select(func.count()).select_from(Contribution).where(
+        Contribution.import_id == job.json["id"])) == 0
+
+
+def test_an_xlsx_with_chinese_headers_is_read(client, session):
+    _tree, a, _b, _clerk, headers = _setup(session)
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["指标代码", "工作日期", "参与者手机号", "工作描述", "数量"])
+    sheet.append(["PRO-4", "2026-11-05", a.phone, "就业培训志愿服务", 3])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    job = _upload(client, headers, "导出.xlsx", buffer.getvalue())
+    status = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=headers).json
+    assert status["status"] == "done" and status["imported_rows"] == 1
+
+
+def test_wrong_file_types_are_refused_naming_the_field(client, session):
+    _tree, _a, _b, _clerk, headers = _setup(session)
+    response = _upload(client, headers, "list.txt", b"hello")
+    assert response.status_code == 422 and "file" in response.json["error"]["details"]
+    fake = _upload(client, headers, "fake.xlsx", b"not a zip")
+    assert fake.status_code == 422
+    missing = client.post("/api/v1/admin/imports", headers=headers, data={}, content_type="multipart/form-data")
+    assert missing.status_code == 422 and "file" in missing.json["error"]["details"]

@@ -1,0 +1,200 @@
+"""The four-eyes workflow: submitted -> verified (public notice) -> awarded -> revoked."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from infra.errors import Conflict, Forbidden, ValidationFailed
+from ledger.models import Posting
+from ledger.services import accounts
+from scoring.models import Contribution
+from scoring.services import awards, notices, rules, submissions, workflow
+from tests import factories as f
+
+LATER = dt.timedelta(days=30)
+
+
+@pytest.fixture
+def world(session):
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a, name="张秀梅")
+    neighbour = f.participant(session, tree.grid_a, name="王桂英")
+    clerk = f.staff(session, "clerk", tree.town_a)
+    verifier = f.staff(session, "verifier", tree.town_a)
+    return tree, person, neighbour, clerk, verifier
+
+
+def _award_all(session):
+    return awards.award_due(session, now=dt.datetime.now(dt.timezone.utc) + LATER, shards=f.SHARDS)
+
+
+def test_verified_work_is_awarded_after_the_notice_with_its_explanation(session, world):
+    _tree, person, _n, clerk, verifier = world
+    c = f.contribution(session, clerk, person, "INF-1", warning_colour="orange")
+    workflow.verify_many(session, verifier, [c.id])
+    assert c.state == "in_notice" and c.proposed_points == 6
+    assert awards.award_due(session, shards=f.SHARDS) == 0  # notice still running
+    assert _award_all(session) == 1 and c.state == "awarded"
+    account = f.account_of(session, person)
+    assert accounts.balance(session, account.id) == 6
+    (line,), _ = accounts.statement(session, account, limit=1)
+    assert line.reason.startswith("矛盾隐患线索上报并经核实（INF-1）")
+    assert "橙色预警系数 3" in line.meta["explain"]["zh"][str(person.id)]
+    assert [e.to_state for e in c.events] == ["submitted", "in_notice", "awarded"]
+
+
+def test_the_award_job_is_idempotent(session, world):
+    _tree, person, _n, clerk, verifier = world
+    c = f.contribution(session, clerk, person, "PRO-1")
+    workflow.verify_many(session, verifier, [c.id])
+    assert _award_all(session) == 1
+    assert _award_all(session) == 0
+    assert len(session.scalars(select(Posting).where(Posting.source_id == str(c.id),
+                                                     Posting.source_type == "contribution")).all()) == 1
+
+
+def test_nobody_verifies_their_own_submission_or_work(session, world):
+    tree, person, _n, clerk, _verifier = world
+    verifier_who_submitted = f.staff(session, "verifier", tree.town_a)
+    own = submissions.submit(session, verifier_who_submitted, f.submission("PRO-1", [(person.id, 1)]))
+    with pytest.raises(Forbidden) as err:
+        workflow.verify_many(session, verifier_who_submitted, [own.id])
+    assert err.value.code == "four_eyes"
+    member_verifier = f.staff(session, "verifier", tree.town_a, participant_id=person.id)
+    theirs = f.contribution(session, clerk, person, "PRO-1")
+    with pytest.raises(Forbidden):
+        workflow.verify_many(session, member_verifier, [theirs.id])
+
+
+def test_staff_outside_scope_cannot_see_or_verify(session, world):
+    tree, person, _n, clerk, _verifier = world
+    outsider = f.staff(session, "verifier", tree.town_b)
+    c = f.contribution(session, clerk, person, "PRO-1")
+    from infra.errors import NotFound
+
+    with pytest.raises(NotFound):
+        workflow.verify_many(session, outsider, [c.id])
+
+
+def test_an_objection_blocks_the_award_until_resolved(session, world):
+    tree, person, neighbour, clerk, verifier = world
+    c = f.contribution(session, clerk, person, "MED-2")
+    workflow.verify_many(session, verifier, [c.id])
+    from identity.services import participant_principal
+
+    objection = notices.lodge(session, participant_principal(neighbour), c.id, "该纠纷并未真正化解")
+    assert _award_all(session) == 0 and c.state == "in_notice"
+    approver = f.staff(session, "approver", tree.town_a)
+    notices.resolve(session, approver, objection.id, uphold=False, resolution="经回访，纠纷已化解")
+    assert _award_all(session) == 1 and c.state == "awarded"
+
+
+def test_an_upheld_objection_rejects_and_frees_the_cap(session, world):
+    tree, person, neighbour, clerk, verifier = world
+    from identity.services import participant_principal
+
+    c = f.contribution(session, clerk, person, "INF-1", warning_colour="red")
+    workflow.verify_many(session, verifier, [c.id])
+    objection = notices.lodge(session, participant_principal(neighbour), c.id, "重复上报")
+    notices.resolve(session, f.staff(session, "approver", tree.town_a), objection.id, uphold=True, resolution="属实")
+    assert c.state == "rejected" and _award_all(session) == 0
+    again = f.contribution(session, clerk, person, "INF-1", warning_colour="red", conflict_item="C1-01")
+    workflow.verify_many(session, verifier, [again.id])
+    assert again.proposed_points == 10  # the rejected one's reservation was released
+
+
+def test_outsiders_cannot_object(session, world):
+    tree, person, _n, clerk, verifier = world
+    from identity.services import participant_principal
+    from infra.errors import NotFound
+
+    stranger = f.participant(session, tree.grid_b)
+    c = f.contribution(session, clerk, person, "PRO-1")
+    workflow.verify_many(session, verifier, [c.id])
+    with pytest.raises(NotFound):
+        notices.lodge(session, participant_principal(stranger), c.id, "我不认识她")
+
+
+def test_revoking_an_award_reverses_exactly_its_points(session, world):
+    tree, person, _n, clerk, verifier = world
+    c = f.contribution(session, clerk, person, "MED-1")
+    workflow.verify_many(session, verifier, [c.id])
+    _award_all(session)
+    f.award(session, f.account_of(session, person).id, 3)
+    workflow.revoke(session, f.staff(session, "approver", tree.town_a), c.id, "案卷造假")
+    assert c.state == "revoked" and accounts.balance(session, f.account_of(session, person).id) == 3
+    reversal = session.scalar(select(Posting).where(Posting.reverses_id == c.posting_id))
+    assert sorted(e.amount for e in reversal.entries) == [-5, 5]
+
+
+def test_mediation_needs_its_eight_step_case_record(session, world):
+    _tree, person, _n, clerk, _verifier = world
+    with pytest.raises(ValidationFailed) as err:
+        f.contribution(session, clerk, person, "MED-1", case_record={"look": "看到了"})
+    assert "case_record" in err.value.details and "listen" in err.value.details["case_record"][0]
+
+
+def test_information_reports_need_a_screening_item_and_colour(session, world):
+    _tree, person, _n, clerk, _verifier = world
+    with pytest.raises(ValidationFailed) as err:
+        f.contribution(session, clerk, person, "INF-1", conflict_item="C9-99")
+    assert "conflict_item" in err.value.details
+    with pytest.raises(ValidationFailed) as err:
+        f.contribution(session, clerk, person, "INF-1", warning_colour=None)
+    assert "warning_colour" in err.value.details
+
+
+def test_same_incident_is_flagged_and_awarded_once_per_indicator(session, world):
+    _tree, person, neighbour, clerk, verifier = world
+    first = f.contribution(session, clerk, person, "INF-1", incident_ref="GRID-2026-0001")
+    second = f.contribution(session, clerk, neighbour, "INF-1", incident_ref="GRID-2026-0001")
+    assert second.duplicate_of == [first.id] and second.duplicate_suspect
+    workflow.verify_many(session, verifier, [first.id])
+    with pytest.raises(Conflict) as err:
+        workflow.verify_many(session, verifier, [second.id])
+    assert err.value.code == "duplicate_incident"
+    follow_up = f.contribution(session, clerk, neighbour, "INF-2", incident_ref="GRID-2026-0001")
+    workflow.verify_many(session, verifier, [follow_up.id])  # another indicator for the same incident is fine
+
+
+def test_joint_mediation_shares_fifteen_points(session, world):
+    tree, person, neighbour, clerk, verifier = world
+    third = f.participant(session, tree.grid_a)
+    c = submissions.submit(session, clerk, f.submission("MED-3", [(person.id, 2), (neighbour.id, 1), (third.id, 1)]))
+    workflow.verify_many(session, verifier, [c.id])
+    # 15 x 2/4 = 7.5, 15 x 1/4 = 3.75 twice: floors 7+3+3, the two leftovers go to the .75s
+    assert {m.participant_id: m.points for m in c.members} == {person.id: 7, neighbour.id: 4, third.id: 4}
+
+
+def test_publishing_new_rules_never_changes_a_past_award(session, world):
+    tree, person, _n, clerk, verifier = world
+    c = f.contribution(session, clerk, person, "PRO-1", work_date=dt.date.today() - dt.timedelta(days=3))
+    workflow.verify_many(session, verifier, [c.id])
+    _award_all(session)
+    admin = f.staff(session, "admin", tree.county)
+    draft = rules.draft_from(session, admin, rules.in_force(session, dt.date.today()).version)
+    indicators = [{"class": i.class_, **{k: getattr(i, k) for k in rules.INDICATOR_FIELDS if k != "class_"}}
+                  for i in draft.indicators]
+    for ind in indicators:
+        if ind["code"] == "PRO-1":
+            ind["base_points"] = 8
+    rules.update_draft(session, admin, draft.version, {"indicators": indicators,
+                                                       "effective_from": dt.date.today() - dt.timedelta(days=1)})
+    rules.publish(session, admin, draft.version)
+    assert c.proposed_points == 4 and accounts.balance(session, f.account_of(session, person).id) == 4
+    newer = f.contribution(session, clerk, person, "PRO-1", work_date=dt.date.today())
+    older = f.contribution(session, clerk, person, "PRO-1", work_date=dt.date.today() - dt.timedelta(days=5))
+    workflow.verify_many(session, verifier, [newer.id, older.id])
+    assert (newer.proposed_points, older.proposed_points) == (8, 4)  # the rules in force on the day of the work
+
+
+def test_zero_day_notice_awards_at_the_next_run(session, world):
+    _tree, person, _n, clerk, verifier = world
+    c = f.contribution(session, clerk, person, "PRO-2")
+    rule_set = session.get(type(rules.in_force(session, c.work_date)), rules.in_force(session, c.work_date).id)
+    now = dt.datetime.now(dt.timezone.utc)
+    workflow.verify_many(session, verifier, [c.id], now=now - dt.timedelta(days=rule_set.notice_days))
+    assert awards.award_due(session, now=now, shards=f.SHARDS) == 1
+    assert session.get(Contribution, c.id).state == "awarded"
