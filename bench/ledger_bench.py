@@ -19,8 +19,10 @@ printed as a `name: value` line:
   ratio_balance_p99_1m_to_10k                                          (target <= 1.2)
   entries_at_*_measure     entry count when each balance measurement ran
   peak_rss_mb_main         peak RSS of this process; peak_rss_mb_workers_max: largest worker's peak
-                           RSS (self-reported); peak_rss_mb_children_rusage: RUSAGE_CHILDREN
-                           (largest reaped child, pgbench included)
+                           RSS (its own VmHWM); peak_rss_mb_children_rusage: RUSAGE_CHILDREN (largest
+                           reaped child; on Linux it inherits the parent's peak at spawn, so it is
+                           at least peak_rss_mb_main at spawn time)
+  loadavg_1m_at_start      host load before the run: other work on the machine skews every figure
 """
 from __future__ import annotations
 
@@ -74,6 +76,13 @@ def award(participant: int, issuance: int, key: str) -> PostingRequest:
                           reason="benchmark award", idempotency_key=key)
 
 
+def peak_rss_kib() -> int:
+    """This process's own peak RSS. ru_maxrss would not do in a spawned child: Linux carries the
+    parent's high-water mark across fork+exec, so every worker would report at least the parent's."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+
 def worker(url: str, mode: str, duration: float, budget: int, people: list[int], issuance: int,
            barrier, results) -> None:  # type: ignore[no-untyped-def]
     """mode: single | batch (run for `duration`) or grow (post `budget` awards in GROW_BATCH chunks)."""
@@ -103,7 +112,7 @@ def worker(url: str, mode: str, duration: float, budget: int, people: list[int],
             done += n
     elapsed = time.perf_counter() - start
     engine.dispose()
-    results.put((done, elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    results.put((done, elapsed, peak_rss_kib()))
 
 
 def run_workers(args, url: str, mode: str, people: list[int], issuance: int, budget: int = 0) -> tuple[int, float, int]:  # type: ignore[no-untyped-def]
@@ -209,6 +218,7 @@ def main() -> None:
     emit("workers", args.workers)
     emit("duration_s", args.duration)
     emit("participants", args.participants)
+    emit("loadavg_1m_at_start", os.getloadavg()[0])
 
     name = f"jieyou_bench_{uuid.uuid4().hex[:10]}"
     admin_exec(args.admin_url, f'CREATE DATABASE "{name}"')

@@ -34,7 +34,8 @@ def attach(session: Session, actor: Principal, contribution_id: int, filename: s
     if contribution.state not in ("submitted", "in_notice"):
         raise Conflict("Evidence can be added until the award is made.", code="wrong_state")
     if len(contribution.evidence) >= MAX_FILES:
-        raise Conflict(f"At most {MAX_FILES} files per contribution.", code="too_many_files")
+        raise Conflict("Too many files for one contribution.", code="too_many_files",
+                       details={"file": [f"At most {MAX_FILES} files."]})
     if not content or len(content) > MAX_BYTES:
         raise ValidationFailed("The file is empty or too large.", details={"file": [f"At most {MAX_BYTES} bytes."]})
     kind = sniff(content)

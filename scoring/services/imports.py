@@ -98,7 +98,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
 
 def _submission(session: Session, values: dict[str, str]) -> Submission:
     def bad(field_name: str, message: str) -> ValidationFailed:
-        return ValidationFailed(message, details={field_name: [message]})
+        return ValidationFailed("The row is invalid.", details={field_name: [message]})
 
     try:
         work_date = dt.date.fromisoformat(values["work_date"].replace("/", "-"))
@@ -148,7 +148,7 @@ def run_import(session: Session, job: ImportJob, actor: Principal, storage: Path
             try:
                 missing = [c for c in REQUIRED if not values.get(c)]
                 if missing:
-                    raise ValidationFailed("missing", details={c: ["Required."] for c in missing})
+                    raise ValidationFailed("Required fields are missing.", details={c: ["Required."] for c in missing})
                 with session.begin_nested():
                     submit(session, actor, _submission(session, values), import_id=job.id)
                 imported += 1

@@ -43,15 +43,15 @@ def test_append_only_overdraft_and_verify_on_both_backends(any_session):
 def test_the_embedded_app_serves_a_participant(tmp_path, sqlite_engine, engine, app):
     settings = Settings.from_env(instance_dir=tmp_path, database_url=str(sqlite_engine.url), broker_url="",
                                  secret_key="x", argon2_time_cost=1, argon2_memory_kib=1024, system_account_shards=4)
-    app = create_app(settings, engine=sqlite_engine)
+    embedded = create_app(settings, engine=sqlite_engine)
     try:
-        assert app.config["SETTINGS"].embedded and app.config["SETTINGS"].is_sqlite
+        assert embedded.config["SETTINGS"].embedded and embedded.config["SETTINGS"].is_sqlite
         with db.unit_of_work() as session:
             tree = f.region_tree(session)
             person = f.participant(session, tree.grid_a, password="pass-word-1")
             f.award(session, f.account_of(session, person).id, 12, reason="组织法律宣传活动")
             phone = person.phone
-        client = app.test_client()
+        client = embedded.test_client()
         token = client.post("/api/v1/auth/participant/login", json={"phone": phone, "password": "pass-word-1"}).json["token"]
         headers = {"Authorization": f"Bearer {token}"}
         assert client.get("/api/v1/me/balance", headers=headers).json["balance"] == 12

@@ -32,7 +32,7 @@ def test_a_good_csv_is_imported_whole(client, session):
     job = _upload(client, headers, "grid-export.csv", body)
     assert job.status_code == 202
     status = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=headers).json
-    assert status["status"] == "done" and status["imported_rows"] == 2 and status["errors"] == []
+    assert status["status"] == "done" and status["imported_rows"] == 2 and status["errors"] == [], status["errors"]
     assert session.scalar(select(func.count()).select_from(Contribution).where(
         Contribution.import_id == job.json["id"])) == 2
 

@@ -1,0 +1,73 @@
+"""Grades from points earned (not the balance), and honour candidates with exports."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+from identity.models import AuditEntry
+from infra.auth import SYSTEM
+from infra.errors import Conflict
+from ledger.services import accounts, corrections
+from ledger.services.posting import Leg, PostingRequest, post
+from scoring.services import grades
+from tests import factories as f
+
+
+def _earn(session, account_id: int, points: int, days_ago: int = 10) -> int:
+    issuance = accounts.system_account(session, accounts.ISSUANCE, f.SHARDS)
+    return post(session, SYSTEM, PostingRequest(
+        kind="award", reason="调解成功", effective_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days_ago),
+        legs=[Leg(account_id, points), Leg(issuance.id, -points)])).posting_id
+
+
+def test_grade_comes_from_points_earned_not_the_balance(session):
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a)
+    account = f.account_of(session, person)
+    _earn(session, account.id, 160)
+    f.spend(session, account.id, 150, f.partner_account(session, tree.town_a).id)
+    view = grades.grade(session, person.id)
+    assert view.points_12m == 160 and view.grade["code"] == "AA"
+    assert view.next_grade["code"] == "AAA" and view.points_to_next == 140
+
+
+def test_old_points_and_reversed_awards_do_not_count(session):
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a)
+    account = f.account_of(session, person)
+    _earn(session, account.id, 200, days_ago=400)
+    wrong = _earn(session, account.id, 60)
+    _earn(session, account.id, 30)
+    corrections.reverse(session, SYSTEM, wrong, "错误奖励")
+    view = grades.grade(session, person.id)
+    assert view.points_12m == 30 and view.grade is None and view.next_grade["code"] == "A"
+
+
+def test_honour_candidates_are_ranked_and_exported(session, client):
+    tree = f.region_tree(session)
+    people = [f.participant(session, tree.grid_a, name=n) for n in ("赵秀英", "钱玉兰", "孙丽娟")]
+    for person, points in zip(people, (260, 320, 90)):
+        _earn(session, f.account_of(session, person).id, points)
+    verifier = f.staff(session, "verifier", tree.county)
+    year = dt.date.today().year
+    ranked = grades.candidates(session, verifier, township_id=tree.town_a.id, year=year, honour="most_beautiful_family")
+    assert [(c.rank, c.participant.name, c.points) for c in ranked] == [(1, "钱玉兰", 320), (2, "赵秀英", 260)]
+    nomination = grades.nominate(session, verifier, year=year, honour="most_beautiful_family",
+                                 participant_id=people[1].id, note="调解成效突出")
+    assert nomination.points == 320
+    assert session.scalar(select(AuditEntry.action).where(AuditEntry.object_id == str(nomination.id))) == "honour.nominate"
+    with pytest.raises(Conflict):
+        grades.nominate(session, verifier, year=year, honour="most_beautiful_family", participant_id=people[2].id,
+                        note=None)
+    headers = f.bearer(session, "staff", verifier.id)
+    query = {"township_id": tree.town_a.id, "year": year, "honour": "most_beautiful_family"}
+    csv_body = client.get("/api/v1/admin/honours/candidates", headers=headers,
+                          query_string={**query, "format": "csv"}).data.decode("utf-8-sig")
+    assert "钱玉兰" in csv_body and people[1].phone not in csv_body
+    xlsx = client.get("/api/v1/admin/honours/candidates", headers=headers, query_string={**query, "format": "xlsx"})
+    sheet = load_workbook(io.BytesIO(xlsx.data)).active
+    assert sheet["B2"].value == "钱玉兰" and sheet["G2"].value == "是 yes"

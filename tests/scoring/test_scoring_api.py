@@ -1,0 +1,128 @@
+"""Scoring over HTTP, as participants and staff use it."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+from tests import factories as f
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def _people(session):
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a, name="张秀梅")
+    neighbour = f.participant(session, tree.grid_a, name="王桂英")
+    verifier = f.staff(session, "verifier", tree.town_a)
+    return tree, person, neighbour, verifier
+
+
+def test_participant_reports_work_and_follows_it_to_the_award(client, session):
+    tree, person, neighbour, verifier = _people(session)
+    me = f.bearer(session, "participant", person.id)
+    yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    created = client.post("/api/v1/me/contributions", headers=me, json={
+        "indicator_code": "INF-1", "work_date": yesterday, "description": "发现两户因宅基地争执，及时上报",
+        "conflict_item": "C2-01", "warning_colour": "orange"})
+    assert created.status_code == 201 and created.json["state"] == "submitted"
+    cid = created.json["id"]
+    staff = f.bearer(session, "staff", verifier.id)
+    queue = client.get("/api/v1/admin/contributions", headers=staff).json["items"]
+    assert cid in [c["id"] for c in queue]
+    verified = client.post(f"/api/v1/admin/contributions/{cid}/verify", headers=staff, json={})
+    assert verified.status_code == 200 and verified.json["proposed_points"] == 6
+    notice = client.get("/api/v1/notices", headers=f.bearer(session, "participant", neighbour.id)).json
+    mine = next(n for n in notice if n["id"] == cid)
+    assert mine["names"] == ["张*梅"] and mine["proposed_points"] == 6 and "张秀梅" not in str(notice)
+    assert client.get(f"/api/v1/me/contributions/{cid}", headers=me).json["state"] == "in_notice"
+    assert client.get(f"/api/v1/me/contributions/{cid}", headers=f.bearer(session, "participant", neighbour.id)
+                      ).status_code == 404
+
+
+def test_objection_over_http_blocks_then_dismissal_releases(client, session):
+    tree, person, neighbour, verifier = _people(session)
+    c = f.contribution(session, f.staff(session, "clerk", tree.town_a), person, "PRO-1")
+    staff = f.bearer(session, "staff", verifier.id)
+    client.post(f"/api/v1/admin/contributions/{c.id}/verify", headers=staff, json={})
+    objection = client.post(f"/api/v1/notices/{c.id}/objections", headers=f.bearer(session, "participant", neighbour.id),
+                            json={"text": "活动当天她并未组织"})
+    assert objection.status_code == 201
+    detail = client.get(f"/api/v1/admin/contributions/{c.id}", headers=staff).json
+    assert detail["objections"][0]["status"] == "open"
+    resolved = client.post(f"/api/v1/admin/objections/{objection.json['id']}/resolve", headers=staff,
+                           json={"uphold": False, "resolution": "核实签到表，确由其组织"})
+    assert resolved.json["status"] == "dismissed"
+
+
+def test_my_grade_says_what_the_next_grade_needs(client, session):
+    tree, person, _n, _v = _people(session)
+    f.award(session, f.account_of(session, person).id, 40)
+    grade = client.get("/api/v1/me/grade", headers=f.bearer(session, "participant", person.id)).json
+    assert grade["points_12m"] == 40 and grade["grade"] is None
+    assert grade["next_grade"]["code"] == "A" and grade["points_to_next"] == 10
+
+
+def test_evidence_is_type_checked_and_served_only_to_those_allowed(client, session):
+    tree, person, neighbour, verifier = _people(session)
+    c = f.contribution(session, f.staff(session, "clerk", tree.town_a), person, "MED-1")
+    me = f.bearer(session, "participant", person.id)
+    fake = client.post(f"/api/v1/contributions/{c.id}/evidence", headers=me,
+                       data={"file": (io.BytesIO(b"MZ\x90\x00evil"), "photo.jpg")}, content_type="multipart/form-data")
+    assert fake.status_code == 422 and "file" in fake.json["error"]["details"]
+    ok = client.post(f"/api/v1/contributions/{c.id}/evidence", headers=me,
+                     data={"file": (io.BytesIO(PNG), "现场照片.png")}, content_type="multipart/form-data")
+    assert ok.status_code == 201 and ok.json["content_type"] == "image/png"
+    url = f"/api/v1/contributions/{c.id}/evidence/{ok.json['id']}"
+    download = client.get(url, headers=f.bearer(session, "staff", verifier.id))
+    assert download.status_code == 200 and download.data == PNG
+    assert download.headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get(url, headers=f.bearer(session, "participant", neighbour.id)).status_code == 404
+    outsider = f.staff(session, "verifier", tree.town_b)
+    assert client.get(url, headers=f.bearer(session, "staff", outsider.id)).status_code == 404
+
+
+def test_bad_contribution_input_names_every_field(client, session):
+    _tree, person, _n, _v = _people(session)
+    response = client.post("/api/v1/me/contributions", headers=f.bearer(session, "participant", person.id), json={
+        "indicator_code": "inf1", "work_date": "yesterday", "warning_colour": "purple", "quantity": 0, "mood": "ok"})
+    assert response.status_code == 422
+    assert set(response.json["error"]["details"]) == {"indicator_code", "work_date", "warning_colour", "quantity",
+                                                      "description", "mood"}
+    future = client.post("/api/v1/me/contributions", headers=f.bearer(session, "participant", person.id), json={
+        "indicator_code": "PRO-1", "work_date": (dt.date.today() + dt.timedelta(days=2)).isoformat(),
+        "description": "明天的活动"})
+    assert future.status_code == 422 and "work_date" in future.json["error"]["details"]
+
+
+def test_participants_cannot_submit_for_others(client, session):
+    _tree, person, neighbour, _v = _people(session)
+    response = client.post("/api/v1/me/contributions", headers=f.bearer(session, "participant", person.id), json={
+        "indicator_code": "PRO-1", "work_date": dt.date.today().isoformat(), "description": "替别人报",
+        "members": [{"participant_id": neighbour.id}]})
+    assert response.status_code == 403 and response.json["error"]["code"] == "not_a_member"
+
+
+def test_rules_and_screening_list_are_published_for_everyone(client, session):
+    rules = client.get("/api/v1/reference/rules").json
+    assert len(rules["indicators"]) == 12 and rules["status"] == "published"
+    screening = client.get("/api/v1/reference/screening-list").json
+    assert len(screening["categories"]) == 8 and sum(len(c["items"]) for c in screening["categories"]) == 26
+
+
+def test_admin_drafts_validates_and_publishes_rules_over_http(client, session):
+    tree = f.region_tree(session)
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    draft = client.post("/api/v1/admin/rules", headers=admin, json={"from_version": 1})
+    assert draft.status_code == 201 and draft.json["status"] == "draft"
+    version = draft.json["version"]
+    bad = client.patch(f"/api/v1/admin/rules/{version}", headers=admin, json={"grades": [
+        {"code": "A", "min_points": 50}, {"code": "AA", "min_points": 150}]})
+    assert bad.status_code == 422 and any(k.startswith("grade") for k in bad.json["error"]["details"])
+    good = client.patch(f"/api/v1/admin/rules/{version}", headers=admin,
+                        json={"notice_days": 7, "effective_from": (dt.date.today() + dt.timedelta(days=1)).isoformat()})
+    assert good.status_code == 200 and good.json["notice_days"] == 7
+    assert client.post(f"/api/v1/admin/rules/{version}/validate", headers=admin).json == {"valid": True, "problems": []}
+    published = client.post(f"/api/v1/admin/rules/{version}/publish", headers=admin)
+    assert published.status_code == 200 and published.json["status"] == "published"
+    again = client.patch(f"/api/v1/admin/rules/{version}", headers=admin, json={"notice_days": 1})
+    assert again.status_code == 409
