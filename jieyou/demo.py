@@ -14,6 +14,7 @@ from infra.auth import SYSTEM, Principal
 from infra.config import Settings
 from infra.db import db
 from infra.security import hash_password
+from ledger.models import Posting
 from ledger.services import accounts, corrections, integrity
 from ledger.services.posting import Leg, PostingRequest, post_many
 
@@ -26,23 +27,96 @@ VILLAGE_NAMES = ["东关村", "南街社区", "西岭村", "北坪村", "杨庄�
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
 GIVEN = ["秀英", "桂英", "秀兰", "玉兰", "桂兰", "秀珍", "凤英", "玉珍", "丽娟", "海燕", "春梅", "红梅", "淑华",
          "晓燕", "丽华", "美玲", "雪梅", "建华", "慧敏", "静", "敏", "丽", "芳", "娟", "霞", "燕", "玲", "萍"]
-AWARD_REASONS = [
-    ("INF-1", "信息上报：矛盾隐患线索经核实（黄色预警）", 4),
-    ("INF-1", "信息上报：矛盾隐患线索经核实（蓝色预警）", 2),
-    ("INF-2", "预警信息经确认防止了矛盾升级", 10),
-    ("INF-3", "上报独居老人安全隐患", 5),
-    ("INF-4", "对已化解案件进行回访", 1),
-    ("MED-1", "成功调解婚姻家庭纠纷（含八步工作法案卷）", 5),
-    ("MED-2", "成功调解邻里宅基地纠纷（含案卷）", 3),
-    ("MED-3", "联合专家库律师、心理咨询师化解复杂纠纷（共同调解分得）", 5),
-    ("MED-4", "参加广场议事会", 1),
-    ("MED-4", "参加云议事视频会", 1),
-    ("PRO-1", "组织“法律进村”宣传活动", 4),
-    ("PRO-2", "参加反家暴政策宣传活动", 1),
-    ("PRO-3", "入户政策宣讲（按户计）", 3),
-    ("PRO-4", "志愿服务：帮扶妇女就业培训（按小时计）", 2),
-]
 SPENDS = [("惠民超市购物抵扣", 10), ("惠民超市积分换购洗衣液", 15), ("惠民超市积分换购大米 5kg", 30)]
+
+
+COLOUR_WEIGHTS = (["blue"] * 8) + (["yellow"] * 7) + (["orange"] * 4) + ["red"]
+INDICATOR_WEIGHTS = (["INF-1"] * 6 + ["INF-2"] + ["INF-3"] * 2 + ["INF-4"] * 3 + ["MED-1"] * 3 + ["MED-2"] * 3
+                     + ["MED-3"] + ["MED-4"] * 4 + ["PRO-1"] + ["PRO-2"] * 3 + ["PRO-3"] * 2 + ["PRO-4"] * 2)
+DESCRIPTIONS = {
+    "INF-1": ["发现两户因宅基地边界争执，及时上报", "上报邻里因排水沟堵塞引发的口角", "上报一户家庭因赡养问题争吵"],
+    "INF-2": ["提前预警一起家庭矛盾，经介入未升级", "预警土地流转纠纷，村调委会及时化解"],
+    "INF-3": ["上报独居老人冬季取暖安全隐患", "发现一名妇女有遭受家暴风险，及时报告", "上报一名青年情绪异常，疑有心理危机"],
+    "INF-4": ["回访已调解的婆媳矛盾家庭，关系和睦", "回访宅基地纠纷双方，协议履行良好"],
+    "MED-1": ["调解一对夫妻因外出务工引发的婚姻矛盾", "调解子女赡养老人费用分担纠纷"],
+    "MED-2": ["调解邻里因院墙滴水引发的纠纷", "调解两户因通行道路产生的争执"],
+    "MED-3": ["联合律师、心理咨询师化解一起家暴引发的离婚纠纷", "联合银发调解队化解多户山林权属纠纷"],
+    "MED-4": ["参加广场议事会", "参加“云议事”视频会"],
+    "PRO-1": ["组织“法律进村”反家暴宣传活动", "组织民法典婚姻家庭编宣讲"],
+    "PRO-2": ["参加妇女权益保障法宣传", "参加防范电信诈骗宣传"],
+    "PRO-3": ["入户宣讲反家暴法和人身安全保护令"],
+    "PRO-4": ["帮扶留守妇女参加编织技能培训", "关爱探访独居老人，帮助打扫卫生"],
+}
+ITEMS = {"INF-1": ["C1-01", "C1-03", "C1-04", "C2-01", "C2-02", "C2-03", "C4-01", "C5-02"],
+         "INF-2": ["C1-01", "C2-01", "C4-01", "C3-01"], "INF-3": ["C1-02", "C6-01", "C6-03"]}
+CASE = {"look": "到现场察看矛盾情况", "listen": "分别听取双方诉求", "ask": "询问邻里和亲属了解原委",
+        "help": "帮助双方梳理可行方案", "report": "向村妇联主席报告进展", "analyse": "分析矛盾根源在于沟通不畅",
+        "explain": "讲解相关法律和政策", "record": "签订调解协议并归档"}
+
+
+def _scoring_history(session, rng, people, staff, now):  # type: ignore[no-untyped-def]
+    """A year of contributions through the real workflow: reported by the women themselves,
+    verified by the county approver, publicly noticed, awarded by the award job; the current
+    month leaves work in every state for the staff queue."""
+    from identity.services import participant_principal
+    from scoring.models import Contribution
+    from scoring.services import awards, notices, submissions, workflow
+
+    verifier = staff["approver"]
+    by_village: dict[str, list] = {}
+    for person in people:
+        by_village.setdefault(person.region_path.rsplit("/", 2)[0], []).append(person)
+    today = now.date()
+    # Some women are far more active than others: that is what makes grades differ.
+    activity = {p.id: rng.choice(([6, 3, 1, 0, 0, 0, 0],) * 3 + ([2, 4, 3, 1, 0, 0, 0],) * 4
+                                 + ([0, 1, 2, 3, 2, 1, 1],) * 2 + ([0, 0, 1, 2, 3, 3, 3],))
+                for p in people}
+
+    def make(person, work_date, n):  # type: ignore[no-untyped-def]
+        code = rng.choice(INDICATOR_WEIGHTS)
+        members = [(person.id, 1)]
+        if code == "MED-3":
+            mates = [p for p in by_village[person.region_path.rsplit("/", 2)[0]] if p.id != person.id]
+            members += [(p.id, 1) for p in rng.sample(mates, min(2, len(mates)))]
+        sub = submissions.Submission(
+            indicator_code=code, work_date=work_date, description=rng.choice(DESCRIPTIONS[code]), members=members,
+            conflict_item=rng.choice(ITEMS[code]) if code in ITEMS else None,
+            warning_colour=rng.choice(COLOUR_WEIGHTS) if code in ("INF-1", "INF-2") else None,
+            case_record=dict(CASE) if code.startswith("MED") and code != "MED-4" else {},
+            quantity=rng.randint(2, 12) if code in ("PRO-3", "PRO-4") else 1,
+            incident_ref=f"WG-{work_date:%Y%m}-{person.id:04d}-{n}" if code == "INF-1" else None)
+        return submissions.submit(session, participant_principal(person), sub)
+
+    for months_back in range(11, 0, -1):
+        month_end = (today.replace(day=1) - dt.timedelta(days=1))
+        for _ in range(months_back - 1):
+            month_end = month_end.replace(day=1) - dt.timedelta(days=1)
+        batch = [make(person, month_end.replace(day=rng.randint(1, month_end.day)), n).id
+                 for person in people for n in range(rng.choices(range(7), weights=activity[person.id])[0])]
+        verified_at = dt.datetime.combine(month_end, dt.time(18), tzinfo=dt.timezone.utc)
+        print(f"  {month_end:%Y-%m}: {len(batch)} contributions reported, verified, noticed and awarded", flush=True)
+        workflow.verify_many(session, verifier, batch, now=verified_at)
+        while awards.award_due(session, now=verified_at + dt.timedelta(days=7), limit=2000):
+            pass
+        session.flush()
+        session.expunge_all()  # keep the unit of work small: a month at a time
+
+    # This month: a queue to verify, notices running (one with an objection), a rejection.
+    recent = [make(person, today - dt.timedelta(days=rng.randint(0, 6)), 9) for person in people[:60]]
+    on_notice = [c.id for c in recent[:25]]
+    workflow.verify_many(session, verifier, on_notice, now=now - dt.timedelta(days=1))
+    first = session.get(Contribution, on_notice[0])
+    neighbours = [p for p in by_village[first.region_path.rsplit("/", 2)[0]]
+                  if p.id not in {m.participant_id for m in first.members}]
+    notices.lodge(session, participant_principal(neighbours[0]), first.id, "据我了解，该纠纷双方仍在争执，并未化解")
+    workflow.reject(session, verifier, recent[30].id, "缺少现场照片等佐证，请补充后重新提交")
+    awarded = session.scalars(select(Contribution).where(Contribution.state == "awarded",
+                                                         Contribution.posting_id.is_not(None))
+                              .order_by(Contribution.id).limit(2)).all()
+    for c in awarded:
+        workflow.revoke(session, staff["approver2"] if c.region_path.startswith(staff["approver2"].scope_path)
+                        else verifier, c.id, "复核发现案卷不完整")
+    return dict(session.execute(select(Contribution.state, func.count()).group_by(Contribution.state)).all())
 
 
 def load_demo(settings: Settings, *, participants: int = 200) -> str:
@@ -103,21 +177,11 @@ def load_demo(settings: Settings, *, participants: int = 200) -> str:
         session.flush()
 
         now = dt.datetime.now(dt.timezone.utc)
-        awards = []
-        for account, person in zip(person_accounts, people):
-            for n in range(rng.randint(8, 22)):
-                code, reason, points = rng.choice(AWARD_REASONS)
-                awards.append(PostingRequest(
-                    kind="award", reason=f"{reason}（{code}）", idempotency_key=f"demo-award-{person.id}-{n}",
-                    legs=[Leg(account.id, points), Leg(issuance.id, -points)], source_type="demo",
-                    source_id=f"{person.id}-{n}", meta={"indicator": code},
-                    effective_at=now - dt.timedelta(days=rng.randint(1, 360), minutes=rng.randint(0, 1440))))
-        awards.sort(key=lambda r: r.effective_at or now)
-        award_results = post_many(session, staff["approver"], awards, idem_scope="demo")
+        counts = _scoring_history(session, rng, people, staff, now)
 
         balances = {a.id: accounts.balance(session, a.id) for a in person_accounts}
         spends = []
-        for n, account in enumerate(person_accounts):
+        for account in person_accounts:
             for m in range(rng.randint(0, 3)):
                 reason, cost = rng.choice(SPENDS)
                 if balances[account.id] >= cost:
@@ -128,21 +192,15 @@ def load_demo(settings: Settings, *, participants: int = 200) -> str:
                         effective_at=now - dt.timedelta(days=rng.randint(0, 30))))
         post_many(session, SYSTEM, spends, idem_scope="demo")
 
-        # Corrections through the four-eyes flow: a few reversals and a large adjustment.
+        # Corrections with four eyes: a redemption reversed on request, adjustments small and large.
         clerk, approver2 = staff["clerk"], staff["approver2"]
         city_people = [p for p in people if p.region_path.startswith(townships[0].path)]
-        reversed_count = 0
-        for result, req in zip(award_results, awards):
-            if reversed_count == 3:
-                break
-            owner = next(p for a, p in zip(person_accounts, people) if a.id == req.legs[0].account_id)
-            if owner in city_people and balances[req.legs[0].account_id] >= req.legs[0].amount:
-                request = corrections.request_reversal(session, clerk, posting_id=result.posting_id,
-                                                       reason="复核发现案卷不完整，撤销该笔奖励")
-                corrections.decide(session, approver2, request.id, approve=True, note="同意冲正",
-                                   adjustment_shards=settings.system_account_shards)
-                balances[req.legs[0].account_id] -= req.legs[0].amount
-                reversed_count += 1
+        first_spend = session.scalar(select(Posting.id).where(Posting.kind == "redemption").order_by(Posting.id))
+        if first_spend is not None:
+            request = corrections.request_reversal(session, clerk, posting_id=first_spend,
+                                                   reason="收银员重复扫码，撤销该笔兑换")
+            corrections.decide(session, approver2, request.id, approve=True, note="同意冲正",
+                               adjustment_shards=settings.system_account_shards)
         pending = corrections.request_adjustment(
             session, clerk, participant_id=city_people[0].id, amount=50, reason="补录2024年第四季度线下调解积分",
             threshold=settings.adjustment_approval_threshold, adjustment_shards=settings.system_account_shards)
@@ -155,10 +213,11 @@ def load_demo(settings: Settings, *, participants: int = 200) -> str:
         integrity.record_check(session, verify)
         integrity.record_check(session, integrity.reconcile(session))
         integrity.record_digest(session, now.date())
-        total_postings = len(awards) + len(spends) + reversed_count + 1
+        total_postings = session.scalar(select(func.count()).select_from(Posting))
 
     lines = [
         f"demo county loaded: {len(grids)} grids, {participants} participants, {total_postings} postings",
+        "contributions: " + ", ".join(f"{state} {n}" for state, n in sorted(counts.items())),
         f"staff (password {DEMO_STAFF_PASSWORD}): " + ", ".join(u for u, *_ in staff_specs),
         f"participants (password {DEMO_PARTICIPANT_PASSWORD}): phones 13900000000 ... 139{participants - 1:08d}",
         f"an adjustment of 50 points awaits an approver: request {pending.request.id if pending.request else '-'}",

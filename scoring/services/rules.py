@@ -3,6 +3,7 @@ changed once published. The version in force on the day the work was done scores
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,12 @@ INDICATOR_FIELDS = ("code", "class_", "name_zh", "name_en", "base_points", "unit
 REQUIREMENTS = ("conflict_item", "warning_colour", "case_record", "quantity")
 
 
+@functools.cache
 def screening_list() -> dict[str, Any]:
     return json.loads((DATA / "screening_list.json").read_text())
 
 
+@functools.cache
 def conflict_items() -> dict[str, dict[str, Any]]:
     return {item["code"]: {**item, "category": c["code"], "category_zh": c["zh"], "category_en": c["en"]}
             for c in screening_list()["categories"] for item in c["items"]}
@@ -60,11 +63,16 @@ def seed_rules(session: Session, actor: Principal | None = None) -> RuleSet:
 
 
 def in_force(session: Session, on: dt.date) -> RuleSet:
+    """Published versions never change, so the answer is cached for the session's transaction."""
+    cache = session.info.setdefault("rules_in_force", {})
+    if on in cache and cache[on] in session:
+        return cache[on]
     rule_set = session.scalar(select(RuleSet).where(RuleSet.status == "published", RuleSet.effective_from <= on)
                               .order_by(RuleSet.effective_from.desc(), RuleSet.version.desc()).limit(1))
     if rule_set is None:
         raise ValidationFailed("No rules were in force on that date.", code="no_rules_in_force",
                                details={"work_date": [f"No published rule set covers {on.isoformat()}."]})
+    cache[on] = rule_set
     return rule_set
 
 
@@ -217,6 +225,7 @@ def publish(session: Session, actor: Principal, version: int) -> RuleSet:
                                details={"effective_from": [f"Later than {latest.isoformat()}."]})
     draft.status, draft.published_by, draft.published_at = "published", actor.id, utcnow()
     session.flush()
+    session.info.pop("rules_in_force", None)
     audit(session, actor, "rules.publish", object_type="rule_set", object_id=version,
           details={"effective_from": draft.effective_from.isoformat()})
     return draft
