@@ -23,6 +23,13 @@ APPROVER_ROLES = ("approver",)
 # window stays within the threshold; splitting a large one into small ones does not dodge approval.
 SMALL_ADJUSTMENT_WINDOW = dt.timedelta(days=30)
 IMMEDIATE_SOURCE = "immediate_adjustment"
+# Postings whose source is owned by another domain are corrected there (e.g. a contribution's
+# award is revoked in scoring, which also frees its cap room), never by a bare ledger reversal.
+MANAGED_SOURCES: dict[str, str] = {}
+
+
+def register_managed_source(source_type: str, how_to_correct: str) -> None:
+    MANAGED_SOURCES[source_type] = how_to_correct
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,9 @@ def request_reversal(session: Session, actor: Principal, *, posting_id: int, rea
     if posting is None:
         raise NotFound("Posting not found.", code="posting_not_found")
     region = posting_region(session, actor, posting)
+    if posting.source_type in MANAGED_SOURCES:
+        raise Conflict("This posting is corrected where it came from.", code="managed_source",
+                       details={"posting_id": [MANAGED_SOURCES[posting.source_type]]})
     _refuse_self_dealing(actor, _beneficiaries(session, posting))
     if existing := _existing_request(session, actor, idempotency_key, kind="reversal", posting_id=posting_id,
                                      reason=reason):

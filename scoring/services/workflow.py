@@ -26,6 +26,9 @@ from scoring.services.submissions import get_visible, record_event
 
 VERIFIER_ROLES = ("verifier", "approver")
 
+corrections.register_managed_source(
+    "contribution", "Revoke the contribution (POST /api/v1/admin/contributions/{id}/revoke) instead.")
+
 
 def _periods(contribution: Contribution) -> tuple[str, str]:
     return contribution.work_date.strftime("%Y-%m"), str(contribution.work_date.year)

@@ -198,3 +198,15 @@ def test_zero_day_notice_awards_at_the_next_run(session, world):
     workflow.verify_many(session, verifier, [c.id], now=now - dt.timedelta(days=rule_set.notice_days))
     assert awards.award_due(session, now=now, shards=f.SHARDS) == 1
     assert session.get(Contribution, c.id).state == "awarded"
+
+
+def test_a_contribution_award_is_not_reversed_behind_scorings_back(session, world):
+    tree, person, _n, clerk, verifier = world
+    from ledger.services import corrections
+
+    c = f.contribution(session, clerk, person, "PRO-1")
+    workflow.verify_many(session, verifier, [c.id])
+    _award_all(session)
+    with pytest.raises(Conflict) as err:
+        corrections.request_reversal(session, clerk, posting_id=c.posting_id, reason="直接冲正")
+    assert err.value.code == "managed_source"
