@@ -48,6 +48,13 @@ class Settings:
     login_rate_limit: str = "10 per minute"
     default_locale: str = "zh"
     sql_echo: bool = False
+    # Redemption: one-time code lifetime, hold lifetime, refund window, counter rate limits.
+    code_ttl_seconds: int = 300
+    hold_ttl_minutes: int = 30
+    refund_window_days: int = 7
+    lookup_rate_limit: str = "60 per minute"
+    code_rate_limit: str = "5 per minute"
+    local_timezone: str = "Asia/Shanghai"
     # Number of trusted reverse proxies in front of the app (0: none; addresses are taken as seen).
     proxy_hops: int = 0
 
@@ -71,6 +78,12 @@ class Settings:
             default_locale=env.get("DEFAULT_LOCALE", "zh"),
             sql_echo=env.get("SQL_ECHO", "") == "1",
             proxy_hops=_int("PROXY_HOPS", 0),
+            code_ttl_seconds=_int("CODE_TTL_SECONDS", 300),
+            hold_ttl_minutes=_int("HOLD_TTL_MINUTES", 30),
+            refund_window_days=_int("REFUND_WINDOW_DAYS", 7),
+            lookup_rate_limit=env.get("LOOKUP_RATE_LIMIT", "60 per minute"),
+            code_rate_limit=env.get("CODE_RATE_LIMIT", "5 per minute"),
+            local_timezone=env.get("LOCAL_TIMEZONE", "Asia/Shanghai"),
         )
         for key, value in overrides.items():
             if not hasattr(settings, key):

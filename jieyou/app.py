@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from admin import api as admin_ledger_api
 from admin import people_api as admin_people_api
+from admin import redemption_api as admin_redemption_api
 from admin import scoring_api as admin_scoring_api
 from identity import api as identity_api
 from identity.services import principal_for
@@ -26,6 +27,8 @@ from infra.tasks import init_celery
 from jieyou import pages
 from ledger import api as ledger_api
 from ledger import tasks as ledger_tasks
+from redemption import api as redemption_api
+from redemption import tasks as redemption_tasks
 from scoring import api as scoring_api
 from scoring import tasks as scoring_tasks
 
@@ -33,12 +36,15 @@ BLUEPRINTS = [
     identity_api.blp,
     ledger_api.blp,
     scoring_api.blp,
+    redemption_api.blp,
     admin_ledger_api.blp,
     admin_people_api.blp,
     admin_scoring_api.blp,
+    admin_redemption_api.blp,
 ]
 
-BEAT_SCHEDULE: dict[str, Any] = {**ledger_tasks.BEAT_SCHEDULE, **scoring_tasks.BEAT_SCHEDULE}
+BEAT_SCHEDULE: dict[str, Any] = {**ledger_tasks.BEAT_SCHEDULE, **scoring_tasks.BEAT_SCHEDULE,
+                                  **redemption_tasks.BEAT_SCHEDULE}
 
 
 def create_app(settings: Settings | None = None, *, engine: Any = None) -> Flask:

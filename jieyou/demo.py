@@ -9,7 +9,7 @@ import random
 from sqlalchemy import func, select
 
 from identity import services as identity
-from identity.models import Participant
+from identity.models import Outlet, Participant
 from infra.auth import SYSTEM, Principal
 from infra.config import Settings
 from infra.db import db
@@ -27,7 +27,6 @@ VILLAGE_NAMES = ["东关村", "南街社区", "西岭村", "北坪村", "杨庄�
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
 GIVEN = ["秀英", "桂英", "秀兰", "玉兰", "桂兰", "秀珍", "凤英", "玉珍", "丽娟", "海燕", "春梅", "红梅", "淑华",
          "晓燕", "丽华", "美玲", "雪梅", "建华", "慧敏", "静", "敏", "丽", "芳", "娟", "霞", "燕", "玲", "萍"]
-SPENDS = [("惠民超市购物抵扣", 10), ("惠民超市积分换购洗衣液", 15), ("惠民超市积分换购大米 5kg", 30)]
 
 
 COLOUR_WEIGHTS = (["blue"] * 8) + (["yellow"] * 7) + (["orange"] * 4) + ["red"]
@@ -119,6 +118,42 @@ def _scoring_history(session, rng, people, staff, now):  # type: ignore[no-untyp
     return dict(session.execute(select(Contribution.state, func.count()).group_by(Contribution.state)).all())
 
 
+def _redemption_history(session, rng, people, settings):  # type: ignore[no-untyped-def]
+    """Redemptions made the real way: a participant's one-time code, typed at an outlet."""
+    from identity.services import participant_principal
+    from redemption.services import codes, counter
+    from redemption.services.counter import CounterConfig
+
+    cfg = CounterConfig(secret_key=settings.secret_key, timezone=settings.local_timezone,
+                        hold_ttl=dt.timedelta(minutes=settings.hold_ttl_minutes),
+                        refund_window=dt.timedelta(days=settings.refund_window_days),
+                        shards=settings.system_account_shards)
+    outlets = session.scalars(select(Outlet).order_by(Outlet.id)).all()
+    made = {"redemptions": 0, "refunds": 0, "holds": 0}
+    for n, person in enumerate(rng.sample(people, 140)):
+        who = participant_principal(person)
+        outlet = rng.choice(outlets[:8])
+        desk = Principal(kind="outlet", id=outlet.id, label=f"outlet:{outlet.id}", partner_id=outlet.partner_id)
+        digits, _code = codes.issue(session, who, secret_key=cfg.secret_key, ttl=dt.timedelta(minutes=5))
+        usable = [v.scenario for v in counter.lookup(session, desk, digits, cfg).verdicts if v.eligible]
+        if not usable:
+            continue
+        scenario = rng.choice(usable)
+        if n % 25 == 7 and scenario.kind == "spend":
+            counter.hold(session, desk, digits=digits, scenario_id=scenario.id, points=None,
+                         idem_key=f"demo-hold-{n:04d}", cfg=cfg)
+            made["holds"] += 1
+            continue
+        redemption, _ = counter.redeem(session, desk, digits=digits, scenario_id=scenario.id,
+                                       idem_key=f"demo-redeem-{n:04d}", cfg=cfg)
+        made["redemptions"] += 1
+        if n % 20 == 3 and redemption.kind == "spend":
+            counter.refund(session, desk, redemption.id, points=None, reason="收银员误操作，全额退回",
+                           idem_key=f"demo-refund-{n:04d}", cfg=cfg)
+            made["refunds"] += 1
+    return made
+
+
 def load_demo(settings: Settings, *, participants: int = 200) -> str:
     with db.unit_of_work() as session:
         if session.scalar(select(func.count()).select_from(Participant)):
@@ -159,46 +194,31 @@ def load_demo(settings: Settings, *, participants: int = 200) -> str:
             people.append(person)
         issuance = accounts.system_account(session, accounts.ISSUANCE, settings.system_account_shards)
         accounts.system_account(session, accounts.ADJUSTMENT, settings.system_account_shards)
-        partner_specs = [("HUIMIN", "惠民连锁超市", "Huimin Supermarkets", townships[0],
-                          [("惠民超市城关店", townships[0]), ("惠民超市河西店", townships[1])]),
-                         ("ZWFW", "县政务服务中心", "County Public Service Centre", county,
-                          [("政务服务中心一楼综合窗口", county), ("青山镇便民服务站", townships[2])])]
+        from redemption.services import catalogue
+
+        catalogue.seed(session, settings.system_account_shards)
         keys = []
         admin = staff["admin"]
-        partner_accounts = []
-        for code, name, name_en, region, outlets in partner_specs:
-            partner = identity.create_partner(session, code=code, name=name, name_en=name_en, region=region)
-            partner_accounts.append(accounts.partner_account(session, partner.id, settings.system_account_shards))
-            for outlet_name, outlet_region in outlets:
-                outlet = identity.create_outlet(session, partner, name=outlet_name, region=outlet_region)
-                secret, _key = identity.issue_api_key(session, admin, outlet.id, "demo")
-                keys.append((outlet_name, secret))
+        for outlet in session.scalars(select(Outlet).order_by(Outlet.id).limit(4)):
+            secret, _key = identity.issue_api_key(session, admin, outlet.id, "demo")
+            keys.append((outlet.name, secret))
         person_accounts = [accounts.participant_account(session, p.id) for p in people]
         session.flush()
 
         now = dt.datetime.now(dt.timezone.utc)
         counts = _scoring_history(session, rng, people, staff, now)
 
-        balances = {a.id: accounts.balance(session, a.id) for a in person_accounts}
-        spends = []
-        for account in person_accounts:
-            for m in range(rng.randint(0, 3)):
-                reason, cost = rng.choice(SPENDS)
-                if balances[account.id] >= cost:
-                    balances[account.id] -= cost
-                    spends.append(PostingRequest(
-                        kind="redemption", reason=reason, idempotency_key=f"demo-spend-{account.id}-{m}",
-                        legs=[Leg(account.id, -cost), Leg(partner_accounts[0].id, cost)], source_type="demo",
-                        effective_at=now - dt.timedelta(days=rng.randint(0, 30))))
-        post_many(session, SYSTEM, spends, idem_scope="demo")
+        redeemed = _redemption_history(session, rng, people, settings)
 
         # Corrections with four eyes: a redemption reversed on request, adjustments small and large.
         clerk, approver2 = staff["clerk"], staff["approver2"]
         city_people = [p for p in people if p.region_path.startswith(townships[0].path)]
-        first_spend = session.scalar(select(Posting.id).where(Posting.kind == "redemption").order_by(Posting.id))
-        if first_spend is not None:
-            request = corrections.request_reversal(session, clerk, posting_id=first_spend,
-                                                   reason="收银员重复扫码，撤销该笔兑换")
+        manual = corrections.request_adjustment(
+            session, clerk, participant_id=city_people[2].id, amount=-8, reason="重复录入的议事会积分，予以扣回",
+            threshold=settings.adjustment_approval_threshold, adjustment_shards=settings.system_account_shards)
+        if manual.posting_id is not None:
+            request = corrections.request_reversal(session, clerk, posting_id=manual.posting_id,
+                                                   reason="经核实并非重复，撤销扣回")
             corrections.decide(session, approver2, request.id, approve=True, note="同意冲正",
                                adjustment_shards=settings.system_account_shards)
         pending = corrections.request_adjustment(
@@ -218,6 +238,7 @@ def load_demo(settings: Settings, *, participants: int = 200) -> str:
     lines = [
         f"demo county loaded: {len(grids)} grids, {participants} participants, {total_postings} postings",
         "contributions: " + ", ".join(f"{state} {n}" for state, n in sorted(counts.items())),
+        "at the counter: " + ", ".join(f"{k} {v}" for k, v in redeemed.items()),
         f"staff (password {DEMO_STAFF_PASSWORD}): " + ", ".join(u for u, *_ in staff_specs),
         f"participants (password {DEMO_PARTICIPANT_PASSWORD}): phones 13900000000 ... 139{participants - 1:08d}",
         f"an adjustment of 50 points awaits an approver: request {pending.request.id if pending.request else '-'}",

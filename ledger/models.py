@@ -18,8 +18,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from infra.db import Base, BigId, utcnow
 
-ACCOUNT_KINDS = ("participant", "issuance", "partner", "adjustment", "expiry", "suspense")
-POSTING_KINDS = ("award", "redemption", "refund", "reversal", "adjustment")
+ACCOUNT_KINDS = ("participant", "issuance", "partner", "adjustment", "escrow", "expiry")
+# hold / release move points into and out of escrow while a counter holds them before capture.
+POSTING_KINDS = ("award", "redemption", "refund", "reversal", "adjustment", "hold", "release")
 GENESIS_HASH = "0" * 64
 
 
@@ -67,7 +68,8 @@ class Posting(Base):
     __table_args__ = (
         UniqueConstraint("idem_scope", "idem_key"),
         UniqueConstraint("reverses_id"),  # a posting is reversed at most once
-        CheckConstraint("kind IN ('award','redemption','refund','reversal','adjustment')", name="kind"),
+        CheckConstraint("kind IN ('award','redemption','refund','reversal','adjustment','hold','release')",
+                        name="kind"),
         CheckConstraint("(kind = 'reversal') = (reverses_id IS NOT NULL)", name="reversal_link"),
         CheckConstraint("length(reason) > 0", name="reason_required"),
         Index("ix_postings_source", "source_type", "source_id"),

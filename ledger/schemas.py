@@ -14,6 +14,7 @@ def _english() -> bool:
 KIND_LABELS = {
     "award": ("积分奖励", "Award"), "redemption": ("积分兑换", "Redemption"), "refund": ("兑换退回", "Refund"),
     "reversal": ("冲正", "Reversal"), "adjustment": ("人工调整", "Adjustment"),
+    "hold": ("积分冻结", "Hold"), "release": ("冻结释放", "Release"),
 }
 
 

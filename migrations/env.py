@@ -6,6 +6,7 @@ from sqlalchemy import pool
 
 import identity.models  # noqa: F401  (register tables)
 import ledger.models  # noqa: F401
+import redemption.models  # noqa: F401
 import scoring.models  # noqa: F401
 from infra.config import Settings
 from infra.db import Base, make_engine

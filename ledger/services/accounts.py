@@ -17,6 +17,7 @@ from ledger.models import Account, BalanceShard, Entry, Posting
 
 ISSUANCE = "issuance"
 ADJUSTMENT = "adjustment"
+ESCROW = "escrow"
 
 
 def _open(session: Session, *, kind: str, code: str, name: str, shards: int, allow_negative: bool,

@@ -93,7 +93,7 @@ def upgrade() -> None:
     sa.Column('request_digest', sa.String(length=64), nullable=False),
     sa.Column('reverses_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.CheckConstraint("(kind = 'reversal') = (reverses_id IS NOT NULL)", name=op.f('ck_postings_reversal_link')),
-    sa.CheckConstraint("kind IN ('award','redemption','refund','reversal','adjustment')", name=op.f('ck_postings_kind')),
+    sa.CheckConstraint("kind IN ('award','redemption','refund','reversal','adjustment','hold','release')", name=op.f('ck_postings_kind')),
     sa.CheckConstraint('length(reason) > 0', name=op.f('ck_postings_reason_required')),
     sa.ForeignKeyConstraint(['reverses_id'], ['postings.id'], name=op.f('fk_postings_reverses_id_postings')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_postings')),

@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, inspect
 
 import identity.models  # noqa: F401
 import ledger.models  # noqa: F401
+import redemption.models  # noqa: F401
 import scoring.models  # noqa: F401
 from infra.db import Base
 from migrations.alembic_config import alembic_config

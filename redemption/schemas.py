@@ -1,0 +1,208 @@
+"""Redemption schemas: the catalogue, codes, counter operations, eligibility and settlement."""
+from __future__ import annotations
+
+from flask_babel import get_locale
+from marshmallow import fields, validate
+
+from infra.api import DumpSchema, IdempotentArgs, LoadSchema
+from redemption.models import FAMILIES
+from redemption.services.common import yuan
+from redemption.services.eligibility import REASONS
+
+CODE = validate.Regexp(r"^\d{8}$", error="Eight digits.")
+
+
+def _english() -> bool:
+    return str(get_locale() or "zh").startswith("en")
+
+
+class ScenarioOut(DumpSchema):
+    id = fields.Integer()
+    code = fields.String()
+    family = fields.String()
+    name = fields.Method("_name")
+    name_zh = fields.String()
+    name_en = fields.String()
+    partner_id = fields.Integer()
+    kind = fields.String(metadata={"description": "spend (points deducted) or privilege (a grade is required)"})
+    points_cost = fields.Integer()
+    required_grade = fields.String(allow_none=True)
+    yuan_value = fields.Function(lambda s: yuan(s.yuan_value_fen))
+    limit_day = fields.Integer(allow_none=True)
+    limit_month = fields.Integer(allow_none=True)
+    limit_year = fields.Integer(allow_none=True)
+    total_quota = fields.Integer(allow_none=True)
+    quota_used = fields.Integer()
+    stock_note = fields.String(allow_none=True)
+    valid_from = fields.Date()
+    valid_until = fields.Date(allow_none=True)
+    terms = fields.Method("_terms")
+    status = fields.String()
+
+    def _name(self, s: object) -> str:
+        return getattr(s, "name_en" if _english() else "name_zh")
+
+    def _terms(self, s: object) -> str:
+        return getattr(s, "terms_en" if _english() else "terms_zh")
+
+
+class Reason(DumpSchema):
+    code = fields.String()
+    message = fields.Method("_message")
+    need = fields.Raw(allow_none=True)
+    have = fields.Raw(allow_none=True)
+    limit = fields.Integer(allow_none=True)
+
+    def _message(self, r: dict) -> str:
+        zh, en = REASONS.get(r["code"], (r["code"], r["code"]))
+        return en if _english() else zh
+
+
+class VerdictOut(DumpSchema):
+    scenario = fields.Nested(ScenarioOut)
+    eligible = fields.Boolean()
+    reasons = fields.List(fields.Nested(Reason))
+
+
+class CodeOut(DumpSchema):
+    code = fields.String(metadata={"description": "Eight digits to type at the counter; single use"})
+    expires_at = fields.DateTime()
+    qr_svg_url = fields.String()
+
+
+class LookupIn(LoadSchema):
+    code = fields.String(required=True, validate=CODE)
+
+
+class LookupOut(DumpSchema):
+    """What the counter needs, and nothing more about the person."""
+
+    masked_name = fields.String()
+    grade = fields.String(allow_none=True)
+    scenarios = fields.List(fields.Nested(VerdictOut), attribute="verdicts")
+
+
+class RedeemIn(IdempotentArgs):
+    code = fields.String(required=True, validate=CODE)
+    scenario_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    idempotency_key = fields.String(required=True, validate=validate.Length(min=8, max=100))
+
+
+class HoldIn(RedeemIn):
+    points = fields.Integer(load_default=None, validate=validate.Range(min=1, max=100000))
+
+
+class CaptureIn(LoadSchema):
+    points = fields.Integer(load_default=None, validate=validate.Range(min=1, max=100000))
+    idempotency_key = fields.String(required=True, validate=validate.Length(min=8, max=100))
+
+
+class RefundIn(LoadSchema):
+    points = fields.Integer(load_default=None, validate=validate.Range(min=1, max=100000),
+                            metadata={"description": "Omit for a full refund of what remains"})
+    reason = fields.String(required=True, validate=validate.Length(min=2, max=300))
+    idempotency_key = fields.String(required=True, validate=validate.Length(min=8, max=100))
+
+
+class RedemptionOut(DumpSchema):
+    id = fields.Integer()
+    scenario_id = fields.Integer()
+    outlet_id = fields.Integer()
+    kind = fields.String()
+    points = fields.Integer()
+    yuan_value = fields.Function(lambda r: yuan(r.yuan_value_fen))
+    refunded_points = fields.Integer()
+    posting_id = fields.Integer(allow_none=True)
+    scenario_name = fields.Function(lambda r: r.terms.get("name_zh"))
+    created_at = fields.DateTime()
+
+
+class HoldOut(DumpSchema):
+    id = fields.Integer()
+    scenario_id = fields.Integer()
+    points = fields.Integer()
+    status = fields.String()
+    expires_at = fields.DateTime()
+    redemption_id = fields.Integer(allow_none=True)
+
+
+class RefundOut(DumpSchema):
+    id = fields.Integer()
+    redemption_id = fields.Integer()
+    points = fields.Integer()
+    yuan_value = fields.Function(lambda r: yuan(r.yuan_value_fen))
+    reason = fields.String()
+    posting_id = fields.Integer()
+    created_at = fields.DateTime()
+
+
+class MonthArgs(LoadSchema):
+    month = fields.String(required=True, validate=validate.Regexp(r"^20\d\d-(0[1-9]|1[0-2])$", error="YYYY-MM"))
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv", "xlsx"]))
+
+
+class SettlementArgs(MonthArgs):
+    partner_id = fields.Integer(required=True)
+
+
+class SettlementOut(DumpSchema):
+    partner_id = fields.Function(lambda s: s.partner.id)
+    partner = fields.Function(lambda s: s.partner.name)
+    month = fields.String()
+    redeemed_points = fields.Integer()
+    refunded_points = fields.Integer()
+    net_points = fields.Integer()
+    redeemed_yuan = fields.Function(lambda s: yuan(s.redeemed_fen))
+    refunded_yuan = fields.Function(lambda s: yuan(s.refunded_fen))
+    net_yuan = fields.String()
+    privilege_uses = fields.Integer()
+    ledger_month_net = fields.Integer(metadata={"description": "Net points on the partner's ledger account this month"})
+    ledger_balance = fields.Integer()
+    reconciled = fields.Boolean(metadata={"description": "Ledger account = redemptions - refunds, this month and ever"})
+    lines = fields.List(fields.Dict())
+
+
+class ScenarioIn(LoadSchema):
+    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z0-9-]{2,16}$"))
+    family = fields.String(required=True, validate=validate.OneOf(FAMILIES))
+    name_zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name_en = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    partner_id = fields.Integer(required=True)
+    outlet_ids = fields.List(fields.Integer(), required=True, validate=validate.Length(min=1))
+    kind = fields.String(required=True, validate=validate.OneOf(["spend", "privilege"]))
+    points_cost = fields.Integer(load_default=0, validate=validate.Range(min=0, max=100000))
+    required_grade = fields.String(load_default=None, validate=validate.OneOf(["A", "AA", "AAA"]))
+    yuan_value_fen = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit_day = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    limit_month = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    limit_year = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    total_quota = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    stock_note = fields.String(load_default=None, validate=validate.Length(max=200))
+    valid_from = fields.Date(required=True)
+    valid_until = fields.Date(load_default=None)
+    terms_zh = fields.String(load_default="", validate=validate.Length(max=2000))
+    terms_en = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class ScenarioPatch(LoadSchema):
+    family = fields.String(validate=validate.OneOf(FAMILIES))
+    name_zh = fields.String(validate=validate.Length(min=1, max=200))
+    name_en = fields.String(validate=validate.Length(min=1, max=200))
+    outlet_ids = fields.List(fields.Integer(), validate=validate.Length(min=1))
+    points_cost = fields.Integer(validate=validate.Range(min=0, max=100000))
+    required_grade = fields.String(allow_none=True, validate=validate.OneOf(["A", "AA", "AAA"]))
+    yuan_value_fen = fields.Integer(validate=validate.Range(min=0))
+    limit_day = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    limit_month = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    limit_year = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    total_quota = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    stock_note = fields.String(allow_none=True, validate=validate.Length(max=200))
+    valid_from = fields.Date()
+    valid_until = fields.Date(allow_none=True)
+    terms_zh = fields.String(validate=validate.Length(max=2000))
+    terms_en = fields.String(validate=validate.Length(max=2000))
+
+
+class CatalogueArgs(LoadSchema):
+    family = fields.String(load_default=None, validate=validate.OneOf(FAMILIES))
+    partner_id = fields.Integer(load_default=None)

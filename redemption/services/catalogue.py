@@ -1,0 +1,182 @@
+"""The scenario catalogue: seeded from `redemption/data/scenarios.json` (partners, outlets and the
+103 scenarios), managed by staff afterwards. Changing terms affects future redemptions only."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from identity import services as identity
+from identity.models import Outlet, Partner, Region
+from infra.auth import Principal
+from infra.db import utcnow
+from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ledger.services import accounts
+from redemption.models import FAMILIES, Scenario, ScenarioOutlet
+from redemption.services.common import fen
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "scenarios.json"
+EDITABLE = ("name_zh", "name_en", "family", "points_cost", "required_grade", "yuan_value_fen", "limit_day",
+            "limit_month", "limit_year", "total_quota", "stock_note", "valid_from", "valid_until", "terms_zh",
+            "terms_en")
+GRADES = ("A", "AA", "AAA")
+
+
+def seed(session: Session, shards: int, data: dict[str, Any] | None = None) -> dict[str, int]:
+    """Create the partners, outlets and scenarios of the data file that do not exist yet."""
+    data = data or json.loads(DATA.read_text())
+    regions = {r.code: r for r in session.scalars(select(Region))}
+    outlets_by_key: dict[str, Outlet] = {}
+    made = {"partners": 0, "outlets": 0, "scenarios": 0}
+    for p in data["partners"]:
+        region = regions.get(p["region"]) or next(iter(r for r in regions.values() if r.parent_id is None), None)
+        if region is None:
+            raise ValidationFailed("Load regions first.", details={"region": [p["region"]]})
+        partner = session.scalar(select(Partner).where(Partner.code == p["code"]))
+        if partner is None:
+            partner = identity.create_partner(session, code=p["code"], name=p["name_zh"], name_en=p["name_en"],
+                                              region=region)
+            made["partners"] += 1
+        accounts.partner_account(session, partner.id, shards)
+        existing = {o.name: o for o in partner.outlets}
+        for o in p["outlets"]:
+            outlet = existing.get(o["name"])
+            if outlet is None:
+                outlet = identity.create_outlet(session, partner, name=o["name"], address=o.get("address"),
+                                                region=regions.get(o["region"], region))
+                made["outlets"] += 1
+            outlets_by_key[o["key"]] = outlet
+    partners = {p.code: p for p in session.scalars(select(Partner))}
+    known = set(session.scalars(select(Scenario.code)))
+    for s in data["scenarios"]:
+        if s["code"] in known:
+            continue
+        partner = partners[s["partner"]]
+        keys = [o["key"] for p in data["partners"] if p["code"] == s["partner"] for o in p["outlets"]] \
+            if s["outlets"] == "all" else s["outlets"]
+        scenario = Scenario(
+            code=s["code"], family=s["family"], name_zh=s["name_zh"], name_en=s["name_en"], partner_id=partner.id,
+            kind=s["kind"], points_cost=s["points_cost"], required_grade=s["required_grade"],
+            yuan_value_fen=fen(s["yuan_value"]), limit_day=s["limit_day"], limit_month=s["limit_month"],
+            limit_year=s["limit_year"], total_quota=s["total_quota"], stock_note=s.get("stock_note"),
+            valid_from=dt.date.fromisoformat(s["valid_from"]),
+            valid_until=dt.date.fromisoformat(s["valid_until"]) if s["valid_until"] else None,
+            terms_zh=s["terms_zh"], terms_en=s["terms_en"],
+            outlets=[ScenarioOutlet(outlet_id=outlets_by_key[k].id) for k in keys])
+        check(scenario)
+        session.add(scenario)
+        made["scenarios"] += 1
+    session.flush()
+    return made
+
+
+def check(s: Scenario) -> None:
+    """Field-level checks shared by seeding and staff edits."""
+    problems: dict[str, list[str]] = {}
+    if s.family not in FAMILIES:
+        problems["family"] = [f"One of {', '.join(FAMILIES)}."]
+    if s.kind == "spend" and not (s.points_cost and s.points_cost > 0):
+        problems["points_cost"] = ["A spend scenario costs points."]
+    if s.kind == "privilege":
+        if s.points_cost:
+            problems["points_cost"] = ["A privilege deducts nothing."]
+        if s.required_grade not in GRADES:
+            problems["required_grade"] = ["A privilege requires a grade: A, AA or AAA."]
+    if s.required_grade is not None and s.required_grade not in GRADES:
+        problems["required_grade"] = ["A, AA or AAA."]
+    for name in ("limit_day", "limit_month", "limit_year", "total_quota"):
+        value = getattr(s, name)
+        if value is not None and value < 1:
+            problems[name] = ["At least 1, or empty for no limit."]
+    if s.valid_until is not None and s.valid_until < s.valid_from:
+        problems["valid_until"] = ["Ends before it starts."]
+    if problems:
+        raise ValidationFailed("The scenario is invalid.", details=problems)
+
+
+def _partner_in_scope(session: Session, actor: Principal, partner_id: int) -> Partner:
+    partner = session.get(Partner, partner_id)
+    if partner is None or not actor.in_scope(identity.get_region(session, partner.region_id).path):
+        raise NotFound("Partner not found.")
+    return partner
+
+
+def get(session: Session, scenario_id: int) -> Scenario:
+    scenario = session.get(Scenario, scenario_id)
+    if scenario is None:
+        raise NotFound("Scenario not found.")
+    return scenario
+
+
+def list_all(session: Session, *, partner_id: int | None = None, family: str | None = None) -> list[Scenario]:
+    stmt = select(Scenario).order_by(Scenario.code)
+    if partner_id:
+        stmt = stmt.where(Scenario.partner_id == partner_id)
+    if family:
+        stmt = stmt.where(Scenario.family == family)
+    return list(session.scalars(stmt))
+
+
+def create(session: Session, actor: Principal, values: dict[str, Any]) -> Scenario:
+    if not actor.has_role("admin"):
+        raise Forbidden("Only an admin manages scenarios.", code="role_required")
+    _partner_in_scope(session, actor, values["partner_id"])
+    if session.scalar(select(Scenario.id).where(Scenario.code == values["code"])):
+        raise Conflict("Scenario code taken.", details={"code": ["Already taken."]})
+    outlet_ids = values.pop("outlet_ids")
+    scenario = Scenario(**values, outlets=[ScenarioOutlet(outlet_id=o) for o in _partner_outlets(
+        session, values["partner_id"], outlet_ids)])
+    check(scenario)
+    session.add(scenario)
+    session.flush()
+    identity.audit(session, actor, "scenario.create", object_type="scenario", object_id=scenario.id,
+                   details={"code": scenario.code})
+    return scenario
+
+
+def _partner_outlets(session: Session, partner_id: int, outlet_ids: list[int]) -> list[int]:
+    valid = set(session.scalars(select(Outlet.id).where(Outlet.partner_id == partner_id, Outlet.id.in_(outlet_ids))))
+    if set(outlet_ids) - valid or not outlet_ids:
+        raise ValidationFailed("Choose outlets of this partner.", details={"outlet_ids": ["Not this partner's outlets."]})
+    return outlet_ids
+
+
+def update(session: Session, actor: Principal, scenario_id: int, changes: dict[str, Any]) -> Scenario:
+    """Change future terms. Past redemptions keep the terms they were made under."""
+    if not actor.has_role("admin"):
+        raise Forbidden("Only an admin manages scenarios.", code="role_required")
+    scenario = get(session, scenario_id)
+    _partner_in_scope(session, actor, scenario.partner_id)
+    before = {k: getattr(scenario, k) for k in changes if k in EDITABLE}
+    for key, value in changes.items():
+        if key == "outlet_ids":
+            scenario.outlets = [ScenarioOutlet(outlet_id=o) for o in _partner_outlets(session, scenario.partner_id, value)]
+        elif key in EDITABLE:
+            setattr(scenario, key, value)
+    if scenario.total_quota is not None and scenario.total_quota < scenario.quota_used:
+        raise ValidationFailed("The quota is below what is already used.",
+                               details={"total_quota": [f"At least {scenario.quota_used}."]})
+    check(scenario)
+    scenario.updated_at = utcnow()
+    session.flush()
+    identity.audit(session, actor, "scenario.update", object_type="scenario", object_id=scenario.id,
+                   details={"before": {k: str(v) for k, v in before.items()},
+                            "after": {k: str(changes[k]) for k in before}})
+    return scenario
+
+
+def set_status(session: Session, actor: Principal, scenario_id: int, status: str) -> Scenario:
+    if not actor.has_role("admin"):
+        raise Forbidden("Only an admin manages scenarios.", code="role_required")
+    scenario = get(session, scenario_id)
+    _partner_in_scope(session, actor, scenario.partner_id)
+    scenario.status = status
+    scenario.updated_at = utcnow()
+    session.flush()
+    identity.audit(session, actor, f"scenario.{'suspend' if status == 'suspended' else 'resume'}",
+                   object_type="scenario", object_id=scenario.id)
+    return scenario

@@ -1,0 +1,72 @@
+"""One-time codes: 8 random digits, valid for minutes, single use, bound to one participant.
+Only an HMAC of the digits is stored; look-ups are rate-limited per outlet and per code."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import io
+import secrets
+
+import qrcode
+import qrcode.image.svg
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from infra.auth import Principal
+from infra.db import utcnow
+from infra.errors import Conflict, Forbidden, NotFound
+from redemption.models import OneTimeCode
+
+DIGITS = 8
+MAX_ACTIVE = 3
+
+
+def digest(secret_key: str, digits: str) -> str:
+    return hmac.new(secret_key.encode(), f"otc:{digits}".encode(), hashlib.sha256).hexdigest()
+
+
+def issue(session: Session, actor: Principal, *, secret_key: str, ttl: dt.timedelta) -> tuple[str, OneTimeCode]:
+    if actor.kind != "participant":
+        raise Forbidden("Codes are for participants.", code="participants_only")
+    now = utcnow()
+    active = session.scalars(select(OneTimeCode).where(
+        OneTimeCode.participant_id == actor.id, OneTimeCode.used_at.is_(None), OneTimeCode.expires_at > now)
+        .order_by(OneTimeCode.id)).all()
+    for old in active[: max(len(active) - MAX_ACTIVE + 1, 0)]:
+        old.expires_at = now  # a new code retires the oldest beyond the few kept live
+    for _attempt in range(5):
+        digits = f"{secrets.randbelow(10 ** DIGITS):0{DIGITS}d}"
+        code = OneTimeCode(participant_id=actor.id, code_digest=digest(secret_key, digits), expires_at=now + ttl)
+        try:
+            with session.begin_nested():
+                session.add(code)
+                session.flush()
+            return digits, code
+        except IntegrityError:
+            continue
+    raise Conflict("Could not make a code; try again.", code="code_busy")
+
+
+def find(session: Session, digits: str, *, secret_key: str, now: dt.datetime | None = None) -> OneTimeCode:
+    """A live code, or one 404 for every failure (unknown, expired, used), so guesses learn nothing."""
+    now = now or utcnow()
+    code = session.scalar(select(OneTimeCode).where(OneTimeCode.code_digest == digest(secret_key, digits)))
+    if code is None or code.used_at is not None or code.expires_at <= now:
+        raise NotFound("This code is not valid. Ask for a new one.", code="code_invalid")
+    return code
+
+
+def consume(session: Session, code: OneTimeCode, outlet_id: int) -> bool:
+    """Mark used; False when someone used it first (the row lock makes the loser wait and see)."""
+    result = session.execute(update(OneTimeCode).where(OneTimeCode.id == code.id, OneTimeCode.used_at.is_(None))
+                             .values(used_at=utcnow(), used_by_outlet=outlet_id))
+    return result.rowcount == 1
+
+
+def qr_svg(digits: str) -> bytes:
+    image = qrcode.make(f"JIEYOU:{digits}", image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
+    buffer = io.BytesIO()
+    image.save(buffer)
+    return buffer.getvalue()

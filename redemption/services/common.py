@@ -1,0 +1,33 @@
+"""Small shared pieces: local periods for limits and settlement, and money in fen."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+from infra.auth import Principal
+from infra.errors import Forbidden
+
+IDEM_SCOPE = "redemption"
+
+
+def local_date(now: dt.datetime, timezone: str) -> dt.date:
+    """Limits count by the county's calendar day, not UTC's."""
+    return now.astimezone(ZoneInfo(timezone)).date()
+
+
+def periods(day: dt.date) -> dict[str, str]:
+    return {"day": f"D{day.isoformat()}", "month": f"M{day:%Y-%m}", "year": f"Y{day.year}"}
+
+
+def fen(yuan: str | Decimal | float) -> int:
+    return int((Decimal(str(yuan)) * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+
+
+def yuan(fen_value: int) -> str:
+    return f"{Decimal(fen_value) / 100:.2f}"
+
+
+def require_outlet(actor: Principal) -> None:
+    if actor.kind != "outlet" or actor.partner_id is None:
+        raise Forbidden("Only an outlet's API key can do this.", code="outlet_only")

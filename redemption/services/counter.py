@@ -1,0 +1,335 @@
+"""At the counter: look a code up, redeem a spend scenario or record a privilege, hold then
+capture or void, refund. Every write takes an idempotency key scoped to the outlet.
+
+Limits hold under concurrency because each is taken with one conditional statement: usage
+counters with an upsert that refuses past the limit, the quota with a guarded UPDATE, and the
+balance by the ledger's row lock and CHECK. All happen in the request's transaction, so a refusal
+anywhere leaves nothing behind (the code stays unused)."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from identity.models import Participant
+from infra.auth import Principal
+from infra.db import dialect_insert, utcnow
+from infra.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
+from infra.security import mask_name
+from ledger.services import accounts
+from ledger.services.chain import request_digest
+from ledger.services.posting import Leg, PostingRequest, post
+from redemption.models import Hold, Redemption, Refund, Scenario, ScenarioOutlet, UsageCounter
+from redemption.services import codes
+from redemption.services.common import IDEM_SCOPE, local_date, periods, require_outlet
+from redemption.services.eligibility import Standing, Verdict, evaluate, standing
+
+
+@dataclass(frozen=True)
+class CounterConfig:
+    secret_key: str
+    timezone: str
+    hold_ttl: dt.timedelta
+    refund_window: dt.timedelta
+    shards: int
+
+
+@dataclass(frozen=True)
+class LookupView:
+    masked_name: str
+    grade: str | None
+    verdicts: list[Verdict]
+
+
+def outlet_scenarios(session: Session, outlet: Principal) -> list[Scenario]:
+    return list(session.scalars(select(Scenario).join(ScenarioOutlet).where(ScenarioOutlet.outlet_id == outlet.id)
+                                .order_by(Scenario.code)))
+
+
+def _outlet_scenario(session: Session, outlet: Principal, scenario_id: int) -> Scenario:
+    scenario = session.scalar(select(Scenario).join(ScenarioOutlet).where(
+        Scenario.id == scenario_id, ScenarioOutlet.outlet_id == outlet.id))
+    if scenario is None:
+        raise NotFound("Scenario not found at this outlet.", details={"scenario_id": [str(scenario_id)]})
+    return scenario
+
+
+def lookup(session: Session, outlet: Principal, digits: str, cfg: CounterConfig) -> LookupView:
+    require_outlet(outlet)
+    code = codes.find(session, digits, secret_key=cfg.secret_key)
+    person = session.get(Participant, code.participant_id)
+    assert person is not None
+    who = standing(session, person.id, now=utcnow(), timezone=cfg.timezone)
+    return LookupView(masked_name=mask_name(person.name), grade=who.grade,
+                      verdicts=evaluate(session, who, outlet_scenarios(session, outlet)))
+
+
+def _refuse_unless_eligible(verdict: Verdict, *, ignore: tuple[str, ...] = ()) -> None:
+    """Static reasons (suspended, dates, grade) refuse at once; limits, quota and the balance are
+    taken atomically afterwards, so a stale read can never let one through."""
+    blocking = [r for r in verdict.reasons if r["code"] not in ignore]
+    if blocking:
+        raise Conflict("The participant cannot use this scenario now.", code=blocking[0]["code"],
+                       details={"reasons": blocking})
+
+
+def _take_limits(session: Session, participant_id: int, scenario: Scenario, today: dt.date) -> None:
+    table = UsageCounter.__table__
+    for period, limit in (("day", scenario.limit_day), ("month", scenario.limit_month), ("year", scenario.limit_year)):
+        if limit is None:
+            continue
+        key = periods(today)[period]
+        stmt = (dialect_insert(session)(table).values(participant_id=participant_id, scenario_id=scenario.id,
+                                                     period=key, used=1)
+                .on_conflict_do_update(index_elements=["participant_id", "scenario_id", "period"],
+                                       set_={"used": table.c.used + 1}, where=table.c.used < limit)
+                .returning(table.c.used))
+        if session.execute(stmt).first() is None:
+            raise Conflict("The participant has reached this scenario's limit.", code=f"limit_{period}",
+                           details={"reasons": [{"code": f"limit_{period}", "limit": limit}]})
+    if scenario.total_quota is not None:
+        taken = session.execute(update(Scenario).where(Scenario.id == scenario.id,
+                                                       Scenario.quota_used < Scenario.total_quota)
+                                .values(quota_used=Scenario.quota_used + 1)
+                                .execution_options(synchronize_session=False))
+        if taken.rowcount != 1:
+            raise Conflict("This scenario's quota is used up.", code="quota_exhausted",
+                           details={"reasons": [{"code": "quota_exhausted"}]})
+
+
+def _replay(session: Session, model: type, outlet: Principal, key: str, digest: str) -> Any:
+    found = session.scalar(select(model).where(model.outlet_id == outlet.id, model.idem_key == key))
+    if found is not None and found.request_digest != digest:
+        raise IdempotencyConflict("This idempotency key was already used for a different request.",
+                                  details={"idempotency_key": [f"Used for {model.__tablename__} {found.id}."]})
+    return found
+
+
+def _claim_code(session: Session, outlet: Principal, digits: str, cfg: CounterConfig, model: type, key: str,
+                digest: str) -> tuple[Any, int | None]:
+    """Consume the code; if a duplicate of this very request won the race, return its result."""
+    code = codes.find(session, digits, secret_key=cfg.secret_key)
+    if codes.consume(session, code, outlet.id):
+        return None, code.participant_id
+    if (done := _replay(session, model, outlet, key, digest)) is not None:
+        return done, None
+    raise NotFound("This code is not valid. Ask for a new one.", code="code_invalid")
+
+
+def _terms(scenario: Scenario) -> dict[str, Any]:
+    return {k: getattr(scenario, k) if not isinstance(getattr(scenario, k), dt.date) else getattr(scenario, k).isoformat()
+            for k in ("code", "name_zh", "name_en", "kind", "points_cost", "required_grade", "yuan_value_fen",
+                      "limit_day", "limit_month", "limit_year", "terms_zh", "terms_en")}
+
+
+def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int, idem_key: str,
+           cfg: CounterConfig) -> tuple[Redemption, bool]:
+    """Spend (debit the points) or record the use of a privilege (no debit). Returns (redemption, replayed)."""
+    require_outlet(outlet)
+    digest = request_digest({"op": "redeem", "code": codes.digest(cfg.secret_key, digits), "scenario": scenario_id})
+    if (done := _replay(session, Redemption, outlet, idem_key, digest)) is not None:
+        return done, True
+    scenario = _outlet_scenario(session, outlet, scenario_id)
+    done, participant_id = _claim_code(session, outlet, digits, cfg, Redemption, idem_key, digest)
+    if done is not None:
+        return done, True
+    assert participant_id is not None
+    now = utcnow()
+    who = standing(session, participant_id, now=now, timezone=cfg.timezone)
+    _refuse_unless_eligible(evaluate(session, who, [scenario])[0],
+                            ignore=("limit_day", "limit_month", "limit_year", "quota_exhausted", "insufficient_points"))
+    _take_limits(session, participant_id, scenario, who.today)
+    posting_id = None
+    if scenario.kind == "spend":
+        posting_id = _post(session, outlet, cfg, kind="redemption", key=f"redeem:{idem_key}",
+                           reason=f"{scenario.name_zh}（{scenario.code}）",
+                           legs=[(accounts.participant_account(session, participant_id).id, -scenario.points_cost),
+                                 (accounts.partner_account(session, scenario.partner_id, cfg.shards).id,
+                                  scenario.points_cost)], source=None)
+    redemption = Redemption(scenario_id=scenario.id, partner_id=scenario.partner_id, outlet_id=outlet.id,
+                            participant_id=participant_id, kind=scenario.kind,
+                            points=scenario.points_cost if scenario.kind == "spend" else 0,
+                            yuan_value_fen=scenario.yuan_value_fen, posting_id=posting_id, terms=_terms(scenario),
+                            idem_key=idem_key, request_digest=digest, created_at=now)
+    session.add(redemption)
+    session.flush()
+    return redemption, False
+
+
+def _post(session: Session, outlet: Principal, cfg: CounterConfig, *, kind: str, key: str, reason: str,
+          legs: list[tuple[int, int]], source: tuple[str, str] | None) -> int:
+    legs = [(a, n) for a, n in legs if n != 0]
+    return post(session, outlet, PostingRequest(
+        kind=kind, reason=reason, idempotency_key=f"{outlet.id}:{key}",
+        source_type=source[0] if source else None, source_id=source[1] if source else None,
+        legs=[Leg(a, n) for a, n in legs]), idem_scope=IDEM_SCOPE).posting_id
+
+
+def hold(session: Session, outlet: Principal, *, digits: str, scenario_id: int, points: int | None, idem_key: str,
+         cfg: CounterConfig) -> tuple[Hold, bool]:
+    """Set points aside (they stop counting as available) until capture, void or expiry."""
+    require_outlet(outlet)
+    digest = request_digest({"op": "hold", "code": codes.digest(cfg.secret_key, digits), "scenario": scenario_id,
+                             "points": points})
+    if (done := _replay(session, Hold, outlet, idem_key, digest)) is not None:
+        return done, True
+    scenario = _outlet_scenario(session, outlet, scenario_id)
+    if scenario.kind != "spend":
+        raise Conflict("Only spend scenarios take holds.", code="not_a_spend_scenario")
+    amount = points or scenario.points_cost
+    done, participant_id = _claim_code(session, outlet, digits, cfg, Hold, idem_key, digest)
+    if done is not None:
+        return done, True
+    assert participant_id is not None
+    now = utcnow()
+    who = standing(session, participant_id, now=now, timezone=cfg.timezone)
+    _refuse_unless_eligible(evaluate(session, who, [scenario])[0], ignore=("insufficient_points",))
+    escrow = accounts.system_account(session, accounts.ESCROW, cfg.shards)
+    posting_id = _post(session, outlet, cfg, kind="hold", key=f"hold:{idem_key}",
+                       reason=f"{scenario.name_zh}（{scenario.code}）积分冻结",
+                       legs=[(accounts.participant_account(session, participant_id).id, -amount), (escrow.id, amount)],
+                       source=None)
+    record = Hold(scenario_id=scenario.id, outlet_id=outlet.id, participant_id=participant_id, points=amount,
+                  hold_posting_id=posting_id, expires_at=now + cfg.hold_ttl, idem_key=idem_key,
+                  request_digest=digest, created_at=now)
+    session.add(record)
+    session.flush()
+    return record, False
+
+
+def _locked_hold(session: Session, outlet: Principal, hold_id: int) -> Hold:
+    record = session.get(Hold, hold_id, with_for_update=True, populate_existing=True)
+    if record is None or record.outlet_id != outlet.id:
+        raise NotFound("Hold not found.")
+    return record
+
+
+def capture(session: Session, outlet: Principal, hold_id: int, *, points: int | None, idem_key: str,
+            cfg: CounterConfig) -> tuple[Redemption, bool]:
+    """Turn a hold into a redemption of the same or a smaller amount; the rest goes back."""
+    require_outlet(outlet)
+    digest = request_digest({"op": "capture", "hold": hold_id, "points": points})
+    if (done := _replay(session, Redemption, outlet, idem_key, digest)) is not None:
+        return done, True
+    record = _locked_hold(session, outlet, hold_id)
+    now = utcnow()
+    if record.status != "held":
+        raise Conflict("This hold is no longer open.", code=f"hold_{record.status}")
+    if record.expires_at <= now:
+        raise Conflict("This hold has expired; its points are being released.", code="hold_expired")
+    amount = record.points if points is None else points
+    if not 1 <= amount <= record.points:
+        raise ValidationFailed("Capture at most what was held.", details={"points": [f"1 to {record.points}."]})
+    scenario = session.get(Scenario, record.scenario_id)
+    assert scenario is not None
+    _take_limits(session, record.participant_id, scenario, local_date(now, cfg.timezone))
+    escrow = accounts.system_account(session, accounts.ESCROW, cfg.shards)
+    posting_id = _post(session, outlet, cfg, kind="redemption", key=f"capture:{idem_key}",
+                       reason=f"{scenario.name_zh}（{scenario.code}）",
+                       legs=[(escrow.id, -record.points),
+                             (accounts.partner_account(session, scenario.partner_id, cfg.shards).id, amount),
+                             (accounts.participant_account(session, record.participant_id).id, record.points - amount)],
+                       source=("hold", str(record.id)))
+    value = scenario.yuan_value_fen * amount // scenario.points_cost
+    redemption = Redemption(scenario_id=scenario.id, partner_id=scenario.partner_id, outlet_id=outlet.id,
+                            participant_id=record.participant_id, kind="spend", points=amount, yuan_value_fen=value,
+                            posting_id=posting_id, terms=_terms(scenario), idem_key=idem_key, request_digest=digest,
+                            created_at=now)
+    session.add(redemption)
+    session.flush()
+    record.status, record.redemption_id, record.closed_at = "captured", redemption.id, now
+    session.flush()
+    return redemption, False
+
+
+def release(session: Session, actor: Principal, record: Hold, status: str, cfg: CounterConfig) -> Hold:
+    """Give held points back (void by the outlet, or expiry by the job). Exactly once: the hold
+    row is locked and the posting's key is the hold's."""
+    escrow = accounts.system_account(session, accounts.ESCROW, cfg.shards)
+    scenario = session.get(Scenario, record.scenario_id)
+    assert scenario is not None
+    record.release_posting_id = post(session, actor, PostingRequest(
+        kind="release", reason=f"{scenario.name_zh}（{scenario.code}）冻结释放",
+        idempotency_key=f"release:{record.id}", source_type="hold", source_id=str(record.id),
+        legs=[Leg(escrow.id, -record.points),
+              Leg(accounts.participant_account(session, record.participant_id).id, record.points)]),
+        idem_scope=IDEM_SCOPE).posting_id
+    record.status, record.closed_at = status, utcnow()
+    session.flush()
+    return record
+
+
+def void(session: Session, outlet: Principal, hold_id: int, cfg: CounterConfig) -> Hold:
+    require_outlet(outlet)
+    record = _locked_hold(session, outlet, hold_id)
+    if record.status == "voided":
+        return record  # voiding twice is harmless
+    if record.status != "held":
+        raise Conflict("This hold is no longer open.", code=f"hold_{record.status}")
+    return release(session, outlet, record, "voided", cfg)
+
+
+def expire_holds(session: Session, actor: Principal, cfg: CounterConfig, *, now: dt.datetime | None = None,
+                 limit: int = 500) -> int:
+    """Scheduled: release every hold past its time. SKIP LOCKED lets several workers share it."""
+    now = now or utcnow()
+    due = session.scalars(select(Hold).where(Hold.status == "held", Hold.expires_at <= now).order_by(Hold.id)
+                          .limit(limit).with_for_update(skip_locked=True)).all()
+    for record in due:
+        release(session, actor, record, "expired", cfg)
+    return len(due)
+
+
+def refund(session: Session, outlet: Principal, redemption_id: int, *, points: int | None, reason: str,
+           idem_key: str, cfg: CounterConfig) -> tuple[Refund, bool]:
+    """Give points back for a mistaken redemption: within the window, never beyond what was
+    redeemed (a guarded UPDATE and a CHECK), so never twice in full."""
+    require_outlet(outlet)
+    digest = request_digest({"op": "refund", "redemption": redemption_id, "points": points, "reason": reason})
+    if (done := _replay(session, Refund, outlet, idem_key, digest)) is not None:
+        return done, True
+    redemption = session.get(Redemption, redemption_id)
+    if redemption is None or redemption.outlet_id != outlet.id:
+        raise NotFound("Redemption not found.")
+    if redemption.kind != "spend":
+        raise Conflict("A privilege deducts no points; there is nothing to refund.", code="nothing_to_refund")
+    now = utcnow()
+    if redemption.created_at + cfg.refund_window < now:
+        raise Conflict("The refund window for this redemption has closed.", code="refund_window_closed",
+                       details={"window_days": [str(cfg.refund_window.days)]})
+    remaining = redemption.points - redemption.refunded_points
+    amount = remaining if points is None else points
+    if amount < 1:
+        raise Conflict("This redemption has already been refunded in full.", code="already_refunded")
+    value = redemption.yuan_value_fen * amount // redemption.points if redemption.points else 0
+    taken = session.execute(update(Redemption).where(
+        Redemption.id == redemption.id, Redemption.refunded_points + amount <= Redemption.points)
+        .values(refunded_points=Redemption.refunded_points + amount)
+        .execution_options(synchronize_session=False))
+    if taken.rowcount != 1:
+        session.refresh(redemption)
+        raise Conflict("A refund cannot exceed what was redeemed.", code="refund_exceeds",
+                       details={"points": [f"At most {redemption.points - redemption.refunded_points}."]})
+    session.refresh(redemption)
+    if redemption.refunded_points == redemption.points:
+        value = redemption.yuan_value_fen - redemption.refunded_fen  # the last refund squares the yuan exactly
+    redemption.refunded_fen += value
+    scenario = session.get(Scenario, redemption.scenario_id)
+    assert scenario is not None
+    posting_id = _post(session, outlet, cfg, kind="refund", key=f"refund:{idem_key}",
+                       reason=f"{scenario.name_zh}（{scenario.code}）退回：{reason}",
+                       legs=[(accounts.partner_account(session, redemption.partner_id, cfg.shards).id, -amount),
+                             (accounts.participant_account(session, redemption.participant_id).id, amount)],
+                       source=("redemption", str(redemption.id)))
+    record = Refund(redemption_id=redemption.id, outlet_id=outlet.id, points=amount, yuan_value_fen=value,
+                    reason=reason, posting_id=posting_id, idem_key=idem_key, request_digest=digest, created_at=now)
+    session.add(record)
+    session.flush()
+    return record, False
+
+
+def standing_for(session: Session, participant_id: int, cfg: CounterConfig) -> Standing:
+    return standing(session, participant_id, now=utcnow(), timezone=cfg.timezone)

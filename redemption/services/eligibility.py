@@ -1,0 +1,85 @@
+"""Which scenarios a participant can use now, and for each one they cannot, why."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger.services import accounts
+from redemption.models import Scenario, UsageCounter
+from redemption.services.common import local_date, periods
+from scoring.services import grades
+
+GRADE_ORDER = ("A", "AA", "AAA")
+REASONS = {
+    "suspended": ("该场景已暂停", "This scenario is suspended"),
+    "not_started": ("尚未开始", "Not started yet"),
+    "ended": ("已结束", "Has ended"),
+    "grade_required": ("信用等级不足", "A higher credit grade is required"),
+    "insufficient_points": ("积分不足", "Not enough points"),
+    "limit_day": ("今日次数已用完", "Daily limit reached"),
+    "limit_month": ("本月次数已用完", "Monthly limit reached"),
+    "limit_year": ("本年次数已用完", "Yearly limit reached"),
+    "quota_exhausted": ("名额或库存已用完", "Quota or stock exhausted"),
+}
+
+
+@dataclass
+class Verdict:
+    scenario: Scenario
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def eligible(self) -> bool:
+        return not self.reasons
+
+
+@dataclass(frozen=True)
+class Standing:
+    participant_id: int
+    balance: int
+    grade: str | None
+    today: dt.date
+
+
+def standing(session: Session, participant_id: int, *, now: dt.datetime, timezone: str) -> Standing:
+    account = accounts.participant_account(session, participant_id)
+    view = grades.grade(session, participant_id)
+    return Standing(participant_id=participant_id, balance=accounts.balance(session, account.id),
+                    grade=view.grade["code"] if view.grade else None, today=local_date(now, timezone))
+
+
+def grade_meets(have: str | None, need: str | None) -> bool:
+    if need is None:
+        return True
+    return have is not None and GRADE_ORDER.index(have) >= GRADE_ORDER.index(need)
+
+
+def evaluate(session: Session, who: Standing, scenarios: list[Scenario]) -> list[Verdict]:
+    keys = periods(who.today)
+    used = {(c.scenario_id, c.period): c.used for c in session.scalars(select(UsageCounter).where(
+        UsageCounter.participant_id == who.participant_id, UsageCounter.period.in_(keys.values()),
+        UsageCounter.scenario_id.in_([s.id for s in scenarios])))}
+    verdicts = []
+    for s in scenarios:
+        v = Verdict(scenario=s)
+        if s.status != "active":
+            v.reasons.append({"code": "suspended"})
+        if who.today < s.valid_from:
+            v.reasons.append({"code": "not_started", "from": s.valid_from.isoformat()})
+        if s.valid_until is not None and who.today > s.valid_until:
+            v.reasons.append({"code": "ended", "until": s.valid_until.isoformat()})
+        if not grade_meets(who.grade, s.required_grade):
+            v.reasons.append({"code": "grade_required", "need": s.required_grade, "have": who.grade})
+        if s.kind == "spend" and who.balance < s.points_cost:
+            v.reasons.append({"code": "insufficient_points", "need": s.points_cost, "have": who.balance})
+        for period, limit in (("day", s.limit_day), ("month", s.limit_month), ("year", s.limit_year)):
+            if limit is not None and used.get((s.id, keys[period]), 0) >= limit:
+                v.reasons.append({"code": f"limit_{period}", "limit": limit})
+        if s.total_quota is not None and s.quota_used >= s.total_quota:
+            v.reasons.append({"code": "quota_exhausted"})
+        verdicts.append(v)
+    return verdicts

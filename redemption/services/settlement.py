@@ -1,0 +1,167 @@
+"""Monthly settlement per partner: the redemptions and refunds of the month with points and yuan,
+and a reconciliation proving the partner's ledger account matches its redemptions exactly."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from identity import services as identity
+from identity.models import Outlet, Partner
+from infra.auth import Principal
+from infra.errors import Forbidden, NotFound
+from infra.security import mask_name
+from ledger.models import Account, Entry, Posting
+from redemption.models import Redemption, Refund, Scenario
+from redemption.services.common import yuan
+
+
+@dataclass
+class Settlement:
+    partner: Partner
+    month: str
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    redeemed_points: int = 0
+    refunded_points: int = 0
+    redeemed_fen: int = 0
+    refunded_fen: int = 0
+    privilege_uses: int = 0
+    ledger_month_net: int = 0
+    ledger_balance: int = 0
+    all_time_net: int = 0
+
+    @property
+    def net_points(self) -> int:
+        return self.redeemed_points - self.refunded_points
+
+    @property
+    def net_yuan(self) -> str:
+        return yuan(self.redeemed_fen - self.refunded_fen)
+
+    @property
+    def reconciled(self) -> bool:
+        return self.ledger_month_net == self.net_points and self.ledger_balance == self.all_time_net
+
+
+def _month_bounds(month: str, timezone: str) -> tuple[dt.datetime, dt.datetime]:
+    year, mon = (int(x) for x in month.split("-"))
+    zone = ZoneInfo(timezone)
+    start = dt.datetime(year, mon, 1, tzinfo=zone)
+    end = dt.datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=zone)
+    return start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
+
+
+def visible_partner(session: Session, actor: Principal, partner_id: int) -> Partner:
+    """Staff in scope, or any outlet of the partner itself."""
+    partner = session.get(Partner, partner_id)
+    if partner is None:
+        raise NotFound("Partner not found.")
+    if actor.kind == "outlet":
+        if actor.partner_id != partner.id:
+            raise NotFound("Partner not found.")
+    elif not actor.is_staff or not actor.in_scope(identity.get_region(session, partner.region_id).path):
+        raise NotFound("Partner not found.")
+    elif not actor.has_role("approver", "auditor", "clerk"):
+        raise Forbidden("Your role does not see settlements.", code="role_required")
+    return partner
+
+
+def settle(session: Session, actor: Principal, partner_id: int, month: str, timezone: str) -> Settlement:
+    partner = visible_partner(session, actor, partner_id)
+    start, end = _month_bounds(month, timezone)
+    result = Settlement(partner=partner, month=month)
+    names = {}
+    for r, scenario, outlet in session.execute(
+            select(Redemption, Scenario, Outlet).join(Scenario, Scenario.id == Redemption.scenario_id)
+            .join(Outlet, Outlet.id == Redemption.outlet_id)
+            .where(Redemption.partner_id == partner.id, Redemption.created_at >= start, Redemption.created_at < end)
+            .order_by(Redemption.id)):
+        names.setdefault(r.participant_id, None)
+        result.lines.append({"type": "redemption", "id": r.id, "at": r.created_at, "outlet": outlet.name,
+                             "scenario": scenario.code, "scenario_name": r.terms.get("name_zh", scenario.name_zh),
+                             "kind": r.kind, "participant_id": r.participant_id, "points": r.points,
+                             "yuan": yuan(r.yuan_value_fen)})
+        if r.kind == "spend":
+            result.redeemed_points += r.points
+            result.redeemed_fen += r.yuan_value_fen
+        else:
+            result.privilege_uses += 1
+    for f, r, outlet in session.execute(
+            select(Refund, Redemption, Outlet).join(Redemption, Redemption.id == Refund.redemption_id)
+            .join(Outlet, Outlet.id == Refund.outlet_id)
+            .where(Redemption.partner_id == partner.id, Refund.created_at >= start, Refund.created_at < end)
+            .order_by(Refund.id)):
+        names.setdefault(r.participant_id, None)
+        result.lines.append({"type": "refund", "id": f.id, "at": f.created_at, "outlet": outlet.name,
+                             "scenario": r.terms.get("code"), "scenario_name": r.terms.get("name_zh"), "kind": r.kind,
+                             "participant_id": r.participant_id, "points": -f.points, "yuan": f"-{yuan(f.yuan_value_fen)}"})
+        result.refunded_points += f.points
+        result.refunded_fen += f.yuan_value_fen
+    from identity.models import Participant
+
+    for pid, name in session.execute(select(Participant.id, Participant.name).where(Participant.id.in_(names))):
+        names[pid] = mask_name(name)
+    for line in result.lines:
+        line["participant"] = names.get(line.pop("participant_id"), "")
+    account_id = session.scalar(select(Account.id).where(Account.code == f"partner:{partner.id}"))
+    if account_id is not None:
+        result.ledger_month_net = int(session.scalar(
+            select(func.coalesce(func.sum(Entry.amount), 0)).join(Posting, Posting.id == Entry.posting_id)
+            .where(Entry.account_id == account_id, Entry.effective_at >= start, Entry.effective_at < end,
+                   Posting.kind.in_(("redemption", "refund")))) or 0)
+        result.ledger_balance = int(session.scalar(select(func.coalesce(func.sum(Entry.amount), 0))
+                                                   .where(Entry.account_id == account_id)) or 0)
+    redeemed = session.scalar(select(func.coalesce(func.sum(Redemption.points), 0))
+                              .where(Redemption.partner_id == partner.id)) or 0
+    refunded = session.scalar(select(func.coalesce(func.sum(Refund.points), 0)).join(Redemption)
+                              .where(Redemption.partner_id == partner.id)) or 0
+    result.all_time_net = int(redeemed) - int(refunded)
+    result.lines.sort(key=lambda line: (line["at"], line["type"]))
+    if actor.is_staff:
+        identity.audit(session, actor, "settlement.view", object_type="partner", object_id=partner.id,
+                       details={"month": month})
+    return result
+
+
+HEADER = ["类型 type", "编号 id", "时间 time", "网点 outlet", "场景 scenario", "名称 name", "参与者 participant",
+          "积分 points", "金额(元) yuan"]
+
+
+def table(s: Settlement) -> list[list[Any]]:
+    rows = [[line["type"], line["id"], line["at"].astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+             line["outlet"], line["scenario"], line["scenario_name"], line["participant"], line["points"],
+             line["yuan"]] for line in s.lines]
+    rows.append(["合计 total", "", "", "", "", "", "", s.net_points, s.net_yuan])
+    rows.append(["对账 reconciled", "", "", "", "", "", "", "是 yes" if s.reconciled else "否 NO", ""])
+    return rows
+
+
+def to_csv(s: Settlement) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(HEADER)
+    writer.writerows(table(s))
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def to_xlsx(s: Settlement) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = f"{s.month}"
+    sheet.append(HEADER)
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for row in table(s):
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
