@@ -15,7 +15,9 @@ printed as a `name: value` line:
   ratio_single_to_pgbench  single_postings_per_s / pgbench_tps          (target >= 0.65)
   ratio_batch_to_single    batch_postings_per_s / single_postings_per_s (target >= 10)
   balance_p50/p99_ms_10k   accounts.balance() latency with ~10 thousand entries in the ledger
-  balance_p50/p99_ms_1m    the same with ~1 million entries (grown with post_many)
+                           (1,000 untimed warm-up reads, then 5,000 timed reads of random participants)
+  balance_p50/p99_ms_1m    the same with ~1 million entries (grown with post_many, 5,000 per transaction)
+  balances_table_mb_at_*   size of the cached-balance table (with indexes): it bloats with updates
   ratio_balance_p99_1m_to_10k                                          (target <= 1.2)
   entries_at_*_measure     entry count when each balance measurement ran
   peak_rss_mb_main         peak RSS of this process; peak_rss_mb_workers_max: largest worker's peak
@@ -120,7 +122,10 @@ def run_workers(args, url: str, mode: str, people: list[int], issuance: int, bud
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(args.workers), ctx.Queue()
     per = [budget // args.workers + (1 if i < budget % args.workers else 0) for i in range(args.workers)]
-    procs = [ctx.Process(target=worker, args=(url, mode, args.duration, per[i], people, issuance, barrier, results))
+    # Growing uses batches of 5,000: give each worker its own participants, or every pair of batches
+    # would share ~2,000 locked balance rows and the workers would run one after another.
+    slices = [people[i::args.workers] if mode == "grow" else people for i in range(args.workers)]
+    procs = [ctx.Process(target=worker, args=(url, mode, args.duration, per[i], slices[i], issuance, barrier, results))
              for i in range(args.workers)]
     for p in procs:
         p.start()
@@ -161,18 +166,21 @@ def setup(url: str, n_people: int) -> tuple[list[int], int]:
     return people, issuance
 
 
-def vacuum_and_count(url: str) -> int:
+def vacuum_and_count(url: str) -> tuple[int, float]:
+    """VACUUM ANALYZE, then (entry count, size of the balances table with its indexes in MB)."""
     with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
-        return conn.execute("SELECT count(*) FROM entries").fetchone()[0]  # type: ignore[index]
+        row = conn.execute("SELECT (SELECT count(*) FROM entries), pg_total_relation_size('balances')").fetchone()
+        return row[0], row[1] / 2**20  # type: ignore[index]
 
 
-def balance_latency(url: str, people: list[int], reads: int = 2000) -> tuple[float, float]:
+def balance_latency(url: str, people: list[int], reads: int = 5000, warmup: int = 1000) -> tuple[float, float]:
+    """Same protocol at both ledger sizes: `warmup` random reads untimed, then `reads` timed ones."""
     engine = make_engine(url, pool_size=2)
     samples = []
     with Session(engine) as s:
-        for a in people[:50]:  # warm up connection and statement cache
-            accounts.balance(s, a)
+        for _ in range(warmup):  # connection, statement caches, hot pages
+            accounts.balance(s, random.choice(people))
         for _ in range(reads):
             a = random.choice(people)
             t = time.perf_counter()
@@ -227,7 +235,9 @@ def main() -> None:
         command.upgrade(alembic_config(url), "head")
         people, issuance = setup(url, args.participants)
 
-        emit("entries_at_10k_measure", vacuum_and_count(url))
+        entries, balances_mb = vacuum_and_count(url)
+        emit("entries_at_10k_measure", entries)
+        emit("balances_table_mb_at_10k", balances_mb)
         p50_10k, p99_10k = balance_latency(url, people)
         emit("balance_p50_ms_10k", p50_10k)
         emit("balance_p99_ms_10k", p99_10k)
@@ -259,7 +269,9 @@ def main() -> None:
             rss_workers = max(rss_workers, rss_grow)
             emit("grow_postings", grown)
             emit("grow_seconds", time.perf_counter() - t)
-            emit("entries_at_1m_measure", vacuum_and_count(url))
+            entries, balances_mb = vacuum_and_count(url)
+            emit("entries_at_1m_measure", entries)
+            emit("balances_table_mb_at_1m", balances_mb)
             p50_1m, p99_1m = balance_latency(url, people)
             emit("balance_p50_ms_1m", p50_1m)
             emit("balance_p99_ms_1m", p99_1m)

@@ -128,3 +128,50 @@ def contribution(session: Session, clerk: Principal, person: Participant, indica
     from scoring.services.submissions import submit
 
     return submit(session, clerk, submission(indicator, [(person.id, 1)], **overrides))
+
+
+# --- redemption ------------------------------------------------------------------------------
+
+def counter_config(**overrides):  # noqa: ANN201
+    import datetime as dt
+
+    from redemption.services.counter import CounterConfig
+
+    values = {"secret_key": "test-secret", "timezone": "Asia/Shanghai", "hold_ttl": dt.timedelta(minutes=30),
+              "refund_window": dt.timedelta(days=7), "shards": SHARDS}
+    values.update(overrides)
+    return CounterConfig(**values)
+
+
+def shop(session: Session, region: Region, outlets: int = 2):  # noqa: ANN201
+    """A partner with outlets, its ledger account, and outlet principals."""
+    partner = identity.create_partner(session, code=unique("P"), name="惠民超市", region=region)
+    accounts.partner_account(session, partner.id, SHARDS)
+    made = [identity.create_outlet(session, partner, name=f"门店{i}", region=region) for i in range(outlets)]
+    desks = [Principal(kind="outlet", id=o.id, label=f"outlet:{o.id}", partner_id=partner.id) for o in made]
+    return partner, made, desks
+
+
+def scenario(session: Session, partner, outlets, **overrides):  # noqa: ANN001, ANN201
+    import datetime as dt
+
+    from redemption.models import Scenario, ScenarioOutlet
+
+    values = {"code": unique("S")[:16], "family": "shopping", "name_zh": "积分换购大米", "name_en": "Rice for points",
+              "partner_id": partner.id, "kind": "spend", "points_cost": 10, "required_grade": None,
+              "yuan_value_fen": 1000, "valid_from": dt.date(2024, 1, 1), "terms_zh": "凭码兑换", "terms_en": "Show code"}
+    values.update(overrides)
+    item = Scenario(**values, outlets=[ScenarioOutlet(outlet_id=o.id) for o in outlets])
+    session.add(item)
+    session.flush()
+    return item
+
+
+def code_for(session: Session, person: Participant, secret_key: str = "test-secret") -> str:
+    import datetime as dt
+
+    from redemption.services import codes
+
+    digits, _ = codes.issue(session, identity.participant_principal(person), secret_key=secret_key,
+                            ttl=dt.timedelta(minutes=5))
+    return digits

@@ -1,0 +1,226 @@
+"""At the counter: redeem, privileges, holds, refunds, and who may see what."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from infra.auth import SYSTEM
+from infra.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
+from ledger.models import Posting
+from ledger.services import accounts
+from redemption.models import Hold
+from redemption.services import counter
+from tests import factories as f
+
+CFG = f.counter_config()
+
+
+@pytest.fixture
+def world(session):
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a, name="张秀梅")
+    account = f.account_of(session, person)
+    f.award(session, account.id, 100)
+    partner, outlets, desks = f.shop(session, tree.town_a)
+    rice = f.scenario(session, partner, outlets, points_cost=30, yuan_value_fen=3000, limit_day=2)
+    return tree, person, account, partner, outlets, desks, rice
+
+
+def test_redeeming_debits_the_points_into_the_partners_account(session, world):
+    _tree, person, account, partner, _o, desks, rice = world
+    redemption, replayed = counter.redeem(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id,
+                                          idem_key="till-0001-a", cfg=CFG)
+    assert not replayed and redemption.points == 30 and redemption.terms["name_zh"] == "积分换购大米"
+    assert accounts.balance(session, account.id) == 70
+    assert accounts.balance(session, accounts.partner_account(session, partner.id, f.SHARDS).id) == 30
+
+
+def test_a_code_is_single_use_and_retries_replay(session, world):
+    _tree, person, account, _p, _o, desks, rice = world
+    digits = f.code_for(session, person)
+    first, _ = counter.redeem(session, desks[0], digits=digits, scenario_id=rice.id, idem_key="till-0002-a", cfg=CFG)
+    again, replayed = counter.redeem(session, desks[0], digits=digits, scenario_id=rice.id, idem_key="till-0002-a",
+                                     cfg=CFG)
+    assert replayed and again.id == first.id and accounts.balance(session, account.id) == 70
+    with pytest.raises(NotFound) as err:
+        counter.redeem(session, desks[0], digits=digits, scenario_id=rice.id, idem_key="till-0002-b", cfg=CFG)
+    assert err.value.code == "code_invalid"
+    with pytest.raises(IdempotencyConflict):
+        counter.redeem(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id,
+                       idem_key="till-0002-a", cfg=CFG)
+
+
+def test_an_expired_code_is_refused(session, world):
+    _tree, person, _a, _p, _o, desks, rice = world
+    from redemption.services import codes
+    from identity.services import participant_principal
+
+    digits, code = codes.issue(session, participant_principal(person), secret_key="test-secret",
+                               ttl=dt.timedelta(seconds=-1))
+    with pytest.raises(NotFound):
+        counter.lookup(session, desks[0], digits, CFG)
+
+
+def test_lookup_shows_masked_name_grade_and_reasons(session, world):
+    tree, person, _a, partner, outlets, desks, rice = world
+    loan = f.scenario(session, partner, outlets, kind="privilege", points_cost=0, required_grade="AA",
+                      yuan_value_fen=0, name_zh="贷款优先审批")
+    gift = f.scenario(session, partner, outlets, points_cost=500, name_zh="电饭煲")
+    view = counter.lookup(session, desks[0], f.code_for(session, person), CFG)
+    assert view.masked_name == "张*梅" and view.grade == "A"
+    reasons = {v.scenario.id: [r["code"] for r in v.reasons] for v in view.verdicts}
+    assert reasons == {rice.id: [], loan.id: ["grade_required"], gift.id: ["insufficient_points"]}
+
+
+def test_privilege_records_a_use_and_deducts_nothing(session, world):
+    tree, person, account, partner, outlets, desks, _rice = world
+    window = f.scenario(session, partner, outlets, kind="privilege", points_cost=0, required_grade="A",
+                        yuan_value_fen=0, name_zh="绿色通道优先办理", limit_month=1)
+    used, _ = counter.redeem(session, desks[0], digits=f.code_for(session, person), scenario_id=window.id,
+                             idem_key="till-0003-a", cfg=CFG)
+    assert used.kind == "privilege" and used.points == 0 and used.posting_id is None
+    assert accounts.balance(session, account.id) == 100
+    with pytest.raises(Conflict) as err:
+        counter.redeem(session, desks[1], digits=f.code_for(session, person), scenario_id=window.id,
+                       idem_key="till-0003-b", cfg=CFG)
+    assert err.value.code == "limit_month"
+
+
+def test_daily_limit_and_quota_hold(session, world):
+    tree, person, _a, partner, outlets, desks, rice = world
+    for n in range(2):
+        counter.redeem(session, desks[n], digits=f.code_for(session, person), scenario_id=rice.id,
+                       idem_key=f"till-0004-{n}", cfg=CFG)
+    with pytest.raises(Conflict) as err:
+        counter.redeem(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id,
+                       idem_key="till-0004-x", cfg=CFG)
+    assert err.value.code == "limit_day"
+    scarce = f.scenario(session, partner, outlets, points_cost=1, total_quota=1)
+    other = f.participant(session, tree.grid_a)
+    f.award(session, f.account_of(session, other).id, 5)
+    counter.redeem(session, desks[0], digits=f.code_for(session, person), scenario_id=scarce.id,
+                   idem_key="till-0005-a", cfg=CFG)
+    with pytest.raises(Conflict) as err:
+        counter.redeem(session, desks[0], digits=f.code_for(session, other), scenario_id=scarce.id,
+                       idem_key="till-0005-b", cfg=CFG)
+    assert err.value.code == "quota_exhausted"
+
+
+def test_a_refusal_leaves_the_code_usable(session, world):
+    _tree, person, account, partner, outlets, desks, rice = world
+    gift = f.scenario(session, partner, outlets, points_cost=500)
+    digits = f.code_for(session, person)
+    with pytest.raises(Conflict):
+        with session.begin_nested():
+            counter.redeem(session, desks[0], digits=digits, scenario_id=gift.id, idem_key="till-0006-a", cfg=CFG)
+    counter.redeem(session, desks[0], digits=digits, scenario_id=rice.id, idem_key="till-0006-b", cfg=CFG)
+    assert accounts.balance(session, account.id) == 70
+
+
+def test_hold_then_capture_less_returns_the_rest(session, world):
+    _tree, person, account, partner, _o, desks, rice = world
+    held, _ = counter.hold(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id, points=40,
+                           idem_key="till-0007-h", cfg=CFG)
+    assert accounts.balance(session, account.id) == 60  # held points are not available
+    redemption, _ = counter.capture(session, desks[0], held.id, points=25, idem_key="till-0007-c", cfg=CFG)
+    assert redemption.points == 25 and held.status == "captured"
+    assert accounts.balance(session, account.id) == 75
+    assert accounts.balance(session, accounts.partner_account(session, partner.id, f.SHARDS).id) == 25
+    with pytest.raises(Conflict):
+        counter.capture(session, desks[0], held.id, points=1, idem_key="till-0007-d", cfg=CFG)
+
+
+def test_capture_more_than_held_is_refused(session, world):
+    _tree, person, _a, _p, _o, desks, rice = world
+    held, _ = counter.hold(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id, points=None,
+                           idem_key="till-0008-h", cfg=CFG)
+    with pytest.raises(ValidationFailed) as err:
+        counter.capture(session, desks[0], held.id, points=31, idem_key="till-0008-c", cfg=CFG)
+    assert "points" in err.value.details
+
+
+def test_void_and_expiry_release_exactly_once(session, world):
+    _tree, person, account, _p, _o, desks, rice = world
+    voided, _ = counter.hold(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id, points=None,
+                             idem_key="till-0009-h", cfg=CFG)
+    counter.void(session, desks[0], voided.id, CFG)
+    counter.void(session, desks[0], voided.id, CFG)
+    lapsing, _ = counter.hold(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id, points=20,
+                              idem_key="till-0009-i", cfg=CFG)
+    assert accounts.balance(session, account.id) == 80
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+    assert counter.expire_holds(session, SYSTEM, CFG, now=later) == 1
+    assert counter.expire_holds(session, SYSTEM, CFG, now=later) == 0
+    assert lapsing.status == "expired" and accounts.balance(session, account.id) == 100
+    releases = session.scalars(select(Posting).where(Posting.kind == "release", Posting.source_id.in_(
+        [str(voided.id), str(lapsing.id)]))).all()
+    assert len(releases) == 2
+    with pytest.raises(Conflict):
+        counter.capture(session, desks[0], lapsing.id, points=None, idem_key="till-0009-c", cfg=CFG)
+
+
+def test_refunds_partial_then_full_never_more_never_twice(session, world):
+    _tree, person, account, partner, _o, desks, rice = world
+    redemption, _ = counter.redeem(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id,
+                                   idem_key="till-0010-a", cfg=CFG)
+    first, _ = counter.refund(session, desks[0], redemption.id, points=10, reason="少给一袋", idem_key="ref-0010-a",
+                              cfg=CFG)
+    assert first.yuan_value_fen == 1000 and accounts.balance(session, account.id) == 80
+    with pytest.raises(Conflict) as err:
+        counter.refund(session, desks[0], redemption.id, points=21, reason="超额", idem_key="ref-0010-b", cfg=CFG)
+    assert err.value.code == "refund_exceeds"
+    counter.refund(session, desks[0], redemption.id, points=None, reason="退货", idem_key="ref-0010-c", cfg=CFG)
+    assert redemption.refunded_points == 30 and redemption.refunded_fen == 3000
+    with pytest.raises(Conflict) as err:
+        counter.refund(session, desks[0], redemption.id, points=None, reason="再退", idem_key="ref-0010-d", cfg=CFG)
+    assert err.value.code == "already_refunded"
+    again, replayed = counter.refund(session, desks[0], redemption.id, points=10, reason="少给一袋",
+                                     idem_key="ref-0010-a", cfg=CFG)
+    assert replayed and again.id == first.id and accounts.balance(session, account.id) == 100
+    # refunded points spend like any others
+    counter.redeem(session, desks[1], digits=f.code_for(session, person), scenario_id=rice.id,
+                   idem_key="till-0010-z", cfg=CFG)
+    assert accounts.balance(session, account.id) == 70
+
+
+def test_refund_after_the_window_is_refused(session, world):
+    _tree, person, _a, _p, _o, desks, rice = world
+    redemption, _ = counter.redeem(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id,
+                                   idem_key="till-0011-a", cfg=CFG)
+    closed = f.counter_config(refund_window=dt.timedelta(seconds=-1))
+    with pytest.raises(Conflict) as err:
+        counter.refund(session, desks[0], redemption.id, points=None, reason="太晚", idem_key="ref-0011-a", cfg=closed)
+    assert err.value.code == "refund_window_closed"
+
+
+def test_another_outlet_sees_nothing_of_mine(session, world):
+    tree, person, _a, _partner, _o, desks, rice = world
+    _p2, _o2, (stranger,) = f.shop(session, tree.town_a, outlets=1)
+    redemption, _ = counter.redeem(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id,
+                                   idem_key="till-0012-a", cfg=CFG)
+    held, _ = counter.hold(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id, points=None,
+                           idem_key="till-0012-h", cfg=CFG)
+    with pytest.raises(NotFound):
+        counter.refund(session, stranger, redemption.id, points=None, reason="x", idem_key="ref-0012-a", cfg=CFG)
+    with pytest.raises(NotFound):
+        counter.capture(session, stranger, held.id, points=None, idem_key="cap-0012-a", cfg=CFG)
+    with pytest.raises(NotFound):
+        counter.void(session, stranger, held.id, CFG)
+    with pytest.raises(NotFound):
+        counter.redeem(session, stranger, digits=f.code_for(session, person), scenario_id=rice.id,
+                       idem_key="till-0012-b", cfg=CFG)
+    assert session.get(Hold, held.id).status == "held"
+
+
+def test_scenario_changes_never_rewrite_a_past_redemption(session, world):
+    tree, person, _a, _p, _o, desks, rice = world
+    from redemption.services import catalogue
+
+    redemption, _ = counter.redeem(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id,
+                                   idem_key="till-0013-a", cfg=CFG)
+    admin = f.staff(session, "admin", tree.county)
+    catalogue.update(session, admin, rice.id, {"points_cost": 45, "name_zh": "积分换购大米（新包装）"})
+    assert redemption.points == 30 and redemption.terms["points_cost"] == 30
+    assert redemption.terms["name_zh"] == "积分换购大米"

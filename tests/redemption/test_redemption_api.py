@@ -1,0 +1,149 @@
+"""Redemption over HTTP: participants' codes, outlets' keys, staff settlement."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+from zoneinfo import ZoneInfo
+
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+from identity import services as identity
+from identity.models import AuditEntry
+from tests import factories as f
+
+
+def _setup(session, app):
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a, name="李桂兰")
+    f.award(session, f.account_of(session, person).id, 80)
+    partner, outlets, _desks = f.shop(session, tree.town_a)
+    rice = f.scenario(session, partner, outlets, points_cost=30, yuan_value_fen=2800)
+    admin = f.staff(session, "admin", tree.county)
+    keys = [identity.issue_api_key(session, admin, o.id)[0] for o in outlets]
+    return tree, person, partner, rice, [{"X-Api-Key": k} for k in keys], admin
+
+
+def _code(client, session, person) -> str:
+    response = client.post("/api/v1/me/codes", headers=f.bearer(session, "participant", person.id))
+    assert response.status_code == 201
+    return response.json["code"]
+
+
+def test_code_qr_lookup_redeem_over_http(app, client, session):
+    _tree, person, _p, rice, (desk, _other), _admin = _setup(session, app)
+    me = f.bearer(session, "participant", person.id)
+    issued = client.post("/api/v1/me/codes", headers=me).json
+    assert len(issued["code"]) == 8 and issued["code"].isdigit()
+    qr = client.get(issued["qr_svg_url"], headers=me)
+    assert qr.status_code == 200 and qr.mimetype == "image/svg+xml" and b"<svg" in qr.data
+    looked = client.post("/api/v1/outlet/lookup", headers=desk, json={"code": issued["code"]}).json
+    assert looked["masked_name"] == "李*兰" and "李桂兰" not in str(looked)
+    assert [s["eligible"] for s in looked["scenarios"]] == [True]
+    body = {"code": issued["code"], "scenario_id": rice.id, "idempotency_key": "pos-000001"}
+    first = client.post("/api/v1/outlet/redemptions", headers=desk, json=body)
+    assert first.status_code == 201 and first.json["points"] == 30 and first.json["yuan_value"] == "28.00"
+    retry = client.post("/api/v1/outlet/redemptions", headers=desk, json=body)
+    assert retry.status_code == 200 and retry.json["id"] == first.json["id"]
+    assert client.get("/api/v1/me/balance", headers=me).json["balance"] == 50
+    mine = client.get("/api/v1/me/redemptions", headers=me).json
+    assert [r["id"] for r in mine] == [first.json["id"]]
+
+
+def test_second_outlets_key_gets_404_on_the_firsts_redemptions(app, client, session):
+    tree, person, _p, rice, (desk, _sibling), admin = _setup(session, app)
+    other_partner, other_outlets, _ = f.shop(session, tree.town_a, outlets=1)
+    stranger = {"X-Api-Key": identity.issue_api_key(session, admin, other_outlets[0].id)[0]}
+    done = client.post("/api/v1/outlet/redemptions", headers=desk, json={
+        "code": _code(client, session, person), "scenario_id": rice.id, "idempotency_key": "pos-000002"}).json
+    refund = client.post(f"/api/v1/outlet/redemptions/{done['id']}/refunds", headers=stranger,
+                         json={"reason": "不是我的", "idempotency_key": "ref-000002"})
+    assert refund.status_code == 404 and refund.json["error"]["code"] == "not_found"
+    redeem = client.post("/api/v1/outlet/redemptions", headers=stranger, json={
+        "code": _code(client, session, person), "scenario_id": rice.id, "idempotency_key": "pos-000003"})
+    assert redeem.status_code == 404
+
+
+def test_code_guessing_is_rate_limited(app, client, session):
+    _tree, _person, _p, _rice, (desk, _), _admin = _setup(session, app)
+    app.config["SETTINGS"].code_rate_limit = "1000 per minute"
+    app.config["SETTINGS"].lookup_rate_limit = "5 per minute"
+    try:
+        statuses = [client.post("/api/v1/outlet/lookup", headers=desk, json={"code": f"{n:08d}"}).status_code
+                    for n in range(7)]
+        assert statuses == [404] * 5 + [429] * 2
+        app.config["SETTINGS"].lookup_rate_limit = "1000 per minute"
+        app.config["SETTINGS"].code_rate_limit = "3 per minute"
+        same = [client.post("/api/v1/outlet/lookup", headers=desk, json={"code": "12345678"}).status_code
+                for _ in range(4)]
+        assert same == [404, 404, 404, 429]
+    finally:
+        app.config["SETTINGS"].code_rate_limit = "5 per minute"
+        app.config["SETTINGS"].lookup_rate_limit = "60 per minute"
+
+
+def test_counter_errors_are_4xx_with_field_details(app, client, session):
+    _tree, person, _p, rice, (desk, _), _admin = _setup(session, app)
+    bad = client.post("/api/v1/outlet/redemptions", headers=desk, json={"code": "12ab", "scenario_id": 0, "tip": 1})
+    assert bad.status_code == 422
+    assert set(bad.json["error"]["details"]) == {"code", "scenario_id", "idempotency_key", "tip"}
+    no_key = client.post("/api/v1/outlet/lookup", json={"code": "12345678"})
+    assert no_key.status_code == 401
+    as_person = client.post("/api/v1/outlet/lookup", headers=f.bearer(session, "participant", person.id),
+                            json={"code": "12345678"})
+    assert as_person.status_code == 403
+
+
+def test_eligibility_lists_every_scenario_with_reasons(app, client, session):
+    _tree, person, partner, rice, _desks, _admin = _setup(session, app)
+    outlets = [o for o in partner.outlets]
+    f.scenario(session, partner, outlets, kind="privilege", points_cost=0, required_grade="AAA", name_zh="贷款利率优惠")
+    f.scenario(session, partner, outlets, points_cost=10, valid_until=dt.date(2025, 2, 28), name_zh="春节特惠")
+    rows = client.get("/api/v1/me/eligibility", headers=f.bearer(session, "participant", person.id),
+                      environ_base={"HTTP_ACCEPT_LANGUAGE": "en"}).json
+    mine = {r["scenario"]["name_zh"]: r for r in rows if r["scenario"]["partner_id"] == partner.id}
+    assert mine["积分换购大米"]["eligible"] is True
+    assert mine["贷款利率优惠"]["reasons"][0]["code"] == "grade_required"
+    ended = mine["春节特惠"]["reasons"][0]
+    assert (ended["code"], ended["message"]) == ("ended", "Has ended")
+
+
+def test_settlement_reconciles_and_exports(app, client, session):
+    tree, person, partner, rice, (desk, _), _admin = _setup(session, app)
+    done = client.post("/api/v1/outlet/redemptions", headers=desk, json={
+        "code": _code(client, session, person), "scenario_id": rice.id, "idempotency_key": "pos-000010"}).json
+    client.post(f"/api/v1/outlet/redemptions/{done['id']}/refunds", headers=desk,
+                json={"points": 10, "reason": "少给", "idempotency_key": "ref-000010"})
+    month = dt.datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.county).id)
+    report = client.get("/api/v1/admin/settlement", headers=auditor,
+                        query_string={"partner_id": partner.id, "month": month}).json
+    assert (report["redeemed_points"], report["refunded_points"], report["net_points"]) == (30, 10, 20)
+    assert report["net_yuan"] == "18.67" and report["reconciled"] is True
+    assert [line["participant"] for line in report["lines"]] == ["李*兰", "李*兰"]
+    own = client.get("/api/v1/outlet/redemptions/month", headers=desk, query_string={"month": month}).json
+    assert own["net_points"] == 20
+    xlsx = client.get("/api/v1/admin/settlement", headers=auditor,
+                      query_string={"partner_id": partner.id, "month": month, "format": "xlsx"})
+    sheet = load_workbook(io.BytesIO(xlsx.data)).active
+    assert sheet["H4"].value == 20 and sheet["H5"].value == "是 yes"
+    csv_text = client.get("/api/v1/admin/settlement", headers=auditor, query_string={
+        "partner_id": partner.id, "month": month, "format": "csv"}).data.decode("utf-8-sig")
+    assert "李*兰" in csv_text and person.phone not in csv_text
+
+
+def test_scenario_management_is_audited_and_scoped(app, client, session):
+    tree, _person, partner, rice, _desks, admin = _setup(session, app)
+    headers = f.bearer(session, "staff", admin.id)
+    changed = client.patch(f"/api/v1/admin/scenarios/{rice.id}", headers=headers, json={"points_cost": 35})
+    assert changed.status_code == 200 and changed.json["points_cost"] == 35
+    suspended = client.post(f"/api/v1/admin/scenarios/{rice.id}/suspend", headers=headers)
+    assert suspended.json["status"] == "suspended"
+    actions = session.scalars(select(AuditEntry.action).where(AuditEntry.object_id == str(rice.id),
+                                                             AuditEntry.object_type == "scenario")).all()
+    assert actions == ["scenario.update", "scenario.suspend"]
+    township_admin = f.bearer(session, "staff", f.staff(session, "admin", tree.town_b).id)
+    assert client.patch(f"/api/v1/admin/scenarios/{rice.id}", headers=township_admin,
+                        json={"points_cost": 1}).status_code == 404
+    invalid = client.patch(f"/api/v1/admin/scenarios/{rice.id}", headers=headers, json={"points_cost": 0})
+    assert invalid.status_code == 422 and "points_cost" in invalid.json["error"]["details"]
