@@ -23,6 +23,7 @@ from infra.auth import Principal
 from infra.db import dialect_insert, utcnow
 from infra.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
 from ledger.models import POSTING_KINDS, Account, BalanceShard, Entry, Posting
+from ledger.services import posting_sql
 from ledger.services.chain import entry_hash, posting_fingerprint, request_digest
 
 MAX_REASON = 500
@@ -120,7 +121,40 @@ def _validate(index: int, req: PostingRequest, now: dt.datetime) -> None:
 
 
 def post(session: Session, actor: Principal, request: PostingRequest, *, idem_scope: str | None = None) -> PostingResult:
-    return post_many(session, actor, [request], idem_scope=idem_scope)[0]
+    """One posting. On PostgreSQL it is a single statement (see `posting_sql`); elsewhere, and for
+    batches, the general path below."""
+    if session.get_bind().dialect.name != "postgresql":
+        return post_many(session, actor, [request], idem_scope=idem_scope)[0]
+    now = utcnow()
+    _validate(0, request, now)
+    scope = idem_scope or f"{actor.kind}:{actor.id}"
+    key = request.idempotency_key or f"auto:{uuid.uuid4().hex}"
+    row = _row(request, actor, scope, key, now)
+    row["id"] = posting_sql.next_posting_id(session)
+    sharded = posting_sql.sharded_accounts(session)
+    legs = [(leg.account_id, leg.shard if leg.shard is not None else
+             (random.randrange(sharded[leg.account_id]) if leg.account_id in sharded else 0), leg.amount)
+            for leg in request.legs]
+    outcome = posting_sql.post_one(session, row, posting_fingerprint(row), legs)
+    if not outcome["inserted"]:
+        return _replays(session, scope, [key], {key: row["request_digest"]})[key]
+    if outcome["updated"] != len(legs):
+        account_id, balance, amount = (outcome["short"] or [[0, 0, 0]])[0]
+        raise InsufficientBalance(
+            "Not enough points: the balance is %(balance)s, the debit is %(amount)s.", balance=balance,
+            amount=-amount, details={"amount": [f"Balance {balance} is less than {-amount}."],
+                                     "account_id": account_id, "posting_index": 0})
+    return PostingResult(posting_id=row["id"], replayed=False,
+                         balances_after={a: b for a, b in outcome["after"] or []})
+
+
+def _row(req: PostingRequest, actor: Principal, scope: str, key: str, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "kind": req.kind, "reason": req.reason.strip(), "actor_kind": actor.kind, "actor_id": actor.id,
+        "actor_label": actor.label[:100], "source_type": req.source_type, "source_id": req.source_id,
+        "meta": req.meta or {}, "effective_at": req.effective_at or now, "created_at": now,
+        "idem_scope": scope, "idem_key": key, "request_digest": req.digest(), "reverses_id": req.reverses_id,
+    }
 
 
 def post_many(session: Session, actor: Principal, requests: Sequence[PostingRequest], *,
@@ -138,12 +172,7 @@ def post_many(session: Session, actor: Principal, requests: Sequence[PostingRequ
         raise ValidationFailed("Idempotency keys repeat within the batch.",
                                details={"idempotency_key": ["Keys must be unique within a batch."]})
 
-    rows = [{
-        "kind": req.kind, "reason": req.reason.strip(), "actor_kind": actor.kind, "actor_id": actor.id,
-        "actor_label": actor.label[:100], "source_type": req.source_type, "source_id": req.source_id,
-        "meta": req.meta or {}, "effective_at": req.effective_at or now, "created_at": now,
-        "idem_scope": scope, "idem_key": key, "request_digest": req.digest(), "reverses_id": req.reverses_id,
-    } for req, key in zip(requests, keys)]
+    rows = [_row(req, actor, scope, key, now) for req, key in zip(requests, keys)]
 
     # 1. Idempotency gate. A duplicate in flight blocks here until the first commits or aborts.
     table = Posting.__table__
