@@ -12,12 +12,12 @@ from collections.abc import Sequence
 
 from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from identity.services import audit
 from infra.auth import Principal
 from infra.db import dialect_insert, utcnow
-from infra.errors import Conflict, Forbidden
+from infra.errors import Conflict, Forbidden, NotFound
 from ledger.services import corrections
 from scoring.models import HOLDING_STATES, AwardTally, Contribution, ContributionMember, RuleSet
 from scoring.services import rules
@@ -64,6 +64,19 @@ def _write_tallies(session: Session, tallies: dict[tuple[int, str, str], int], c
                                             table.c.indicator_code == bindparam("k_i"),
                                             table.c.period == bindparam("k_d")).values(points=bindparam("v")),
                         [{"k_p": p, "k_i": i, "k_d": d, "v": tallies[(p, i, d)]} for p, i, d in sorted(changed)])
+
+
+def _load_visible(session: Session, actor: Principal, ids: Sequence[int]) -> list[Contribution]:
+    """One query for the lot (members included); anything missing or out of scope is a 404."""
+    if len(ids) == 1:
+        return [get_visible(session, actor, ids[0])]
+    found = {c.id: c for c in session.scalars(select(Contribution).where(Contribution.id.in_(ids))
+                                               .options(selectinload(Contribution.members)))}
+    for cid in ids:
+        c = found.get(cid)
+        if c is None or not actor.in_scope(c.region_path):
+            raise NotFound("Contribution not found.", details={"contribution_ids": [str(cid)]})
+    return [found[cid] for cid in ids]
 
 
 def _refuse_duplicate_incidents(session: Session, items: list[Contribution]) -> None:
@@ -118,7 +131,7 @@ def verify_many(session: Session, actor: Principal, contribution_ids: Sequence[i
     if not actor.has_role(*VERIFIER_ROLES):
         raise Forbidden("Only a verifier or approver verifies contributions.", code="role_required")
     now = now or utcnow()
-    items = [get_visible(session, actor, cid) for cid in contribution_ids]
+    items = _load_visible(session, actor, contribution_ids)
     for c in items:
         if c.state != "submitted":
             raise Conflict("Only a submitted contribution can be verified.", code="wrong_state",

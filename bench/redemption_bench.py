@@ -1,0 +1,174 @@
+"""Redemptions over HTTP through gunicorn on PostgreSQL, against a trivial JSON endpoint of the
+same app on the same gunicorn settings (run by hand; not a test).
+
+    .venv/bin/python bench/redemption_bench.py [--duration 20] [--connections 32] [--codes 30000]
+
+Needs `wrk` (Debian package). Creates a throwaway database, a partner outlet with an API key, a
+spend scenario and one live one-time code for each of `codes` distinct participants, starts
+gunicorn (`--workers W --threads T`, the same for both runs) and drives it with wrk:
+
+  baseline_rps               GET /api/v1/ping (a JSON pong) requests per second
+  redemptions_per_s          POST /api/v1/outlet/redemptions, each a different participant's code
+  ratio_redeem_to_baseline   redemptions_per_s / baseline_rps                 (target >= 0.25)
+  errors                     non-2xx responses + socket errors in the redemption run (target 0)
+  p99_ms                     99th-percentile latency of redemptions (wrk --latency)
+  redeemed_in_db / ledger_ok  redemptions actually recorded, and the ledger reconciles
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from alembic import command  # noqa: E402
+from sqlalchemy import func, insert, select  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+import ledger_bench  # noqa: E402
+from identity import services as identity  # noqa: E402
+from identity.models import Region  # noqa: E402
+from infra.auth import SYSTEM  # noqa: E402
+from infra.db import make_engine, utcnow  # noqa: E402
+from infra.security import configure_password_hasher  # noqa: E402
+from ledger.models import Account  # noqa: E402
+from ledger.services import accounts, integrity  # noqa: E402
+from ledger.services.posting import Leg, PostingRequest, post_many  # noqa: E402
+from migrations.alembic_config import alembic_config  # noqa: E402
+from redemption.models import OneTimeCode, Redemption, Scenario, ScenarioOutlet  # noqa: E402
+from redemption.services import codes  # noqa: E402
+
+SECRET = "bench-secret-" + uuid.uuid4().hex
+
+
+def prepare(url: str, n: int) -> tuple[str, Path]:
+    """Participants with points and one live code each; returns the outlet key and the bodies file."""
+    people, issuance = ledger_bench.setup(url, n)
+    engine = make_engine(url, pool_size=2)
+    configure_password_hasher(1, 1024)
+    with Session(engine) as s:
+        county = s.scalar(select(Region).where(Region.parent_id.is_(None)))
+        admin = identity.staff_principal(identity.create_staff(
+            s, username="bench-admin", display_name="Bench", role="admin", scope=county, password="bench-password-1"))
+        partner = identity.create_partner(s, code="BENCH", name="压测超市", region=county)
+        accounts.partner_account(s, partner.id, 16)
+        outlet = identity.create_outlet(s, partner, name="压测门店", region=county)
+        key, _ = identity.issue_api_key(s, admin, outlet.id)
+        scenario = Scenario(code="S-BENCH", family="shopping", name_zh="压测换购", name_en="Bench", partner_id=partner.id,
+                            kind="spend", points_cost=5, yuan_value_fen=500, valid_from=dt.date(2024, 1, 1),
+                            outlets=[ScenarioOutlet(outlet_id=outlet.id)])
+        s.add(scenario)
+        s.flush()
+        for start in range(0, len(people), 5000):  # everyone can afford it
+            post_many(s, SYSTEM, [PostingRequest(kind="award", reason="bench", legs=[Leg(a, 50), Leg(issuance, -50)],
+                                                 idempotency_key=f"fund:{a}") for a in people[start:start + 5000]])
+        owners = dict(s.execute(select(Account.id, Account.participant_id).where(Account.id.in_(people))).all())
+        expires = utcnow() + dt.timedelta(hours=2)
+        bodies, seen = [], set()
+        rows = []
+        for account_id in people:
+            digits = f"{secrets.randbelow(10 ** 8):08d}"
+            while digits in seen:
+                digits = f"{secrets.randbelow(10 ** 8):08d}"
+            seen.add(digits)
+            rows.append({"participant_id": owners[account_id], "code_digest": codes.digest(SECRET, digits),
+                         "created_at": utcnow(), "expires_at": expires})
+            bodies.append(json.dumps({"code": digits, "scenario_id": scenario.id,
+                                      "idempotency_key": f"bench-{uuid.uuid4().hex}"}))
+        s.execute(insert(OneTimeCode.__table__), rows)
+        s.commit()
+    engine.dispose()
+    path = Path(tempfile.mkdtemp()) / "bodies.txt"
+    path.write_text("\n".join(bodies) + "\n")
+    return key, path
+
+
+def start_gunicorn(url: str, port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": SECRET, "JIEYOU_INSTANCE_DIR": tempfile.mkdtemp(),
+           "LOOKUP_RATE_LIMIT": "1000000 per minute", "CODE_RATE_LIMIT": "1000000 per minute"}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "jieyou.wsgi:app", "--bind",
+                             f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
+                             "--access-logfile", "/dev/null", "--error-logfile", "-", "--log-level", "warning",
+                             "--config", "/dev/null"], cwd=ROOT, env=env)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/ping", timeout=1).read()
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("gunicorn did not start")
+
+
+def wrk(args: list[str]) -> dict[str, float]:
+    out = subprocess.run(["wrk", *args], check=True, capture_output=True, text=True).stdout
+    figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    figures["errors"] = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    if p99:
+        value, unit = float(p99.group(1)), p99.group(2)
+        figures["p99_ms"] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--codes", type=int, default=30000)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+    name = f"jieyou_rbench_{uuid.uuid4().hex[:8]}"
+    ledger_bench.admin_exec(args.admin_url, f'CREATE DATABASE "{name}"')
+    url = ledger_bench.db_url(args.admin_url, name)
+    server = None
+    try:
+        command.upgrade(alembic_config(url), "head")
+        key, bodies = prepare(url, args.codes)
+        server = start_gunicorn(url, 8765, args.workers, args.threads)
+        common = ["-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s", "--latency"]
+        base = wrk([*common, "http://127.0.0.1:8765/api/v1/ping"])
+        script = str(ROOT / "bench" / "redeem.lua")
+        redeem = wrk([*common, "-s", script, "http://127.0.0.1:8765", "--", str(bodies), key, "2"])
+        for label, value in (("gunicorn_workers", args.workers), ("gunicorn_threads", args.threads),
+                             ("connections", args.connections), ("duration_s", args.duration),
+                             ("baseline_rps", base["rps"]), ("baseline_errors", base["errors"]),
+                             ("redemptions_per_s", redeem["rps"]),
+                             ("ratio_redeem_to_baseline", redeem["rps"] / base["rps"]),
+                             ("errors", redeem["errors"]), ("p99_ms", redeem.get("p99_ms", float("nan")))):
+            ledger_bench.emit(label, value)
+        engine = make_engine(url, pool_size=2)
+        with Session(engine) as s:
+            ledger_bench.emit("redeemed_in_db", s.scalar(select(func.count()).select_from(Redemption)))
+            ledger_bench.emit("ledger_ok", integrity.reconcile(s).ok)
+        engine.dispose()
+        ratio = redeem["rps"] / base["rps"]
+        ledger_bench.emit("targets", f"ratio_redeem_to_baseline>=0.25 {'PASS' if ratio >= 0.25 else 'FAIL'} "
+                                     f"({ratio:.3f}); errors==0 {'PASS' if redeem['errors'] == 0 else 'FAIL'}")
+    finally:
+        if server is not None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+        ledger_bench.admin_exec(args.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
