@@ -54,6 +54,7 @@ class Settings:
     refund_window_days: int = 7
     lookup_rate_limit: str = "60 per minute"
     code_rate_limit: str = "5 per minute"
+    code_failure_limit: str = "10 per 10 minutes"
     local_timezone: str = "Asia/Shanghai"
     # Number of trusted reverse proxies in front of the app (0: none; addresses are taken as seen).
     proxy_hops: int = 0
@@ -83,6 +84,7 @@ class Settings:
             refund_window_days=_int("REFUND_WINDOW_DAYS", 7),
             lookup_rate_limit=env.get("LOOKUP_RATE_LIMIT", "60 per minute"),
             code_rate_limit=env.get("CODE_RATE_LIMIT", "5 per minute"),
+            code_failure_limit=env.get("CODE_FAILURE_LIMIT", "10 per 10 minutes"),
             local_timezone=env.get("LOCAL_TIMEZONE", "Asia/Shanghai"),
         )
         for key, value in overrides.items():

@@ -42,9 +42,14 @@ def _code_key() -> str:
     return "code:" + hashlib.sha256(code.encode()).hexdigest()[:16]
 
 
-# A stranger guessing codes is slowed per outlet key and per code tried.
-CODE_LIMITS = [limiter.limit(lambda: _settings().lookup_rate_limit, key_func=_outlet_key),
-               limiter.limit(lambda: _settings().code_rate_limit, key_func=_code_key)]
+# Codes are guessed through look-up, redeem and hold alike: one budget shared by the three per
+# outlet key, a tighter one for failed attempts (unknown codes), and one per code tried.
+CODE_LIMITS = [
+    limiter.shared_limit(lambda: _settings().lookup_rate_limit, scope="counter-code", key_func=_outlet_key),
+    limiter.shared_limit(lambda: _settings().code_failure_limit, scope="counter-code-failures",
+                         key_func=_outlet_key, deduct_when=lambda response: response.status_code == 404),
+    limiter.limit(lambda: _settings().code_rate_limit, key_func=_code_key),
+]
 
 
 def _created(obj: Any, replayed: bool) -> tuple[Any, int]:

@@ -21,7 +21,7 @@ from infra.errors import Conflict, IdempotencyConflict, NotFound, ValidationFail
 from infra.security import mask_name
 from ledger.services import accounts
 from ledger.services.chain import request_digest
-from ledger.services.posting import Leg, PostingRequest, post
+from ledger.services.posting import InsufficientBalance, Leg, PostingRequest, post
 from redemption.models import Hold, Redemption, Refund, Scenario, ScenarioOutlet, UsageCounter
 from redemption.services import codes
 from redemption.services.common import IDEM_SCOPE, local_date, periods, require_outlet
@@ -64,7 +64,7 @@ def lookup(session: Session, outlet: Principal, digits: str, cfg: CounterConfig)
     assert person is not None
     who = standing(session, person.id, now=utcnow(), timezone=cfg.timezone)
     return LookupView(masked_name=mask_name(person.name), grade=who.grade,
-                      verdicts=evaluate(session, who, outlet_scenarios(session, outlet)))
+                      verdicts=evaluate(session, who, outlet_scenarios(session, outlet), reveal_balance=False))
 
 
 def _refuse_unless_eligible(verdict: Verdict, *, ignore: tuple[str, ...] = ()) -> None:
@@ -162,10 +162,15 @@ def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int
 def _post(session: Session, outlet: Principal, cfg: CounterConfig, *, kind: str, key: str, reason: str,
           legs: list[tuple[int, int]], source: tuple[str, str] | None) -> int:
     legs = [(a, n) for a, n in legs if n != 0]
-    return post(session, outlet, PostingRequest(
-        kind=kind, reason=reason, idempotency_key=f"{outlet.id}:{key}",
-        source_type=source[0] if source else None, source_id=source[1] if source else None,
-        legs=[Leg(a, n) for a, n in legs]), idem_scope=IDEM_SCOPE).posting_id
+    try:
+        return post(session, outlet, PostingRequest(
+            kind=kind, reason=reason, idempotency_key=f"{outlet.id}:{key}",
+            source_type=source[0] if source else None, source_id=source[1] if source else None,
+            legs=[Leg(a, n) for a, n in legs]), idem_scope=IDEM_SCOPE).posting_id
+    except InsufficientBalance:
+        # The counter learns that the points do not suffice, never the balance itself.
+        raise Conflict("The participant does not have enough points.", code="insufficient_points",
+                       details={"reasons": [{"code": "insufficient_points"}]}) from None
 
 
 def hold(session: Session, outlet: Principal, *, digits: str, scenario_id: int, points: int | None, idem_key: str,
@@ -180,6 +185,9 @@ def hold(session: Session, outlet: Principal, *, digits: str, scenario_id: int, 
     if scenario.kind != "spend":
         raise Conflict("Only spend scenarios take holds.", code="not_a_spend_scenario")
     amount = points or scenario.points_cost
+    if amount > scenario.points_cost:
+        raise ValidationFailed("A hold cannot exceed the scenario's cost.",
+                               details={"points": [f"At most {scenario.points_cost}."]})
     done, participant_id = _claim_code(session, outlet, digits, cfg, Hold, idem_key, digest)
     if done is not None:
         return done, True

@@ -58,7 +58,8 @@ def grade_meets(have: str | None, need: str | None) -> bool:
     return have is not None and GRADE_ORDER.index(have) >= GRADE_ORDER.index(need)
 
 
-def evaluate(session: Session, who: Standing, scenarios: list[Scenario]) -> list[Verdict]:
+def evaluate(session: Session, who: Standing, scenarios: list[Scenario], *, reveal_balance: bool = True) -> list[Verdict]:
+    """`reveal_balance=False` for counters: they learn whether the points suffice, never how many."""
     keys = periods(who.today)
     used = {(c.scenario_id, c.period): c.used for c in session.scalars(select(UsageCounter).where(
         UsageCounter.participant_id == who.participant_id, UsageCounter.period.in_(keys.values()),
@@ -75,7 +76,8 @@ def evaluate(session: Session, who: Standing, scenarios: list[Scenario]) -> list
         if not grade_meets(who.grade, s.required_grade):
             v.reasons.append({"code": "grade_required", "need": s.required_grade, "have": who.grade})
         if s.kind == "spend" and who.balance < s.points_cost:
-            v.reasons.append({"code": "insufficient_points", "need": s.points_cost, "have": who.balance})
+            v.reasons.append({"code": "insufficient_points", "need": s.points_cost,
+                              "have": who.balance if reveal_balance else None})
         for period, limit in (("day", s.limit_day), ("month", s.limit_month), ("year", s.limit_year)):
             if limit is not None and used.get((s.id, keys[period]), 0) >= limit:
                 v.reasons.append({"code": f"limit_{period}", "limit": limit})

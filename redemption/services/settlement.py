@@ -2,9 +2,7 @@
 and a reconciliation proving the partner's ledger account matches its redemptions exactly."""
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,9 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from identity import services as identity
-from identity.models import Outlet, Partner
+from identity.models import Outlet, Participant, Partner
 from infra.auth import Principal
 from infra.errors import Forbidden, NotFound
+from infra.exports import csv_bytes, xlsx_bytes
 from infra.security import mask_name
 from ledger.models import Account, Entry, Posting
 from redemption.models import Redemption, Refund, Scenario
@@ -76,11 +75,15 @@ def settle(session: Session, actor: Principal, partner_id: int, month: str, time
     partner = visible_partner(session, actor, partner_id)
     start, end = _month_bounds(month, timezone)
     result = Settlement(partner=partner, month=month)
+    # An outlet sees only its own counter's redemptions; staff see the partner's whole month.
+    own_redemptions = [Redemption.outlet_id == actor.id] if actor.kind == "outlet" else []
+    own_refunds = [Refund.outlet_id == actor.id] if actor.kind == "outlet" else []
     names = {}
     for r, scenario, outlet in session.execute(
             select(Redemption, Scenario, Outlet).join(Scenario, Scenario.id == Redemption.scenario_id)
             .join(Outlet, Outlet.id == Redemption.outlet_id)
-            .where(Redemption.partner_id == partner.id, Redemption.created_at >= start, Redemption.created_at < end)
+            .where(Redemption.partner_id == partner.id, Redemption.created_at >= start, Redemption.created_at < end,
+                   *own_redemptions)
             .order_by(Redemption.id)):
         names.setdefault(r.participant_id, None)
         result.lines.append({"type": "redemption", "id": r.id, "at": r.created_at, "outlet": outlet.name,
@@ -95,7 +98,8 @@ def settle(session: Session, actor: Principal, partner_id: int, month: str, time
     for f, r, outlet in session.execute(
             select(Refund, Redemption, Outlet).join(Redemption, Redemption.id == Refund.redemption_id)
             .join(Outlet, Outlet.id == Refund.outlet_id)
-            .where(Redemption.partner_id == partner.id, Refund.created_at >= start, Refund.created_at < end)
+            .where(Redemption.partner_id == partner.id, Refund.created_at >= start, Refund.created_at < end,
+                   *own_refunds)
             .order_by(Refund.id)):
         names.setdefault(r.participant_id, None)
         result.lines.append({"type": "refund", "id": f.id, "at": f.created_at, "outlet": outlet.name,
@@ -103,25 +107,24 @@ def settle(session: Session, actor: Principal, partner_id: int, month: str, time
                              "participant_id": r.participant_id, "points": -f.points, "yuan": f"-{yuan(f.yuan_value_fen)}"})
         result.refunded_points += f.points
         result.refunded_fen += f.yuan_value_fen
-    from identity.models import Participant
-
     for pid, name in session.execute(select(Participant.id, Participant.name).where(Participant.id.in_(names))):
         names[pid] = mask_name(name)
     for line in result.lines:
         line["participant"] = names.get(line.pop("participant_id"), "")
     account_id = session.scalar(select(Account.id).where(Account.code == f"partner:{partner.id}"))
-    if account_id is not None:
+    if account_id is not None and actor.kind != "outlet":
         result.ledger_month_net = int(session.scalar(
             select(func.coalesce(func.sum(Entry.amount), 0)).join(Posting, Posting.id == Entry.posting_id)
             .where(Entry.account_id == account_id, Entry.effective_at >= start, Entry.effective_at < end,
                    Posting.kind.in_(("redemption", "refund")))) or 0)
         result.ledger_balance = int(session.scalar(select(func.coalesce(func.sum(Entry.amount), 0))
                                                    .where(Entry.account_id == account_id)) or 0)
-    redeemed = session.scalar(select(func.coalesce(func.sum(Redemption.points), 0))
-                              .where(Redemption.partner_id == partner.id)) or 0
-    refunded = session.scalar(select(func.coalesce(func.sum(Refund.points), 0)).join(Redemption)
-                              .where(Redemption.partner_id == partner.id)) or 0
-    result.all_time_net = int(redeemed) - int(refunded)
+    if actor.kind != "outlet":
+        redeemed = session.scalar(select(func.coalesce(func.sum(Redemption.points), 0))
+                                  .where(Redemption.partner_id == partner.id)) or 0
+        refunded = session.scalar(select(func.coalesce(func.sum(Refund.points), 0)).join(Redemption)
+                                  .where(Redemption.partner_id == partner.id)) or 0
+        result.all_time_net = int(redeemed) - int(refunded)
     result.lines.sort(key=lambda line: (line["at"], line["type"]))
     if actor.is_staff:
         identity.audit(session, actor, "settlement.view", object_type="partner", object_id=partner.id,
@@ -143,25 +146,8 @@ def table(s: Settlement) -> list[list[Any]]:
 
 
 def to_csv(s: Settlement) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(HEADER)
-    writer.writerows(table(s))
-    return buffer.getvalue().encode("utf-8-sig")
+    return csv_bytes(HEADER, table(s))
 
 
 def to_xlsx(s: Settlement) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    book = Workbook()
-    sheet = book.active
-    sheet.title = f"{s.month}"
-    sheet.append(HEADER)
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    for row in table(s):
-        sheet.append(row)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    return xlsx_bytes(HEADER, table(s), s.month, widths=(14, 8, 18, 20, 10, 24, 12, 10, 12))

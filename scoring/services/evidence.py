@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from identity.services import audit
 from infra.auth import Principal
-from infra.errors import Conflict, NotFound, ValidationFailed
+from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from scoring.models import EvidenceFile
 from scoring.services.submissions import get_visible
 
@@ -31,8 +31,10 @@ def sniff(content: bytes) -> tuple[str, str] | None:
 def attach(session: Session, actor: Principal, contribution_id: int, filename: str, content: bytes,
            storage: Path) -> EvidenceFile:
     contribution = get_visible(session, actor, contribution_id)
-    if contribution.state not in ("submitted", "in_notice"):
-        raise Conflict("Evidence can be added until the award is made.", code="wrong_state")
+    if actor.is_staff and not actor.has_role("clerk", "verifier", "approver"):
+        raise Forbidden("Your role does not add evidence.", code="role_required")
+    if contribution.state != "submitted":
+        raise Conflict("Evidence can be added until the contribution is verified.", code="wrong_state")
     if len(contribution.evidence) >= MAX_FILES:
         raise Conflict("Too many files for one contribution.", code="too_many_files",
                        details={"file": [f"At most {MAX_FILES} files."]})
@@ -64,7 +66,10 @@ def open_file(session: Session, actor: Principal, contribution_id: int, evidence
     record = next((e for e in contribution.evidence if e.id == evidence_id), None)
     if record is None:
         raise NotFound("Evidence not found.")
+    path = storage / record.sha256[:2] / record.sha256
+    if not path.is_file():
+        raise NotFound("Evidence not found.", code="evidence_missing")
     if actor.is_staff:
         audit(session, actor, "evidence.view", object_type="evidence", object_id=record.id,
               region_path=contribution.region_path)
-    return record, storage / record.sha256[:2] / record.sha256
+    return record, path

@@ -2,9 +2,7 @@
 (awards and adjustments, less their reversals), never from the balance left after spending."""
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +13,8 @@ from identity.models import Participant, Region
 from identity.services import audit, get_participant_in_scope, get_region
 from infra.auth import Principal
 from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from infra.exports import csv_bytes, xlsx_bytes
+from infra.security import mask_phone
 from ledger.models import Account, Entry, Posting
 from scoring.models import Nomination, RuleSet
 from scoring.services import rules
@@ -122,6 +122,8 @@ def nominate(session: Session, actor: Principal, *, year: int, honour: str, part
     if not actor.has_role("verifier", "approver"):
         raise Forbidden("Only a verifier or approver records nominations.", code="role_required")
     person = get_participant_in_scope(session, actor, participant_id)
+    if actor.participant_id == person.id:
+        raise Forbidden("You cannot nominate yourself.", code="self_dealing")
     township_path = "/".join(person.region_path.split("/")[:3]) + "/"
     township = session.scalar(select(Region).where(Region.path == township_path))
     if township is None:
@@ -146,8 +148,6 @@ EXPORT_HEADER = ["排名 rank", "姓名 name", "手机 phone", "网格 grid", "�
 
 
 def export_rows(session: Session, rows: list[Candidate]) -> list[list[Any]]:
-    from infra.security import mask_phone
-
     grids = {r.id: r.name for r in session.scalars(select(Region).where(
         Region.id.in_({c.participant.region_id for c in rows})))}
     return [[c.rank, c.participant.name, mask_phone(c.participant.phone), grids.get(c.participant.region_id, ""),
@@ -155,30 +155,11 @@ def export_rows(session: Session, rows: list[Candidate]) -> list[list[Any]]:
 
 
 def to_csv(rows: list[list[Any]]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(EXPORT_HEADER)
-    writer.writerows(rows)
-    return buffer.getvalue().encode("utf-8-sig")  # BOM so that Excel opens Chinese correctly
+    return csv_bytes(EXPORT_HEADER, rows)
 
 
 def to_xlsx(rows: list[list[Any]], title: str) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    book = Workbook()
-    sheet = book.active
-    sheet.title = title[:31]
-    sheet.append(EXPORT_HEADER)
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    for row in rows:
-        sheet.append(row)
-    for column, width in zip("ABCDEFG", (8, 12, 16, 20, 12, 12, 10)):
-        sheet.column_dimensions[column].width = width
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    return xlsx_bytes(EXPORT_HEADER, rows, title, widths=(8, 12, 16, 20, 12, 12, 10))
 
 
 def rule_set_for_display(session: Session) -> RuleSet:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from identity.models import Participant
@@ -33,6 +34,8 @@ HEADERS = {
         EIGHT_STEPS, ("看", "听", "问", "帮", "报", "想", "讲", "记"))},
 }
 REQUIRED = ("indicator_code", "work_date", "participant_phones", "description")
+LIMITS = {"indicator_code": 16, "description": 2000, "conflict_item": 10, "warning_colour": 8, "incident_ref": 100,
+          **{f"case_{step}": 2000 for step in EIGHT_STEPS}}
 COLOUR_WORDS = {"红": "red", "红色": "red", "橙": "orange", "橙色": "orange", "黄": "yellow", "黄色": "yellow",
                 "蓝": "blue", "蓝色": "blue"}
 
@@ -107,15 +110,18 @@ def _submission(session: Session, values: dict[str, str]) -> Submission:
     members = []
     for part in filter(None, (p.strip() for p in values["participant_phones"].replace("；", ";").split(";"))):
         phone, _, share = part.partition(":")
-        person = session.scalar(select(Participant.id).where(Participant.phone == phone.strip()))
+        person = session.scalar(select(Participant.id).where(Participant.phone == phone.strip()[:20]))
         if person is None:
-            raise bad("participant_phones", f"No participant with phone {phone.strip()[:3]}****{phone.strip()[-4:]}.")
-        if share and not share.strip().isdigit():
+            raise bad("participant_phones", "A phone number here is not a participant in your area.")
+        if share and not (share.strip().isascii() and share.strip().isdecimal() and 1 <= int(share) <= 100):
             raise bad("participant_phones", "Shares are whole numbers, as 13900000001:2.")
         members.append((person, int(share) if share else 1))
     quantity = values.get("quantity") or "1"
-    if not quantity.isdigit():
-        raise bad("quantity", "A whole number.")
+    if not (quantity.isascii() and quantity.isdecimal()) or not 1 <= int(quantity) <= 1000:
+        raise bad("quantity", "A whole number from 1 to 1000.")
+    for name, limit in LIMITS.items():
+        if len(values.get(name) or "") > limit:
+            raise bad(name, f"At most {limit} characters.")
     colour = values.get("warning_colour") or None
     return Submission(
         indicator_code=values["indicator_code"].upper(), work_date=work_date, description=values["description"],
@@ -156,6 +162,8 @@ def run_import(session: Session, job: ImportJob, actor: Principal, storage: Path
                 for field_name, messages in (exc.details or {"row": [exc.message]}).items():
                     if isinstance(messages, list):
                         errors.append({"line": line, "field": field_name, "reason": "; ".join(map(str, messages))})
+            except (SQLAlchemyError, ValueError) as exc:  # a value the checks missed: report it, never crash
+                errors.append({"line": line, "field": "row", "reason": f"Invalid value ({type(exc).__name__})."})
             if progress and (n % 200 == 0 or n == len(rows)):
                 progress(n, len(rows))
     if errors:

@@ -72,6 +72,12 @@ def lodge(session: Session, actor: Principal, contribution_id: int, text: str, *
         raise Conflict("The public notice for this award has ended.", code="notice_closed")
     if not text.strip():
         raise ValidationFailed("Say what is wrong.", details={"text": ["Required."]})
+    if person.id in {m.participant_id for m in contribution.members}:
+        raise Forbidden("You cannot object to your own work.", code="own_work")
+    already = session.scalar(select(Objection.id).where(Objection.contribution_id == contribution.id,
+                                                        Objection.lodged_by == person.id, Objection.status == "open"))
+    if already is not None:
+        raise Conflict("You already have an open objection to this award.", code="objection_open")
     objection = Objection(contribution_id=contribution.id, lodged_by=person.id, text=text.strip())
     session.add(objection)
     session.flush()
@@ -92,6 +98,8 @@ def resolve(session: Session, actor: Principal, objection_id: int, *, uphold: bo
     if objection.status != "open":
         raise Conflict("This objection has already been resolved.", code="already_resolved")
     check_four_eyes(actor, contribution)
+    if actor.participant_id is not None and actor.participant_id == objection.lodged_by:
+        raise Forbidden("You cannot resolve an objection you lodged.", code="four_eyes")
     objection.status = "upheld" if uphold else "dismissed"
     objection.resolved_by, objection.resolved_at, objection.resolution = actor.id, utcnow(), resolution
     session.flush()

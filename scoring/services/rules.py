@@ -219,6 +219,9 @@ def publish(session: Session, actor: Principal, version: int) -> RuleSet:
     problems = validate(draft)
     if problems:
         raise _invalid(problems)
+    if draft.effective_from < dt.datetime.now(dt.timezone.utc).date():
+        raise ValidationFailed("New rules take effect from today or later; past work keeps its rules.",
+                               code="rules_invalid", details={"effective_from": ["Today or later."]})
     latest = session.scalar(select(func.max(RuleSet.effective_from)).where(RuleSet.status == "published"))
     if latest is not None and draft.effective_from <= latest:
         raise ValidationFailed("A new version must take effect after the current one.", code="rules_invalid",

@@ -54,17 +54,23 @@ def check(session: Session, actor: Principal, sub: Submission, today: dt.date) -
     if any(share < 1 for _pid, share in sub.members):
         raise _fail("members", "Shares are whole numbers of 1 or more.")
     people = {p.id: p for p in session.scalars(select(Participant).where(Participant.id.in_(ids)))}
-    for pid in ids:
-        person = people.get(pid)
-        visible = person is not None and person.active and (
-            actor.kind == "participant" or actor.in_scope(person.region_path))
-        if not visible:
-            raise _fail("members", f"Participant {pid} not found.")
     if actor.kind == "participant":
         if actor.id not in people:
             raise Forbidden("You can submit only work you took part in.", code="not_a_member")
-    elif not actor.has_role(*SUBMITTER_ROLES):
-        raise Forbidden("Your role does not submit contributions.", code="role_required")
+        # Co-workers come from the submitter's own village; the work belongs to the submitter's grid.
+        home = people[actor.id]
+        allowed_path = home.region_path.rsplit("/", 2)[0] + "/"
+    else:
+        if not actor.has_role(*SUBMITTER_ROLES):
+            raise Forbidden("Your role does not submit contributions.", code="role_required")
+        if actor.participant_id in people:
+            raise Forbidden("You cannot record points for yourself.", code="self_dealing")
+        home = None
+        allowed_path = actor.scope_path or "\x00"
+    for pid in ids:
+        person = people.get(pid)
+        if person is None or not person.active or not person.region_path.startswith(allowed_path):
+            raise _fail("members", "A named participant was not found here.")
 
     rule_set = rules.in_force(session, sub.work_date)
     indicator, _rule = rules.indicator_rule(rule_set, sub.indicator_code)
@@ -84,7 +90,7 @@ def check(session: Session, actor: Principal, sub: Submission, today: dt.date) -
         raise _fail("quantity", "At least 1.")
     if "quantity" not in needs and sub.quantity != 1:
         raise _fail("quantity", f"{indicator.code} counts one {indicator.unit} per contribution.")
-    first = people[ids[0]]
+    first = home or people[ids[0]]
     grid = session.get(Region, first.region_id)
     assert grid is not None
     return [people[pid] for pid in ids], grid

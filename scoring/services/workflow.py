@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from identity.services import audit
 from infra.auth import Principal
 from infra.db import dialect_insert, utcnow
-from infra.errors import Conflict, Forbidden, NotFound
+from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ledger.services import corrections
 from scoring.models import HOLDING_STATES, AwardTally, Contribution, ContributionMember, RuleSet
 from scoring.services import rules
@@ -67,11 +67,14 @@ def _write_tallies(session: Session, tallies: dict[tuple[int, str, str], int], c
 
 
 def _load_visible(session: Session, actor: Principal, ids: Sequence[int]) -> list[Contribution]:
-    """One query for the lot (members included); anything missing or out of scope is a 404."""
-    if len(ids) == 1:
-        return [get_visible(session, actor, ids[0])]
-    found = {c.id: c for c in session.scalars(select(Contribution).where(Contribution.id.in_(ids))
-                                               .options(selectinload(Contribution.members)))}
+    """One query for the lot, rows locked in id order so that two verifiers, or a verifier and
+    the award job, never act on the same contribution at once. Missing or out of scope: 404."""
+    if len(set(ids)) != len(ids):
+        raise ValidationFailed("A contribution is listed twice.", details={"contribution_ids": ["Repeated ids."]})
+    found = {c.id: c for c in session.scalars(
+        select(Contribution).where(Contribution.id.in_(sorted(ids))).order_by(Contribution.id)
+        .with_for_update(of=Contribution).execution_options(populate_existing=True)
+        .options(selectinload(Contribution.members)))}
     for cid in ids:
         c = found.get(cid)
         if c is None or not actor.in_scope(c.region_path):
@@ -150,9 +153,9 @@ def verify_many(session: Session, actor: Principal, contribution_ids: Sequence[i
         for c in items:
             audit(session, actor, "contribution.verify", object_type="contribution", object_id=c.id,
                   region_path=c.region_path, details={"points": c.proposed_points})
-    else:
-        audit(session, actor, "contribution.verify_bulk", details={"count": len(items),
-                                                                   "first": items[0].id, "last": items[-1].id})
+    else:  # one record naming every id, rather than thousands of rows
+        audit(session, actor, "contribution.verify_bulk", region_path=actor.scope_path,
+              details={"count": len(items), "ids": [c.id for c in items]})
     return items
 
 
@@ -169,7 +172,7 @@ def _release(session: Session, contribution: Contribution) -> None:
 def reject(session: Session, actor: Principal, contribution_id: int, reason: str) -> Contribution:
     if not actor.has_role(*VERIFIER_ROLES):
         raise Forbidden("Only a verifier or approver rejects contributions.", code="role_required")
-    c = get_visible(session, actor, contribution_id)
+    (c,) = _load_visible(session, actor, [contribution_id])
     if c.state not in ("submitted", "in_notice"):
         raise Conflict("This contribution can no longer be rejected.", code="wrong_state", details={"state": [c.state]})
     check_four_eyes(actor, c)
@@ -192,7 +195,7 @@ def revoke(session: Session, actor: Principal, contribution_id: int, reason: str
     """Reverse an award exactly (a reversal posting of the award) and free its cap room."""
     if not actor.has_role("approver"):
         raise Forbidden("Only an approver revokes awards.", code="role_required")
-    c = get_visible(session, actor, contribution_id)
+    (c,) = _load_visible(session, actor, [contribution_id])
     if c.state != "awarded":
         raise Conflict("Only an awarded contribution can be revoked.", code="wrong_state", details={"state": [c.state]})
     check_four_eyes(actor, c)

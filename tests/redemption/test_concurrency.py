@@ -58,7 +58,7 @@ def test_64_redemptions_across_outlets_never_overdraw(committed_factory):
         codes = [f.code_for(session, person) for _ in range(64)]
         session.commit()
     outcomes = _race(committed_factory, desks, person.id, scenarios, codes)
-    assert outcomes["ok"] == 200 // 15 and set(outcomes) <= {"ok", "insufficient_balance"}, outcomes
+    assert outcomes["ok"] == 200 // 15 and set(outcomes) <= {"ok", "insufficient_points"}, outcomes
     with committed_factory() as session:
         assert accounts.balance(session, account) == 200 - 13 * 15
         assert session.scalar(select(func.sum(Redemption.points)).where(Redemption.participant_id == person.id)) == 195

@@ -121,9 +121,9 @@ def test_a_refusal_leaves_the_code_usable(session, world):
 
 def test_hold_then_capture_less_returns_the_rest(session, world):
     _tree, person, account, partner, _o, desks, rice = world
-    held, _ = counter.hold(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id, points=40,
+    held, _ = counter.hold(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id, points=None,
                            idem_key="till-0007-h", cfg=CFG)
-    assert accounts.balance(session, account.id) == 60  # held points are not available
+    assert accounts.balance(session, account.id) == 70  # held points are not available
     redemption, _ = counter.capture(session, desks[0], held.id, points=25, idem_key="till-0007-c", cfg=CFG)
     assert redemption.points == 25 and held.status == "captured"
     assert accounts.balance(session, account.id) == 75
@@ -132,8 +132,12 @@ def test_hold_then_capture_less_returns_the_rest(session, world):
         counter.capture(session, desks[0], held.id, points=1, idem_key="till-0007-d", cfg=CFG)
 
 
-def test_capture_more_than_held_is_refused(session, world):
+def test_hold_above_the_cost_and_capture_above_the_hold_are_refused(session, world):
     _tree, person, _a, _p, _o, desks, rice = world
+    with pytest.raises(ValidationFailed) as err:
+        counter.hold(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id, points=900,
+                     idem_key="till-0008-x", cfg=CFG)
+    assert "points" in err.value.details
     held, _ = counter.hold(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id, points=None,
                            idem_key="till-0008-h", cfg=CFG)
     with pytest.raises(ValidationFailed) as err:

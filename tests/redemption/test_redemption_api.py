@@ -147,3 +147,58 @@ def test_scenario_management_is_audited_and_scoped(app, client, session):
                         json={"points_cost": 1}).status_code == 404
     invalid = client.patch(f"/api/v1/admin/scenarios/{rice.id}", headers=headers, json={"points_cost": 0})
     assert invalid.status_code == 422 and "points_cost" in invalid.json["error"]["details"]
+
+
+def test_the_counter_never_sees_the_balance(app, client, session):
+    tree, person, partner, rice, (desk, _), _admin = _setup(session, app)
+    gift = f.scenario(session, partner, list(partner.outlets), points_cost=500, name_zh="电饭煲")
+    looked = client.post("/api/v1/outlet/lookup", headers=desk, json={"code": _code(client, session, person)}).json
+    reason = next(s for s in looked["scenarios"] if s["scenario"]["id"] == gift.id)["reasons"][0]
+    assert reason["code"] == "insufficient_points" and reason["have"] is None
+    refused = client.post("/api/v1/outlet/redemptions", headers=desk, json={
+        "code": _code(client, session, person), "scenario_id": gift.id, "idempotency_key": "pos-000020"})
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "insufficient_points"
+    assert "80" not in refused.get_data(as_text=True)
+
+
+def test_guesses_share_one_budget_across_lookup_redeem_and_hold(app, client, session):
+    _tree, _person, _p, rice, (desk, _), _admin = _setup(session, app)
+    app.config["SETTINGS"].code_failure_limit = "3 per minute"
+    try:
+        codes = iter(f"{n:08d}" for n in range(100))
+        answers = [client.post("/api/v1/outlet/lookup", headers=desk, json={"code": next(codes)}).status_code,
+                   client.post("/api/v1/outlet/redemptions", headers=desk, json={
+                       "code": next(codes), "scenario_id": rice.id, "idempotency_key": "guess-0001"}).status_code,
+                   client.post("/api/v1/outlet/holds", headers=desk, json={
+                       "code": next(codes), "scenario_id": rice.id, "idempotency_key": "guess-0002"}).status_code,
+                   client.post("/api/v1/outlet/redemptions", headers=desk, json={
+                       "code": next(codes), "scenario_id": rice.id, "idempotency_key": "guess-0003"}).status_code]
+        assert answers == [404, 404, 404, 429]
+    finally:
+        app.config["SETTINGS"].code_failure_limit = "10 per 10 minutes"
+
+
+def test_an_outlet_month_report_shows_only_its_own_counter(app, client, session):
+    _tree, person, partner, rice, (desk, sibling), _admin = _setup(session, app)
+    client.post("/api/v1/outlet/redemptions", headers=desk, json={
+        "code": _code(client, session, person), "scenario_id": rice.id, "idempotency_key": "pos-000030"})
+    month = dt.datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    theirs = client.get("/api/v1/outlet/redemptions/month", headers=sibling, query_string={"month": month}).json
+    assert theirs["lines"] == [] and theirs["net_points"] == 0
+
+
+def test_exports_neutralise_formulas(app, client, session):
+    tree, person, partner, rice, (desk, _), admin = _setup(session, app)
+    from identity import services as identity_services
+
+    outlet = identity_services.create_outlet(session, partner, name="=HYPERLINK(\"http://x\",\"点我\")",
+                                             region=tree.town_a)
+    evil = {"X-Api-Key": identity.issue_api_key(session, admin, outlet.id)[0]}
+    rice_outlets = f.scenario(session, partner, [outlet], points_cost=5)
+    client.post("/api/v1/outlet/redemptions", headers=evil, json={
+        "code": _code(client, session, person), "scenario_id": rice_outlets.id, "idempotency_key": "pos-000040"})
+    month = dt.datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.county).id)
+    body = client.get("/api/v1/admin/settlement", headers=auditor, query_string={
+        "partner_id": partner.id, "month": month, "format": "csv"}).data.decode("utf-8-sig")
+    assert "'=HYPERLINK" in body and ",=HYPERLINK" not in body

@@ -76,3 +76,16 @@ def test_wrong_file_types_are_refused_naming_the_field(client, session):
     assert fake.status_code == 422
     missing = client.post("/api/v1/admin/imports", headers=headers, data={}, content_type="multipart/form-data")
     assert missing.status_code == 422 and "file" in missing.json["error"]["details"]
+
+
+def test_odd_values_are_reported_not_crashed_on(client, session):
+    _tree, a, _b, _clerk, headers = _setup(session)
+    body = (HEADER.replace("\n", ",incident_ref\n") +
+            f"PRO-3,2026-11-02,{a.phone},入户宣讲,,,²,\n"
+            f"PRO-3,2026-11-02,{a.phone},入户宣讲,,,99999999999,\n"
+            f"INF-1,2026-11-02,{a.phone},线索,C2-01,yellow,1,{'X' * 300}\n").encode()
+    job = _upload(client, headers, "odd.csv", body)
+    status = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=headers).json
+    assert status["status"] == "failed"
+    assert sorted((e["line"], e["field"]) for e in status["errors"]) == [(2, "quantity"), (3, "quantity"),
+                                                                           (4, "incident_ref")]

@@ -181,7 +181,7 @@ def test_publishing_new_rules_never_changes_a_past_award(session, world):
         if ind["code"] == "PRO-1":
             ind["base_points"] = 8
     rules.update_draft(session, admin, draft.version, {"indicators": indicators,
-                                                       "effective_from": dt.date.today() - dt.timedelta(days=1)})
+                                                       "effective_from": dt.datetime.now(dt.timezone.utc).date()})
     rules.publish(session, admin, draft.version)
     assert c.proposed_points == 4 and accounts.balance(session, f.account_of(session, person).id) == 4
     newer = f.contribution(session, clerk, person, "PRO-1", work_date=dt.date.today())

@@ -1,0 +1,65 @@
+"""Nobody scores, nominates or objects their way to their own points."""
+from __future__ import annotations
+
+import pytest
+
+from identity.services import participant_principal
+from infra.errors import Forbidden, ValidationFailed
+from scoring.services import grades, notices, submissions, workflow
+from tests import factories as f
+
+
+@pytest.fixture
+def world(session):
+    tree = f.region_tree(session)
+    me = f.participant(session, tree.grid_a, name="张秀梅")
+    rival = f.participant(session, tree.grid_a, name="王桂英")
+    return tree, me, rival
+
+
+def test_staff_cannot_record_points_for_themselves(session, world):
+    tree, me, _rival = world
+    clerk = f.staff(session, "clerk", tree.town_a, participant_id=me.id)
+    with pytest.raises(Forbidden) as err:
+        submissions.submit(session, clerk, f.submission("PRO-1", [(me.id, 1)]))
+    assert err.value.code == "self_dealing"
+
+
+def test_participants_name_only_people_of_their_village_and_keep_their_grid(session, world):
+    tree, me, _rival = world
+    far = f.participant(session, tree.grid_b)
+    with pytest.raises(ValidationFailed):
+        submissions.submit(session, participant_principal(me), f.submission("PRO-1", [(far.id, 1), (me.id, 1)]))
+    neighbour = f.participant(session, tree.grid_a)
+    c = submissions.submit(session, participant_principal(me), f.submission("PRO-2", [(neighbour.id, 1), (me.id, 1)]))
+    assert c.region_id == me.region_id
+
+
+def test_staff_cannot_uphold_their_own_objection(session, world):
+    tree, me, rival = world
+    verifier = f.staff(session, "verifier", tree.town_a, participant_id=me.id)
+    other = f.staff(session, "verifier", tree.town_a)
+    c = f.contribution(session, f.staff(session, "clerk", tree.town_a), rival, "PRO-1")
+    workflow.verify_many(session, other, [c.id])
+    objection = notices.lodge(session, participant_principal(me), c.id, "她并没有组织这次活动")
+    with pytest.raises(Forbidden):
+        notices.resolve(session, verifier, objection.id, uphold=True, resolution="异议成立")
+    with pytest.raises(Exception) as again:
+        notices.lodge(session, participant_principal(me), c.id, "再提一次")
+    assert getattr(again.value, "code", "") == "objection_open"
+    with pytest.raises(Forbidden):
+        notices.lodge(session, participant_principal(rival), c.id, "我反对我自己")
+
+
+def test_staff_cannot_nominate_themselves(session, world):
+    tree, me, _rival = world
+    verifier = f.staff(session, "verifier", tree.county, participant_id=me.id)
+    with pytest.raises(Forbidden):
+        grades.nominate(session, verifier, year=2026, honour="loan_priority", participant_id=me.id, note=None)
+
+
+def test_bulk_verify_refuses_repeated_ids(session, world):
+    tree, me, _rival = world
+    c = f.contribution(session, f.staff(session, "clerk", tree.town_a), me, "PRO-1")
+    with pytest.raises(ValidationFailed):
+        workflow.verify_many(session, f.staff(session, "verifier", tree.town_a), [c.id, c.id])
