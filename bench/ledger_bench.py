@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import queue
 import random
 import re
 import resource
@@ -131,7 +132,15 @@ def run_workers(args, url: str, mode: str, people: list[int], issuance: int, bud
              for i in range(args.workers)]
     for p in procs:
         p.start()
-    out = [results.get() for _ in procs]
+    out: list[tuple[int, float, int]] = []
+    while len(out) < len(procs):  # a worker that dies never reports: fail instead of waiting forever
+        try:
+            out.append(results.get(timeout=5))
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in procs):
+                for p in procs:
+                    p.terminate()
+                raise RuntimeError(f"a {mode} worker failed; see its traceback above") from None
     for p in procs:
         p.join()
         if p.exitcode != 0:

@@ -50,7 +50,8 @@ WITH p AS (
             k.last_hash || '|' || CAST(:fp AS text) || '|' || k.account_id || '|' || k.shard || '|'
             || (k.last_seq + 1) || '|' || k.amount || '|' || (k.balance + k.amount), 'UTF8')), 'hex')
     FROM locked k
-    WHERE b.account_id = k.account_id AND b.shard = k.shard AND (k.allow_negative OR k.balance + k.amount >= 0)
+    WHERE b.account_id = k.account_id AND b.shard = k.shard
+      AND NOT EXISTS (SELECT 1 FROM locked s WHERE NOT (s.allow_negative OR s.balance + s.amount >= 0))
     RETURNING b.account_id, b.shard, b.balance, b.last_seq, b.last_hash, k.last_hash AS prev_hash, k.amount
 ), ins AS (
     INSERT INTO entries (posting_id, account_id, shard, seq, amount, balance_after, effective_at, prev_hash, hash)
@@ -63,6 +64,7 @@ SELECT (SELECT count(*) FROM p) AS inserted, (SELECT count(*) FROM locked) AS lo
        (SELECT json_agg(json_build_array(account_id, balance_after)) FROM ins) AS after,
        (SELECT json_agg(json_build_array(account_id, balance, amount)) FROM locked
         WHERE NOT (allow_negative OR balance + amount >= 0)) AS short
+-- A short leg stops every leg: no balance moves unless the whole posting can.
 """)
 
 
