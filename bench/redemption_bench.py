@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -51,6 +52,7 @@ from ledger.services.posting import Leg, PostingRequest, post_many  # noqa: E402
 from migrations.alembic_config import alembic_config  # noqa: E402
 from redemption.models import OneTimeCode, Redemption, Scenario, ScenarioOutlet  # noqa: E402
 from redemption.services import codes  # noqa: E402
+from scoring.services import rules  # noqa: E402
 
 SECRET = "bench-secret-" + uuid.uuid4().hex
 
@@ -61,6 +63,7 @@ def prepare(url: str, n: int) -> tuple[str, Path]:
     engine = make_engine(url, pool_size=2)
     configure_password_hasher(1, 1024)
     with Session(engine) as s:
+        rules.seed_rules(s)  # grades (shown at the counter) come from the rules in force
         county = s.scalar(select(Region).where(Region.parent_id.is_(None)))
         admin = identity.staff_principal(identity.create_staff(
             s, username="bench-admin", display_name="Bench", role="admin", scope=county, password="bench-password-1"))
@@ -104,7 +107,7 @@ def start_gunicorn(url: str, port: int, workers: int, threads: int) -> subproces
     proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "jieyou.wsgi:app", "--bind",
                              f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
                              "--access-logfile", "/dev/null", "--error-logfile", "-", "--log-level", "warning",
-                             "--config", "/dev/null"], cwd=ROOT, env=env)
+                             ], cwd=ROOT, env=env)
     for _ in range(100):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/ping", timeout=1).read()
@@ -113,6 +116,18 @@ def start_gunicorn(url: str, port: int, workers: int, threads: int) -> subproces
             time.sleep(0.2)
     proc.kill()
     raise RuntimeError("gunicorn did not start")
+
+
+def smoke(key: str, bodies: Path) -> None:
+    """One redemption by hand before the load, so a setup mistake fails loudly, not as errors."""
+    first = bodies.read_text().splitlines()[-1]
+    request = urllib.request.Request("http://127.0.0.1:8765/api/v1/outlet/redemptions", data=first.encode(),
+                                     headers={"Content-Type": "application/json", "X-Api-Key": key}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 201, response.status
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"smoke redemption failed: {exc.code} {exc.read().decode()}") from None
 
 
 def wrk(args: list[str]) -> dict[str, float]:
@@ -145,6 +160,7 @@ def main() -> None:
         command.upgrade(alembic_config(url), "head")
         key, bodies = prepare(url, args.codes)
         server = start_gunicorn(url, 8765, args.workers, args.threads)
+        smoke(key, bodies)
         common = ["-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s", "--latency"]
         base = wrk([*common, "http://127.0.0.1:8765/api/v1/ping"])
         script = str(ROOT / "bench" / "redeem.lua")

@@ -138,7 +138,8 @@ def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int
         return done, True
     assert participant_id is not None
     now = utcnow()
-    who = standing(session, participant_id, now=now, timezone=cfg.timezone)
+    who = standing(session, participant_id, now=now, timezone=cfg.timezone,
+                   with_grade=scenario.required_grade is not None)
     _refuse_unless_eligible(evaluate(session, who, [scenario])[0],
                             ignore=("limit_day", "limit_month", "limit_year", "quota_exhausted", "insufficient_points"))
     _take_limits(session, participant_id, scenario, who.today)
@@ -193,7 +194,8 @@ def hold(session: Session, outlet: Principal, *, digits: str, scenario_id: int, 
         return done, True
     assert participant_id is not None
     now = utcnow()
-    who = standing(session, participant_id, now=now, timezone=cfg.timezone)
+    who = standing(session, participant_id, now=now, timezone=cfg.timezone,
+                   with_grade=scenario.required_grade is not None)
     _refuse_unless_eligible(evaluate(session, who, [scenario])[0], ignore=("insufficient_points",))
     escrow = accounts.system_account(session, accounts.ESCROW, cfg.shards)
     posting_id = _post(session, outlet, cfg, kind="hold", key=f"hold:{idem_key}",

@@ -45,11 +45,14 @@ class Standing:
     today: dt.date
 
 
-def standing(session: Session, participant_id: int, *, now: dt.datetime, timezone: str) -> Standing:
+def standing(session: Session, participant_id: int, *, now: dt.datetime, timezone: str,
+             with_grade: bool = True) -> Standing:
+    """Balance and grade. The grade (a sum over a year of entries) is skipped when the caller
+    knows no scenario in play requires one."""
     account = accounts.participant_account(session, participant_id)
-    view = grades.grade(session, participant_id)
+    view = grades.grade(session, participant_id) if with_grade else None
     return Standing(participant_id=participant_id, balance=accounts.balance(session, account.id),
-                    grade=view.grade["code"] if view.grade else None, today=local_date(now, timezone))
+                    grade=view.grade["code"] if view and view.grade else None, today=local_date(now, timezone))
 
 
 def grade_meets(have: str | None, need: str | None) -> bool:
@@ -61,9 +64,10 @@ def grade_meets(have: str | None, need: str | None) -> bool:
 def evaluate(session: Session, who: Standing, scenarios: list[Scenario], *, reveal_balance: bool = True) -> list[Verdict]:
     """`reveal_balance=False` for counters: they learn whether the points suffice, never how many."""
     keys = periods(who.today)
+    limited = [s.id for s in scenarios if s.limit_day or s.limit_month or s.limit_year]
     used = {(c.scenario_id, c.period): c.used for c in session.scalars(select(UsageCounter).where(
         UsageCounter.participant_id == who.participant_id, UsageCounter.period.in_(keys.values()),
-        UsageCounter.scenario_id.in_([s.id for s in scenarios])))}
+        UsageCounter.scenario_id.in_(limited)))} if limited else {}
     verdicts = []
     for s in scenarios:
         v = Verdict(scenario=s)
