@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from infra.auth import SYSTEM, Principal
 from infra.db import utcnow
+from ledger.models import Account
 from ledger.services import accounts
 from ledger.services.posting import Leg, PostingRequest, post_many
 from scoring.models import Contribution, Objection
@@ -35,7 +36,9 @@ def award_due(session: Session, *, now: dt.datetime | None = None, limit: int = 
     if not batch:
         return 0
     issuance = accounts.system_account(session, accounts.ISSUANCE, shards)
-    member_accounts = {}
+    wanted = {m.participant_id for c in batch for m in c.members if m.points}
+    member_accounts = dict(session.execute(select(Account.participant_id, Account.id)
+                                           .where(Account.participant_id.in_(wanted))).all()) if wanted else {}
     requests, with_points = [], []
     for c in batch:
         legs = []
