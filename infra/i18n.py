@@ -4,10 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask, request
-from flask_babel import Babel
+from flask_babel import Babel, get_locale
 
 LOCALES = ("zh", "en")
 babel = Babel()
+
+
+def is_english() -> bool:
+    """For dump schemas that pick the Chinese or English field of a bilingual record."""
+    return str(get_locale() or "zh").startswith("en")
 
 
 def select_locale() -> str:

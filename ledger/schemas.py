@@ -1,14 +1,11 @@
 """Ledger schemas: balances, statements, postings, corrections and integrity checks."""
 from __future__ import annotations
 
-from flask_babel import get_locale
+from infra.i18n import is_english
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from infra.api import DumpSchema, IdempotentArgs, LoadSchema, page_schema
 from infra.security import mask_name, mask_phone
-
-def _english() -> bool:
-    return str(get_locale() or "zh").startswith("en")
 
 
 KIND_LABELS = {
@@ -55,11 +52,11 @@ class StatementLineOut(DumpSchema):
 
     def _kind_label(self, line: object) -> str:
         zh, en = KIND_LABELS.get(getattr(line, "kind"), (getattr(line, "kind"),) * 2)
-        return en if _english() else zh
+        return en if is_english() else zh
 
     def _explanation(self, line: object) -> str | None:
         """Sources (such as scoring) store a per-participant explanation in the posting's metadata."""
-        texts = (getattr(line, "meta") or {}).get("explain", {}).get("en" if _english() else "zh", {})
+        texts = (getattr(line, "meta") or {}).get("explain", {}).get("en" if is_english() else "zh", {})
         return texts.get(str(getattr(line, "participant_id"))) if isinstance(texts, dict) else None
 
 

@@ -1,7 +1,7 @@
 """Redemption schemas: the catalogue, codes, counter operations, eligibility and settlement."""
 from __future__ import annotations
 
-from flask_babel import get_locale
+from infra.i18n import is_english
 from marshmallow import fields, validate
 
 from infra.api import DumpSchema, IdempotentArgs, LoadSchema
@@ -11,9 +11,6 @@ from redemption.services.eligibility import REASONS
 
 CODE = validate.Regexp(r"^\d{8}$", error="Eight digits.")
 
-
-def _english() -> bool:
-    return str(get_locale() or "zh").startswith("en")
 
 
 class ScenarioOut(DumpSchema):
@@ -40,10 +37,10 @@ class ScenarioOut(DumpSchema):
     status = fields.String()
 
     def _name(self, s: object) -> str:
-        return getattr(s, "name_en" if _english() else "name_zh")
+        return getattr(s, "name_en" if is_english() else "name_zh")
 
     def _terms(self, s: object) -> str:
-        return getattr(s, "terms_en" if _english() else "terms_zh")
+        return getattr(s, "terms_en" if is_english() else "terms_zh")
 
 
 class Reason(DumpSchema):
@@ -55,7 +52,7 @@ class Reason(DumpSchema):
 
     def _message(self, r: dict) -> str:
         zh, en = REASONS.get(r["code"], (r["code"], r["code"]))
-        return en if _english() else zh
+        return en if is_english() else zh
 
 
 class VerdictOut(DumpSchema):

@@ -1,16 +1,13 @@
 """Scoring schemas: contributions, workflow actions, notices, rules, grades and honours."""
 from __future__ import annotations
 
-from flask_babel import get_locale
+from infra.i18n import is_english
 from marshmallow import fields, validate
 
 from infra.api import DumpSchema, LoadSchema, page_schema
 from scoring.models import CLASSES, COLOURS, UNITS
 from scoring.services.submissions import EIGHT_STEPS
 
-
-def _english() -> bool:
-    return str(get_locale() or "zh").startswith("en")
 
 
 class MemberIn(LoadSchema):
@@ -164,7 +161,7 @@ class NoticeOut(DumpSchema):
     open_objections = fields.Integer()
 
     def _indicator_name(self, notice: object) -> str:
-        return getattr(notice, "name_en" if _english() else "name_zh")
+        return getattr(notice, "name_en" if is_english() else "name_zh")
 
 
 class IndicatorSchema(LoadSchema):
