@@ -175,9 +175,13 @@ def post_many(session: Session, actor: Principal, requests: Sequence[PostingRequ
     rows = [_row(req, actor, scope, key, now) for req, key in zip(requests, keys)]
 
     # 1. Idempotency gate. A duplicate in flight blocks here until the first commits or aborts.
-    table = Posting.__table__
-    stmt = dialect_insert(session)(table).on_conflict_do_nothing(index_elements=["idem_scope", "idem_key"])
-    inserted = session.execute(stmt.returning(table.c.id, table.c.idem_key), rows).all()
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        inserted = posting_sql.insert_postings(session, rows)
+    else:
+        table = Posting.__table__
+        stmt = dialect_insert(session)(table).on_conflict_do_nothing(index_elements=["idem_scope", "idem_key"])
+        inserted = session.execute(stmt.returning(table.c.id, table.c.idem_key), rows).all()
     new_ids = {r.idem_key: r.id for r in inserted}
 
     results: dict[str, PostingResult] = {}
@@ -258,13 +262,17 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
             after[leg.account_id] = new_balance
         results[row["idem_key"]] = PostingResult(posting_id=posting_id, replayed=False, balances_after=after)
 
+    changes = [{"account_id": a, "shard": s, "balance": v[0], "seq": v[1], "hash": v[2]}
+               for (a, s), v in state.items() if v[1] != seq_before[(a, s)]]
+    if session.get_bind().dialect.name == "postgresql":
+        posting_sql.update_balances(session, changes)
+        posting_sql.insert_entries(session, entries)
+        return results
+    table = BalanceShard.__table__
     session.execute(
-        update(BalanceShard.__table__)
-        .where(BalanceShard.__table__.c.account_id == bindparam("k_account"),
-               BalanceShard.__table__.c.shard == bindparam("k_shard"))
+        update(table).where(table.c.account_id == bindparam("k_account"), table.c.shard == bindparam("k_shard"))
         .values(balance=bindparam("v_balance"), last_seq=bindparam("v_seq"), last_hash=bindparam("v_hash")),
-        [{"k_account": a, "k_shard": s, "v_balance": v[0], "v_seq": v[1], "v_hash": v[2]}
-         for (a, s), v in state.items() if v[1] != seq_before[(a, s)]],
-    )
+        [{"k_account": c["account_id"], "k_shard": c["shard"], "v_balance": c["balance"], "v_seq": c["seq"],
+          "v_hash": c["hash"]} for c in changes])
     session.execute(Entry.__table__.insert(), entries)
     return results

@@ -119,3 +119,43 @@ def post_one(session: Session, row: dict[str, Any], fingerprint: str, legs: list
         raise NotFound("Account not found.", code="account_not_found",
                        details={"account_id": sorted({a for a, _s, _n in legs})})
     return dict(result._mapping)
+
+
+# Batches on PostgreSQL: each step is one statement over arrays, so its text stays short (parsed and
+# prepared once) however many rows it carries, instead of a multi-VALUES statement of thousands of
+# placeholders that the driver must parse on every call.
+POSTING_COLUMNS = ("kind", "reason", "actor_kind", "actor_id", "actor_label", "source_type", "source_id", "meta",
+                   "effective_at", "created_at", "idem_scope", "idem_key", "request_digest", "reverses_id")
+POSTING_TYPES = ("text", "text", "text", "bigint", "text", "text", "text", "jsonb", "timestamptz", "timestamptz",
+                 "text", "text", "text", "bigint")
+INSERT_POSTINGS = text(
+    f"INSERT INTO postings ({', '.join(POSTING_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(POSTING_COLUMNS, POSTING_TYPES))
+    + ") ON CONFLICT (idem_scope, idem_key) DO NOTHING RETURNING id, idem_key")
+ENTRY_COLUMNS = ("posting_id", "account_id", "shard", "seq", "amount", "balance_after", "effective_at", "prev_hash",
+                 "hash")
+ENTRY_TYPES = ("bigint", "bigint", "smallint", "bigint", "bigint", "bigint", "timestamptz", "text", "text")
+INSERT_ENTRIES = text(
+    f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(ENTRY_COLUMNS, ENTRY_TYPES)) + ")")
+UPDATE_BALANCES = text(
+    "UPDATE balances b SET balance = v.balance, last_seq = v.seq, last_hash = v.hash "
+    "FROM unnest(CAST(:account_id AS bigint[]), CAST(:shard AS smallint[]), CAST(:balance AS bigint[]), "
+    "CAST(:seq AS bigint[]), CAST(:hash AS text[])) AS v(account_id, shard, balance, seq, hash) "
+    "WHERE b.account_id = v.account_id AND b.shard = v.shard")
+
+
+def _columns(rows: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, list[Any]]:
+    return {name: [Jsonb(r[name]) if name == "meta" else r[name] for r in rows] for name in names}
+
+
+def insert_postings(session: Session, rows: list[dict[str, Any]]) -> list[Any]:
+    return session.execute(INSERT_POSTINGS, _columns(rows, POSTING_COLUMNS)).all()
+
+
+def insert_entries(session: Session, entries: list[dict[str, Any]]) -> None:
+    session.execute(INSERT_ENTRIES, _columns(entries, ENTRY_COLUMNS))
+
+
+def update_balances(session: Session, changes: list[dict[str, Any]]) -> None:
+    session.execute(UPDATE_BALANCES, _columns(changes, ("account_id", "shard", "balance", "seq", "hash")))
