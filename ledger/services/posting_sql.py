@@ -149,13 +149,43 @@ def _columns(rows: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, li
     return {name: [Jsonb(r[name]) if name == "meta" else r[name] for r in rows] for name in names}
 
 
+_compiled: dict[Any, str] = {}
+
+
+def _binary(session: Session, statement: Any, params: dict[str, Any], *, fetch: bool = False) -> list[Any]:
+    """Run on the session's own connection (same transaction) with binary parameters: large text
+    arrays then need no quoting, which is most of the client's cost for a batch."""
+    raw = session.connection().connection.driver_connection
+    sql = _compiled.get(statement)
+    if sql is None:
+        sql = _compiled[statement] = str(statement.compile(dialect=session.get_bind().dialect))
+    with raw.cursor() as cursor:
+        cursor.execute(sql, params, binary=True)
+        return cursor.fetchall() if fetch else []
+
+
 def insert_postings(session: Session, rows: list[dict[str, Any]]) -> list[Any]:
-    return session.execute(INSERT_POSTINGS, _columns(rows, POSTING_COLUMNS)).all()
+    return [_Row(*r) for r in _binary(session, INSERT_POSTINGS, _columns(rows, POSTING_COLUMNS), fetch=True)]
 
 
 def insert_entries(session: Session, entries: list[dict[str, Any]]) -> None:
-    session.execute(INSERT_ENTRIES, _columns(entries, ENTRY_COLUMNS))
+    _binary(session, INSERT_ENTRIES, _columns(entries, ENTRY_COLUMNS))
 
 
 def update_balances(session: Session, changes: list[dict[str, Any]]) -> None:
-    session.execute(UPDATE_BALANCES, _columns(changes, ("account_id", "shard", "balance", "seq", "hash")))
+    _binary(session, UPDATE_BALANCES, _columns(changes, ("account_id", "shard", "balance", "seq", "hash")))
+
+
+class _Row(tuple):  # noqa: SLOT000
+    """(id, idem_key) as returned by INSERT_POSTINGS, readable by name like SQLAlchemy rows."""
+
+    def __new__(cls, id_: int, idem_key: str) -> "_Row":
+        return super().__new__(cls, (id_, idem_key))
+
+    @property
+    def id(self) -> int:
+        return self[0]
+
+    @property
+    def idem_key(self) -> str:
+        return self[1]
