@@ -15,9 +15,11 @@ import time
 import weakref
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from infra.errors import NotFound
@@ -159,9 +161,14 @@ def _binary(session: Session, statement: Any, params: dict[str, Any], *, fetch: 
     sql = _compiled.get(statement)
     if sql is None:
         sql = _compiled[statement] = str(statement.compile(dialect=session.get_bind().dialect))
-    with raw.cursor() as cursor:
-        cursor.execute(sql, params, binary=True)
-        return cursor.fetchall() if fetch else []
+    try:
+        with raw.cursor() as cursor:
+            cursor.execute(sql, params, binary=True)
+            return cursor.fetchall() if fetch else []
+    except psycopg.errors.IntegrityError as exc:  # same exception types as the rest of the code sees
+        raise IntegrityError(sql, None, exc) from exc
+    except psycopg.Error as exc:
+        raise DBAPIError(sql, None, exc) from exc
 
 
 def insert_postings(session: Session, rows: list[dict[str, Any]]) -> list[Any]:

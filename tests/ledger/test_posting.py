@@ -156,3 +156,18 @@ def test_statement_is_newest_first_with_reasons_and_pages(session, person):
     third, cursor3 = accounts.statement(session, account, limit=2, before_id=cursor2)
     assert [line.amount for line in second + third] == [3, 2, 1]
     assert cursor3 is None
+
+
+def test_a_batch_that_breaks_a_database_rule_raises_the_usual_integrity_error(session, person):
+    """The batch path talks to the driver directly; its errors must look like everyone else's."""
+    from ledger.services import corrections
+
+    account = f.account_of(session, person)
+    original = f.award(session, account.id, 5)
+    corrections.reverse(session, SYSTEM, original.posting_id, "first reversal")
+    issuance = accounts.system_account(session, accounts.ISSUANCE, f.SHARDS)
+    with pytest.raises(IntegrityError):
+        with session.begin_nested():
+            post_many(session, SYSTEM, [PostingRequest(kind="reversal", reason="second", reverses_id=original.posting_id,
+                                                       legs=[Leg(account.id, -5), Leg(issuance.id, 5)])])
+    assert accounts.balance(session, account.id) == 0
