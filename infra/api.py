@@ -2,7 +2,6 @@
 everywhere (query strings included), and base schemas for loading and dumping."""
 from __future__ import annotations
 
-from typing import Any
 
 import flask_smorest
 from marshmallow import RAISE, Schema, fields, validate
@@ -33,19 +32,9 @@ class DumpSchema(Schema):
     """Output only; never used to load."""
 
 
-class PageArgs(LoadSchema):
-    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    after = fields.Integer(load_default=None, validate=validate.Range(min=1),
-                           metadata={"description": "Cursor returned as `next` by the previous page."})
-
-
 class IdempotentArgs(LoadSchema):
     idempotency_key = fields.String(load_default=None, validate=validate.Length(min=8, max=100),
                                     metadata={"description": "Retry with the same key to get the same result."})
-
-
-def page(items: list[Any], next_cursor: int | None) -> dict[str, Any]:
-    return {"items": items, "next": next_cursor}
 
 
 def page_schema(item: type[Schema], name: str) -> type[Schema]:
@@ -53,12 +42,3 @@ def page_schema(item: type[Schema], name: str) -> type[Schema]:
         "items": fields.List(fields.Nested(item)),
         "next": fields.Integer(allow_none=True, metadata={"description": "Pass as `after`/`before` for the next page."}),
     })
-
-
-class ErrorSchema(DumpSchema):
-    class Body(DumpSchema):
-        code = fields.String(metadata={"description": "Stable machine-readable code"})
-        message = fields.String(metadata={"description": "Human-readable, in the caller's language"})
-        details = fields.Dict(metadata={"description": "Per-field messages"})
-
-    error = fields.Nested(Body)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 from celery import Celery
@@ -13,12 +12,15 @@ from celery import Celery
 log = logging.getLogger(__name__)
 
 
-def start_inprocess_beat(celery: Celery, poll_seconds: float = 30.0) -> threading.Thread:
+def start_inprocess_beat(celery: Celery, poll_seconds: float = 30.0,
+                         stop: threading.Event | None = None) -> threading.Thread:
+    """Runs until the process ends, or until `stop` is set."""
+    stop = stop or threading.Event()
     schedule: dict[str, Any] = celery.conf.beat_schedule or {}
     last_run: dict[str, Any] = {name: celery.now() for name in schedule}
 
     def loop() -> None:
-        while True:
+        while not stop.is_set():
             for name, entry in schedule.items():
                 due, _next = entry["schedule"].is_due(last_run[name])
                 if due:
@@ -28,7 +30,7 @@ def start_inprocess_beat(celery: Celery, poll_seconds: float = 30.0) -> threadin
                         log.info("scheduled job %s ran", name)
                     except Exception:  # a failing job must not stop the others
                         log.exception("scheduled job %s failed", name)
-            time.sleep(poll_seconds)
+            stop.wait(poll_seconds)
 
     thread = threading.Thread(target=loop, name="jieyou-beat", daemon=True)
     thread.start()

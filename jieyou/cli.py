@@ -10,15 +10,24 @@ from pathlib import Path
 
 import click
 from alembic import command
+from flask import Flask
+from sqlalchemy import func, select
 
+from identity import services as identity
+from identity.models import Participant, Region
+from infra.auth import SYSTEM
 from infra.config import Settings
 from infra.db import db
+from infra.scheduler import start_inprocess_beat
+from infra.tasks import celery
+from jieyou.app import create_app
+from jieyou.demo import load_demo
+from ledger.services import accounts, integrity
 from migrations.alembic_config import alembic_config
+from scoring.services import rules
 
 
-def _app():  # type: ignore[no-untyped-def]
-    from jieyou.app import create_app
-
+def _app() -> Flask:
     return create_app()
 
 
@@ -34,9 +43,6 @@ def db_group() -> None:
 
 def upgrade_database(settings: Settings) -> None:
     command.upgrade(alembic_config(settings.database_url), "head")
-    from ledger.services import accounts
-    from scoring.services import rules
-
     app = _app()
     with app.app_context(), db.unit_of_work() as session:
         accounts.system_account(session, accounts.ISSUANCE, settings.system_account_shards)
@@ -66,12 +72,6 @@ def staff() -> None:
 @click.option("--password", default=None, help="Default: read JIEYOU_PASSWORD or prompt")
 def staff_create(username: str, display_name: str, role: str, scope_code: str | None, password: str | None) -> None:
     """Create a staff user (the first admin, typically)."""
-    from sqlalchemy import select
-
-    from identity import services as identity
-    from identity.models import Region
-    from infra.auth import SYSTEM
-
     password = password or os.environ.get("JIEYOU_PASSWORD") or getpass.getpass("Password: ")
     app = _app()
     with app.app_context(), db.unit_of_work() as session:
@@ -96,8 +96,6 @@ def demo() -> None:
 @click.option("--participants", default=200, show_default=True)
 def demo_load(participants: int) -> None:
     """Load a demo county: regions, people, partners with outlets and keys, thousands of postings."""
-    from jieyou.demo import load_demo
-
     settings = Settings.from_env()
     app = _app()
     with app.app_context():
@@ -116,8 +114,6 @@ def ledger() -> None:
 @click.option("--record/--no-record", default=True, help="Store the outcome for the status page.")
 def ledger_verify(digest_file: str | None, record: bool) -> None:
     """Recompute every hash chain; name the first altered or missing entry. Exit 1 on problems."""
-    from ledger.services import integrity
-
     app = _app()
     with app.app_context(), db.unit_of_work() as session:
         report = integrity.verify_chains(session)
@@ -134,8 +130,6 @@ def ledger_verify(digest_file: str | None, record: bool) -> None:
 @ledger.command("reconcile")
 def ledger_reconcile() -> None:
     """Cached balances = sum of entries; every posting and the whole ledger sum to zero. Exit 1 on problems."""
-    from ledger.services import integrity
-
     app = _app()
     with app.app_context(), db.unit_of_work() as session:
         report = integrity.reconcile(session)
@@ -148,8 +142,6 @@ def ledger_reconcile() -> None:
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the export here (else stdout).")
 def ledger_digest(day: str | None, out: str | None) -> None:
     """Record (once per day) and export the chain-head digest, to keep outside the database."""
-    from ledger.services import integrity
-
     when = dt.date.fromisoformat(day) if day else dt.datetime.now(dt.timezone.utc).date()
     app = _app()
     with app.app_context(), db.unit_of_work() as session:
@@ -175,9 +167,6 @@ def _print_report(report) -> None:  # type: ignore[no-untyped-def]
 @click.option("--port", default=8000, show_default=True)
 def run(host: str, port: int) -> None:
     """Serve the embedded default (SQLite, in-process jobs). Production: gunicorn + celery."""
-    from infra.scheduler import start_inprocess_beat
-    from infra.tasks import celery
-
     app = _app()
     if app.config["SETTINGS"].embedded:
         start_inprocess_beat(celery)
@@ -190,10 +179,6 @@ def run(host: str, port: int) -> None:
 @click.pass_context
 def demo_server(ctx: click.Context, host: str, port: int) -> None:
     """Upgrade the database, load demo data once, and serve: the one-command start."""
-    from sqlalchemy import func, select
-
-    from identity.models import Participant
-
     settings = Settings.from_env()
     upgrade_database(settings)
     app = _app()

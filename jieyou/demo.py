@@ -10,13 +10,17 @@ from sqlalchemy import func, select
 
 from identity import services as identity
 from identity.models import Outlet, Participant
-from infra.auth import SYSTEM, Principal
+from identity.services import participant_principal
+from infra.auth import Principal
 from infra.config import Settings
 from infra.db import db
 from infra.security import hash_password
 from ledger.models import Posting
 from ledger.services import accounts, corrections, integrity
-from ledger.services.posting import Leg, PostingRequest, post_many
+from redemption.services import catalogue, codes, counter
+from redemption.services.config import counter_config
+from scoring.models import Contribution
+from scoring.services import awards, notices, submissions, workflow
 
 DEMO_STAFF_PASSWORD = "jieyou-demo-2026"
 DEMO_PARTICIPANT_PASSWORD = "demo-2026"
@@ -57,10 +61,6 @@ def _scoring_history(session, rng, people, staff, now):  # type: ignore[no-untyp
     """A year of contributions through the real workflow: reported by the women themselves,
     verified by the county approver, publicly noticed, awarded by the award job; the current
     month leaves work in every state for the staff queue."""
-    from identity.services import participant_principal
-    from scoring.models import Contribution
-    from scoring.services import awards, notices, submissions, workflow
-
     verifier = staff["approver"]
     by_village: dict[str, list] = {}
     for person in people:
@@ -118,16 +118,9 @@ def _scoring_history(session, rng, people, staff, now):  # type: ignore[no-untyp
     return dict(session.execute(select(Contribution.state, func.count()).group_by(Contribution.state)).all())
 
 
-def _redemption_history(session, rng, people, settings):  # type: ignore[no-untyped-def]
+def _redemption_history(session, rng, people):  # type: ignore[no-untyped-def]
     """Redemptions made the real way: a participant's one-time code, typed at an outlet."""
-    from identity.services import participant_principal
-    from redemption.services import codes, counter
-    from redemption.services.counter import CounterConfig
-
-    cfg = CounterConfig(secret_key=settings.secret_key, timezone=settings.local_timezone,
-                        hold_ttl=dt.timedelta(minutes=settings.hold_ttl_minutes),
-                        refund_window=dt.timedelta(days=settings.refund_window_days),
-                        shards=settings.system_account_shards)
+    cfg = counter_config()
     outlets = session.scalars(select(Outlet).order_by(Outlet.id)).all()
     made = {"redemptions": 0, "refunds": 0, "holds": 0}
     for n, person in enumerate(rng.sample(people, 140)):
@@ -192,23 +185,22 @@ def load_demo(settings: Settings, *, participants: int = 200) -> str:
                                                                                         "family_representative"]))
             person.password_hash = participant_hash
             people.append(person)
-        issuance = accounts.system_account(session, accounts.ISSUANCE, settings.system_account_shards)
+        accounts.system_account(session, accounts.ISSUANCE, settings.system_account_shards)
         accounts.system_account(session, accounts.ADJUSTMENT, settings.system_account_shards)
-        from redemption.services import catalogue
-
         catalogue.seed(session, settings.system_account_shards)
         keys = []
         admin = staff["admin"]
         for outlet in session.scalars(select(Outlet).order_by(Outlet.id).limit(4)):
             secret, _key = identity.issue_api_key(session, admin, outlet.id, "demo")
             keys.append((outlet.name, secret))
-        person_accounts = [accounts.participant_account(session, p.id) for p in people]
+        for person in people:  # every participant has an account from the start
+            accounts.participant_account(session, person.id)
         session.flush()
 
         now = dt.datetime.now(dt.timezone.utc)
         counts = _scoring_history(session, rng, people, staff, now)
 
-        redeemed = _redemption_history(session, rng, people, settings)
+        redeemed = _redemption_history(session, rng, people)
 
         # Corrections with four eyes: a redemption reversed on request, adjustments small and large.
         clerk, approver2 = staff["clerk"], staff["approver2"]

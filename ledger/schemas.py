@@ -1,10 +1,10 @@
 """Ledger schemas: balances, statements, postings, corrections and integrity checks."""
 from __future__ import annotations
 
-from infra.i18n import is_english
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from infra.api import DumpSchema, IdempotentArgs, LoadSchema, page_schema
+from infra.i18n import is_english
 from infra.security import mask_name, mask_phone
 
 
@@ -206,11 +206,3 @@ class DigestSummaryOut(DumpSchema):
 
 class DigestOut(DigestSummaryOut):
     heads = fields.Dict(metadata={"description": "account:shard -> [seq, hash] of every chain head"})
-
-
-class MaskedParticipantOut(DumpSchema):
-    """What a reader who does not need the person sees."""
-
-    id = fields.Integer()
-    name = fields.Function(lambda p: mask_name(p.name))
-    phone = fields.Function(lambda p: mask_phone(p.phone))

@@ -1,10 +1,10 @@
 """Redemption schemas: the catalogue, codes, counter operations, eligibility and settlement."""
 from __future__ import annotations
 
-from infra.i18n import is_english
 from marshmallow import fields, validate
 
 from infra.api import DumpSchema, IdempotentArgs, LoadSchema
+from infra.i18n import is_english
 from redemption.models import FAMILIES
 from redemption.services.common import yuan
 from redemption.services.eligibility import REASONS

@@ -1,12 +1,11 @@
 """Scoring schemas: contributions, workflow actions, notices, rules, grades and honours."""
 from __future__ import annotations
 
-from infra.i18n import is_english
 from marshmallow import fields, validate
 
 from infra.api import DumpSchema, LoadSchema, page_schema
+from infra.i18n import is_english
 from scoring.models import CLASSES, COLOURS, UNITS
-from scoring.services.submissions import EIGHT_STEPS
 
 
 
@@ -297,5 +296,3 @@ class ScreeningOut(DumpSchema):
     warning_colours = fields.List(fields.Dict())
     categories = fields.List(fields.Dict())
 
-
-EIGHT = EIGHT_STEPS

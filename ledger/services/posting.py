@@ -10,19 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, select, tuple_, update
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from infra.auth import Principal
 from infra.db import dialect_insert, utcnow
 from infra.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
-from ledger.models import POSTING_KINDS, Account, BalanceShard, Entry, Posting
+from ledger.models import POSTING_KINDS, BalanceShard, Entry, Posting
 from ledger.services import posting_sql
 from ledger.services.chain import entry_hash, posting_fingerprint, request_digest
 
@@ -71,23 +69,6 @@ class PostingResult:
     replayed: bool
     # account_id -> balance of the touched shard after this posting (participants have one shard)
     balances_after: dict[int, int] = field(default_factory=dict)
-
-
-_shard_counts: weakref.WeakKeyDictionary[Engine, dict[int, int]] = weakref.WeakKeyDictionary()
-
-
-def _shard_count_map(session: Session, account_ids: set[int]) -> dict[int, int]:
-    """Shard counts never change once an account exists, so they are cached per engine."""
-    engine = session.get_bind()
-    cache = _shard_counts.setdefault(engine, {})  # type: ignore[arg-type]
-    missing = [a for a in account_ids if a not in cache]
-    if missing:
-        rows = session.execute(select(Account.id, Account.shard_count).where(Account.id.in_(missing))).all()
-        cache.update({r.id: r.shard_count for r in rows})
-        unknown = sorted(set(missing) - {r.id for r in rows})
-        if unknown:
-            raise NotFound("Account not found.", code="account_not_found", details={"account_id": unknown})
-    return {a: cache[a] for a in account_ids}
 
 
 def _validate(index: int, req: PostingRequest, now: dt.datetime) -> None:
@@ -191,7 +172,7 @@ def post_many(session: Session, actor: Principal, requests: Sequence[PostingRequ
 
     fresh = [(req, row, new_ids[row["idem_key"]]) for req, row in zip(requests, rows) if row["idem_key"] in new_ids]
     if fresh:
-        results.update(_apply(session, fresh))
+        results.update(_apply(session, fresh, postgres))
     return [results[k] for k in keys]
 
 
@@ -214,10 +195,12 @@ def _replays(session: Session, scope: str, keys: list[str], digests: dict[str, s
     return out
 
 
-def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], int]]) -> dict[str, PostingResult]:
-    shard_counts = _shard_count_map(session, {leg.account_id for req, _r, _i in fresh for leg in req.legs})
+def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], int]],
+           postgres: bool) -> dict[str, PostingResult]:
+    sharded = posting_sql.sharded_accounts(session)
     # One shard per sharded account per call: concurrent batches then rarely meet on a row.
-    chosen = {a: random.randrange(n) for a, n in shard_counts.items() if n > 1}
+    chosen = {a: random.randrange(sharded[a]) for a in {leg.account_id for req, _r, _i in fresh for leg in req.legs}
+              if a in sharded}
 
     def shard_of(leg: Leg) -> int:
         if leg.shard is not None:
@@ -264,7 +247,7 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
 
     changes = [{"account_id": a, "shard": s, "balance": v[0], "seq": v[1], "hash": v[2]}
                for (a, s), v in state.items() if v[1] != seq_before[(a, s)]]
-    if session.get_bind().dialect.name == "postgresql":
+    if postgres:
         posting_sql.update_balances(session, changes)
         posting_sql.insert_entries(session, entries)
         return results

@@ -97,9 +97,15 @@ def next_posting_id(session: Session) -> int:
 
 
 def sharded_accounts(session: Session) -> dict[int, int]:
-    """Shard counts of the multi-shard (system) accounts; every other account has one shard.
-    Refreshed every minute: an account created since uses its shard 0 meanwhile, which is valid."""
+    """Shard counts of the multi-shard (system) accounts, for both posting paths and every
+    dialect; every other account has one shard. Refreshed every minute: an account created since
+    uses its shard 0 meanwhile, which is valid."""
     state = _engine_state(session)
+    if session.get_bind().dialect.name != "postgresql":
+        # SQLite reuses the ids of rolled-back rows, so a cached id could name another account;
+        # PostgreSQL sequences never give an id twice. The query is tiny: system accounts only.
+        return {r.id: r.shard_count for r in session.execute(
+            select(Account.id, Account.shard_count).where(Account.shard_count > 1))}
     with state.lock:
         stale = time.monotonic() - state.loaded_at > SHARD_REFRESH_SECONDS
     if stale:

@@ -25,7 +25,7 @@ from ledger.services.posting import InsufficientBalance, Leg, PostingRequest, po
 from redemption.models import Hold, Redemption, Refund, Scenario, ScenarioOutlet, UsageCounter
 from redemption.services import codes
 from redemption.services.common import IDEM_SCOPE, local_date, periods, require_outlet
-from redemption.services.eligibility import Standing, Verdict, evaluate, standing
+from redemption.services.eligibility import Verdict, evaluate, standing
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int
     if scenario.kind == "spend":
         posting_id = _post(session, outlet, cfg, kind="redemption", key=f"redeem:{idem_key}",
                            reason=f"{scenario.name_zh}（{scenario.code}）",
-                           legs=[(accounts.participant_account(session, participant_id).id, -scenario.points_cost),
+                           legs=[(who.account_id, -scenario.points_cost),
                                  (accounts.partner_account(session, scenario.partner_id, cfg.shards).id,
                                   scenario.points_cost)], source=None)
     redemption = Redemption(scenario_id=scenario.id, partner_id=scenario.partner_id, outlet_id=outlet.id,
@@ -200,7 +200,7 @@ def hold(session: Session, outlet: Principal, *, digits: str, scenario_id: int, 
     escrow = accounts.system_account(session, accounts.ESCROW, cfg.shards)
     posting_id = _post(session, outlet, cfg, kind="hold", key=f"hold:{idem_key}",
                        reason=f"{scenario.name_zh}（{scenario.code}）积分冻结",
-                       legs=[(accounts.participant_account(session, participant_id).id, -amount), (escrow.id, amount)],
+                       legs=[(who.account_id, -amount), (escrow.id, amount)],
                        source=None)
     record = Hold(scenario_id=scenario.id, outlet_id=outlet.id, participant_id=participant_id, points=amount,
                   hold_posting_id=posting_id, expires_at=now + cfg.hold_ttl, idem_key=idem_key,
@@ -339,7 +339,3 @@ def refund(session: Session, outlet: Principal, redemption_id: int, *, points: i
     session.add(record)
     session.flush()
     return record, False
-
-
-def standing_for(session: Session, participant_id: int, cfg: CounterConfig) -> Standing:
-    return standing(session, participant_id, now=utcnow(), timezone=cfg.timezone)

@@ -40,6 +40,7 @@ class Verdict:
 @dataclass(frozen=True)
 class Standing:
     participant_id: int
+    account_id: int
     balance: int
     grade: str | None
     today: dt.date
@@ -51,7 +52,8 @@ def standing(session: Session, participant_id: int, *, now: dt.datetime, timezon
     knows no scenario in play requires one."""
     account = accounts.participant_account(session, participant_id)
     view = grades.grade(session, participant_id) if with_grade else None
-    return Standing(participant_id=participant_id, balance=accounts.balance(session, account.id),
+    return Standing(participant_id=participant_id, account_id=account.id,
+                    balance=accounts.balance(session, account.id),
                     grade=view.grade["code"] if view and view.grade else None, today=local_date(now, timezone))
 
 

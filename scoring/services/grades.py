@@ -16,7 +16,7 @@ from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from infra.exports import csv_bytes, xlsx_bytes
 from infra.security import mask_phone
 from ledger.models import Account, Entry, Posting
-from scoring.models import Nomination, RuleSet
+from scoring.models import Nomination
 from scoring.services import rules
 
 EARNING_KINDS = ("award", "adjustment")
@@ -160,7 +160,3 @@ def to_csv(rows: list[list[Any]]) -> bytes:
 
 def to_xlsx(rows: list[list[Any]], title: str) -> bytes:
     return xlsx_bytes(EXPORT_HEADER, rows, title, widths=(8, 12, 16, 20, 12, 12, 10))
-
-
-def rule_set_for_display(session: Session) -> RuleSet:
-    return rules.in_force(session, dt.datetime.now(dt.timezone.utc).date())

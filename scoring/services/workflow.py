@@ -7,7 +7,6 @@ revocation releases the reservation. The award itself is a scheduled job (`award
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy import bindparam, select, tuple_, update
@@ -19,10 +18,10 @@ from infra.auth import Principal
 from infra.db import dialect_insert, utcnow
 from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ledger.services import corrections
-from scoring.models import HOLDING_STATES, AwardTally, Contribution, ContributionMember, RuleSet
+from scoring.models import HOLDING_STATES, AwardTally, Contribution, RuleSet
 from scoring.services import rules
 from scoring.services.engine import Facts, score
-from scoring.services.submissions import get_visible, record_event
+from scoring.services.submissions import record_event
 
 VERIFIER_ROLES = ("verifier", "approver")
 
@@ -209,10 +208,3 @@ def revoke(session: Session, actor: Principal, contribution_id: int, reason: str
     audit(session, actor, "contribution.revoke", object_type="contribution", object_id=c.id,
           region_path=c.region_path, details={"reason": reason, "posting_id": c.posting_id})
     return c
-
-
-def member_points(session: Session, contribution_ids: Sequence[int]) -> dict[int, list[ContributionMember]]:
-    out: dict[int, list[ContributionMember]] = defaultdict(list)
-    for m in session.scalars(select(ContributionMember).where(ContributionMember.contribution_id.in_(contribution_ids))):
-        out[m.contribution_id].append(m)
-    return out

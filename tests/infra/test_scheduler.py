@@ -27,5 +27,11 @@ def test_due_jobs_run_in_process_and_a_failing_one_does_not_stop_the_others():
         "fails": {"task": "beat-test.fails", "schedule": schedule(dt.timedelta(milliseconds=50))},
         "ok": {"task": "beat-test.ok", "schedule": schedule(dt.timedelta(milliseconds=50))},
     }
-    start_inprocess_beat(app, poll_seconds=0.05)
-    assert ran.wait(timeout=5)
+    stop = threading.Event()
+    thread = start_inprocess_beat(app, poll_seconds=0.05, stop=stop)
+    try:
+        assert ran.wait(timeout=5)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
