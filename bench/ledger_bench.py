@@ -92,12 +92,14 @@ def worker(url: str, mode: str, duration: float, budget: int, people: list[int],
            barrier, results) -> None:  # type: ignore[no-untyped-def]
     """mode: single | batch (run for `duration`) or grow (post `budget` awards in GROW_BATCH chunks)."""
     random.seed(os.getpid() ^ time.time_ns())
-    engine = make_engine(url, pool_size=2)
+    engine = make_engine(url, pool_size=1)
     with engine.connect() as conn:  # open the connection before the clock starts
-        conn.execute(text("SELECT 1"))
+        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
     tag = f"{mode}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     done = 0
     barrier.wait()
+    server_cpu = backend_cpu_s(backend)
+    client_cpu = time.process_time()
     start = time.perf_counter()
     deadline = start + duration
     if mode == "single":
@@ -116,12 +118,25 @@ def worker(url: str, mode: str, duration: float, budget: int, people: list[int],
                 session.commit()
             done += n
     elapsed = time.perf_counter() - start
+    cpu = (time.process_time() - client_cpu, backend_cpu_s(backend) - server_cpu)
     engine.dispose()
-    results.put((done, elapsed, peak_rss_kib()))
+    results.put((done, elapsed, peak_rss_kib(), cpu))
+
+
+def backend_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by a PostgreSQL backend (same host): where the time goes, client or
+    server. NaN when /proc is not readable."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return float("nan")
 
 
 def run_workers(args, url: str, mode: str, people: list[int], issuance: int, budget: int = 0) -> tuple[int, float, int]:  # type: ignore[no-untyped-def]
-    """Returns (postings, wall seconds = slowest worker's elapsed, largest worker peak RSS in KiB)."""
+    """Returns (postings, wall seconds = slowest worker's elapsed, largest worker peak RSS in KiB)
+    and prints the client and server CPU milliseconds per posting."""
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(args.workers), ctx.Queue()
     per = [budget // args.workers + (1 if i < budget % args.workers else 0) for i in range(args.workers)]
@@ -132,7 +147,7 @@ def run_workers(args, url: str, mode: str, people: list[int], issuance: int, bud
              for i in range(args.workers)]
     for p in procs:
         p.start()
-    out: list[tuple[int, float, int]] = []
+    out: list[tuple[int, float, int, tuple[float, float]]] = []
     while len(out) < len(procs):  # a worker that dies never reports: fail instead of waiting forever
         try:
             out.append(results.get(timeout=5))
@@ -145,7 +160,11 @@ def run_workers(args, url: str, mode: str, people: list[int], issuance: int, bud
         p.join()
         if p.exitcode != 0:
             raise RuntimeError(f"{mode} worker failed with exit code {p.exitcode}")
-    return sum(o[0] for o in out), max(o[1] for o in out), max(o[2] for o in out)
+    total = sum(o[0] for o in out)
+    if total:
+        emit(f"{mode}_client_cpu_ms_per_posting", sum(o[3][0] for o in out) * 1000 / total)
+        emit(f"{mode}_server_cpu_ms_per_posting", sum(o[3][1] for o in out) * 1000 / total)
+    return total, max(o[1] for o in out), max(o[2] for o in out)
 
 
 def setup(url: str, n_people: int) -> tuple[list[int], int]:

@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint,
+    BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint, text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -67,13 +67,16 @@ class Posting(Base):
     __tablename__ = "postings"
     __table_args__ = (
         UniqueConstraint("idem_scope", "idem_key"),
-        UniqueConstraint("reverses_id"),  # a posting is reversed at most once
+        # A posting is reversed at most once. Partial indexes: most postings have neither a reversal
+        # link nor (in bulk) a source, and an index entry per NULL is write cost for nothing.
+        Index("uq_postings_reverses_id", "reverses_id", unique=True, postgresql_where=text("reverses_id IS NOT NULL"),
+              sqlite_where=text("reverses_id IS NOT NULL")),
         CheckConstraint("kind IN ('award','redemption','refund','reversal','adjustment','hold','release')",
                         name="kind"),
         CheckConstraint("(kind = 'reversal') = (reverses_id IS NOT NULL)", name="reversal_link"),
         CheckConstraint("length(reason) > 0", name="reason_required"),
-        Index("ix_postings_source", "source_type", "source_id"),
-        Index("ix_postings_effective_at", "effective_at"),
+        Index("ix_postings_source", "source_type", "source_id", postgresql_where=text("source_type IS NOT NULL"),
+              sqlite_where=text("source_type IS NOT NULL")),
         {"sqlite_autoincrement": True},
     )
 

@@ -163,7 +163,7 @@ def post_many(session: Session, actor: Principal, requests: Sequence[PostingRequ
         table = Posting.__table__
         stmt = dialect_insert(session)(table).on_conflict_do_nothing(index_elements=["idem_scope", "idem_key"])
         inserted = session.execute(stmt.returning(table.c.id, table.c.idem_key), rows).all()
-    new_ids = {r.idem_key: r.id for r in inserted}
+    new_ids = {idem_key: posting_id for posting_id, idem_key in inserted}
 
     results: dict[str, PostingResult] = {}
     replayed_keys = [k for k in keys if k not in new_ids]
@@ -208,14 +208,18 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
         return chosen.get(leg.account_id, 0)
 
     wanted = sorted({(leg.account_id, shard_of(leg)) for req, _r, _i in fresh for leg in req.legs})
-    locked = session.execute(
-        select(BalanceShard.account_id, BalanceShard.shard, BalanceShard.balance, BalanceShard.allow_negative,
-               BalanceShard.last_seq, BalanceShard.last_hash)
-        .where(tuple_(BalanceShard.account_id, BalanceShard.shard).in_(wanted))
-        .order_by(BalanceShard.account_id, BalanceShard.shard)
-        .with_for_update()
-    ).all()
-    state = {(r.account_id, r.shard): [r.balance, r.last_seq, r.last_hash, r.allow_negative] for r in locked}
+    if postgres:
+        locked = posting_sql.lock_balances(session, wanted)
+    else:
+        locked = session.execute(
+            select(BalanceShard.account_id, BalanceShard.shard, BalanceShard.balance, BalanceShard.allow_negative,
+                   BalanceShard.last_seq, BalanceShard.last_hash)
+            .where(tuple_(BalanceShard.account_id, BalanceShard.shard).in_(wanted))
+            .order_by(BalanceShard.account_id, BalanceShard.shard)
+            .with_for_update()
+        ).all()
+    state = {(account_id, shard): [balance, seq, last_hash, allow_negative]
+             for account_id, shard, balance, allow_negative, seq, last_hash in locked}
     seq_before = {key: value[1] for key, value in state.items()}
     if len(state) != len(wanted):
         missing = sorted({a for a, s in wanted if (a, s) not in state})

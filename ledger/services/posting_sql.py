@@ -10,6 +10,7 @@ from the sequence in blocks so the fingerprint, which includes the id, is known 
 from __future__ import annotations
 
 import collections
+import re
 import threading
 import time
 import weakref
@@ -24,50 +25,18 @@ from sqlalchemy.orm import Session
 
 from infra.errors import NotFound
 from ledger.models import Account
+from ledger.services.chain import canonical_json
 
 ID_BLOCK = 64
 SHARD_REFRESH_SECONDS = 60.0
 
-POST_ONE = text("""
-WITH p AS (
-    INSERT INTO postings (id, kind, reason, actor_kind, actor_id, actor_label, source_type, source_id, meta,
-                          effective_at, created_at, idem_scope, idem_key, request_digest, reverses_id)
-    VALUES (:id, :kind, :reason, :actor_kind, :actor_id, :actor_label, :source_type, :source_id, :meta,
-            :effective_at, :created_at, :idem_scope, :idem_key, :request_digest, :reverses_id)
-    ON CONFLICT (idem_scope, idem_key) DO NOTHING
-    RETURNING id
-), legs AS (
-    SELECT * FROM unnest(CAST(:accounts AS bigint[]), CAST(:shards AS smallint[]), CAST(:amounts AS bigint[]))
-        AS l(account_id, shard, amount)
-), locked AS (
-    SELECT b.account_id, b.shard, b.balance, b.last_seq, b.last_hash, b.allow_negative, l.amount
-    FROM balances b JOIN legs l ON l.account_id = b.account_id AND l.shard = b.shard
-    WHERE EXISTS (SELECT 1 FROM p)
-    ORDER BY b.account_id, b.shard
-    FOR UPDATE OF b
-), upd AS (
-    UPDATE balances b
-    SET balance = k.balance + k.amount, last_seq = k.last_seq + 1,
-        last_hash = encode(sha256(convert_to(
-            k.last_hash || '|' || CAST(:fp AS text) || '|' || k.account_id || '|' || k.shard || '|'
-            || (k.last_seq + 1) || '|' || k.amount || '|' || (k.balance + k.amount), 'UTF8')), 'hex')
-    FROM locked k
-    WHERE b.account_id = k.account_id AND b.shard = k.shard
-      AND NOT EXISTS (SELECT 1 FROM locked s WHERE NOT (s.allow_negative OR s.balance + s.amount >= 0))
-    RETURNING b.account_id, b.shard, b.balance, b.last_seq, b.last_hash, k.last_hash AS prev_hash, k.amount
-), ins AS (
-    INSERT INTO entries (posting_id, account_id, shard, seq, amount, balance_after, effective_at, prev_hash, hash)
-    SELECT :id, account_id, shard, last_seq, amount, balance, :effective_at, prev_hash, last_hash FROM upd
-    WHERE (SELECT count(*) FROM upd) = :n
-    RETURNING account_id, balance_after
-)
-SELECT (SELECT count(*) FROM p) AS inserted, (SELECT count(*) FROM locked) AS locked,
-       (SELECT count(*) FROM upd) AS updated,
-       (SELECT json_agg(json_build_array(account_id, balance_after)) FROM ins) AS after,
-       (SELECT json_agg(json_build_array(account_id, balance, amount)) FROM locked
-        WHERE NOT (allow_negative OR balance + amount >= 0)) AS short
--- A short leg stops every leg: no balance moves unless the whole posting can.
-""")
+POST_ONE_COLUMNS = ("id", "kind", "reason", "actor_kind", "actor_id", "actor_label", "source_type", "source_id",
+                    "meta", "effective_at", "created_at", "idem_scope", "idem_key", "request_digest", "reverses_id")
+# Positional driver placeholders. Arrays and the metadata travel as text literals cast by the
+# server: the driver's per-call list and JSON adaptation would cost more than the statement.
+POST_ONE = ("SELECT inserted, locked, updated, after, short FROM ledger_post_one("
+            + ", ".join(["%s::jsonb" if c == "meta" else "%s" for c in POST_ONE_COLUMNS])
+            + ", %s, %s::bigint[], %s::smallint[], %s::bigint[])")
 
 
 class _EngineState:
@@ -117,16 +86,18 @@ def sharded_accounts(session: Session) -> dict[int, int]:
 
 
 def post_one(session: Session, row: dict[str, Any], fingerprint: str, legs: list[tuple[int, int, int]]) -> dict[str, Any]:
-    """Run the statement. `legs` are (account, shard, amount). Returns the counts and balances."""
-    result = session.execute(POST_ONE, {
-        **row, "meta": Jsonb(row["meta"]), "fp": fingerprint, "n": len(legs),
-        "accounts": [a for a, _s, _n in legs], "shards": [s for _a, s, _n in legs],
-        "amounts": [n for _a, _s, n in legs],
-    }).one()
-    if result.inserted and result.locked != len(legs):
+    """Call `ledger_post_one` (migration 0004) on the session's connection, in its transaction.
+    `legs` are (account, shard, amount). Returns the counts, balances after and any short leg.
+
+    The driver is called directly: for one small statement SQLAlchemy's execution machinery
+    would cost as much client time as the statement costs the server."""
+    params = [canonical_json(row["meta"]) if c == "meta" else row[c] for c in POST_ONE_COLUMNS]
+    params += [fingerprint] + ["{" + ",".join(str(leg[i]) for leg in legs) + "}" for i in range(3)]
+    inserted, locked, updated, after, short = _raw(session, POST_ONE, params, fetch=True)[0]
+    if inserted and locked != len(legs):
         raise NotFound("Account not found.", code="account_not_found",
                        details={"account_id": sorted({a for a, _s, _n in legs})})
-    return dict(result._mapping)
+    return {"inserted": inserted, "locked": locked, "updated": updated, "after": after, "short": short}
 
 
 # Batches on PostgreSQL: each step is one statement over arrays, so its text stays short (parsed and
@@ -163,10 +134,16 @@ _compiled: dict[Any, str] = {}
 def _binary(session: Session, statement: Any, params: dict[str, Any], *, fetch: bool = False) -> list[Any]:
     """Run on the session's own connection (same transaction) with binary parameters: large text
     arrays then need no quoting, which is most of the client's cost for a batch."""
-    raw = session.connection().connection.driver_connection
     sql = _compiled.get(statement)
     if sql is None:
-        sql = _compiled[statement] = str(statement.compile(dialect=session.get_bind().dialect))
+        # %(name)b: the driver sends that parameter in binary (a plain %s lets it pick text for lists).
+        sql = _compiled[statement] = re.sub(r"%\((\w+)\)s", r"%(\1)b",
+                                            str(statement.compile(dialect=session.get_bind().dialect)))
+    return _raw(session, sql, params, fetch=fetch)
+
+
+def _raw(session: Session, sql: str, params: Any, *, fetch: bool = False) -> list[Any]:
+    raw = session.connection().connection.driver_connection
     try:
         with raw.cursor() as cursor:
             cursor.execute(sql, params, binary=True)
@@ -177,8 +154,22 @@ def _binary(session: Session, statement: Any, params: dict[str, Any], *, fetch: 
         raise DBAPIError(sql, None, exc) from exc
 
 
-def insert_postings(session: Session, rows: list[dict[str, Any]]) -> list[Any]:
-    return [_Row(*r) for r in _binary(session, INSERT_POSTINGS, _columns(rows, POSTING_COLUMNS), fetch=True)]
+LOCK_BALANCES = text(
+    "SELECT b.account_id, b.shard, b.balance, b.allow_negative, b.last_seq, b.last_hash FROM balances b "
+    "JOIN unnest(CAST(:account_id AS bigint[]), CAST(:shard AS smallint[])) AS w(account_id, shard) "
+    "ON b.account_id = w.account_id AND b.shard = w.shard ORDER BY b.account_id, b.shard FOR UPDATE OF b")
+
+
+def lock_balances(session: Session, wanted: list[tuple[int, int]]) -> list[Any]:
+    """Lock the balance shards in (account, shard) order (so that concurrent postings never
+    deadlock) and return (account_id, shard, balance, allow_negative, last_seq, last_hash) rows."""
+    return _binary(session, LOCK_BALANCES, {"account_id": [a for a, _s in wanted], "shard": [s for _a, s in wanted]},
+                   fetch=True)
+
+
+def insert_postings(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """Returns (id, idem_key) of the postings inserted; a key already taken returns nothing."""
+    return _binary(session, INSERT_POSTINGS, _columns(rows, POSTING_COLUMNS), fetch=True)
 
 
 def insert_entries(session: Session, entries: list[dict[str, Any]]) -> None:
@@ -187,18 +178,3 @@ def insert_entries(session: Session, entries: list[dict[str, Any]]) -> None:
 
 def update_balances(session: Session, changes: list[dict[str, Any]]) -> None:
     _binary(session, UPDATE_BALANCES, _columns(changes, ("account_id", "shard", "balance", "seq", "hash")))
-
-
-class _Row(tuple):  # noqa: SLOT000
-    """(id, idem_key) as returned by INSERT_POSTINGS, readable by name like SQLAlchemy rows."""
-
-    def __new__(cls, id_: int, idem_key: str) -> "_Row":
-        return super().__new__(cls, (id_, idem_key))
-
-    @property
-    def id(self) -> int:
-        return self[0]
-
-    @property
-    def idem_key(self) -> str:
-        return self[1]

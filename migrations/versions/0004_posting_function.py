@@ -1,0 +1,117 @@
+"""Ledger: a single posting as one PL/pgSQL function on PostgreSQL; lighter posting indexes.
+
+Why: a posting per transaction is bound by round trips and by planning. The data-modifying CTE
+it replaces was planned afresh on every call (its array parameters make PostgreSQL prefer custom
+plans); the statements inside a PL/pgSQL function keep their plans for the connection's life.
+The work and the locking order are unchanged: the idempotency gate, row locks on the touched
+balance shards in (account, shard) order, the overdraft guard for every leg before any balance
+moves, the chain hashes (the same SHA-256 text as `ledger.services.chain.entry_hash`) and the
+entries. SQLite keeps the Python path.
+
+Indexes: nothing reads postings by effective time (statements and balances read entries), so that
+index goes; the source and reversal-link indexes become partial, since most postings have neither
+and every index entry is write cost on every posting. (SQLite keeps its reversal-link constraint:
+it cannot drop one without rebuilding the table and its append-only triggers; the rule is the same.)
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-29 10:20:00
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0004'
+down_revision = '0003'
+branch_labels = None
+depends_on = None
+
+POST_ONE = r"""
+CREATE OR REPLACE FUNCTION ledger_post_one(
+    p_id bigint, p_kind text, p_reason text, p_actor_kind text, p_actor_id bigint, p_actor_label text,
+    p_source_type text, p_source_id text, p_meta jsonb, p_effective_at timestamptz, p_created_at timestamptz,
+    p_idem_scope text, p_idem_key text, p_request_digest text, p_reverses_id bigint, p_fp text,
+    p_accounts bigint[], p_shards smallint[], p_amounts bigint[],
+    OUT inserted int, OUT locked int, OUT updated int, OUT after jsonb, OUT short jsonb)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    r record;
+    l record;
+    n int := cardinality(p_accounts);
+    acc bigint[] := '{}';
+    sh smallint[] := '{}';
+    amt bigint[] := '{}';
+    bal bigint[] := '{}';
+    seq bigint[] := '{}';
+    prev text[] := '{}';
+    h text;
+BEGIN
+    inserted := 0; locked := 0; updated := 0;
+    INSERT INTO postings (id, kind, reason, actor_kind, actor_id, actor_label, source_type, source_id, meta,
+                          effective_at, created_at, idem_scope, idem_key, request_digest, reverses_id)
+    VALUES (p_id, p_kind, p_reason, p_actor_kind, p_actor_id, p_actor_label, p_source_type, p_source_id, p_meta,
+            p_effective_at, p_created_at, p_idem_scope, p_idem_key, p_request_digest, p_reverses_id)
+    ON CONFLICT (idem_scope, idem_key) DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN;  -- a replay (or a duplicate that waited for the first to commit)
+    END IF;
+    inserted := 1;
+    -- Lock in (account, shard) order: concurrent postings touching the same rows never deadlock.
+    FOR l IN SELECT * FROM unnest(p_accounts, p_shards, p_amounts) AS u(account_id, shard, amount)
+             ORDER BY 1, 2
+    LOOP
+        SELECT b.balance, b.last_seq, b.last_hash, b.allow_negative INTO r
+          FROM balances b WHERE b.account_id = l.account_id AND b.shard = l.shard
+           FOR UPDATE;
+        IF NOT FOUND THEN
+            CONTINUE;
+        END IF;
+        locked := locked + 1;
+        IF NOT (r.allow_negative OR r.balance + l.amount >= 0) THEN
+            short := coalesce(short, '[]'::jsonb) || jsonb_build_array(jsonb_build_array(l.account_id, r.balance, l.amount));
+        END IF;
+        acc := acc || l.account_id; sh := sh || l.shard; amt := amt || l.amount;
+        bal := bal || (r.balance + l.amount); seq := seq || (r.last_seq + 1); prev := prev || r.last_hash;
+    END LOOP;
+    -- A missing account or a short leg stops every leg: no balance moves unless the whole posting can.
+    IF locked <> n OR short IS NOT NULL THEN
+        RETURN;
+    END IF;
+    after := '[]'::jsonb;
+    FOR i IN 1 .. locked LOOP
+        h := encode(sha256(convert_to(prev[i] || '|' || p_fp || '|' || acc[i] || '|' || sh[i] || '|' || seq[i]
+                                      || '|' || amt[i] || '|' || bal[i], 'UTF8')), 'hex');
+        UPDATE balances SET balance = bal[i], last_seq = seq[i], last_hash = h
+         WHERE account_id = acc[i] AND shard = sh[i];
+        INSERT INTO entries (posting_id, account_id, shard, seq, amount, balance_after, effective_at, prev_hash, hash)
+        VALUES (p_id, acc[i], sh[i], seq[i], amt[i], bal[i], p_effective_at, prev[i], h);
+        after := after || jsonb_build_array(jsonb_build_array(acc[i], bal[i]));
+    END LOOP;
+    updated := locked;
+END
+$fn$
+"""
+
+
+def upgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
+    op.drop_index("ix_postings_effective_at", table_name="postings")
+    op.drop_index("ix_postings_source", table_name="postings")
+    op.create_index("ix_postings_source", "postings", ["source_type", "source_id"],
+                    postgresql_where=sa.text("source_type IS NOT NULL"), sqlite_where=sa.text("source_type IS NOT NULL"))
+    if postgres:
+        op.drop_constraint("uq_postings_reverses_id", "postings", type_="unique")
+        op.create_index("uq_postings_reverses_id", "postings", ["reverses_id"], unique=True,
+                        postgresql_where=sa.text("reverses_id IS NOT NULL"))
+        op.execute(POST_ONE)
+
+
+def downgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
+    op.drop_index("ix_postings_source", table_name="postings")
+    op.create_index("ix_postings_source", "postings", ["source_type", "source_id"])
+    op.create_index("ix_postings_effective_at", "postings", ["effective_at"])
+    if postgres:
+        op.drop_index("uq_postings_reverses_id", table_name="postings")
+        op.create_unique_constraint("uq_postings_reverses_id", "postings", ["reverses_id"])
+        op.execute("DROP FUNCTION IF EXISTS ledger_post_one(bigint, text, text, text, bigint, text, text, text, jsonb, "
+                   "timestamptz, timestamptz, text, text, text, bigint, text, bigint[], smallint[], bigint[])")
