@@ -21,7 +21,8 @@ def index() -> str:
         "outlets": session.scalar(select(func.count()).select_from(Outlet)),
         "postings": session.scalar(select(func.count()).select_from(Posting)),
         "entries": session.scalar(select(func.count()).select_from(Entry)),
-        "awarded": session.scalar(select(func.coalesce(func.sum(Entry.amount), 0)).join(Posting)
+        "awarded": session.scalar(select(func.coalesce(func.sum(Entry.amount), 0))
+                                  .join(Posting, Posting.id == Entry.posting_id)
                                   .where(Posting.kind == "award", Entry.amount > 0)),
     }
     return render_template("index.html", figures=figures, checks=integrity.latest_checks(session))

@@ -96,7 +96,8 @@ class Posting(Base):
     request_digest: Mapped[str] = mapped_column(String(64))
     reverses_id: Mapped[int | None] = mapped_column(ForeignKey("postings.id"))
 
-    entries: Mapped[list[Entry]] = relationship(back_populates="posting", order_by="Entry.id")
+    entries: Mapped[list[Entry]] = relationship(back_populates="posting", order_by="Entry.id",
+                                                primaryjoin="Posting.id == foreign(Entry.posting_id)")
 
 
 class Entry(Base):
@@ -112,8 +113,10 @@ class Entry(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id"))
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    # On PostgreSQL these references are checked per statement by the `entries_references` trigger
+    # (migration 0004), not by per-row foreign keys; SQLite keeps its foreign keys.
+    posting_id: Mapped[int] = mapped_column(BigId)
+    account_id: Mapped[int] = mapped_column(BigId)
     shard: Mapped[int] = mapped_column(SmallInteger)
     seq: Mapped[int] = mapped_column(BigInteger)
     amount: Mapped[int] = mapped_column(BigInteger)
@@ -122,7 +125,7 @@ class Entry(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
-    posting: Mapped[Posting] = relationship(back_populates="entries")
+    posting: Mapped[Posting] = relationship(back_populates="entries", primaryjoin="foreign(Entry.posting_id) == Posting.id")
 
 
 class ChainDigest(Base):

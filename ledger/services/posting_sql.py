@@ -10,14 +10,12 @@ from the sequence in blocks so the fingerprint, which includes the id, is known 
 from __future__ import annotations
 
 import collections
-import re
 import threading
 import time
 import weakref
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -102,44 +100,61 @@ def post_one(session: Session, row: dict[str, Any], fingerprint: str, legs: list
 
 # Batches on PostgreSQL: each step is one statement over arrays, so its text stays short (parsed and
 # prepared once) however many rows it carries, instead of a multi-VALUES statement of thousands of
-# placeholders that the driver must parse on every call.
+# placeholders that the driver must parse on every call. Each array travels as one array literal
+# built here with str.join: the driver's per-element adaptation would cost more than the server's
+# whole insert.
 POSTING_COLUMNS = ("kind", "reason", "actor_kind", "actor_id", "actor_label", "source_type", "source_id", "meta",
                    "effective_at", "created_at", "idem_scope", "idem_key", "request_digest", "reverses_id")
 POSTING_TYPES = ("text", "text", "text", "bigint", "text", "text", "text", "jsonb", "timestamptz", "timestamptz",
                  "text", "text", "text", "bigint")
-INSERT_POSTINGS = text(
+INSERT_POSTINGS = (
     f"INSERT INTO postings ({', '.join(POSTING_COLUMNS)}) SELECT * FROM unnest("
-    + ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(POSTING_COLUMNS, POSTING_TYPES))
+    + ", ".join(f"%s::{t}[]" for t in POSTING_TYPES)
     + ") ON CONFLICT (idem_scope, idem_key) DO NOTHING RETURNING id, idem_key")
 ENTRY_COLUMNS = ("posting_id", "account_id", "shard", "seq", "amount", "balance_after", "effective_at", "prev_hash",
                  "hash")
 ENTRY_TYPES = ("bigint", "bigint", "smallint", "bigint", "bigint", "bigint", "timestamptz", "text", "text")
-INSERT_ENTRIES = text(
+INSERT_ENTRIES = (
     f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) SELECT * FROM unnest("
-    + ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(ENTRY_COLUMNS, ENTRY_TYPES)) + ")")
-UPDATE_BALANCES = text(
+    + ", ".join(f"%s::{t}[]" for t in ENTRY_TYPES) + ")")
+BALANCE_COLUMNS = ("account_id", "shard", "balance", "seq", "hash")
+UPDATE_BALANCES = (
     "UPDATE balances b SET balance = v.balance, last_seq = v.seq, last_hash = v.hash "
-    "FROM unnest(CAST(:account_id AS bigint[]), CAST(:shard AS smallint[]), CAST(:balance AS bigint[]), "
-    "CAST(:seq AS bigint[]), CAST(:hash AS text[])) AS v(account_id, shard, balance, seq, hash) "
-    "WHERE b.account_id = v.account_id AND b.shard = v.shard")
+    "FROM unnest(%s::bigint[], %s::smallint[], %s::bigint[], %s::bigint[], %s::text[]) "
+    "AS v(account_id, shard, balance, seq, hash) WHERE b.account_id = v.account_id AND b.shard = v.shard")
+LOCK_BALANCES = (
+    "SELECT b.account_id, b.shard, b.balance, b.allow_negative, b.last_seq, b.last_hash FROM balances b "
+    "JOIN unnest(%s::bigint[], %s::smallint[]) AS w(account_id, shard) "
+    "ON b.account_id = w.account_id AND b.shard = w.shard ORDER BY b.account_id, b.shard FOR UPDATE OF b")
 
 
-def _columns(rows: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, list[Any]]:
-    return {name: [Jsonb(r[name]) if name == "meta" else r[name] for r in rows] for name in names}
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-_compiled: dict[Any, str] = {}
+def array_literal(values: list[Any], sql_type: str) -> str:
+    """A PostgreSQL array literal: numbers bare, text (and JSON, and times) double-quoted with
+    backslash escapes, None as NULL."""
+    if sql_type in ("bigint", "smallint"):
+        if None in values:
+            return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
+        return "{" + ",".join(map(str, values)) + "}"
+    if sql_type == "timestamptz":
+        seen: dict[Any, str] = {}  # a batch mostly shares one time: format it once
+        out = []
+        for v in values:
+            text_value = seen.get(v)
+            if text_value is None:
+                text_value = seen[v] = "NULL" if v is None else '"' + v.isoformat() + '"'
+            out.append(text_value)
+        return "{" + ",".join(out) + "}"
+    if sql_type == "jsonb":
+        values = [None if v is None else canonical_json(v) for v in values]
+    return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
 
 
-def _binary(session: Session, statement: Any, params: dict[str, Any], *, fetch: bool = False) -> list[Any]:
-    """Run on the session's own connection (same transaction) with binary parameters: large text
-    arrays then need no quoting, which is most of the client's cost for a batch."""
-    sql = _compiled.get(statement)
-    if sql is None:
-        # %(name)b: the driver sends that parameter in binary (a plain %s lets it pick text for lists).
-        sql = _compiled[statement] = re.sub(r"%\((\w+)\)s", r"%(\1)b",
-                                            str(statement.compile(dialect=session.get_bind().dialect)))
-    return _raw(session, sql, params, fetch=fetch)
+def _arrays(rows: list[dict[str, Any]], names: tuple[str, ...], types: tuple[str, ...]) -> list[str]:
+    return [array_literal([r[name] for r in rows], sql_type) for name, sql_type in zip(names, types)]
 
 
 def _raw(session: Session, sql: str, params: Any, *, fetch: bool = False) -> list[Any]:
@@ -154,27 +169,21 @@ def _raw(session: Session, sql: str, params: Any, *, fetch: bool = False) -> lis
         raise DBAPIError(sql, None, exc) from exc
 
 
-LOCK_BALANCES = text(
-    "SELECT b.account_id, b.shard, b.balance, b.allow_negative, b.last_seq, b.last_hash FROM balances b "
-    "JOIN unnest(CAST(:account_id AS bigint[]), CAST(:shard AS smallint[])) AS w(account_id, shard) "
-    "ON b.account_id = w.account_id AND b.shard = w.shard ORDER BY b.account_id, b.shard FOR UPDATE OF b")
-
-
 def lock_balances(session: Session, wanted: list[tuple[int, int]]) -> list[Any]:
     """Lock the balance shards in (account, shard) order (so that concurrent postings never
     deadlock) and return (account_id, shard, balance, allow_negative, last_seq, last_hash) rows."""
-    return _binary(session, LOCK_BALANCES, {"account_id": [a for a, _s in wanted], "shard": [s for _a, s in wanted]},
-                   fetch=True)
+    return _raw(session, LOCK_BALANCES, [array_literal([a for a, _s in wanted], "bigint"),
+                                         array_literal([s for _a, s in wanted], "smallint")], fetch=True)
 
 
 def insert_postings(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
     """Returns (id, idem_key) of the postings inserted; a key already taken returns nothing."""
-    return _binary(session, INSERT_POSTINGS, _columns(rows, POSTING_COLUMNS), fetch=True)
+    return _raw(session, INSERT_POSTINGS, _arrays(rows, POSTING_COLUMNS, POSTING_TYPES), fetch=True)
 
 
 def insert_entries(session: Session, entries: list[dict[str, Any]]) -> None:
-    _binary(session, INSERT_ENTRIES, _columns(entries, ENTRY_COLUMNS))
+    _raw(session, INSERT_ENTRIES, _arrays(entries, ENTRY_COLUMNS, ENTRY_TYPES))
 
 
 def update_balances(session: Session, changes: list[dict[str, Any]]) -> None:
-    _binary(session, UPDATE_BALANCES, _columns(changes, ("account_id", "shard", "balance", "seq", "hash")))
+    _raw(session, UPDATE_BALANCES, _arrays(changes, BALANCE_COLUMNS, ("bigint", "smallint", "bigint", "bigint", "text")))

@@ -43,7 +43,7 @@ DECLARE
     bal bigint[] := '{}';
     seq bigint[] := '{}';
     prev text[] := '{}';
-    h text;
+    hash text[] := '{}';
 BEGIN
     inserted := 0; locked := 0; updated := 0;
     INSERT INTO postings (id, kind, reason, actor_kind, actor_id, actor_label, source_type, source_id, meta,
@@ -76,17 +76,44 @@ BEGIN
     IF locked <> n OR short IS NOT NULL THEN
         RETURN;
     END IF;
+    FOR i IN 1 .. locked LOOP
+        hash := hash || encode(sha256(convert_to(prev[i] || '|' || p_fp || '|' || acc[i] || '|' || sh[i] || '|'
+                                                 || seq[i] || '|' || amt[i] || '|' || bal[i], 'UTF8')), 'hex');
+        UPDATE balances SET balance = bal[i], last_seq = seq[i], last_hash = hash[i]
+         WHERE account_id = acc[i] AND shard = sh[i];
+    END LOOP;
+    -- One statement for all the entries: the reference check below runs once per statement.
+    INSERT INTO entries (posting_id, account_id, shard, seq, amount, balance_after, effective_at, prev_hash, hash)
+    SELECT p_id, v.account_id, v.shard, v.seq, v.amount, v.balance, p_effective_at, v.prev, v.hash
+      FROM unnest(acc, sh, seq, amt, bal, prev, hash) AS v(account_id, shard, seq, amount, balance, prev, hash);
     after := '[]'::jsonb;
     FOR i IN 1 .. locked LOOP
-        h := encode(sha256(convert_to(prev[i] || '|' || p_fp || '|' || acc[i] || '|' || sh[i] || '|' || seq[i]
-                                      || '|' || amt[i] || '|' || bal[i], 'UTF8')), 'hex');
-        UPDATE balances SET balance = bal[i], last_seq = seq[i], last_hash = h
-         WHERE account_id = acc[i] AND shard = sh[i];
-        INSERT INTO entries (posting_id, account_id, shard, seq, amount, balance_after, effective_at, prev_hash, hash)
-        VALUES (p_id, acc[i], sh[i], seq[i], amt[i], bal[i], p_effective_at, prev[i], h);
         after := after || jsonb_build_array(jsonb_build_array(acc[i], bal[i]));
     END LOOP;
     updated := locked;
+END
+$fn$
+"""
+
+
+# Entries' references, checked once per statement instead of per row: a foreign key costs each
+# entry a lookup and a row lock on its account and posting (measured: 60% of a batch insert). The
+# referenced rows cannot disappear meanwhile: postings refuse DELETE and TRUNCATE, and accounts are
+# held by their balance shards, which refuse them too.
+ENTRY_REFERENCES = r"""
+CREATE FUNCTION jieyou_entries_references() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+    postings_named bigint[];
+    accounts_named bigint[];
+BEGIN
+    SELECT array_agg(DISTINCT posting_id), array_agg(DISTINCT account_id) INTO postings_named, accounts_named
+      FROM new_entries;
+    IF (SELECT count(*) FROM postings WHERE id = ANY(postings_named)) <> cardinality(postings_named)
+       OR (SELECT count(*) FROM accounts WHERE id = ANY(accounts_named)) <> cardinality(accounts_named) THEN
+        RAISE EXCEPTION 'an entry names a posting or an account that does not exist'
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN NULL;
 END
 $fn$
 """
@@ -103,6 +130,15 @@ def upgrade() -> None:
         op.create_index("uq_postings_reverses_id", "postings", ["reverses_id"], unique=True,
                         postgresql_where=sa.text("reverses_id IS NOT NULL"))
         op.execute(POST_ONE)
+        op.drop_constraint("fk_entries_posting_id_postings", "entries", type_="foreignkey")
+        op.drop_constraint("fk_entries_account_id_accounts", "entries", type_="foreignkey")
+        op.execute(ENTRY_REFERENCES)
+        op.execute("CREATE TRIGGER entries_references AFTER INSERT ON entries REFERENCING NEW TABLE AS new_entries "
+                   "FOR EACH STATEMENT EXECUTE FUNCTION jieyou_entries_references()")
+        op.execute("CREATE TRIGGER balances_no_delete BEFORE DELETE ON balances "
+                   "FOR EACH ROW EXECUTE FUNCTION jieyou_refuse_change()")
+        op.execute("CREATE TRIGGER balances_no_truncate BEFORE TRUNCATE ON balances "
+                   "FOR EACH STATEMENT EXECUTE FUNCTION jieyou_refuse_change()")
 
 
 def downgrade() -> None:
@@ -111,6 +147,12 @@ def downgrade() -> None:
     op.create_index("ix_postings_source", "postings", ["source_type", "source_id"])
     op.create_index("ix_postings_effective_at", "postings", ["effective_at"])
     if postgres:
+        op.execute("DROP TRIGGER balances_no_truncate ON balances")
+        op.execute("DROP TRIGGER balances_no_delete ON balances")
+        op.execute("DROP TRIGGER entries_references ON entries")
+        op.execute("DROP FUNCTION jieyou_entries_references()")
+        op.create_foreign_key("fk_entries_posting_id_postings", "entries", "postings", ["posting_id"], ["id"])
+        op.create_foreign_key("fk_entries_account_id_accounts", "entries", "accounts", ["account_id"], ["id"])
         op.drop_index("uq_postings_reverses_id", table_name="postings")
         op.create_unique_constraint("uq_postings_reverses_id", "postings", ["reverses_id"])
         op.execute("DROP FUNCTION IF EXISTS ledger_post_one(bigint, text, text, text, bigint, text, text, text, jsonb, "

@@ -171,3 +171,24 @@ def test_a_batch_that_breaks_a_database_rule_raises_the_usual_integrity_error(se
             post_many(session, SYSTEM, [PostingRequest(kind="reversal", reason="second", reverses_id=original.posting_id,
                                                        legs=[Leg(account.id, -5), Leg(issuance.id, 5)])])
     assert accounts.balance(session, account.id) == 0
+
+
+@pytest.mark.parametrize("column, bogus", [("posting_id", "posting"), ("account_id", "account")])
+def test_database_refuses_an_entry_naming_a_missing_posting_or_account(session, person, column, bogus):
+    """The statement-level reference check stands in for foreign keys: a stray writer cannot add
+    an entry for a posting or an account that does not exist."""
+    account = f.account_of(session, person)
+    result = f.award(session, account.id, 2)
+    values = {"posting_id": result.posting_id, "account_id": account.id, column: 987654321}
+    with pytest.raises(IntegrityError, match="does not exist"):
+        with session.begin_nested():
+            session.execute(text(
+                "INSERT INTO entries (posting_id, account_id, shard, seq, amount, balance_after, effective_at, "
+                "prev_hash, hash) VALUES (:posting_id, :account_id, 0, 99, 1, 1, now(), 'x', 'y')"), values)
+
+
+def test_balance_shards_refuse_delete(session, person):
+    account = f.account_of(session, person)
+    with pytest.raises(DBAPIError, match="append-only|refused"):
+        with session.begin_nested():
+            session.execute(text("DELETE FROM balances WHERE account_id = :a"), {"a": account.id})
