@@ -113,9 +113,9 @@ def post(session: Session, actor: Principal, request: PostingRequest, *, idem_sc
     row = _row(request, actor, scope, key, now)
     row["id"] = posting_sql.next_posting_id(session)
     sharded = posting_sql.sharded_accounts(session)
-    legs = [(leg.account_id, leg.shard if leg.shard is not None else
-             (random.randrange(sharded[leg.account_id]) if leg.account_id in sharded else 0), leg.amount)
-            for leg in request.legs]
+    # -1: any shard of a sharded (system) account; the statement takes one no one else holds.
+    legs = [(leg.account_id, leg.shard if leg.shard is not None else (-1 if leg.account_id in sharded else 0),
+             leg.amount) for leg in request.legs]
     outcome = posting_sql.post_one(session, row, posting_fingerprint(row), legs)
     if not outcome["inserted"]:
         return _replays(session, scope, [key], {key: row["request_digest"]})[key]
@@ -198,9 +198,15 @@ def _replays(session: Session, scope: str, keys: list[str], digests: dict[str, s
 def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], int]],
            postgres: bool) -> dict[str, PostingResult]:
     sharded = posting_sql.sharded_accounts(session)
-    # One shard per sharded account per call: concurrent batches then rarely meet on a row.
-    chosen = {a: random.randrange(sharded[a]) for a in {leg.account_id for req, _r, _i in fresh for leg in req.legs}
-              if a in sharded}
+    # One shard per sharded (system) account per call. On PostgreSQL it is one that no other
+    # transaction holds (SKIP LOCKED), taken before any other balance lock, so concurrent batches
+    # do not queue on a system account; SQLite has one writer at a time anyway.
+    any_shard = sorted({leg.account_id for req, _r, _i in fresh for leg in req.legs
+                        if leg.shard is None and leg.account_id in sharded})
+    if postgres:
+        chosen = posting_sql.claim_free_shards(session, any_shard)
+    else:
+        chosen = {a: random.randrange(sharded[a]) for a in any_shard}
 
     def shard_of(leg: Leg) -> int:
         if leg.shard is not None:

@@ -169,6 +169,23 @@ def _raw(session: Session, sql: str, params: Any, *, fetch: bool = False) -> lis
         raise DBAPIError(sql, None, exc) from exc
 
 
+CLAIM_FREE_SHARD = ("SELECT shard FROM balances WHERE account_id = %s "
+                    "ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED")
+CLAIM_ANY_SHARD = "SELECT shard FROM balances WHERE account_id = %s ORDER BY random() LIMIT 1 FOR UPDATE"
+
+
+def claim_free_shards(session: Session, account_ids: list[int]) -> dict[int, int]:
+    """Lock one shard of each sharded account, preferring shards no other transaction holds;
+    wait for one only when all are busy. Call before locking any other balance row."""
+    chosen: dict[int, int] = {}
+    for account_id in account_ids:
+        rows = _raw(session, CLAIM_FREE_SHARD, [account_id], fetch=True) or \
+            _raw(session, CLAIM_ANY_SHARD, [account_id], fetch=True)
+        if rows:
+            chosen[account_id] = rows[0][0]
+    return chosen
+
+
 def lock_balances(session: Session, wanted: list[tuple[int, int]]) -> list[Any]:
     """Lock the balance shards in (account, shard) order (so that concurrent postings never
     deadlock) and return (account_id, shard, balance, allow_negative, last_seq, last_hash) rows."""

@@ -55,13 +55,28 @@ BEGIN
         RETURN;  -- a replay (or a duplicate that waited for the first to commit)
     END IF;
     inserted := 1;
-    -- Lock in (account, shard) order: concurrent postings touching the same rows never deadlock.
+    -- A leg with shard -1 may use any shard of its (system) account: take one that no other
+    -- transaction holds, so that busy system accounts never make postings queue; wait for one only
+    -- if every shard is busy. These come first, before any other balance lock is held; SKIP LOCKED
+    -- never waits, so this cannot deadlock. The other legs are then locked in (account, shard)
+    -- order, so concurrent postings touching the same rows never deadlock either.
     FOR l IN SELECT * FROM unnest(p_accounts, p_shards, p_amounts) AS u(account_id, shard, amount)
-             ORDER BY 1, 2
+             ORDER BY u.shard >= 0, 1, 2
     LOOP
-        SELECT b.balance, b.last_seq, b.last_hash, b.allow_negative INTO r
-          FROM balances b WHERE b.account_id = l.account_id AND b.shard = l.shard
-           FOR UPDATE;
+        IF l.shard < 0 THEN
+            SELECT b.shard, b.balance, b.last_seq, b.last_hash, b.allow_negative INTO r
+              FROM balances b WHERE b.account_id = l.account_id
+             ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED;
+            IF NOT FOUND THEN
+                SELECT b.shard, b.balance, b.last_seq, b.last_hash, b.allow_negative INTO r
+                  FROM balances b WHERE b.account_id = l.account_id
+                 ORDER BY random() LIMIT 1 FOR UPDATE;
+            END IF;
+        ELSE
+            SELECT b.shard, b.balance, b.last_seq, b.last_hash, b.allow_negative INTO r
+              FROM balances b WHERE b.account_id = l.account_id AND b.shard = l.shard
+               FOR UPDATE;
+        END IF;
         IF NOT FOUND THEN
             CONTINUE;
         END IF;
@@ -69,7 +84,7 @@ BEGIN
         IF NOT (r.allow_negative OR r.balance + l.amount >= 0) THEN
             short := coalesce(short, '[]'::jsonb) || jsonb_build_array(jsonb_build_array(l.account_id, r.balance, l.amount));
         END IF;
-        acc := acc || l.account_id; sh := sh || l.shard; amt := amt || l.amount;
+        acc := acc || l.account_id; sh := sh || r.shard; amt := amt || l.amount;
         bal := bal || (r.balance + l.amount); seq := seq || (r.last_seq + 1); prev := prev || r.last_hash;
     END LOOP;
     -- A missing account or a short leg stops every leg: no balance moves unless the whole posting can.
