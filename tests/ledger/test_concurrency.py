@@ -15,7 +15,7 @@ from infra.auth import SYSTEM
 from infra.errors import Conflict
 from ledger.models import BalanceShard, Entry, Posting
 from ledger.services import accounts, corrections, integrity
-from ledger.services.posting import InsufficientBalance, Leg, PostingRequest, post
+from ledger.services.posting import InsufficientBalance, Leg, PostingRequest, post, post_many
 from tests import factories as f
 
 pytestmark = pytest.mark.concurrency
@@ -157,3 +157,29 @@ def test_concurrent_reversals_reverse_once(committed_factory):
     assert outcomes["ok"] == 1 and outcomes["already_reversed"] == 7, outcomes
     with committed_factory() as session:
         assert accounts.balance(session, account) == 0
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_postings_do_not_queue_behind_a_held_issuance_shard(committed_factory, batch):
+    """While f.SHARDS - 1 transactions each hold a shard of the issuance account, one more award
+    (single or batch) still goes through at once on the free shard instead of waiting."""
+    people, _shop, issuance = _setup(committed_factory, people=f.SHARDS)
+    holders = [committed_factory() for _ in range(f.SHARDS - 1)]
+    try:
+        for i, holder in enumerate(holders):
+            f.award(holder, people[i], 1)
+        with committed_factory() as session:
+            session.execute(select(func.set_config("lock_timeout", "2s", True)))
+            request = PostingRequest(kind="award", reason="one more", idempotency_key=f"late-{batch}",
+                                     legs=[Leg(people[-1], 1), Leg(issuance, -1)])
+            result = post_many(session, SYSTEM, [request])[0] if batch else post(session, SYSTEM, request)
+            assert not result.replayed  # it did not wait out the 2 s lock timeout on a held shard
+            session.commit()
+        for holder in holders:
+            holder.commit()
+        with committed_factory() as session:
+            shards = set(session.scalars(select(Entry.shard).where(Entry.account_id == issuance)))
+        assert len(shards) == f.SHARDS  # every award took its own shard
+    finally:
+        for holder in holders:
+            holder.close()
