@@ -197,6 +197,9 @@ def _replays(session: Session, scope: str, keys: list[str], digests: dict[str, s
 
 def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], int]],
            postgres: bool) -> dict[str, PostingResult]:
+    # Everything that does not depend on the balances is done before any balance row is locked:
+    # concurrent batches queue on shared participants, so the locked stretch is what bounds them.
+    fingerprints = [posting_fingerprint({**row, "id": posting_id}) for _req, row, posting_id in fresh]
     sharded = posting_sql.sharded_accounts(session)
     # One shard per sharded (system) account per call. On PostgreSQL it is one that no other
     # transaction holds (SKIP LOCKED), taken before any other balance lock, so concurrent batches
@@ -207,13 +210,10 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
         chosen = posting_sql.claim_free_shards(session, any_shard)
     else:
         chosen = {a: random.randrange(sharded[a]) for a in any_shard}
+    legs = [[(leg.account_id, leg.shard if leg.shard is not None else chosen.get(leg.account_id, 0), leg.amount)
+             for leg in req.legs] for req, _r, _i in fresh]
 
-    def shard_of(leg: Leg) -> int:
-        if leg.shard is not None:
-            return leg.shard
-        return chosen.get(leg.account_id, 0)
-
-    wanted = sorted({(leg.account_id, shard_of(leg)) for req, _r, _i in fresh for leg in req.legs})
+    wanted = sorted({(account_id, shard) for posting_legs in legs for account_id, shard, _n in posting_legs})
     if postgres:
         locked = posting_sql.lock_balances(session, wanted)
     else:
@@ -231,41 +231,49 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
         missing = sorted({a for a, s in wanted if (a, s) not in state})
         raise NotFound("Account not found.", code="account_not_found", details={"account_id": missing})
 
-    entries: list[dict[str, Any]] = []
+    # The entries, column by column (the shape the batch statement takes).
+    columns: dict[str, list[Any]] = {name: [] for name in posting_sql.ENTRY_COLUMNS}
+    c_posting, c_account, c_shard, c_seq, c_amount, c_balance, c_effective, c_prev, c_hash = columns.values()
     results: dict[str, PostingResult] = {}
-    for index, (req, row, posting_id) in enumerate(fresh):
-        fingerprint = posting_fingerprint({**row, "id": posting_id})
+    for index, ((_req, row, posting_id), fingerprint, posting_legs) in enumerate(zip(fresh, fingerprints, legs)):
         after: dict[int, int] = {}
-        for leg in req.legs:
-            key = (leg.account_id, shard_of(leg))
-            cur = state[key]
-            new_balance = cur[0] + leg.amount
+        for account_id, shard, amount in posting_legs:
+            cur = state[(account_id, shard)]
+            new_balance = cur[0] + amount
             if new_balance < 0 and not cur[3]:
                 raise InsufficientBalance(
                     "Not enough points: the balance is %(balance)s, the debit is %(amount)s.",
-                    balance=cur[0], amount=-leg.amount,
-                    details={"amount": [f"Balance {cur[0]} is less than {-leg.amount}."],
-                             "account_id": leg.account_id, "posting_index": index})
+                    balance=cur[0], amount=-amount,
+                    details={"amount": [f"Balance {cur[0]} is less than {-amount}."],
+                             "account_id": account_id, "posting_index": index})
             seq = cur[1] + 1
-            digest = entry_hash(cur[2], fingerprint, leg.account_id, key[1], seq, leg.amount, new_balance)
-            entries.append({"posting_id": posting_id, "account_id": leg.account_id, "shard": key[1], "seq": seq,
-                            "amount": leg.amount, "balance_after": new_balance, "effective_at": row["effective_at"],
-                            "prev_hash": cur[2], "hash": digest})
-            state[key] = [new_balance, seq, digest, cur[3]]
-            after[leg.account_id] = new_balance
+            digest = entry_hash(cur[2], fingerprint, account_id, shard, seq, amount, new_balance)
+            c_posting.append(posting_id)
+            c_account.append(account_id)
+            c_shard.append(shard)
+            c_seq.append(seq)
+            c_amount.append(amount)
+            c_balance.append(new_balance)
+            c_effective.append(row["effective_at"])
+            c_prev.append(cur[2])
+            c_hash.append(digest)
+            cur[0], cur[1], cur[2] = new_balance, seq, digest
+            after[account_id] = new_balance
         results[row["idem_key"]] = PostingResult(posting_id=posting_id, replayed=False, balances_after=after)
 
-    changes = [{"account_id": a, "shard": s, "balance": v[0], "seq": v[1], "hash": v[2]}
-               for (a, s), v in state.items() if v[1] != seq_before[(a, s)]]
+    changes = {"account_id": [], "shard": [], "balance": [], "seq": [], "hash": []}
+    for (account_id, shard), (balance, seq, last_hash, _neg) in state.items():
+        if seq != seq_before[(account_id, shard)]:
+            for name, value in zip(changes, (account_id, shard, balance, seq, last_hash)):
+                changes[name].append(value)
     if postgres:
-        posting_sql.update_balances(session, changes)
-        posting_sql.insert_entries(session, entries)
+        posting_sql.write_batch(session, changes, columns)
         return results
     table = BalanceShard.__table__
     session.execute(
         update(table).where(table.c.account_id == bindparam("k_account"), table.c.shard == bindparam("k_shard"))
         .values(balance=bindparam("v_balance"), last_seq=bindparam("v_seq"), last_hash=bindparam("v_hash")),
-        [{"k_account": c["account_id"], "k_shard": c["shard"], "v_balance": c["balance"], "v_seq": c["seq"],
-          "v_hash": c["hash"]} for c in changes])
-    session.execute(Entry.__table__.insert(), entries)
+        [{"k_account": a, "k_shard": sh, "v_balance": b, "v_seq": q, "v_hash": h}
+         for a, sh, b, q, h in zip(*changes.values())])
+    session.execute(Entry.__table__.insert(), [dict(zip(columns, values)) for values in zip(*columns.values())])
     return results

@@ -118,6 +118,7 @@ INSERT_ENTRIES = (
     f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) SELECT * FROM unnest("
     + ", ".join(f"%s::{t}[]" for t in ENTRY_TYPES) + ")")
 BALANCE_COLUMNS = ("account_id", "shard", "balance", "seq", "hash")
+BALANCE_TYPES = ("bigint", "smallint", "bigint", "bigint", "text")
 UPDATE_BALANCES = (
     "UPDATE balances b SET balance = v.balance, last_seq = v.seq, last_hash = v.hash "
     "FROM unnest(%s::bigint[], %s::smallint[], %s::bigint[], %s::bigint[], %s::text[]) "
@@ -198,9 +199,11 @@ def insert_postings(session: Session, rows: list[dict[str, Any]]) -> list[tuple[
     return _raw(session, INSERT_POSTINGS, _arrays(rows, POSTING_COLUMNS, POSTING_TYPES), fetch=True)
 
 
-def insert_entries(session: Session, entries: list[dict[str, Any]]) -> None:
-    _raw(session, INSERT_ENTRIES, _arrays(entries, ENTRY_COLUMNS, ENTRY_TYPES))
+WRITE_BATCH = (
+    "WITH moved AS (" + UPDATE_BALANCES + " RETURNING 1) " + INSERT_ENTRIES)
 
 
-def update_balances(session: Session, changes: list[dict[str, Any]]) -> None:
-    _raw(session, UPDATE_BALANCES, _arrays(changes, BALANCE_COLUMNS, ("bigint", "smallint", "bigint", "bigint", "text")))
+def write_batch(session: Session, balances: dict[str, list[Any]], entries: dict[str, list[Any]]) -> None:
+    """The new balances and the entries in one statement (one round trip while the rows are held)."""
+    _raw(session, WRITE_BATCH, [array_literal(balances[c], t) for c, t in zip(BALANCE_COLUMNS, BALANCE_TYPES)]
+         + [array_literal(entries[c], t) for c, t in zip(ENTRY_COLUMNS, ENTRY_TYPES)])
