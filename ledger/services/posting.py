@@ -29,7 +29,9 @@ FUTURE_SKEW = dt.timedelta(minutes=5)
 
 
 class InsufficientBalance(Conflict):
-    """The debit would take a participant below zero. The unit of work must roll back."""
+    """The debit would take a participant below zero. The unit of work must roll back (on
+    PostgreSQL the refused statement has already failed the transaction; use a savepoint to
+    carry on after one)."""
 
     code = "insufficient_balance"
 
@@ -119,8 +121,8 @@ def post(session: Session, actor: Principal, request: PostingRequest, *, idem_sc
     outcome = posting_sql.post_one(session, row, posting_fingerprint(row), legs)
     if not outcome["inserted"]:
         return _replays(session, scope, [key], {key: row["request_digest"]})[key]
-    if outcome["updated"] != len(legs):
-        account_id, balance, amount = (outcome["short"] or [[0, 0, 0]])[0]
+    if outcome["short"]:
+        account_id, balance, amount = outcome["short"][0]
         raise InsufficientBalance(
             "Not enough points: the balance is %(balance)s, the debit is %(amount)s.", balance=balance,
             amount=-amount, details={"amount": [f"Balance {balance} is less than {-amount}."],

@@ -10,6 +10,7 @@ from the sequence in blocks so the fingerprint, which includes the id, is known 
 from __future__ import annotations
 
 import collections
+import json
 import threading
 import time
 import weakref
@@ -26,13 +27,14 @@ from ledger.models import Account
 from ledger.services.chain import canonical_json
 
 ID_BLOCK = 64
+INSUFFICIENT, NOT_FOUND = "JY001", "JY002"  # SQLSTATEs raised by ledger_post_one
 SHARD_REFRESH_SECONDS = 60.0
 
 POST_ONE_COLUMNS = ("id", "kind", "reason", "actor_kind", "actor_id", "actor_label", "source_type", "source_id",
                     "meta", "effective_at", "created_at", "idem_scope", "idem_key", "request_digest", "reverses_id")
 # Positional driver placeholders. Arrays and the metadata travel as text literals cast by the
 # server: the driver's per-call list and JSON adaptation would cost more than the statement.
-POST_ONE = ("SELECT inserted, locked, updated, after, short FROM ledger_post_one("
+POST_ONE = ("SELECT inserted, after FROM ledger_post_one("
             + ", ".join(["%s::jsonb" if c == "meta" else "%s" for c in POST_ONE_COLUMNS])
             + ", %s, %s::bigint[], %s::smallint[], %s::bigint[])")
 
@@ -84,18 +86,26 @@ def sharded_accounts(session: Session) -> dict[int, int]:
 
 
 def post_one(session: Session, row: dict[str, Any], fingerprint: str, legs: list[tuple[int, int, int]]) -> dict[str, Any]:
-    """Call `ledger_post_one` (migration 0004) on the session's connection, in its transaction.
-    `legs` are (account, shard, amount). Returns the counts, balances after and any short leg.
+    """Call `ledger_post_one` (migration 0004) on the session's connection, in its transaction (or
+    as a transaction of its own on an autocommit connection: the statement is atomic).
+    `legs` are (account, shard or -1 for any free shard, amount). Returns `inserted` (0 for a
+    replay) and `after` ([account, balance]) or `short` ([account, balance, amount] of the legs the
+    balance does not cover; the statement, and so the transaction, has then failed).
 
     The driver is called directly: for one small statement SQLAlchemy's execution machinery
     would cost as much client time as the statement costs the server."""
     params = [canonical_json(row["meta"]) if c == "meta" else row[c] for c in POST_ONE_COLUMNS]
     params += [fingerprint] + ["{" + ",".join(str(leg[i]) for leg in legs) + "}" for i in range(3)]
-    inserted, locked, updated, after, short = _raw(session, POST_ONE, params, fetch=True)[0]
-    if inserted and locked != len(legs):
-        raise NotFound("Account not found.", code="account_not_found",
-                       details={"account_id": sorted({a for a, _s, _n in legs})})
-    return {"inserted": inserted, "locked": locked, "updated": updated, "after": after, "short": short}
+    try:
+        inserted, after = _raw(session, POST_ONE, params, fetch=True, translate=False)[0]
+    except psycopg.Error as exc:
+        if exc.sqlstate == INSUFFICIENT:
+            return {"inserted": 1, "short": json.loads(exc.diag.message_detail or "[]")}
+        if exc.sqlstate == NOT_FOUND:
+            raise NotFound("Account not found.", code="account_not_found",
+                           details={"account_id": json.loads(exc.diag.message_detail or "[]")}) from None
+        raise _translated(POST_ONE, exc) from exc
+    return {"inserted": inserted, "after": after, "short": None}
 
 
 # Batches on PostgreSQL: each step is one statement over arrays, so its text stays short (parsed and
@@ -158,16 +168,23 @@ def _arrays(rows: list[dict[str, Any]], names: tuple[str, ...], types: tuple[str
     return [array_literal([r[name] for r in rows], sql_type) for name, sql_type in zip(names, types)]
 
 
-def _raw(session: Session, sql: str, params: Any, *, fetch: bool = False) -> list[Any]:
+def _raw(session: Session, sql: str, params: Any, *, fetch: bool = False, translate: bool = True) -> list[Any]:
     raw = session.connection().connection.driver_connection
     try:
         with raw.cursor() as cursor:
             cursor.execute(sql, params, binary=True)
             return cursor.fetchall() if fetch else []
-    except psycopg.errors.IntegrityError as exc:  # same exception types as the rest of the code sees
-        raise IntegrityError(sql, None, exc) from exc
     except psycopg.Error as exc:
-        raise DBAPIError(sql, None, exc) from exc
+        if not translate:
+            raise
+        raise _translated(sql, exc) from exc
+
+
+def _translated(sql: str, exc: psycopg.Error) -> DBAPIError:
+    """The same exception types as the rest of the code sees from SQLAlchemy."""
+    if isinstance(exc, psycopg.errors.IntegrityError):
+        return IntegrityError(sql, None, exc)
+    return DBAPIError(sql, None, exc)
 
 
 CLAIM_FREE_SHARD = ("SELECT shard FROM balances WHERE account_id = %s "

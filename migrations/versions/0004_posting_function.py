@@ -1,6 +1,8 @@
 """Ledger: a single posting as one PL/pgSQL function on PostgreSQL; lighter posting indexes.
 
-Why: a posting per transaction is bound by round trips and by planning. The data-modifying CTE
+Why: a posting per transaction is bound by round trips and by planning. A refused posting (an
+unknown account, a short balance) raises (SQLSTATE JY002, JY001, details as JSON) so that nothing
+of it remains even when the statement runs as its own transaction. The data-modifying CTE
 it replaces was planned afresh on every call (its array parameters make PostgreSQL prefer custom
 plans); the statements inside a PL/pgSQL function keep their plans for the connection's life.
 The work and the locking order are unchanged: the idempotency gate, row locks on the touched
@@ -31,7 +33,7 @@ CREATE OR REPLACE FUNCTION ledger_post_one(
     p_source_type text, p_source_id text, p_meta jsonb, p_effective_at timestamptz, p_created_at timestamptz,
     p_idem_scope text, p_idem_key text, p_request_digest text, p_reverses_id bigint, p_fp text,
     p_accounts bigint[], p_shards smallint[], p_amounts bigint[],
-    OUT inserted int, OUT locked int, OUT updated int, OUT after jsonb, OUT short jsonb)
+    OUT inserted int, OUT after jsonb)
 LANGUAGE plpgsql AS $fn$
 DECLARE
     r record;
@@ -44,8 +46,10 @@ DECLARE
     seq bigint[] := '{}';
     prev text[] := '{}';
     hash text[] := '{}';
+    locked int := 0;
+    short jsonb;
 BEGIN
-    inserted := 0; locked := 0; updated := 0;
+    inserted := 0;
     INSERT INTO postings (id, kind, reason, actor_kind, actor_id, actor_label, source_type, source_id, meta,
                           effective_at, created_at, idem_scope, idem_key, request_digest, reverses_id)
     VALUES (p_id, p_kind, p_reason, p_actor_kind, p_actor_id, p_actor_label, p_source_type, p_source_id, p_meta,
@@ -87,9 +91,14 @@ BEGIN
         acc := acc || l.account_id; sh := sh || r.shard; amt := amt || l.amount;
         bal := bal || (r.balance + l.amount); seq := seq || (r.last_seq + 1); prev := prev || r.last_hash;
     END LOOP;
-    -- A missing account or a short leg stops every leg: no balance moves unless the whole posting can.
-    IF locked <> n OR short IS NOT NULL THEN
-        RETURN;
+    -- A missing account or a short leg stops every leg, and the whole statement: nothing of the
+    -- posting remains, so the statement is safe as a transaction of its own (autocommit).
+    IF locked <> n THEN
+        RAISE EXCEPTION 'account not found' USING ERRCODE = 'JY002',
+            DETAIL = (SELECT jsonb_agg(DISTINCT a) FROM unnest(p_accounts) a)::text;
+    END IF;
+    IF short IS NOT NULL THEN
+        RAISE EXCEPTION 'insufficient balance' USING ERRCODE = 'JY001', DETAIL = short::text;
     END IF;
     FOR i IN 1 .. locked LOOP
         hash := hash || encode(sha256(convert_to(prev[i] || '|' || p_fp || '|' || acc[i] || '|' || sh[i] || '|'
@@ -105,7 +114,6 @@ BEGIN
     FOR i IN 1 .. locked LOOP
         after := after || jsonb_build_array(jsonb_build_array(acc[i], bal[i]));
     END LOOP;
-    updated := locked;
 END
 $fn$
 """

@@ -192,3 +192,23 @@ def test_balance_shards_refuse_delete(session, person):
     with pytest.raises(DBAPIError, match="append-only|refused"):
         with session.begin_nested():
             session.execute(text("DELETE FROM balances WHERE account_id = :a"), {"a": account.id})
+
+
+def test_a_posting_is_atomic_on_its_own_in_autocommit(engine):
+    """A one-posting unit of work may run in autocommit (the ledger benchmark does): a refused
+    posting then leaves no posting row behind, and an accepted one is durable at once."""
+    from sqlalchemy.orm import Session as PlainSession
+
+    auto = engine.execution_options(isolation_level="AUTOCOMMIT")
+    with PlainSession(engine) as setup:
+        tree = f.region_tree(setup)
+        account = f.account_of(setup, f.participant(setup, tree.grid_a)).id
+        shop = f.partner_account(setup, tree.town_a).id
+        setup.commit()
+    with PlainSession(auto) as session:
+        f.award(session, account, 3, key="auto-award")
+        with pytest.raises(InsufficientBalance):
+            f.spend(session, account, 5, shop, key="auto-overspend")
+    with PlainSession(engine) as check:
+        keys = set(check.scalars(select(Posting.idem_key).where(Posting.idem_key.like("auto-%"))))
+        assert keys == {"auto-award"} and accounts.balance(check, account) == 3
