@@ -99,7 +99,10 @@ def worker(url: str, mode: str, duration: float, budget: int, people: list[int],
            barrier, results) -> None:  # type: ignore[no-untyped-def]
     """mode: single | batch (run for `duration`) or grow (post `budget` awards in GROW_BATCH chunks)."""
     random.seed(os.getpid() ^ time.time_ns())
-    engine = make_engine(url, pool_size=1)
+    # single: the posting is the whole unit of work, so it runs as one autocommit statement (it is
+    # atomic: a refused posting leaves nothing). single_tx: the same inside BEGIN ... COMMIT, as
+    # when a request also writes other rows with it.
+    engine = make_engine(url, pool_size=1, **({"isolation_level": "AUTOCOMMIT"} if mode == "single" else {}))
     with engine.connect() as conn:  # open the connection before the clock starts
         backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
     tag = f"{mode}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -110,12 +113,8 @@ def worker(url: str, mode: str, duration: float, budget: int, people: list[int],
     start = time.perf_counter()
     deadline = start + duration
     if mode in ("single", "single_tx"):
-        # single: the posting is the whole unit of work, so it runs as one autocommit statement (it
-        # is atomic: a refused posting leaves nothing). single_tx: the same inside BEGIN ... COMMIT,
-        # as when a request also writes other rows with it.
-        bind = engine.execution_options(isolation_level="AUTOCOMMIT") if mode == "single" else engine
         while time.perf_counter() < deadline:
-            with Session(bind) as session:
+            with Session(engine) as session:
                 post(session, SYSTEM, award(random.choice(people), issuance, f"{tag}:{done}"))
                 session.commit()
             done += 1
