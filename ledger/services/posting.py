@@ -115,9 +115,9 @@ def post(session: Session, actor: Principal, request: PostingRequest, *, idem_sc
     row = _row(request, actor, scope, key, now)
     row["id"] = posting_sql.next_posting_id(session)
     sharded = posting_sql.sharded_accounts(session)
-    # -1: any shard of a sharded (system) account; the statement takes one no one else holds.
-    legs = [(leg.account_id, leg.shard if leg.shard is not None else (-1 if leg.account_id in sharded else 0),
-             leg.amount) for leg in request.legs]
+    # -n: any of the n shards of a sharded (system) account; the statement takes one no one else holds.
+    legs = [(leg.account_id, leg.shard if leg.shard is not None else -sharded.get(leg.account_id, 0), leg.amount)
+            for leg in request.legs]
     outcome = posting_sql.post_one(session, row, posting_fingerprint(row), legs)
     if not outcome["inserted"]:
         return _replays(session, scope, [key], {key: row["request_digest"]})[key]

@@ -48,6 +48,8 @@ DECLARE
     hash text[] := '{}';
     locked int := 0;
     short jsonb;
+    start int;
+    got boolean;
 BEGIN
     inserted := 0;
     INSERT INTO postings (id, kind, reason, actor_kind, actor_id, actor_label, source_type, source_id, meta,
@@ -59,7 +61,7 @@ BEGIN
         RETURN;  -- a replay (or a duplicate that waited for the first to commit)
     END IF;
     inserted := 1;
-    -- A leg with shard -1 may use any shard of its (system) account: take one that no other
+    -- A leg with shard -n may use any of the n shards of its (system) account: take one that no other
     -- transaction holds, so that busy system accounts never make postings queue; wait for one only
     -- if every shard is busy. These come first, before any other balance lock is held; SKIP LOCKED
     -- never waits, so this cannot deadlock. The other legs are then locked in (account, shard)
@@ -67,14 +69,20 @@ BEGIN
     FOR l IN SELECT * FROM unnest(p_accounts, p_shards, p_amounts) AS u(account_id, shard, amount)
              ORDER BY u.shard >= 0, 1, 2
     LOOP
-        IF l.shard < 0 THEN
-            SELECT b.shard, b.balance, b.last_seq, b.last_hash, b.allow_negative INTO r
-              FROM balances b WHERE b.account_id = l.account_id
-             ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED;
-            IF NOT FOUND THEN
+        IF l.shard < 0 THEN  -- -n: any of the account's n shards, probed from a random one
+            start := floor(random() * -l.shard);
+            got := false;
+            FOR k IN 0 .. -l.shard - 1 LOOP
                 SELECT b.shard, b.balance, b.last_seq, b.last_hash, b.allow_negative INTO r
-                  FROM balances b WHERE b.account_id = l.account_id
-                 ORDER BY random() LIMIT 1 FOR UPDATE;
+                  FROM balances b WHERE b.account_id = l.account_id AND b.shard = (start + k) % -l.shard
+                   FOR UPDATE SKIP LOCKED;
+                got := FOUND;
+                EXIT WHEN got;
+            END LOOP;
+            IF NOT got THEN  -- every shard busy: wait for one (a FOR loop leaves FOUND true)
+                SELECT b.shard, b.balance, b.last_seq, b.last_hash, b.allow_negative INTO r
+                  FROM balances b WHERE b.account_id = l.account_id AND b.shard = start
+                   FOR UPDATE;
             END IF;
         ELSE
             SELECT b.shard, b.balance, b.last_seq, b.last_hash, b.allow_negative INTO r
@@ -125,14 +133,20 @@ $fn$
 # held by their balance shards, which refuse them too.
 ENTRY_REFERENCES = r"""
 CREATE FUNCTION jieyou_entries_references() RETURNS trigger LANGUAGE plpgsql AS $fn$
-DECLARE
-    postings_named bigint[];
-    accounts_named bigint[];
 BEGIN
-    SELECT array_agg(DISTINCT posting_id), array_agg(DISTINCT account_id) INTO postings_named, accounts_named
-      FROM new_entries;
-    IF (SELECT count(*) FROM postings WHERE id = ANY(postings_named)) <> cardinality(postings_named)
-       OR (SELECT count(*) FROM accounts WHERE id = ANY(accounts_named)) <> cardinality(accounts_named) THEN
+    -- A few rows (one posting): probe each. Many (a batch): collect the distinct ids first, then
+    -- one index scan each. Either way a plan that never reads a whole table.
+    IF (SELECT count(*) FROM new_entries) <= 16 THEN
+        IF EXISTS (SELECT 1 FROM new_entries n
+                    WHERE NOT EXISTS (SELECT 1 FROM postings p WHERE p.id = n.posting_id OFFSET 0)
+                       OR NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = n.account_id OFFSET 0)) THEN
+            RAISE EXCEPTION 'an entry names a posting or an account that does not exist'
+                USING ERRCODE = 'foreign_key_violation';
+        END IF;
+    ELSIF EXISTS (SELECT 1 FROM (SELECT array_agg(DISTINCT posting_id) AS p, array_agg(DISTINCT account_id) AS a
+                                   FROM new_entries) named
+                   WHERE (SELECT count(*) FROM postings WHERE id = ANY(named.p)) <> cardinality(named.p)
+                      OR (SELECT count(*) FROM accounts WHERE id = ANY(named.a)) <> cardinality(named.a)) THEN
         RAISE EXCEPTION 'an entry names a posting or an account that does not exist'
             USING ERRCODE = 'foreign_key_violation';
     END IF;
