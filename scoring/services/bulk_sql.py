@@ -1,0 +1,158 @@
+"""Set-based statements for the scoring bulk paths: one statement per table per batch.
+
+Why: flushing thousands of ORM objects (and parsing statements with thousands of placeholders)
+cost far more than the work itself. On PostgreSQL each write is one UPDATE ... FROM unnest(arrays)
+or INSERT ... SELECT FROM unnest(arrays), sent with binary parameters on the session's own
+connection (the ledger's `_binary`), so its text stays short and is prepared once; on SQLite (the
+embedded default) it is an executemany of the same change. Callers flush the session first and
+expire what they changed (`expire`), so ORM objects never show stale values."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from sqlalchemy import Column, Table, and_, any_, bindparam, insert, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
+
+from infra.db import dialect_insert
+from ledger.services.posting_sql import _binary
+from scoring.models import AwardTally, Contribution, ContributionMember
+
+TallyKey = tuple[int, str, str]  # (participant id, indicator code, period)
+
+_PG = postgresql.dialect()
+_statements: dict[tuple[Any, ...], Any] = {}
+
+
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def any_of(column: Any, ids: Sequence[int], session: Session) -> Any:
+    """`column = ANY(array)` on PostgreSQL: one parameter, not thousands (each of which the driver
+    would parse on every call); IN (...) elsewhere."""
+    if is_postgres(session):
+        return column == any_(bindparam(None, list(ids), type_=postgresql.ARRAY(column.type)))
+    return column.in_(list(ids))
+
+
+def _pg_type(column: Column[Any]) -> str:
+    return str(column.type.compile(dialect=_PG))
+
+
+def _value(column: Column[Any], value: Any) -> Any:
+    return Jsonb(value) if value is not None and _pg_type(column) == "JSONB" else value
+
+
+def _unnest(table: Table, names: Sequence[str]) -> str:
+    return ("unnest(" + ", ".join(f"CAST(:a_{n} AS {_pg_type(table.c[n])}[])" for n in names)
+            + ") AS v(" + ", ".join(names) + ")")
+
+
+def _arrays(table: Table, columns: dict[str, list[Any]], constants: dict[str, Any]) -> dict[str, Any]:
+    params = {f"a_{n}": ([Jsonb(v) if v is not None else None for v in values]
+                         if _pg_type(table.c[n]) == "JSONB" else values) for n, values in columns.items()}
+    params.update({f"c_{n}": _value(table.c[n], v) for n, v in constants.items()})
+    return params
+
+
+def _rows(columns: dict[str, list[Any]], prefix: str = "") -> list[dict[str, Any]]:
+    names = list(columns)
+    return [{prefix + n: v for n, v in zip(names, values)} for values in zip(*columns.values())]
+
+
+def update_rows(session: Session, table: Table, keys: Sequence[str], columns: dict[str, list[Any]],
+                constants: dict[str, Any] | None = None) -> None:
+    """UPDATE `table` row by row: `columns` holds the key columns and the new values, one list per
+    column; `constants` are values shared by every row."""
+    constants = constants or {}
+    if not columns or not next(iter(columns.values())):
+        return
+    sets = [n for n in columns if n not in keys]
+    if is_postgres(session):
+        cache_key = ("update", table.name, tuple(keys), tuple(columns), tuple(constants))
+        stmt = _statements.get(cache_key)
+        if stmt is None:
+            assignments = [f"{n} = v.{n}" for n in sets] + [
+                f"{n} = CAST(:c_{n} AS {_pg_type(table.c[n])})" for n in constants]
+            stmt = _statements[cache_key] = text(
+                f"UPDATE {table.name} t SET {', '.join(assignments)} FROM {_unnest(table, list(columns))} "
+                f"WHERE {' AND '.join(f't.{k} = v.{k}' for k in keys)}")
+        _binary(session, stmt, _arrays(table, columns, constants))
+        return
+    stmt = (update(table).where(and_(*(table.c[k] == bindparam(f"k_{k}") for k in keys)))
+            .values({**{n: bindparam(f"k_{n}") for n in sets}, **constants}))
+    session.execute(stmt, _rows(columns, "k_"))
+
+
+def insert_rows(session: Session, table: Table, columns: dict[str, list[Any]],
+                constants: dict[str, Any] | None = None) -> None:
+    """INSERT one row per position of the `columns` lists, plus `constants` in every row."""
+    constants = constants or {}
+    if not columns or not next(iter(columns.values())):
+        return
+    if is_postgres(session):
+        cache_key = ("insert", table.name, tuple(columns), tuple(constants))
+        stmt = _statements.get(cache_key)
+        if stmt is None:
+            names = list(columns) + list(constants)
+            values = [f"v.{n}" for n in columns] + [f"CAST(:c_{n} AS {_pg_type(table.c[n])})" for n in constants]
+            stmt = _statements[cache_key] = text(
+                f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(values)} "
+                f"FROM {_unnest(table, list(columns))}")
+        _binary(session, stmt, _arrays(table, columns, constants))
+        return
+    session.execute(insert(table), [{**row, **constants} for row in _rows(columns)])
+
+
+_TALLIES: Table = AwardTally.__table__  # type: ignore[assignment]
+_TALLY_KEYS = ("participant_id", "indicator_code", "period")
+LOCK_TALLIES_PG = (
+    text(f"INSERT INTO award_tallies (participant_id, indicator_code, period, points) "
+         f"SELECT v.participant_id, v.indicator_code, v.period, 0 FROM {_unnest(_TALLIES, _TALLY_KEYS)} "
+         f"ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING"),
+    text(f"SELECT t.participant_id, t.indicator_code, t.period, t.points FROM award_tallies t "
+         f"JOIN {_unnest(_TALLIES, _TALLY_KEYS)} ON t.participant_id = v.participant_id "
+         f"AND t.indicator_code = v.indicator_code AND t.period = v.period "
+         f"ORDER BY t.participant_id, t.indicator_code, t.period FOR UPDATE OF t"))
+
+
+def lock_tallies(session: Session, keys: Iterable[TallyKey]) -> dict[TallyKey, int]:
+    """Create the missing tallies and lock them all in one fixed order, so two verifiers never
+    deadlock and a cap is applied to points nobody else is changing meanwhile."""
+    ordered = sorted(set(keys))
+    if not ordered:
+        return {}
+    if is_postgres(session):
+        params = {f"a_{n}": [k[i] for k in ordered] for i, n in enumerate(_TALLY_KEYS)}
+        _binary(session, LOCK_TALLIES_PG[0], params)
+        rows = _binary(session, LOCK_TALLIES_PG[1], params, fetch=True)
+        return {(r[0], r[1], r[2]): r[3] for r in rows}
+    session.execute(dialect_insert(session)(_TALLIES).on_conflict_do_nothing(),
+                    [{"participant_id": p, "indicator_code": i, "period": d, "points": 0} for p, i, d in ordered])
+    rows = session.execute(
+        select(_TALLIES.c.participant_id, _TALLIES.c.indicator_code, _TALLIES.c.period, _TALLIES.c.points)
+        .where(tuple_(_TALLIES.c.participant_id, _TALLIES.c.indicator_code, _TALLIES.c.period).in_(ordered))
+        .order_by(_TALLIES.c.participant_id, _TALLIES.c.indicator_code, _TALLIES.c.period)
+        .with_for_update()).all()
+    return {(r[0], r[1], r[2]): r[3] for r in rows}
+
+
+def write_tallies(session: Session, tallies: dict[TallyKey, int], changed: Iterable[TallyKey]) -> None:
+    keys = sorted(set(changed))
+    update_rows(session, _TALLIES, _TALLY_KEYS, {
+        "participant_id": [k[0] for k in keys], "indicator_code": [k[1] for k in keys],
+        "period": [k[2] for k in keys], "points": [tallies[k] for k in keys]})
+
+
+def expire(session: Session, contribution_ids: Iterable[int]) -> None:
+    """Expire the contributions (with their relationships) and members this session holds, after
+    statements that changed their rows behind the ORM's back. Looks at identity keys only, so
+    nothing is loaded; a fresh session holds none and this costs nothing."""
+    wanted = set(contribution_ids)
+    for key, obj in list(session.identity_map.items()):
+        cls, ident = key[0], key[1]
+        if (cls is Contribution and ident[0] in wanted) or (cls is ContributionMember and ident[0] in wanted):
+            session.expire(obj)
