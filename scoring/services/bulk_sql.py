@@ -2,28 +2,50 @@
 
 Why: flushing thousands of ORM objects (and parsing statements with thousands of placeholders)
 cost far more than the work itself. On PostgreSQL each write is one UPDATE ... FROM unnest(arrays)
-or INSERT ... SELECT FROM unnest(arrays), sent with binary parameters on the session's own
-connection (the ledger's `_binary`), so its text stays short and is prepared once; on SQLite (the
+or INSERT ... SELECT FROM unnest(arrays) on the session's own connection, so its text stays short
+and is prepared once, with every parameter sent in binary (`%b`: psycopg's default would send text
+and JSON arrays as text, escaping every quote of every element); on SQLite (the
 embedded default) it is an executemany of the same change. Callers flush the session first and
 expire what they changed (`expire`), so ORM objects never show stale values."""
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import Column, Table, and_, any_, bindparam, insert, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from infra.db import dialect_insert
-from ledger.services.posting_sql import _binary
 from scoring.models import AwardTally, Contribution, ContributionMember
 
 TallyKey = tuple[int, str, str]  # (participant id, indicator code, period)
 
 _PG = postgresql.dialect()
 _statements: dict[tuple[Any, ...], Any] = {}
+_compiled: dict[Any, str] = {}
+
+
+def _binary(session: Session, statement: Any, params: dict[str, Any], *, fetch: bool = False) -> list[Any]:
+    """Run a PostgreSQL statement on the session's connection (same transaction), parameters and
+    results in binary. Driver errors surface as SQLAlchemy's, like everywhere else."""
+    sql = _compiled.get(statement)
+    if sql is None:
+        sql = _compiled[statement] = re.sub(r"%\((\w+)\)s", r"%(\1)b", str(statement.compile(dialect=_PG)))
+    raw = session.connection().connection.driver_connection
+    try:
+        with raw.cursor() as cursor:
+            cursor.execute(sql, params, binary=True)
+            return cursor.fetchall() if fetch else []
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(sql, None, exc) from exc
+    except psycopg.Error as exc:
+        raise DBAPIError(sql, None, exc) from exc
 
 
 def is_postgres(session: Session) -> bool:
@@ -38,6 +60,7 @@ def any_of(column: Any, ids: Sequence[int], session: Session) -> Any:
     return column.in_(list(ids))
 
 
+@functools.cache
 def _pg_type(column: Column[Any]) -> str:
     return str(column.type.compile(dialect=_PG))
 
@@ -109,14 +132,19 @@ def insert_rows(session: Session, table: Table, columns: dict[str, list[Any]],
 
 _TALLIES: Table = AwardTally.__table__  # type: ignore[assignment]
 _TALLY_KEYS = ("participant_id", "indicator_code", "period")
-LOCK_TALLIES_PG = (
-    text(f"INSERT INTO award_tallies (participant_id, indicator_code, period, points) "
-         f"SELECT v.participant_id, v.indicator_code, v.period, 0 FROM {_unnest(_TALLIES, _TALLY_KEYS)} "
-         f"ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING"),
-    text(f"SELECT t.participant_id, t.indicator_code, t.period, t.points FROM award_tallies t "
-         f"JOIN {_unnest(_TALLIES, _TALLY_KEYS)} ON t.participant_id = v.participant_id "
-         f"AND t.indicator_code = v.indicator_code AND t.period = v.period "
-         f"ORDER BY t.participant_id, t.indicator_code, t.period FOR UPDATE OF t"))
+
+
+@functools.cache
+def _lock_tallies_pg() -> tuple[Any, Any]:
+    """Built on first use: foreign-key column types are known only once every model is loaded."""
+    return (
+        text(f"INSERT INTO award_tallies (participant_id, indicator_code, period, points) "
+             f"SELECT v.participant_id, v.indicator_code, v.period, 0 FROM {_unnest(_TALLIES, _TALLY_KEYS)} "
+             f"ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING"),
+        text(f"SELECT t.participant_id, t.indicator_code, t.period, t.points FROM award_tallies t "
+             f"JOIN {_unnest(_TALLIES, _TALLY_KEYS)} ON t.participant_id = v.participant_id "
+             f"AND t.indicator_code = v.indicator_code AND t.period = v.period "
+             f"ORDER BY t.participant_id, t.indicator_code, t.period FOR UPDATE OF t"))
 
 
 def lock_tallies(session: Session, keys: Iterable[TallyKey]) -> dict[TallyKey, int]:
@@ -127,8 +155,9 @@ def lock_tallies(session: Session, keys: Iterable[TallyKey]) -> dict[TallyKey, i
         return {}
     if is_postgres(session):
         params = {f"a_{n}": [k[i] for k in ordered] for i, n in enumerate(_TALLY_KEYS)}
-        _binary(session, LOCK_TALLIES_PG[0], params)
-        rows = _binary(session, LOCK_TALLIES_PG[1], params, fetch=True)
+        insert_missing, lock = _lock_tallies_pg()
+        _binary(session, insert_missing, params)
+        rows = _binary(session, lock, params, fetch=True)
         return {(r[0], r[1], r[2]): r[3] for r in rows}
     session.execute(dialect_insert(session)(_TALLIES).on_conflict_do_nothing(),
                     [{"participant_id": p, "indicator_code": i, "period": d, "points": 0} for p, i, d in ordered])
