@@ -3,6 +3,7 @@ backends: points, caps, shares, notice, events, tallies, audit and ledger postin
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -11,7 +12,7 @@ from identity.models import AuditEntry
 from infra.errors import Conflict, Forbidden
 from ledger.models import Posting
 from ledger.services import accounts
-from scoring.models import AwardTally, Contribution, ContributionEvent
+from scoring.models import AwardTally, Contribution, ContributionEvent, ContributionMember
 from scoring.services import awards, notices, submissions, workflow
 from tests import factories as f
 
@@ -155,3 +156,42 @@ def test_the_award_job_skips_rows_locked_by_another_worker(committed_factory):
         assert awards.award_due(again, shards=f.SHARDS) >= 1
         again.commit()
         assert {again.get(Contribution, i).state for i in ids} == {"awarded"}
+
+
+def test_concurrent_bulk_verifiers_share_caps_without_deadlock(committed_factory):
+    with committed_factory() as setup:
+        tree = f.region_tree(setup)
+        clerk, verifier = f.staff(setup, "clerk", tree.town_a), f.staff(setup, "verifier", tree.town_a)
+        work = [("INF-1", "red", 1, [(0, 1), (1, 1), (2, 1)]), ("PRO-3", None, 7, [(2, 1), (1, 1), (0, 1)])]
+        people, made = _group(setup, tree, clerk, work=work, copies=6)  # 60 red-warning points a head, cap 30
+        setup.commit()
+        ids = [c.id for c in made]
+        pids = [p.id for p in people]
+    batches = [ids[0::2], list(reversed(ids[1::2]))]
+    barrier, errors = threading.Barrier(2), []
+
+    def verify(batch):
+        try:
+            with committed_factory() as s:
+                barrier.wait()
+                workflow.verify_many(s, verifier, batch)
+                s.commit()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=verify, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    with committed_factory() as check:
+        earned = check.execute(select(ContributionMember.participant_id, Contribution.indicator_code,
+                                      func.sum(ContributionMember.points))
+                               .join(Contribution).where(Contribution.id.in_(ids))
+                               .group_by(ContributionMember.participant_id, Contribution.indicator_code)).all()
+        assert sorted(earned) == sorted((pid, code, 30 if code == "INF-1" else 20) for pid in pids
+                                        for code in ("INF-1", "PRO-3"))
+        tallies = check.execute(select(AwardTally.participant_id, AwardTally.indicator_code, AwardTally.points)
+                                .where(AwardTally.participant_id.in_(pids), func.length(AwardTally.period) == 7)).all()
+        assert sorted(tallies) == sorted(earned)
