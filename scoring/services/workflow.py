@@ -27,7 +27,7 @@ from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ledger.services import corrections
 from scoring.models import HOLDING_STATES, Contribution, ContributionEvent, ContributionMember
 from scoring.services import bulk_sql, rules
-from scoring.services.engine import Facts, IndicatorRule, score
+from scoring.services.engine import Facts, IndicatorRule, Score, score
 from scoring.services.submissions import record_event
 
 VERIFIER_ROLES = ("verifier", "approver")
@@ -136,13 +136,42 @@ def _refuse_duplicate_incidents(session: Session, items: list[Any]) -> None:
         seen.add(key)
 
 
+def _capped(rule: IndicatorRule) -> bool:
+    return rule.cap_month is not None or rule.cap_year is not None
+
+
+def _write_scores(session: Session, actor: Principal, now: dt.datetime, decided: list[tuple[Any, Any, Score]]) -> None:
+    """Contributions (scored, on notice) and their members' points: one statement each."""
+    if not decided:
+        return
+    contributions: dict[str, list[Any]] = {"id": [], "rule_set_id": [], "proposed_points": [], "explanation": [],
+                                           "notice_until": []}
+    points: dict[str, list[Any]] = {"contribution_id": [], "participant_id": [], "points": []}
+    for r, rule_set, result in decided:
+        for pid, got in result.points.items():
+            points["contribution_id"].append(r.id)
+            points["participant_id"].append(pid)
+            points["points"].append(got)
+        for name, value in (("id", r.id), ("rule_set_id", rule_set.id), ("proposed_points", result.total),
+                            ("explanation", result.explanation),
+                            ("notice_until", now + dt.timedelta(days=rule_set.notice_days))):
+            contributions[name].append(value)
+    bulk_sql.update_rows(session, Contribution.__table__, ("id",), contributions,  # type: ignore[arg-type]
+                         {"state": "in_notice", "verified_by": actor.id, "verified_at": now})
+    bulk_sql.update_rows(session, ContributionMember.__table__, ("contribution_id", "participant_id"),  # type: ignore[arg-type]
+                         points)
+
+
 def _score_and_reserve(session: Session, actor: Principal, items: list[Any], members: dict[int, list[tuple[int, int]]],
                        now: dt.datetime) -> list[Verified]:
-    """Score each contribution against the locked tallies (in the order given, so caps fill in
-    that order) and write contributions, members and tallies with one statement each."""
+    """Score each contribution and reserve its points in the tallies, in the order given (caps
+    fill in that order). Work under an indicator without month or year cap scores the same
+    whatever the tallies hold, so it is scored and written before the tallies are locked: the
+    locks, which every concurrent verifier of the same people waits for, are held only while the
+    capped work is scored and written."""
     rule_sets: dict[dt.date, Any] = {}
     indicator_rules: dict[tuple[int, str], IndicatorRule] = {}
-    plan: list[tuple[Any, Any, IndicatorRule, str, str]] = []
+    plan: list[tuple[Any, Any, IndicatorRule, Facts, str, str]] = []
     keys: set[bulk_sql.TallyKey] = set()
     for r in items:  # rules first: an unknown indicator fails before any tally is locked
         rule_set = rule_sets.get(r.work_date) or rule_sets.setdefault(r.work_date, rules.in_force(session, r.work_date))
@@ -150,37 +179,30 @@ def _score_and_reserve(session: Session, actor: Principal, items: list[Any], mem
         if rule is None:
             rule = indicator_rules[(rule_set.id, r.indicator_code)] = rules.indicator_rule(rule_set, r.indicator_code)[1]
         month, year = _periods(r.work_date)
-        plan.append((r, rule_set, rule, month, year))
-        for pid, _share in members[r.id]:
+        mine = members[r.id]
+        plan.append((r, rule_set, rule, Facts(members=mine, quantity=r.quantity, warning_colour=r.warning_colour),
+                     month, year))
+        for pid, _share in mine:
             keys.add((pid, r.indicator_code, month))
             keys.add((pid, r.indicator_code, year))
+    results: list[Score | None] = [None if _capped(rule) else score(rule, facts, {}, {})
+                                   for _r, _rs, rule, facts, _m, _y in plan]
+    _write_scores(session, actor, now, [(p[0], p[1], res) for p, res in zip(plan, results) if res is not None])
     tallies = bulk_sql.lock_tallies(session, keys)
+    capped: list[tuple[Any, Any, Score]] = []
     out: list[Verified] = []
-    contributions: dict[str, list[Any]] = {"id": [], "rule_set_id": [], "proposed_points": [], "explanation": [],
-                                           "notice_until": []}
-    points: dict[str, list[Any]] = {"contribution_id": [], "participant_id": [], "points": []}
-    for r, rule_set, rule, month, year in plan:
-        mine = members[r.id]
+    for i, (r, rule_set, rule, facts, month, year) in enumerate(plan):
         code = r.indicator_code
-        result = score(rule, Facts(members=mine, quantity=r.quantity, warning_colour=r.warning_colour),
-                       {pid: tallies[(pid, code, month)] for pid, _ in mine},
-                       {pid: tallies[(pid, code, year)] for pid, _ in mine})
-        for pid, _share in mine:
-            got = result.points[pid]
+        result = results[i]
+        if result is None:
+            result = score(rule, facts, {pid: tallies[(pid, code, month)] for pid, _ in facts.members},
+                           {pid: tallies[(pid, code, year)] for pid, _ in facts.members})
+            capped.append((r, rule_set, result))
+        for pid, got in result.points.items():
             tallies[(pid, code, month)] += got
             tallies[(pid, code, year)] += got
-            points["contribution_id"].append(r.id)
-            points["participant_id"].append(pid)
-            points["points"].append(got)
-        notice_until = now + dt.timedelta(days=rule_set.notice_days)
-        for name, value in (("id", r.id), ("rule_set_id", rule_set.id), ("proposed_points", result.total),
-                            ("explanation", result.explanation), ("notice_until", notice_until)):
-            contributions[name].append(value)
-        out.append(Verified(r.id, result.total, result.points, now, notice_until))
-    bulk_sql.update_rows(session, Contribution.__table__, ("id",), contributions,  # type: ignore[arg-type]
-                         {"state": "in_notice", "verified_by": actor.id, "verified_at": now})
-    bulk_sql.update_rows(session, ContributionMember.__table__, ("contribution_id", "participant_id"),  # type: ignore[arg-type]
-                         points)
+        out.append(Verified(r.id, result.total, result.points, now, now + dt.timedelta(days=rule_set.notice_days)))
+    _write_scores(session, actor, now, capped)
     bulk_sql.write_tallies(session, tallies, keys)
     return out
 

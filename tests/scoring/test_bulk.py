@@ -13,7 +13,7 @@ from infra.errors import Conflict, Forbidden
 from ledger.models import Posting
 from ledger.services import accounts
 from scoring.models import AwardTally, Contribution, ContributionEvent, ContributionMember
-from scoring.services import awards, notices, submissions, workflow
+from scoring.services import awards, notices, rules, submissions, workflow
 from tests import factories as f
 
 LATER = dt.timedelta(days=30)
@@ -199,3 +199,33 @@ def test_concurrent_bulk_verifiers_share_caps_without_deadlock(committed_factory
         while awards.award_due(check, now=dt.datetime.now(dt.timezone.utc) + LATER, shards=f.SHARDS):
             check.commit()
         check.commit()
+
+
+@pytest.mark.parametrize("newer_first", [False, True])
+def test_work_scored_before_the_lock_counts_toward_a_later_version_cap(session, newer_first):
+    """One batch spanning two rule versions: PRO-1 uncapped in force yesterday, capped at 6 a year
+    from today. Uncapped work is scored before the tallies are locked; it must still count, in
+    batch order, toward the cap of the work after it."""
+    today = dt.datetime.now(dt.timezone.utc).date()
+    if today.month == 1 and today.day == 1:
+        pytest.skip("yesterday was another year")
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a)
+    clerk, verifier = f.staff(session, "clerk", tree.town_a), f.staff(session, "verifier", tree.town_a)
+    older = f.contribution(session, clerk, person, "PRO-1", work_date=today - dt.timedelta(days=1))
+    newer = f.contribution(session, clerk, person, "PRO-1", work_date=today)
+    admin = f.staff(session, "admin", tree.county)
+    draft = rules.draft_from(session, admin, rules.in_force(session, today).version)
+    indicators = [{"class": i.class_, **{k: getattr(i, k) for k in rules.INDICATOR_FIELDS if k != "class_"}}
+                  for i in draft.indicators]
+    for ind in indicators:
+        if ind["code"] == "PRO-1":
+            ind.update(base_points=8, cap_year=6)
+    rules.update_draft(session, admin, draft.version, {"indicators": indicators, "effective_from": today})
+    rules.publish(session, admin, draft.version)
+    batch = [newer, older] if newer_first else [older, newer]
+    workflow.verify_many(session, verifier, [c.id for c in batch])
+    assert (older.proposed_points, newer.proposed_points) == ((4, 6) if newer_first else (4, 2))
+    year = (person.id, "PRO-1", str(today.year))
+    assert session.scalar(select(AwardTally.points).where(
+        AwardTally.participant_id == year[0], AwardTally.indicator_code == year[1], AwardTally.period == year[2])) == (10 if newer_first else 6)
