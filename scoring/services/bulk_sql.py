@@ -52,12 +52,12 @@ def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def any_of(column: Any, ids: Sequence[int], session: Session) -> Any:
+def any_of(column: Any, values: Sequence[Any], session: Session) -> Any:
     """`column = ANY(array)` on PostgreSQL: one parameter, not thousands (each of which the driver
     would parse on every call); IN (...) elsewhere."""
     if is_postgres(session):
-        return column == any_(bindparam(None, list(ids), type_=postgresql.ARRAY(column.type)))
-    return column.in_(list(ids))
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(list(values))
 
 
 @functools.cache
