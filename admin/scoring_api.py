@@ -67,8 +67,8 @@ class ContributionDetail(MethodView):
         return submissions.get_visible(db.session, actor, contribution_id)
 
 
-def _enqueue_award_if_due(items: list[Contribution]) -> None:
-    if any(c.notice_until is not None and c.notice_until <= c.verified_at for c in items):  # type: ignore[operator]
+def _enqueue_award_if_due(items: list[workflow.Verified]) -> None:
+    if any(v.notice_until <= v.verified_at for v in items):
         after_commit(db.session, lambda: tasks.award_due.delay())
 
 
@@ -81,7 +81,7 @@ class Verify(MethodView):
         """Verify (never your own or one you take part in): scores it and opens the public notice."""
         items = workflow.verify_many(db.session, actor, [contribution_id], note=args["note"])
         _enqueue_award_if_due(items)
-        return items[0]
+        return workflow.load(db.session, [contribution_id])[0]
 
 
 @blp.route("/contributions/verify")
@@ -93,7 +93,7 @@ class BulkVerify(MethodView):
         """Verify many at once (all or none)."""
         items = workflow.verify_many(db.session, actor, args["contribution_ids"], note=args["note"])
         _enqueue_award_if_due(items)
-        return items
+        return workflow.load(db.session, [v.id for v in items])
 
 
 @blp.route("/contributions/<int:contribution_id>/reject")

@@ -13,6 +13,10 @@ contributions, then, in the same run:
   awards_per_s                        N / (verify_s + award_s): contributions taken from submitted
                                       to a ledger posting per second
   ratio_bulk_award_to_single_posting  awards_per_s / single_postings_per_s   (target >= 5)
+  verify_cpu_s / award_cpu_s          CPU seconds of the phases summed over the workers: client
+  verify_db_cpu_s / award_db_cpu_s    (time.process_time) and their PostgreSQL backends (read from
+                                      /proc when the server is local; 0 otherwise) -- steadier than
+                                      wall time on a shared machine
   awarded / points_awarded / ledger_ok  a check that the work was really done and the books verify
 """
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import multiprocessing as mp
+import os
 import random
 import sys
 import time
@@ -30,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from alembic import command  # noqa: E402
-from sqlalchemy import func, insert, select  # noqa: E402
+from sqlalchemy import func, insert, select, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 import ledger_bench  # noqa: E402
@@ -80,13 +85,25 @@ def seed_contributions(url: str, n: int) -> tuple[list[int], int]:
         return list(ids), verifier.id
 
 
+def backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a local PostgreSQL backend, or 0 when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def bulk_worker(url: str, ids: list[int], verifier_id: int, barrier, results) -> None:  # type: ignore[no-untyped-def]
     from identity.models import StaffUser
 
-    engine = make_engine(url, pool_size=2)
+    engine = make_engine(url, pool_size=1, max_overflow=0)  # one connection: one backend to measure
     with Session(engine) as s:
         actor = staff_principal(s.get(StaffUser, verifier_id))
+        backend = s.scalar(text("SELECT pg_backend_pid()"))
     barrier.wait()
+    c0, d0 = time.process_time(), backend_cpu(backend)
     t0 = time.perf_counter()
     past = utcnow() - dt.timedelta(days=30)  # verified long enough ago that every notice has ended
     for start in range(0, len(ids), CHUNK):
@@ -94,6 +111,7 @@ def bulk_worker(url: str, ids: list[int], verifier_id: int, barrier, results) ->
             workflow.verify_many(s, actor, ids[start:start + CHUNK], now=past)
             s.commit()
     t1 = time.perf_counter()
+    c1, d1 = time.process_time(), backend_cpu(backend)
     barrier.wait()  # every contribution is on notice before anyone awards
     t2 = time.perf_counter()
     awarded = 0
@@ -105,8 +123,9 @@ def bulk_worker(url: str, ids: list[int], verifier_id: int, barrier, results) ->
         if done == 0:
             break
     t3 = time.perf_counter()
+    c3, d3 = time.process_time(), backend_cpu(backend)
     engine.dispose()
-    results.put((t1 - t0, t3 - t2, awarded))
+    results.put((t1 - t0, t3 - t2, awarded, c1 - c0, c3 - c1, d1 - d0, d3 - d1))
 
 
 def main() -> None:
@@ -144,6 +163,8 @@ def main() -> None:
         ledger_bench.emit("award_s", award_s)
         ledger_bench.emit("awards_per_s", rate)
         ledger_bench.emit("ratio_bulk_award_to_single_posting", rate / single_rate)
+        for i, label in enumerate(("verify_cpu_s", "award_cpu_s", "verify_db_cpu_s", "award_db_cpu_s"), start=3):
+            ledger_bench.emit(label, sum(o[i] for o in out))
         engine = make_engine(url, pool_size=2)
         with Session(engine) as s:
             ledger_bench.emit("awarded", s.scalar(select(func.count()).select_from(Contribution)

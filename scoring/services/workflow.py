@@ -3,175 +3,263 @@
 Verification scores a contribution by the rules in force on the day of the work and *reserves*
 its points against the caps (tallies per participant, indicator, month and year, locked in a
 fixed order), so caps hold whatever the order in which contributions are verified. A rejection or
-revocation releases the reservation. The award itself is a scheduled job (`awards.py`)."""
+revocation releases the reservation. The award itself is a scheduled job (`awards.py`).
+
+Verification is set-based (one id or thousands take the same path): rows are read with Core
+selects, scored in Python and written with one statement per table (`bulk_sql`), because
+flushing thousands of ORM objects cost far more than the work itself."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from identity.services import audit
 from infra.auth import Principal
-from infra.db import dialect_insert, utcnow
+from infra.db import utcnow
 from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ledger.services import corrections
-from scoring.models import HOLDING_STATES, AwardTally, Contribution, RuleSet
-from scoring.services import rules
-from scoring.services.engine import Facts, score
+from scoring.models import HOLDING_STATES, Contribution, ContributionEvent, ContributionMember
+from scoring.services import bulk_sql, rules
+from scoring.services.engine import Facts, IndicatorRule, Score, score
 from scoring.services.submissions import record_event
 
 VERIFIER_ROLES = ("verifier", "approver")
+AUDIT_EACH_UP_TO = 50  # larger batches get one audit record naming every id
 
 corrections.register_managed_source(
     "contribution", "Revoke the contribution (POST /api/v1/admin/contributions/{id}/revoke) instead.")
 
 
-def _periods(contribution: Contribution) -> tuple[str, str]:
-    return contribution.work_date.strftime("%Y-%m"), str(contribution.work_date.year)
+@dataclass(frozen=True)
+class Verified:
+    """What verification decided for one contribution. The ORM object is not loaded (`load` does
+    that for callers who need it), so a batch of thousands stays cheap."""
+
+    id: int
+    proposed_points: int
+    points: dict[int, int]  # participant id -> points
+    verified_at: dt.datetime
+    notice_until: dt.datetime
 
 
-def check_four_eyes(actor: Principal, contribution: Contribution) -> None:
-    if contribution.submitted_by_staff == actor.id and actor.is_staff:
+def _periods(work_date: dt.date) -> tuple[str, str]:
+    return work_date.strftime("%Y-%m"), str(work_date.year)
+
+
+def _four_eyes(actor: Principal, submitted_by_staff: int | None, submitted_by_participant: int | None,
+               members: Iterable[int]) -> None:
+    if submitted_by_staff == actor.id and actor.is_staff:
         raise Forbidden("You cannot verify a contribution you submitted.", code="four_eyes")
-    members = {m.participant_id for m in contribution.members}
-    if actor.participant_id is not None and (actor.participant_id in members
-                                             or actor.participant_id == contribution.submitted_by_participant):
+    if actor.participant_id is not None and (actor.participant_id in set(members)
+                                             or actor.participant_id == submitted_by_participant):
         raise Forbidden("You cannot verify a contribution you take part in.", code="four_eyes")
 
 
-def _lock_tallies(session: Session, keys: set[tuple[int, str, str]]) -> dict[tuple[int, str, str], int]:
-    ordered = sorted(keys)
-    if not ordered:
-        return {}
-    session.execute(dialect_insert(session)(AwardTally.__table__).on_conflict_do_nothing(),
-                    [{"participant_id": p, "indicator_code": i, "period": d, "points": 0} for p, i, d in ordered])
-    rows = session.execute(
-        select(AwardTally.participant_id, AwardTally.indicator_code, AwardTally.period, AwardTally.points)
-        .where(tuple_(AwardTally.participant_id, AwardTally.indicator_code, AwardTally.period).in_(ordered))
-        .order_by(AwardTally.participant_id, AwardTally.indicator_code, AwardTally.period)
-        .with_for_update()).all()
-    return {(r.participant_id, r.indicator_code, r.period): r.points for r in rows}
+def check_four_eyes(actor: Principal, contribution: Contribution) -> None:
+    _four_eyes(actor, contribution.submitted_by_staff, contribution.submitted_by_participant,
+               (m.participant_id for m in contribution.members))
 
 
-def _write_tallies(session: Session, tallies: dict[tuple[int, str, str], int], changed: set[tuple[int, str, str]]) -> None:
-    if changed:
-        table = AwardTally.__table__
-        session.execute(update(table).where(table.c.participant_id == bindparam("k_p"),
-                                            table.c.indicator_code == bindparam("k_i"),
-                                            table.c.period == bindparam("k_d")).values(points=bindparam("v")),
-                        [{"k_p": p, "k_i": i, "k_d": d, "v": tallies[(p, i, d)]} for p, i, d in sorted(changed)])
+def _load_one(session: Session, actor: Principal, contribution_id: int) -> Contribution:
+    """The ORM object, row locked (single-item paths: reject, revoke). Out of scope: 404."""
+    c = session.scalar(select(Contribution).where(Contribution.id == contribution_id).with_for_update(of=Contribution)
+                       .execution_options(populate_existing=True).options(selectinload(Contribution.members)))
+    if c is None or not actor.in_scope(c.region_path):
+        raise NotFound("Contribution not found.", details={"contribution_ids": [str(contribution_id)]})
+    return c
 
 
-def _load_visible(session: Session, actor: Principal, ids: Sequence[int]) -> list[Contribution]:
+def load(session: Session, contribution_ids: Sequence[int]) -> list[Contribution]:
+    """ORM objects with their members, in the order given (for responses after a bulk change)."""
+    found = {c.id: c for c in session.scalars(
+        select(Contribution).where(bulk_sql.any_of(Contribution.id, contribution_ids, session))
+        .execution_options(populate_existing=True).options(selectinload(Contribution.members)))}
+    return [found[cid] for cid in contribution_ids]
+
+
+_VERIFY_COLUMNS = (Contribution.id, Contribution.state, Contribution.region_path, Contribution.indicator_code,
+                   Contribution.work_date, Contribution.quantity, Contribution.warning_colour,
+                   Contribution.incident_key, Contribution.submitted_by_staff, Contribution.submitted_by_participant)
+
+
+def _load_rows(session: Session, actor: Principal, ids: Sequence[int]) -> tuple[list[Any], dict[int, list[tuple[int, int]]]]:
     """One query for the lot, rows locked in id order so that two verifiers, or a verifier and
-    the award job, never act on the same contribution at once. Missing or out of scope: 404."""
+    the award job, never act on the same contribution at once. Missing or out of scope: 404.
+    Returns the rows in the order given and each one's (participant, share) by participant."""
     if len(set(ids)) != len(ids):
         raise ValidationFailed("A contribution is listed twice.", details={"contribution_ids": ["Repeated ids."]})
-    found = {c.id: c for c in session.scalars(
-        select(Contribution).where(Contribution.id.in_(sorted(ids))).order_by(Contribution.id)
-        .with_for_update(of=Contribution).execution_options(populate_existing=True)
-        .options(selectinload(Contribution.members)))}
+    found = {r.id: r for r in session.execute(
+        select(*_VERIFY_COLUMNS).where(bulk_sql.any_of(Contribution.id, ids, session)).order_by(Contribution.id)
+        .with_for_update(of=Contribution))}
     for cid in ids:
-        c = found.get(cid)
-        if c is None or not actor.in_scope(c.region_path):
+        r = found.get(cid)
+        if r is None or not actor.in_scope(r.region_path):
             raise NotFound("Contribution not found.", details={"contribution_ids": [str(cid)]})
-    return [found[cid] for cid in ids]
+    members: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    cm = ContributionMember
+    for cid, pid, share in session.execute(
+            select(cm.contribution_id, cm.participant_id, cm.share)
+            .where(bulk_sql.any_of(cm.contribution_id, ids, session)).order_by(cm.contribution_id, cm.participant_id)):
+        members[cid].append((pid, share))
+    return [found[cid] for cid in ids], members
 
 
-def _refuse_duplicate_incidents(session: Session, items: list[Contribution]) -> None:
+def _refuse_duplicate_incidents(session: Session, items: list[Any]) -> None:
+    """One incident earns one award per indicator: refuse one already held, or twice in the batch."""
+    keyed = [r for r in items if r.incident_key is not None]
+    if not keyed:
+        return
+    batch = {r.id for r in items}
+    holders: dict[tuple[str, str], int] = {}
+    for hid, code, key in session.execute(
+            select(Contribution.id, Contribution.indicator_code, Contribution.incident_key)
+            .where(Contribution.indicator_code.in_(sorted({r.indicator_code for r in keyed})),
+                   bulk_sql.any_of(Contribution.incident_key, sorted({r.incident_key for r in keyed}), session),
+                   Contribution.state.in_(HOLDING_STATES)).order_by(Contribution.id)):
+        if hid not in batch:
+            holders.setdefault((code, key), hid)
     seen: set[tuple[str, str]] = set()
-    for c in items:
-        if c.incident_key is None:
-            continue
-        key = (c.indicator_code, c.incident_key)
-        holder = session.scalar(select(Contribution.id).where(
-            Contribution.indicator_code == c.indicator_code, Contribution.incident_key == c.incident_key,
-            Contribution.state.in_(HOLDING_STATES), Contribution.id != c.id))
+    for r in keyed:
+        key = (r.indicator_code, r.incident_key)
+        holder = holders.get(key)
         if holder is not None or key in seen:
             raise Conflict("This incident has already been verified for this indicator.", code="duplicate_incident",
-                           details={"incident_ref": [f"Incident {c.incident_key} is held by contribution "
+                           details={"incident_ref": [f"Incident {r.incident_key} is held by contribution "
                                                      f"{holder or 'in this batch'}."]})
         seen.add(key)
 
 
-def _score_and_reserve(session: Session, actor: Principal, items: list[Contribution], now: dt.datetime) -> None:
-    rule_cache: dict[dt.date, RuleSet] = {}
-    keys: set[tuple[int, str, str]] = set()
-    for c in items:
-        month, year = _periods(c)
-        for m in c.members:
-            keys.add((m.participant_id, c.indicator_code, month))
-            keys.add((m.participant_id, c.indicator_code, year))
-    tallies = _lock_tallies(session, keys)
-    changed: set[tuple[int, str, str]] = set()
-    for c in items:
-        rule_set = rule_cache.get(c.work_date) or rule_cache.setdefault(c.work_date, rules.in_force(session, c.work_date))
-        _indicator, rule = rules.indicator_rule(rule_set, c.indicator_code)
-        month, year = _periods(c)
-        members = [(m.participant_id, m.share) for m in c.members]
-        result = score(rule, Facts(members=members, quantity=c.quantity, warning_colour=c.warning_colour),
-                       {pid: tallies[(pid, c.indicator_code, month)] for pid, _ in members},
-                       {pid: tallies[(pid, c.indicator_code, year)] for pid, _ in members})
-        for m in c.members:
-            m.points = result.points[m.participant_id]
-            for period in (month, year):
-                tallies[(m.participant_id, c.indicator_code, period)] += m.points
-                changed.add((m.participant_id, c.indicator_code, period))
-        c.rule_set_id, c.proposed_points, c.explanation = rule_set.id, result.total, result.explanation
-        c.state, c.verified_by, c.verified_at = "in_notice", actor.id, now
-        c.notice_until = now + dt.timedelta(days=rule_set.notice_days)
-    _write_tallies(session, tallies, changed)
-    session.flush()
+def _capped(rule: IndicatorRule) -> bool:
+    return rule.cap_month is not None or rule.cap_year is not None
+
+
+def _write_scores(session: Session, actor: Principal, now: dt.datetime, decided: list[tuple[Any, Any, Score]]) -> None:
+    """Contributions (scored, on notice) and their members' points: one statement each."""
+    if not decided:
+        return
+    contributions: dict[str, list[Any]] = {"id": [], "rule_set_id": [], "proposed_points": [], "explanation": [],
+                                           "notice_until": []}
+    points: dict[str, list[Any]] = {"contribution_id": [], "participant_id": [], "points": []}
+    for r, rule_set, result in decided:
+        for pid, got in result.points.items():
+            points["contribution_id"].append(r.id)
+            points["participant_id"].append(pid)
+            points["points"].append(got)
+        for name, value in (("id", r.id), ("rule_set_id", rule_set.id), ("proposed_points", result.total),
+                            ("explanation", result.explanation),
+                            ("notice_until", now + dt.timedelta(days=rule_set.notice_days))):
+            contributions[name].append(value)
+    bulk_sql.update_rows(session, Contribution.__table__, ("id",), contributions,  # type: ignore[arg-type]
+                         {"state": "in_notice", "verified_by": actor.id, "verified_at": now})
+    bulk_sql.update_rows(session, ContributionMember.__table__, ("contribution_id", "participant_id"),  # type: ignore[arg-type]
+                         points)
+
+
+def _score_and_reserve(session: Session, actor: Principal, items: list[Any], members: dict[int, list[tuple[int, int]]],
+                       now: dt.datetime) -> list[Verified]:
+    """Score each contribution and reserve its points in the tallies, in the order given (caps
+    fill in that order). Work under an indicator without month or year cap scores the same
+    whatever the tallies hold, so it is scored and written before the tallies are locked: the
+    locks, which every concurrent verifier of the same people waits for, are held only while the
+    capped work is scored and written."""
+    rule_sets: dict[dt.date, Any] = {}
+    indicator_rules: dict[tuple[int, str], IndicatorRule] = {}
+    plan: list[tuple[Any, Any, IndicatorRule, Facts, str, str]] = []
+    keys: set[bulk_sql.TallyKey] = set()
+    for r in items:  # rules first: an unknown indicator fails before any tally is locked
+        rule_set = rule_sets.get(r.work_date) or rule_sets.setdefault(r.work_date, rules.in_force(session, r.work_date))
+        rule = indicator_rules.get((rule_set.id, r.indicator_code))
+        if rule is None:
+            rule = indicator_rules[(rule_set.id, r.indicator_code)] = rules.indicator_rule(rule_set, r.indicator_code)[1]
+        month, year = _periods(r.work_date)
+        mine = members[r.id]
+        plan.append((r, rule_set, rule, Facts(members=mine, quantity=r.quantity, warning_colour=r.warning_colour),
+                     month, year))
+        for pid, _share in mine:
+            keys.add((pid, r.indicator_code, month))
+            keys.add((pid, r.indicator_code, year))
+    results: list[Score | None] = [None if _capped(rule) else score(rule, facts, {}, {})
+                                   for _r, _rs, rule, facts, _m, _y in plan]
+    _write_scores(session, actor, now, [(p[0], p[1], res) for p, res in zip(plan, results) if res is not None])
+    tallies = bulk_sql.lock_tallies(session, keys)
+    capped: list[tuple[Any, Any, Score]] = []
+    out: list[Verified] = []
+    for i, (r, rule_set, rule, facts, month, year) in enumerate(plan):
+        code = r.indicator_code
+        result = results[i]
+        if result is None:
+            result = score(rule, facts, {pid: tallies[(pid, code, month)] for pid, _ in facts.members},
+                           {pid: tallies[(pid, code, year)] for pid, _ in facts.members})
+            capped.append((r, rule_set, result))
+        for pid, got in result.points.items():
+            tallies[(pid, code, month)] += got
+            tallies[(pid, code, year)] += got
+        out.append(Verified(r.id, result.total, result.points, now, now + dt.timedelta(days=rule_set.notice_days)))
+    _write_scores(session, actor, now, capped)
+    bulk_sql.write_tallies(session, tallies, keys)
+    return out
 
 
 def verify_many(session: Session, actor: Principal, contribution_ids: Sequence[int], *, note: str | None = None,
-                now: dt.datetime | None = None) -> list[Contribution]:
-    """Verify contributions (one or thousands) in one pass: check, score, reserve, open notice."""
+                now: dt.datetime | None = None) -> list[Verified]:
+    """Verify contributions (one or thousands) in one pass: check, score, reserve, open notice.
+    All or none; returns what was decided, in the order given (`load` gives ORM objects)."""
     if not actor.has_role(*VERIFIER_ROLES):
         raise Forbidden("Only a verifier or approver verifies contributions.", code="role_required")
     now = now or utcnow()
-    items = _load_visible(session, actor, contribution_ids)
-    for c in items:
-        if c.state != "submitted":
+    session.flush()  # pending ORM changes first: what follows reads and writes the tables directly
+    items, members = _load_rows(session, actor, contribution_ids)
+    for r in items:
+        if r.state != "submitted":
             raise Conflict("Only a submitted contribution can be verified.", code="wrong_state",
-                           details={"state": [c.state], "contribution_id": c.id})
-        check_four_eyes(actor, c)
+                           details={"state": [r.state], "contribution_id": r.id})
+        _four_eyes(actor, r.submitted_by_staff, r.submitted_by_participant, (pid for pid, _s in members[r.id]))
     _refuse_duplicate_incidents(session, items)
     try:
         with session.begin_nested():  # a race on the incident index rolls back only this
-            _score_and_reserve(session, actor, items, now)
+            bulk_sql.insert_rows(session, ContributionEvent.__table__,  # type: ignore[arg-type]
+                                 {"contribution_id": [r.id for r in items]},
+                                 {"from_state": "submitted", "to_state": "in_notice", "actor_kind": actor.kind,
+                                  "actor_id": actor.id, "actor_label": actor.label[:100], "at": utcnow(),
+                                  "note": note})
+            verified = _score_and_reserve(session, actor, items, members, now)
     except IntegrityError as exc:
         raise Conflict("This incident has already been verified for this indicator.", code="duplicate_incident",
                        details={"incident_ref": ["One incident earns one award per indicator."]}) from exc
-    for c in items:
-        record_event(session, c, actor, "in_notice", note=note, from_state="submitted")
-    if len(items) <= 50:
-        for c in items:
-            audit(session, actor, "contribution.verify", object_type="contribution", object_id=c.id,
-                  region_path=c.region_path, details={"points": c.proposed_points})
+    finally:
+        bulk_sql.expire(session, contribution_ids)
+    if len(items) <= AUDIT_EACH_UP_TO:
+        for r, v in zip(items, verified):
+            audit(session, actor, "contribution.verify", object_type="contribution", object_id=r.id,
+                  region_path=r.region_path, details={"points": v.proposed_points})
     else:  # one record naming every id, rather than thousands of rows
         audit(session, actor, "contribution.verify_bulk", region_path=actor.scope_path,
-              details={"count": len(items), "ids": [c.id for c in items]})
-    return items
+              details={"count": len(items), "ids": [r.id for r in items]})
+    session.flush()
+    return verified
 
 
 def _release(session: Session, contribution: Contribution) -> None:
-    month, year = _periods(contribution)
+    month, year = _periods(contribution.work_date)
     keys = {(m.participant_id, contribution.indicator_code, p) for m in contribution.members for p in (month, year)}
-    tallies = _lock_tallies(session, keys)
+    tallies = bulk_sql.lock_tallies(session, keys)
     for m in contribution.members:
         for period in (month, year):
             tallies[(m.participant_id, contribution.indicator_code, period)] -= m.points or 0
-    _write_tallies(session, tallies, keys)
+    bulk_sql.write_tallies(session, tallies, keys)
 
 
 def reject(session: Session, actor: Principal, contribution_id: int, reason: str) -> Contribution:
     if not actor.has_role(*VERIFIER_ROLES):
         raise Forbidden("Only a verifier or approver rejects contributions.", code="role_required")
-    (c,) = _load_visible(session, actor, [contribution_id])
+    c = _load_one(session, actor, contribution_id)
     if c.state not in ("submitted", "in_notice"):
         raise Conflict("This contribution can no longer be rejected.", code="wrong_state", details={"state": [c.state]})
     check_four_eyes(actor, c)
@@ -194,7 +282,7 @@ def revoke(session: Session, actor: Principal, contribution_id: int, reason: str
     """Reverse an award exactly (a reversal posting of the award) and free its cap room."""
     if not actor.has_role("approver"):
         raise Forbidden("Only an approver revokes awards.", code="role_required")
-    (c,) = _load_visible(session, actor, [contribution_id])
+    c = _load_one(session, actor, contribution_id)
     if c.state != "awarded":
         raise Conflict("Only an awarded contribution can be revoked.", code="wrong_state", details={"state": [c.state]})
     check_four_eyes(actor, c)
