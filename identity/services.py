@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from infra.auth import STAFF_ROLES, Principal
@@ -158,6 +158,15 @@ def logout(session: Session, actor: Principal, token: str) -> None:
         audit(session, actor, "staff.logout", object_type="staff_user", object_id=actor.id)
 
 
+# One query on the hot path of every counter request: key, outlet and partner together. Built
+# once, so a request pays for executing it, not for constructing and cache-keying it again.
+_API_KEY_PRINCIPAL = (
+    select(ApiKey.id, ApiKey.revoked_at, ApiKey.last_used_at, Outlet.id.label("outlet_id"), Outlet.partner_id,
+           Outlet.active.label("outlet_active"), Partner.active.label("partner_active"))
+    .join(Outlet, Outlet.id == ApiKey.outlet_id).join(Partner, Partner.id == Outlet.partner_id)
+    .where(ApiKey.key_digest == bindparam("digest")))
+
+
 def principal_for(session: Session, scheme: str, credential: str) -> Principal | None:
     """Resolve a bearer token or an outlet API key; None when unknown, expired or revoked."""
     digest = digest_secret(credential)
@@ -171,12 +180,7 @@ def principal_for(session: Session, scheme: str, credential: str) -> Principal |
             return staff_principal(user) if user and user.active else None
         person = session.get(Participant, token.subject_id)
         return participant_principal(person) if person and person.active else None
-    # One query on the hot path of every counter request: key, outlet and partner together.
-    row = session.execute(
-        select(ApiKey.id, ApiKey.revoked_at, ApiKey.last_used_at, Outlet.id.label("outlet_id"), Outlet.partner_id,
-               Outlet.active.label("outlet_active"), Partner.active.label("partner_active"))
-        .join(Outlet, Outlet.id == ApiKey.outlet_id).join(Partner, Partner.id == Outlet.partner_id)
-        .where(ApiKey.key_digest == digest)).first()
+    row = session.execute(_API_KEY_PRINCIPAL, {"digest": digest}).first()
     if row is None or row.revoked_at is not None or not row.outlet_active or not row.partner_active:
         return None
     if row.last_used_at is None or row.last_used_at < now - dt.timedelta(hours=1):

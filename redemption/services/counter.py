@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg.types.json import Jsonb
 from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -177,14 +178,25 @@ def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int
 
 
 def _persisted(session: Session, model: type, values: dict[str, Any]) -> Any:
-    """INSERT with Core and hand back an object of the session as if loaded: no unit-of-work
-    flush for a row whose every column is known, yet later ORM use (refresh, refunds) works."""
+    """INSERT and hand back an object of the session as if loaded: no unit-of-work flush for a
+    row whose every column is known, yet later ORM use (refresh, refunds) works."""
     table = model.__table__
-    new_id = session.execute(table.insert().values(values).returning(table.c.id)).scalar_one()
+    if session.get_bind().dialect.name == "postgresql":
+        sql = _INSERTS.get(model)
+        if sql is None:
+            sql = _INSERTS[model] = (f"INSERT INTO {table.name} ({', '.join(values)}) VALUES "
+                                     f"({', '.join(f'%({k})s' for k in values)}) RETURNING id")
+        params = {k: Jsonb(v) if isinstance(v, dict) else v for k, v in values.items()}
+        new_id = claim.driver_rows(session, sql, params)[0].id
+    else:
+        new_id = session.execute(table.insert().returning(table.c.id), values).scalar_one()
     obj = model(id=new_id, **values)
     make_transient_to_detached(obj)
     session.add(obj)
     return obj
+
+
+_INSERTS: dict[type, str] = {}
 
 
 def _post(session: Session, outlet: Principal, cfg: CounterConfig, *, kind: str, key: str, reason: str,
