@@ -63,6 +63,9 @@ def main() -> None:
         engine = make_engine(settings.database_url, pool_size=1, max_overflow=0)
         app = create_app(settings, engine=engine)
         client = app.test_client()
+        if os.environ.get("NOLIMIT"):
+            from infra.limits import limiter
+            limiter.enabled = False
         with engine.connect() as conn:
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
         statements: list[str] = []
@@ -110,6 +113,10 @@ def main() -> None:
             profiler.dump_stats(args.profile)
         cpu, wall, pg = time.process_time() - cpu0, time.perf_counter() - wall0, backend_cpu_s(pid) - pg0
         n = len(timed)
+        ping0 = time.process_time()
+        for _ in range(n):
+            client.get("/api/v1/ping")
+        ping_ms = (time.process_time() - ping0) / n * 1000  # the floor: the same app answering a pong
         for label, value in (("redemptions_timed", n), ("statements_per_redemption", per_one),
                              ("statements_per_redemption_avg", round(len(statements) / n, 2)),
                              ("app_cpu_ms_per_redemption", round(cpu / n * 1000, 3)),
@@ -117,7 +124,8 @@ def main() -> None:
                              ("total_cpu_ms_per_redemption", round((cpu + pg) / n * 1000, 3)),
                              ("wall_ms_per_redemption", round(wall / n * 1000, 3)),
                              ("app_cpu_ms_per_redemption_best_fifth", round(min(chunks), 3)),
-                             ("app_cpu_ms_first_20_redemptions", round(cold_ms, 1))):
+                             ("app_cpu_ms_first_20_redemptions", round(cold_ms, 1)),
+                             ("app_cpu_ms_per_ping", round(ping_ms, 3))):
             ledger_bench.emit(label, value)
         print(json.dumps({"sample_body": json.loads(timed[0])}))
         engine.dispose()

@@ -15,13 +15,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-from psycopg.rows import namedtuple_row
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from infra.auth import Principal
+from infra.driver import driver_rows, on_postgresql
 from infra.errors import NotFound
 from ledger.models import Account
 from redemption.models import Hold, OneTimeCode, Redemption, Scenario, ScenarioOutlet
@@ -52,21 +50,6 @@ _STATEMENTS = {model: CLAIM_SQL.format(table=model.__tablename__, columns=", ".j
                for model in (Redemption, Hold)}
 
 
-def driver_rows(session: Session, sql: str, params: dict[str, Any]) -> list[Any]:
-    """Run psycopg-style SQL on the session's connection (its transaction), rows as named tuples.
-
-    Why: for a statement whose text never changes, SQLAlchemy's execution and result layers cost
-    more client CPU than the driver itself. Errors come out as SQLAlchemy's exception types, so
-    the app's handlers (409 on a constraint race, 503 when busy) treat them as before."""
-    raw = session.connection().connection.driver_connection
-    try:
-        with raw.cursor(row_factory=namedtuple_row) as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
-    except psycopg.Error as exc:
-        raise DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
-
-
 @dataclass(frozen=True)
 class Claim:
     """`prior_id`: this outlet already used the key (replay it). Otherwise the scenario (a row),
@@ -83,7 +66,7 @@ class Claim:
 def claim(session: Session, outlet: Principal, model: type, *, scenario_id: int, code_digest: str, idem_key: str,
           now: dt.datetime) -> Claim:
     """Raises NotFound when the scenario is not honoured at this outlet (and then claims nothing)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgresql(session):
         (row,) = driver_rows(session, _STATEMENTS[model], {
             "outlet_id": outlet.id, "idem_key": idem_key, "scenario_id": scenario_id, "code_digest": code_digest,
             "now": now})

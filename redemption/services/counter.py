@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from identity.models import Participant
 from infra.auth import Principal
 from infra.db import dialect_insert, utcnow
+from infra.driver import driver_rows, on_postgresql
 from infra.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
 from infra.security import mask_name
 from ledger.services import accounts
@@ -181,13 +182,13 @@ def _persisted(session: Session, model: type, values: dict[str, Any]) -> Any:
     """INSERT and hand back an object of the session as if loaded: no unit-of-work flush for a
     row whose every column is known, yet later ORM use (refresh, refunds) works."""
     table = model.__table__
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgresql(session):
         sql = _INSERTS.get(model)
         if sql is None:
             sql = _INSERTS[model] = (f"INSERT INTO {table.name} ({', '.join(values)}) VALUES "
                                      f"({', '.join(f'%({k})s' for k in values)}) RETURNING id")
         params = {k: Jsonb(v) if isinstance(v, dict) else v for k, v in values.items()}
-        new_id = claim.driver_rows(session, sql, params)[0].id
+        new_id = driver_rows(session, sql, params)[0].id
     else:
         new_id = session.execute(table.insert().returning(table.c.id), values).scalar_one()
     obj = model(id=new_id, **values)
