@@ -52,14 +52,6 @@ def outlet_scenarios(session: Session, outlet: Principal) -> list[Scenario]:
                                 .order_by(Scenario.code)))
 
 
-def _outlet_scenario(session: Session, outlet: Principal, scenario_id: int) -> Scenario:
-    scenario = session.scalar(select(Scenario).join(ScenarioOutlet).where(
-        Scenario.id == scenario_id, ScenarioOutlet.outlet_id == outlet.id))
-    if scenario is None:
-        raise NotFound("Scenario not found at this outlet.", details={"scenario_id": [str(scenario_id)]})
-    return scenario
-
-
 def lookup(session: Session, outlet: Principal, digits: str, cfg: CounterConfig) -> LookupView:
     require_outlet(outlet)
     code = codes.find(session, digits, secret_key=cfg.secret_key)
@@ -118,14 +110,11 @@ def _replay(session: Session, model: type, outlet: Principal, key: str, digest: 
     return found
 
 
-def _claim_code(session: Session, outlet: Principal, digits: str, cfg: CounterConfig, model: type, key: str,
-                digest: str) -> tuple[Any, int | None]:
-    """Consume the code; if a duplicate of this very request won the race, return its result."""
-    code = codes.find(session, digits, secret_key=cfg.secret_key)
-    if codes.consume(session, code, outlet.id):
-        return None, code.participant_id
+def _replay_or_invalid(session: Session, model: type, outlet: Principal, key: str, digest: str) -> Any:
+    """A retry with a used key, or a code that was not claimed: a duplicate of this very request
+    may have won the race on the code (its result is visible now), else one 404 for every cause."""
     if (done := _replay(session, model, outlet, key, digest)) is not None:
-        return done, None
+        return done
     raise NotFound("This code is not valid. Ask for a new one.", code="code_invalid")
 
 
@@ -149,10 +138,7 @@ def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int
     got = claim.claim(session, outlet, Redemption, scenario_id=scenario_id, code_digest=code_digest,
                       idem_key=idem_key, now=now)
     if got.prior_id is not None or got.participant_id is None:
-        # A retry, or the code was not claimed: a duplicate of this very request may have won the race.
-        if (done := _replay(session, Redemption, outlet, idem_key, digest)) is not None:
-            return done, True
-        raise NotFound("This code is not valid. Ask for a new one.", code="code_invalid")
+        return _replay_or_invalid(session, Redemption, outlet, idem_key, digest), True
     scenario, participant_id = got.scenario, got.participant_id
     today = local_date(now, cfg.timezone)
     # The grade (a sum over a year of entries) only for scenarios that require one. Limits, quota
@@ -218,22 +204,23 @@ def hold(session: Session, outlet: Principal, *, digits: str, scenario_id: int, 
          cfg: CounterConfig) -> tuple[Hold, bool]:
     """Set points aside (they stop counting as available) until capture, void or expiry."""
     require_outlet(outlet)
-    digest = request_digest({"op": "hold", "code": codes.digest(cfg.secret_key, digits), "scenario": scenario_id,
-                             "points": points})
-    if (done := _replay(session, Hold, outlet, idem_key, digest)) is not None:
-        return done, True
-    scenario = _outlet_scenario(session, outlet, scenario_id)
+    code_digest = codes.digest(cfg.secret_key, digits)
+    digest = request_digest({"op": "hold", "code": code_digest, "scenario": scenario_id, "points": points})
+    now = utcnow()
+    got = claim.claim(session, outlet, Hold, scenario_id=scenario_id, code_digest=code_digest, idem_key=idem_key,
+                      now=now)
+    if got.prior_id is not None:
+        return _replay_or_invalid(session, Hold, outlet, idem_key, digest), True
+    scenario = got.scenario
     if scenario.kind != "spend":
         raise Conflict("Only spend scenarios take holds.", code="not_a_spend_scenario")
     amount = points or scenario.points_cost
     if amount > scenario.points_cost:
         raise ValidationFailed("A hold cannot exceed the scenario's cost.",
                                details={"points": [f"At most {scenario.points_cost}."]})
-    done, participant_id = _claim_code(session, outlet, digits, cfg, Hold, idem_key, digest)
-    if done is not None:
-        return done, True
-    assert participant_id is not None
-    now = utcnow()
+    if got.participant_id is None:
+        return _replay_or_invalid(session, Hold, outlet, idem_key, digest), True
+    participant_id = got.participant_id
     who = standing(session, participant_id, now=now, timezone=cfg.timezone,
                    with_grade=scenario.required_grade is not None)
     _refuse_unless_eligible(evaluate(session, who, [scenario])[0].reasons, ignore=("insufficient_points",))

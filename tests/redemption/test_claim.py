@@ -93,6 +93,25 @@ def test_a_participant_without_an_account_yet_is_refused_for_points(session, wor
     assert err.value.code == "insufficient_points"
 
 
+def test_holds_claim_through_the_same_statement(session, world, path):
+    _t, person, account, partner, outlets, desks, rice = world
+    window = f.scenario(session, partner, outlets, kind="privilege", points_cost=0, required_grade="A",
+                        yuan_value_fen=0)
+    digits = f.code_for(session, person)
+    with pytest.raises(Conflict) as err:
+        counter.hold(session, desks[0], digits=digits, scenario_id=window.id, points=None, idem_key="hold-0001",
+                     cfg=CFG)
+    assert err.value.code == "not_a_spend_scenario"  # refused before the code is looked at: it stays usable
+    held, replayed = counter.hold(session, desks[0], digits=digits, scenario_id=rice.id, points=20,
+                                  idem_key="hold-0002", cfg=CFG)
+    assert not replayed and held.status == "held" and accounts.balance(session, account.id) == 80
+    again, replayed = counter.hold(session, desks[0], digits=digits, scenario_id=rice.id, points=20,
+                                   idem_key="hold-0002", cfg=CFG)
+    assert replayed and again.id == held.id
+    with pytest.raises(NotFound):
+        counter.hold(session, desks[0], digits=digits, scenario_id=rice.id, points=20, idem_key="hold-0003", cfg=CFG)
+
+
 @pytest.mark.concurrency
 def test_the_same_request_twice_at_once_redeems_once(committed_factory):
     """Two tills send one request (same code, same key) at the same moment: the loser of the
