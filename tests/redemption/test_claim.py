@@ -99,9 +99,10 @@ def test_holds_claim_through_the_same_statement(session, world, path):
                         yuan_value_fen=0)
     digits = f.code_for(session, person)
     with pytest.raises(Conflict) as err:
-        counter.hold(session, desks[0], digits=digits, scenario_id=window.id, points=None, idem_key="hold-0001",
-                     cfg=CFG)
-    assert err.value.code == "not_a_spend_scenario"  # refused before the code is looked at: it stays usable
+        with session.begin_nested():  # as a request does: a refusal rolls back, the code with it
+            counter.hold(session, desks[0], digits=digits, scenario_id=window.id, points=None,
+                         idem_key="hold-0001", cfg=CFG)
+    assert err.value.code == "not_a_spend_scenario"
     held, replayed = counter.hold(session, desks[0], digits=digits, scenario_id=rice.id, points=20,
                                   idem_key="hold-0002", cfg=CFG)
     assert not replayed and held.status == "held" and accounts.balance(session, account.id) == 80
