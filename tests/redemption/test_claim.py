@@ -8,7 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
+from infra.driver import driver_rows
 from infra.errors import Conflict, NotFound
 from infra.limits import LazyExpiryMemoryStorage
 from ledger.services import accounts
@@ -143,6 +145,17 @@ def test_the_same_request_twice_at_once_redeems_once(committed_factory):
         assert session.scalar(select(func.count()).select_from(Redemption)
                               .where(Redemption.participant_id == person.id)) == 1
         assert accounts.balance(session, account) == 70
+
+
+def test_driver_errors_surface_as_sqlalchemy_errors(session, world):
+    """The app answers 409 to a constraint race and 503 when busy; driver-run statements too."""
+    _t, person, _a, _p, _o, _d, _r = world
+    with pytest.raises(IntegrityError):
+        with session.begin_nested():
+            driver_rows(session, "INSERT INTO one_time_codes (participant_id, code_digest, created_at, expires_at) "
+                                 "VALUES (%(p)s, 'x', now(), now()), (%(p)s, 'x', now(), now()) RETURNING id",
+                        {"p": person.id})
+    assert driver_rows(session, "SELECT %(n)s AS n", {"n": 7})[0].n == 7  # and the session carries on
 
 
 def test_memory_storage_counts_windows_and_frees_expired_keys():
