@@ -166,13 +166,15 @@ def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int
 
 def _persisted(session: Session, model: type, values: dict[str, Any]) -> Any:
     """INSERT and hand back an object of the session as if loaded: no unit-of-work flush for a
-    row whose every column is known, yet later ORM use (refresh, refunds) works."""
+    row whose every column is known, yet later ORM use (refresh, refunds) works. On PostgreSQL
+    the row goes straight to the driver; dict values are the JSONB columns."""
     table = model.__table__
     if on_postgresql(session):
-        sql = _INSERTS.get(model)
+        columns = tuple(values)
+        sql = _INSERTS.get((model, columns))
         if sql is None:
-            sql = _INSERTS[model] = (f"INSERT INTO {table.name} ({', '.join(values)}) VALUES "
-                                     f"({', '.join(f'%({k})s' for k in values)}) RETURNING id")
+            sql = _INSERTS[(model, columns)] = (f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+                                                f"({', '.join(f'%({k})s' for k in columns)}) RETURNING id")
         params = {k: Jsonb(v) if isinstance(v, dict) else v for k, v in values.items()}
         new_id = driver_rows(session, sql, params)[0].id
     else:
@@ -183,7 +185,7 @@ def _persisted(session: Session, model: type, values: dict[str, Any]) -> Any:
     return obj
 
 
-_INSERTS: dict[type, str] = {}
+_INSERTS: dict[tuple[type, tuple[str, ...]], str] = {}  # the statement text per model and columns
 
 
 def _post(session: Session, outlet: Principal, cfg: CounterConfig, *, kind: str, key: str, reason: str,

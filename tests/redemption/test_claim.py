@@ -26,6 +26,7 @@ def path(request, monkeypatch):
     """Every test here runs on the PostgreSQL statement and on the step-by-step path SQLite uses."""
     if request.param == "stepwise":
         monkeypatch.setattr(claim, "on_postgresql", lambda _session: False)
+        monkeypatch.setattr(counter, "on_postgresql", lambda _session: False)
     return request.param
 
 
