@@ -107,7 +107,10 @@ def start_gunicorn(url: str, port: int, workers: int, threads: int) -> subproces
     proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "jieyou.wsgi:app", "--bind",
                              f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
                              "--access-logfile", "/dev/null", "--error-logfile", "-", "--log-level", "warning",
-                             ], cwd=ROOT, env=env)
+                             # No recycling (gunicorn.conf.py recycles a worker every ~5,000 requests):
+                             # the baseline run alone nearly uses that up, so the restarts (~1 s of
+                             # import CPU each) landed inside the next run, whichever it was.
+                             "--max-requests", "0"], cwd=ROOT, env=env)
     for _ in range(100):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/ping", timeout=1).read()

@@ -79,7 +79,7 @@ def current_principal() -> Principal | None:
         principal = _loader(*cred) if (cred and _loader) else None
         if principal is not None:
             principal = Principal(**{**principal.__dict__, "ip": request.remote_addr,
-                                     "user_agent": (request.user_agent.string or "")[:300]})
+                                     "user_agent": request.headers.get("User-Agent", "")[:300]})
         request.environ[cache_key] = principal
     return request.environ[cache_key]
 

@@ -10,7 +10,7 @@ import secrets
 
 import qrcode
 import qrcode.image.svg
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -56,13 +56,6 @@ def find(session: Session, digits: str, *, secret_key: str, now: dt.datetime | N
     if code is None or code.used_at is not None or code.expires_at <= now:
         raise NotFound("This code is not valid. Ask for a new one.", code="code_invalid")
     return code
-
-
-def consume(session: Session, code: OneTimeCode, outlet_id: int) -> bool:
-    """Mark used; False when someone used it first (the row lock makes the loser wait and see)."""
-    result = session.execute(update(OneTimeCode).where(OneTimeCode.id == code.id, OneTimeCode.used_at.is_(None))
-                             .values(used_at=utcnow(), used_by_outlet=outlet_id))
-    return result.rowcount == 1
 
 
 def qr_svg(digits: str) -> bytes:

@@ -11,21 +11,24 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from psycopg.types.json import Jsonb
+from sqlalchemy import case, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from identity.models import Participant
 from infra.auth import Principal
 from infra.db import dialect_insert, utcnow
+from infra.driver import driver_rows, on_postgresql
 from infra.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
 from infra.security import mask_name
 from ledger.services import accounts
 from ledger.services.chain import request_digest
 from ledger.services.posting import InsufficientBalance, Leg, PostingRequest, post
 from redemption.models import Hold, Redemption, Refund, Scenario, ScenarioOutlet, UsageCounter
-from redemption.services import codes
+from redemption.services import claim, codes
 from redemption.services.common import IDEM_SCOPE, local_date, periods, require_outlet
-from redemption.services.eligibility import Verdict, evaluate, standing
+from redemption.services.eligibility import Verdict, evaluate, standing, static_reasons
+from scoring.services import grades
 
 
 @dataclass(frozen=True)
@@ -49,14 +52,6 @@ def outlet_scenarios(session: Session, outlet: Principal) -> list[Scenario]:
                                 .order_by(Scenario.code)))
 
 
-def _outlet_scenario(session: Session, outlet: Principal, scenario_id: int) -> Scenario:
-    scenario = session.scalar(select(Scenario).join(ScenarioOutlet).where(
-        Scenario.id == scenario_id, ScenarioOutlet.outlet_id == outlet.id))
-    if scenario is None:
-        raise NotFound("Scenario not found at this outlet.", details={"scenario_id": [str(scenario_id)]})
-    return scenario
-
-
 def lookup(session: Session, outlet: Principal, digits: str, cfg: CounterConfig) -> LookupView:
     require_outlet(outlet)
     code = codes.find(session, digits, secret_key=cfg.secret_key)
@@ -67,35 +62,42 @@ def lookup(session: Session, outlet: Principal, digits: str, cfg: CounterConfig)
                       verdicts=evaluate(session, who, outlet_scenarios(session, outlet), reveal_balance=False))
 
 
-def _refuse_unless_eligible(verdict: Verdict, *, ignore: tuple[str, ...] = ()) -> None:
+def _refuse_unless_eligible(reasons: list[dict[str, Any]], *, ignore: tuple[str, ...] = ()) -> None:
     """Static reasons (suspended, dates, grade) refuse at once; limits, quota and the balance are
     taken atomically afterwards, so a stale read can never let one through."""
-    blocking = [r for r in verdict.reasons if r["code"] not in ignore]
+    blocking = [r for r in reasons if r["code"] not in ignore]
     if blocking:
         raise Conflict("The participant cannot use this scenario now.", code=blocking[0]["code"],
                        details={"reasons": blocking})
 
 
-def _take_limits(session: Session, participant_id: int, scenario: Scenario, today: dt.date) -> None:
+def _take_limits(session: Session, participant_id: int, scenario: Any, today: dt.date) -> None:
+    """All of the scenario's period limits in one conditional upsert (a row per period; a full
+    period returns nothing), then the quota with a guarded UPDATE."""
     table = UsageCounter.__table__
-    for period, limit in (("day", scenario.limit_day), ("month", scenario.limit_month), ("year", scenario.limit_year)):
-        if limit is None:
-            continue
-        key = periods(today)[period]
-        stmt = (dialect_insert(session)(table).values(participant_id=participant_id, scenario_id=scenario.id,
-                                                     period=key, used=1)
-                .on_conflict_do_update(index_elements=["participant_id", "scenario_id", "period"],
-                                       set_={"used": table.c.used + 1}, where=table.c.used < limit)
-                .returning(table.c.used))
-        if session.execute(stmt).first() is None:
-            raise Conflict("The participant has reached this scenario's limit.", code=f"limit_{period}",
-                           details={"reasons": [{"code": f"limit_{period}", "limit": limit}]})
+    keys = periods(today)
+    wanted = [(period, keys[period], limit) for period, limit in (
+        ("day", scenario.limit_day), ("month", scenario.limit_month), ("year", scenario.limit_year))
+        if limit is not None]
+    if wanted:
+        limit_of = case(*[(table.c.period == key, limit) for _p, key, limit in wanted])
+        stmt = (dialect_insert(session)(table).values([
+            {"participant_id": participant_id, "scenario_id": scenario.id, "period": key, "used": 1}
+            for _p, key, _l in wanted])
+            .on_conflict_do_update(index_elements=["participant_id", "scenario_id", "period"],
+                                   set_={"used": table.c.used + 1}, where=table.c.used < limit_of)
+            .returning(table.c.period))
+        taken = set(session.scalars(stmt).all())
+        for period, key, limit in wanted:
+            if key not in taken:
+                raise Conflict("The participant has reached this scenario's limit.", code=f"limit_{period}",
+                               details={"reasons": [{"code": f"limit_{period}", "limit": limit}]})
     if scenario.total_quota is not None:
-        taken = session.execute(update(Scenario).where(Scenario.id == scenario.id,
-                                                       Scenario.quota_used < Scenario.total_quota)
-                                .values(quota_used=Scenario.quota_used + 1)
-                                .execution_options(synchronize_session=False))
-        if taken.rowcount != 1:
+        taken_quota = session.execute(update(Scenario).where(Scenario.id == scenario.id,
+                                                             Scenario.quota_used < Scenario.total_quota)
+                                      .values(quota_used=Scenario.quota_used + 1)
+                                      .execution_options(synchronize_session=False))
+        if taken_quota.rowcount != 1:
             raise Conflict("This scenario's quota is used up.", code="quota_exhausted",
                            details={"reasons": [{"code": "quota_exhausted"}]})
 
@@ -108,18 +110,15 @@ def _replay(session: Session, model: type, outlet: Principal, key: str, digest: 
     return found
 
 
-def _claim_code(session: Session, outlet: Principal, digits: str, cfg: CounterConfig, model: type, key: str,
-                digest: str) -> tuple[Any, int | None]:
-    """Consume the code; if a duplicate of this very request won the race, return its result."""
-    code = codes.find(session, digits, secret_key=cfg.secret_key)
-    if codes.consume(session, code, outlet.id):
-        return None, code.participant_id
+def _replay_or_invalid(session: Session, model: type, outlet: Principal, key: str, digest: str) -> Any:
+    """A retry with a used key, or a code that was not claimed: a duplicate of this very request
+    may have won the race on the code (its result is visible now), else one 404 for every cause."""
     if (done := _replay(session, model, outlet, key, digest)) is not None:
-        return done, None
+        return done
     raise NotFound("This code is not valid. Ask for a new one.", code="code_invalid")
 
 
-def _terms(scenario: Scenario) -> dict[str, Any]:
+def _terms(scenario: Any) -> dict[str, Any]:
     return {k: getattr(scenario, k) if not isinstance(getattr(scenario, k), dt.date) else getattr(scenario, k).isoformat()
             for k in ("code", "name_zh", "name_en", "kind", "points_cost", "required_grade", "yuan_value_fen",
                       "limit_day", "limit_month", "limit_year", "terms_zh", "terms_en")}
@@ -127,37 +126,66 @@ def _terms(scenario: Scenario) -> dict[str, Any]:
 
 def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int, idem_key: str,
            cfg: CounterConfig) -> tuple[Redemption, bool]:
-    """Spend (debit the points) or record the use of a privilege (no debit). Returns (redemption, replayed)."""
+    """Spend (debit the points) or record the use of a privilege (no debit). Returns (redemption, replayed).
+
+    The hot path of the counter: the idempotency check, the scenario, the code and the account
+    ids come back from one statement (`claim`); limits take one more when the scenario has any,
+    the posting one, the record one."""
     require_outlet(outlet)
-    digest = request_digest({"op": "redeem", "code": codes.digest(cfg.secret_key, digits), "scenario": scenario_id})
-    if (done := _replay(session, Redemption, outlet, idem_key, digest)) is not None:
-        return done, True
-    scenario = _outlet_scenario(session, outlet, scenario_id)
-    done, participant_id = _claim_code(session, outlet, digits, cfg, Redemption, idem_key, digest)
-    if done is not None:
-        return done, True
-    assert participant_id is not None
+    code_digest = codes.digest(cfg.secret_key, digits)
+    digest = request_digest({"op": "redeem", "code": code_digest, "scenario": scenario_id})
     now = utcnow()
-    who = standing(session, participant_id, now=now, timezone=cfg.timezone,
-                   with_grade=scenario.required_grade is not None)
-    _refuse_unless_eligible(evaluate(session, who, [scenario])[0],
-                            ignore=("limit_day", "limit_month", "limit_year", "quota_exhausted", "insufficient_points"))
-    _take_limits(session, participant_id, scenario, who.today)
+    got = claim.claim(session, outlet, Redemption, scenario_id=scenario_id, code_digest=code_digest,
+                      idem_key=idem_key, now=now)
+    if got.prior_id is not None or got.participant_id is None:
+        return _replay_or_invalid(session, Redemption, outlet, idem_key, digest), True
+    scenario, participant_id = got.scenario, got.participant_id
+    today = local_date(now, cfg.timezone)
+    # The grade (a sum over a year of entries) only for scenarios that require one. Limits, quota
+    # and the balance are taken atomically below, so they are not read here.
+    view = grades.grade(session, participant_id) if scenario.required_grade is not None else None
+    _refuse_unless_eligible(static_reasons(scenario, today, view.grade["code"] if view and view.grade else None))
+    _take_limits(session, participant_id, scenario, today)
     posting_id = None
     if scenario.kind == "spend":
+        account_id = got.account_id or accounts.participant_account(session, participant_id).id
+        partner_account_id = got.partner_account_id or accounts.partner_account(
+            session, scenario.partner_id, cfg.shards).id
         posting_id = _post(session, outlet, cfg, kind="redemption", key=f"redeem:{idem_key}",
                            reason=f"{scenario.name_zh}（{scenario.code}）",
-                           legs=[(who.account_id, -scenario.points_cost),
-                                 (accounts.partner_account(session, scenario.partner_id, cfg.shards).id,
-                                  scenario.points_cost)], source=None)
-    redemption = Redemption(scenario_id=scenario.id, partner_id=scenario.partner_id, outlet_id=outlet.id,
-                            participant_id=participant_id, kind=scenario.kind,
-                            points=scenario.points_cost if scenario.kind == "spend" else 0,
-                            yuan_value_fen=scenario.yuan_value_fen, posting_id=posting_id, terms=_terms(scenario),
-                            idem_key=idem_key, request_digest=digest, created_at=now)
-    session.add(redemption)
-    session.flush()
-    return redemption, False
+                           legs=[(account_id, -scenario.points_cost), (partner_account_id, scenario.points_cost)],
+                           source=None)
+    values = {"scenario_id": scenario.id, "partner_id": scenario.partner_id, "outlet_id": outlet.id,
+              "participant_id": participant_id, "kind": scenario.kind,
+              "points": scenario.points_cost if scenario.kind == "spend" else 0,
+              "yuan_value_fen": scenario.yuan_value_fen, "refunded_points": 0, "refunded_fen": 0,
+              "posting_id": posting_id, "terms": _terms(scenario), "idem_key": idem_key, "request_digest": digest,
+              "created_at": now}
+    return _persisted(session, Redemption, values), False
+
+
+def _persisted(session: Session, model: type, values: dict[str, Any]) -> Any:
+    """INSERT and hand back an object of the session as if loaded: no unit-of-work flush for a
+    row whose every column is known, yet later ORM use (refresh, refunds) works. On PostgreSQL
+    the row goes straight to the driver; dict values are the JSONB columns."""
+    table = model.__table__
+    if on_postgresql(session):
+        columns = tuple(values)
+        sql = _INSERTS.get((model, columns))
+        if sql is None:
+            sql = _INSERTS[(model, columns)] = (f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+                                                f"({', '.join(f'%({k})s' for k in columns)}) RETURNING id")
+        params = {k: Jsonb(v) if isinstance(v, dict) else v for k, v in values.items()}
+        new_id = driver_rows(session, sql, params)[0].id
+    else:
+        new_id = session.execute(table.insert().returning(table.c.id), values).scalar_one()
+    obj = model(id=new_id, **values)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
+
+
+_INSERTS: dict[tuple[type, tuple[str, ...]], str] = {}  # the statement text per model and columns
 
 
 def _post(session: Session, outlet: Principal, cfg: CounterConfig, *, kind: str, key: str, reason: str,
@@ -178,25 +206,26 @@ def hold(session: Session, outlet: Principal, *, digits: str, scenario_id: int, 
          cfg: CounterConfig) -> tuple[Hold, bool]:
     """Set points aside (they stop counting as available) until capture, void or expiry."""
     require_outlet(outlet)
-    digest = request_digest({"op": "hold", "code": codes.digest(cfg.secret_key, digits), "scenario": scenario_id,
-                             "points": points})
-    if (done := _replay(session, Hold, outlet, idem_key, digest)) is not None:
-        return done, True
-    scenario = _outlet_scenario(session, outlet, scenario_id)
+    code_digest = codes.digest(cfg.secret_key, digits)
+    digest = request_digest({"op": "hold", "code": code_digest, "scenario": scenario_id, "points": points})
+    now = utcnow()
+    got = claim.claim(session, outlet, Hold, scenario_id=scenario_id, code_digest=code_digest, idem_key=idem_key,
+                      now=now)
+    if got.prior_id is not None:
+        return _replay_or_invalid(session, Hold, outlet, idem_key, digest), True
+    scenario = got.scenario
     if scenario.kind != "spend":
         raise Conflict("Only spend scenarios take holds.", code="not_a_spend_scenario")
     amount = points or scenario.points_cost
     if amount > scenario.points_cost:
         raise ValidationFailed("A hold cannot exceed the scenario's cost.",
                                details={"points": [f"At most {scenario.points_cost}."]})
-    done, participant_id = _claim_code(session, outlet, digits, cfg, Hold, idem_key, digest)
-    if done is not None:
-        return done, True
-    assert participant_id is not None
-    now = utcnow()
+    if got.participant_id is None:
+        return _replay_or_invalid(session, Hold, outlet, idem_key, digest), True
+    participant_id = got.participant_id
     who = standing(session, participant_id, now=now, timezone=cfg.timezone,
                    with_grade=scenario.required_grade is not None)
-    _refuse_unless_eligible(evaluate(session, who, [scenario])[0], ignore=("insufficient_points",))
+    _refuse_unless_eligible(evaluate(session, who, [scenario])[0].reasons, ignore=("insufficient_points",))
     escrow = accounts.system_account(session, accounts.ESCROW, cfg.shards)
     posting_id = _post(session, outlet, cfg, kind="hold", key=f"hold:{idem_key}",
                        reason=f"{scenario.name_zh}（{scenario.code}）积分冻结",

@@ -63,6 +63,21 @@ def grade_meets(have: str | None, need: str | None) -> bool:
     return have is not None and GRADE_ORDER.index(have) >= GRADE_ORDER.index(need)
 
 
+def static_reasons(s: Any, today: dt.date, grade: str | None) -> list[dict[str, Any]]:
+    """The reasons that need no counter or balance: status, dates, grade. `s` is a Scenario or a
+    row with the same columns (the counter's claim reads one without building an ORM object)."""
+    reasons: list[dict[str, Any]] = []
+    if s.status != "active":
+        reasons.append({"code": "suspended"})
+    if today < s.valid_from:
+        reasons.append({"code": "not_started", "from": s.valid_from.isoformat()})
+    if s.valid_until is not None and today > s.valid_until:
+        reasons.append({"code": "ended", "until": s.valid_until.isoformat()})
+    if not grade_meets(grade, s.required_grade):
+        reasons.append({"code": "grade_required", "need": s.required_grade, "have": grade})
+    return reasons
+
+
 def evaluate(session: Session, who: Standing, scenarios: list[Scenario], *, reveal_balance: bool = True) -> list[Verdict]:
     """`reveal_balance=False` for counters: they learn whether the points suffice, never how many."""
     keys = periods(who.today)
@@ -72,15 +87,7 @@ def evaluate(session: Session, who: Standing, scenarios: list[Scenario], *, reve
         UsageCounter.scenario_id.in_(limited)))} if limited else {}
     verdicts = []
     for s in scenarios:
-        v = Verdict(scenario=s)
-        if s.status != "active":
-            v.reasons.append({"code": "suspended"})
-        if who.today < s.valid_from:
-            v.reasons.append({"code": "not_started", "from": s.valid_from.isoformat()})
-        if s.valid_until is not None and who.today > s.valid_until:
-            v.reasons.append({"code": "ended", "until": s.valid_until.isoformat()})
-        if not grade_meets(who.grade, s.required_grade):
-            v.reasons.append({"code": "grade_required", "need": s.required_grade, "have": who.grade})
+        v = Verdict(scenario=s, reasons=static_reasons(s, who.today, who.grade))
         if s.kind == "spend" and who.balance < s.points_cost:
             v.reasons.append({"code": "insufficient_points", "need": s.points_cost,
                               "have": who.balance if reveal_balance else None})
