@@ -1,20 +1,23 @@
 """Ledger throughput and balance-read benchmark on PostgreSQL (run by hand; not a test).
 
-    .venv/bin/python bench/ledger_bench.py [--duration 20] [--workers 8] [--participants 10000]
+    .venv/bin/python bench/ledger_bench.py [--duration 20] [--workers 8] [--processes 2] [--participants 10000]
                                            [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
                                            [--skip-million]
 
 Creates a throwaway database (migrated with Alembic) and drops it at the end. Every figure is
 printed as a `name: value` line:
 
-  single_postings_per_s    awards/s, `workers` processes, one post() per transaction, random
+  Clients: `workers` concurrent clients (8) in `processes` processes (2) of threads, each with its
+  own connection, as pgbench runs `-c 8 -j 2`; pgbench gets the same counts.
+
+  single_postings_per_s    awards/s, `workers` clients, one post() per transaction, random
                            participant among `participants`, for `duration_s` seconds; the posting
                            is the whole unit of work, so its session runs in autocommit and the
                            posting is one atomic statement (one round trip)
   single_tx_postings_per_s the same with BEGIN ... COMMIT around each posting (three round trips),
                            as when a request writes other rows in the same transaction
   batch_postings_per_s     the same with post_many() of 1,000 awards per transaction
-  pgbench_tps              pgbench built-in TPC-B-like script, same client count and duration, on a
+  pgbench_tps              pgbench built-in TPC-B-like script, same clients, threads and duration, on a
                            separate throwaway database (scale `pgbench_scale`) on the same server
   ratio_single_to_pgbench  single_postings_per_s / pgbench_tps          (target >= 0.65)
   ratio_single_tx_to_pgbench   single_tx_postings_per_s / pgbench_tps   (for information)
@@ -47,8 +50,10 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -95,21 +100,15 @@ def peak_rss_kib() -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 
 
-def worker(url: str, mode: str, duration: float, budget: int, people: list[int], issuance: int,
-           barrier, results) -> None:  # type: ignore[no-untyped-def]
-    """mode: single | batch (run for `duration`) or grow (post `budget` awards in GROW_BATCH chunks)."""
-    random.seed(os.getpid() ^ time.time_ns())
-    # single: the posting is the whole unit of work, so it runs as one autocommit statement (it is
-    # atomic: a refused posting leaves nothing). single_tx: the same inside BEGIN ... COMMIT, as
-    # when a request also writes other rows with it.
-    engine = make_engine(url, pool_size=1, **({"isolation_level": "AUTOCOMMIT"} if mode == "single" else {}))
+def client_loop(engine, mode: str, duration: float, budget: int, people: list[int], issuance: int,  # type: ignore[no-untyped-def]
+                tag: str, start_together: threading.Barrier) -> tuple[int, float, float]:
+    """One client (thread): its own connection, the loop of its mode. Returns (postings, elapsed
+    seconds, CPU seconds its PostgreSQL backend used)."""
     with engine.connect() as conn:  # open the connection before the clock starts
         backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
-    tag = f"{mode}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     done = 0
-    barrier.wait()
+    start_together.wait()
     server_cpu = backend_cpu_s(backend)
-    client_cpu = time.process_time()
     start = time.perf_counter()
     deadline = start + duration
     if mode in ("single", "single_tx"):
@@ -127,10 +126,31 @@ def worker(url: str, mode: str, duration: float, budget: int, people: list[int],
                                             for i in range(n)])
                 session.commit()
             done += n
-    elapsed = time.perf_counter() - start
-    cpu = (time.process_time() - client_cpu, backend_cpu_s(backend) - server_cpu)
+    return done, time.perf_counter() - start, backend_cpu_s(backend) - server_cpu
+
+
+def worker(url: str, mode: str, duration: float, budgets: list[int], slices: list[list[int]], issuance: int,
+           barrier, results) -> None:  # type: ignore[no-untyped-def]
+    """A process of len(budgets) clients (threads), as pgbench -j runs its clients in threads.
+    mode: single | single_tx | batch (run for `duration`) or grow (post the budgets in GROW_BATCH
+    chunks). single: the posting is the whole unit of work, so it runs as one autocommit statement
+    (it is atomic: a refused posting leaves nothing); single_tx: the same inside BEGIN ... COMMIT,
+    as when a request also writes other rows with it."""
+    random.seed(os.getpid() ^ time.time_ns())
+    clients = len(budgets)
+    engine = make_engine(url, pool_size=clients, **({"isolation_level": "AUTOCOMMIT"} if mode == "single" else {}))
+    tag = f"{mode}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    start_together = threading.Barrier(clients + 1)
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        futures = [pool.submit(client_loop, engine, mode, duration, budgets[i], slices[i], issuance, f"{tag}:{i}",
+                               start_together) for i in range(clients)]
+        barrier.wait()  # every process ready
+        client_cpu = time.process_time()
+        start_together.wait()
+        outcomes = [f.result() for f in futures]
+    cpu = (time.process_time() - client_cpu, sum(o[2] for o in outcomes))
     engine.dispose()
-    results.put((done, elapsed, peak_rss_kib(), cpu))
+    results.put((sum(o[0] for o in outcomes), max(o[1] for o in outcomes), peak_rss_kib(), cpu))
 
 
 def backend_cpu_s(pid: int) -> float:
@@ -145,16 +165,21 @@ def backend_cpu_s(pid: int) -> float:
 
 
 def run_workers(args, url: str, mode: str, people: list[int], issuance: int, budget: int = 0) -> tuple[int, float, int]:  # type: ignore[no-untyped-def]
-    """Returns (postings, wall seconds = slowest worker's elapsed, largest worker peak RSS in KiB)
-    and prints the client and server CPU milliseconds per posting."""
+    """`workers` clients (threads) in `processes` processes, like pgbench -c 8 -j 2. Returns
+    (postings, wall seconds = slowest client's elapsed, largest process peak RSS in KiB) and prints
+    the client and server CPU milliseconds per posting."""
     ctx = mp.get_context("spawn")
-    barrier, results = ctx.Barrier(args.workers), ctx.Queue()
+    procs_n = min(args.processes, args.workers)
+    barrier, results = ctx.Barrier(procs_n), ctx.Queue()
     per = [budget // args.workers + (1 if i < budget % args.workers else 0) for i in range(args.workers)]
-    # Growing uses batches of 5,000: give each worker its own participants, or every pair of batches
-    # would share ~2,000 locked balance rows and the workers would run one after another.
+    # Growing uses batches of 5,000: give each client its own participants, or every pair of batches
+    # would share ~2,000 locked balance rows and the clients would run one after another.
     slices = [people[i::args.workers] if mode == "grow" else people for i in range(args.workers)]
-    procs = [ctx.Process(target=worker, args=(url, mode, args.duration, per[i], slices[i], issuance, barrier, results))
-             for i in range(args.workers)]
+    owner = [i % procs_n for i in range(args.workers)]  # clients dealt round the processes
+    procs = [ctx.Process(target=worker, args=(
+        url, mode, args.duration, [per[i] for i in range(args.workers) if owner[i] == k],
+        [slices[i] for i in range(args.workers) if owner[i] == k], issuance, barrier, results))
+        for k in range(procs_n)]
     for p in procs:
         p.start()
     out: list[tuple[int, float, int, tuple[float, float]]] = []
@@ -238,7 +263,7 @@ def balance_latency(url: str, people: list[int], rounds: int = 3, reads: int = 5
     return statistics.median(p50s), statistics.median(p99s)
 
 
-def pgbench(admin_url: str, clients: int, duration: int) -> float:
+def pgbench(admin_url: str, clients: int, duration: int, threads: int = 2) -> float:
     exe = next((p for p in ["/usr/bin/pgbench", *sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))]
                 if Path(p).exists()), "pgbench")
     name = f"jieyou_pgbench_{uuid.uuid4().hex[:10]}"
@@ -246,7 +271,7 @@ def pgbench(admin_url: str, clients: int, duration: int) -> float:
     try:
         conninfo = db_url(admin_url, name, driver=False)
         subprocess.run([str(exe), "-i", "-q", "-s", str(PGBENCH_SCALE), conninfo], check=True, capture_output=True)
-        run = subprocess.run([str(exe), "-c", str(clients), "-j", "2", "-T", str(duration), "-n", conninfo],
+        run = subprocess.run([str(exe), "-c", str(clients), "-j", str(threads), "-T", str(duration), "-n", conninfo],
                              check=True, capture_output=True, text=True)
         match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", run.stdout)
         if not match:
@@ -266,11 +291,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--duration", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=8, help="concurrent clients (pgbench -c)")
+    parser.add_argument("--processes", type=int, default=2, help="processes they run in (pgbench -j)")
     parser.add_argument("--participants", type=int, default=10000)
     parser.add_argument("--skip-million", action="store_true", help="skip growing to 1M entries (quick run)")
     args = parser.parse_args()
     emit("workers", args.workers)
+    emit("processes", args.processes)
     emit("duration_s", args.duration)
     emit("participants", args.participants)
     emit("loadavg_1m_at_start", os.getloadavg()[0])
@@ -290,7 +317,7 @@ def main() -> None:
         emit("balance_p99_ms_10k", p99_10k)
 
         emit("pgbench_scale", PGBENCH_SCALE)
-        tps = pgbench(args.admin_url, args.workers, args.duration)
+        tps = pgbench(args.admin_url, args.workers, args.duration, args.processes)
         emit("pgbench_tps", tps)
 
         n, wall, rss_single = run_workers(args, url, "single", people, issuance)

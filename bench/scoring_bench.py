@@ -141,7 +141,7 @@ def main() -> None:
     try:
         command.upgrade(alembic_config(url), "head")
         people, issuance = ledger_bench.setup(url, 10_000)
-        single_args = argparse.Namespace(workers=8, duration=args.duration)
+        single_args = argparse.Namespace(workers=8, processes=2, duration=args.duration)
         n_single, wall, _rss = ledger_bench.run_workers(single_args, url, "single", people, issuance)
         single_rate = n_single / wall
         ledger_bench.emit("single_postings_per_s", single_rate)

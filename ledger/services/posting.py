@@ -21,8 +21,8 @@ from infra.auth import Principal
 from infra.db import dialect_insert, utcnow
 from infra.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
 from ledger.models import POSTING_KINDS, BalanceShard, Entry, Posting
-from ledger.services import posting_sql
-from ledger.services.chain import entry_hash, posting_fingerprint, request_digest
+from ledger.services import chains, posting_sql
+from ledger.services.chain import posting_fingerprint, request_digest
 
 MAX_REASON = 500
 FUTURE_SKEW = dt.timedelta(minutes=5)
@@ -115,9 +115,10 @@ def post(session: Session, actor: Principal, request: PostingRequest, *, idem_sc
     row = _row(request, actor, scope, key, now)
     row["id"] = posting_sql.next_posting_id(session)
     sharded = posting_sql.sharded_accounts(session)
-    # -n: any of the n shards of a sharded (system) account; the statement takes one no one else holds.
-    legs = [(leg.account_id, leg.shard if leg.shard is not None else -sharded.get(leg.account_id, 0), leg.amount)
-            for leg in request.legs]
+    # -n: any of the n shards of a sharded (system) account; the statement takes one no one else
+    # holds, first. Then the others in (account, shard) order: the locking order.
+    legs = sorted(((leg.account_id, leg.shard if leg.shard is not None else -sharded.get(leg.account_id, 0),
+                    leg.amount) for leg in request.legs), key=lambda leg: (leg[1] >= 0, leg[0], leg[1]))
     outcome = posting_sql.post_one(session, row, posting_fingerprint(row), legs)
     if not outcome["inserted"]:
         return _replays(session, scope, [key], {key: row["request_digest"]})[key]
@@ -128,7 +129,7 @@ def post(session: Session, actor: Principal, request: PostingRequest, *, idem_sc
             amount=-amount, details={"amount": [f"Balance {balance} is less than {-amount}."],
                                      "account_id": account_id, "posting_index": 0})
     return PostingResult(posting_id=row["id"], replayed=False,
-                         balances_after={a: b for a, b in outcome["after"] or []})
+                         balances_after={leg[0]: balance for leg, balance in zip(legs, outcome["after"])})
 
 
 def _row(req: PostingRequest, actor: Principal, scope: str, key: str, now: dt.datetime) -> dict[str, Any]:
@@ -215,8 +216,16 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
     legs = [[(leg.account_id, leg.shard if leg.shard is not None else chosen.get(leg.account_id, 0), leg.amount)
              for leg in req.legs] for req, _r, _i in fresh]
 
-    wanted = sorted({(account_id, shard) for posting_legs in legs for account_id, shard, _n in posting_legs})
+    chain_legs = chains.group(legs)
+    wanted = sorted(chain_legs)
+    worked: dict[chains.Key, list[chains.Worked] | chains.Short] = {}
+    seen: dict[chains.Key, chains.Start] = {}
     if postgres:
+        # Work every chain out from an unlocked read first; once the rows are locked (in order),
+        # redo only the shards another transaction moved in between.
+        seen = {(a, s): chains.Start(balance, seq, last_hash, neg)
+                for a, s, balance, neg, seq, last_hash in posting_sql.read_balances(session, wanted)}
+        worked = {key: chains.work(key, seen[key], chain_legs[key], fingerprints) for key in wanted if key in seen}
         locked = posting_sql.lock_balances(session, wanted)
     else:
         locked = session.execute(
@@ -226,48 +235,53 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
             .order_by(BalanceShard.account_id, BalanceShard.shard)
             .with_for_update()
         ).all()
-    state = {(account_id, shard): [balance, seq, last_hash, allow_negative]
-             for account_id, shard, balance, allow_negative, seq, last_hash in locked}
-    seq_before = {key: value[1] for key, value in state.items()}
-    if len(state) != len(wanted):
-        missing = sorted({a for a, s in wanted if (a, s) not in state})
+    starts = {(a, s): chains.Start(balance, seq, last_hash, neg) for a, s, balance, neg, seq, last_hash in locked}
+    if len(starts) != len(wanted):
+        missing = sorted({a for a, s in wanted if (a, s) not in starts})
         raise NotFound("Account not found.", code="account_not_found", details={"account_id": missing})
+    for key in wanted:
+        if seen.get(key) != starts[key]:
+            worked[key] = chains.work(key, starts[key], chain_legs[key], fingerprints)
+    shorts = [w for w in worked.values() if isinstance(w, chains.Short)]
+    if shorts:
+        short = min(shorts, key=lambda x: x.posting_index)
+        raise InsufficientBalance(
+            "Not enough points: the balance is %(balance)s, the debit is %(amount)s.",
+            balance=short.balance, amount=-short.amount,
+            details={"amount": [f"Balance {short.balance} is less than {-short.amount}."],
+                     "account_id": short.account_id, "posting_index": short.posting_index})
+
+    done: list[list[chains.Worked]] = [[] for _ in legs]  # each posting's legs, worked, in leg order
+    for p, posting_legs in enumerate(legs):
+        done[p] = [None] * len(posting_legs)  # type: ignore[list-item]
+    for key, items in chain_legs.items():
+        for (p, i, _amount), leg_done in zip(items, worked[key]):  # type: ignore[arg-type]
+            done[p][i] = leg_done
 
     # The entries, column by column (the shape the batch statement takes).
     columns: dict[str, list[Any]] = {name: [] for name in posting_sql.ENTRY_COLUMNS}
     c_posting, c_account, c_shard, c_seq, c_amount, c_balance, c_effective, c_prev, c_hash = columns.values()
     results: dict[str, PostingResult] = {}
-    for index, ((_req, row, posting_id), fingerprint, posting_legs) in enumerate(zip(fresh, fingerprints, legs)):
+    for (_req, row, posting_id), posting_legs, posting_done in zip(fresh, legs, done):
         after: dict[int, int] = {}
-        for account_id, shard, amount in posting_legs:
-            cur = state[(account_id, shard)]
-            new_balance = cur[0] + amount
-            if new_balance < 0 and not cur[3]:
-                raise InsufficientBalance(
-                    "Not enough points: the balance is %(balance)s, the debit is %(amount)s.",
-                    balance=cur[0], amount=-amount,
-                    details={"amount": [f"Balance {cur[0]} is less than {-amount}."],
-                             "account_id": account_id, "posting_index": index})
-            seq = cur[1] + 1
-            digest = entry_hash(cur[2], fingerprint, account_id, shard, seq, amount, new_balance)
+        for (account_id, shard, amount), (seq, balance, prev, digest) in zip(posting_legs, posting_done):
             c_posting.append(posting_id)
             c_account.append(account_id)
             c_shard.append(shard)
             c_seq.append(seq)
             c_amount.append(amount)
-            c_balance.append(new_balance)
+            c_balance.append(balance)
             c_effective.append(row["effective_at"])
-            c_prev.append(cur[2])
+            c_prev.append(prev)
             c_hash.append(digest)
-            cur[0], cur[1], cur[2] = new_balance, seq, digest
-            after[account_id] = new_balance
+            after[account_id] = balance
         results[row["idem_key"]] = PostingResult(posting_id=posting_id, replayed=False, balances_after=after)
 
-    changes = {"account_id": [], "shard": [], "balance": [], "seq": [], "hash": []}
-    for (account_id, shard), (balance, seq, last_hash, _neg) in state.items():
-        if seq != seq_before[(account_id, shard)]:
-            for name, value in zip(changes, (account_id, shard, balance, seq, last_hash)):
-                changes[name].append(value)
+    changes: dict[str, list[Any]] = {"account_id": [], "shard": [], "balance": [], "seq": [], "hash": []}
+    for (account_id, shard) in wanted:
+        seq, balance, _prev, last_hash = worked[(account_id, shard)][-1]  # type: ignore[index]
+        for name, value in zip(changes, (account_id, shard, balance, seq, last_hash)):
+            changes[name].append(value)
     if postgres:
         posting_sql.write_batch(session, changes, columns)
         return results

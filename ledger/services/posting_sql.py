@@ -89,12 +89,13 @@ def post_one(session: Session, row: dict[str, Any], fingerprint: str, legs: list
     """Call `ledger_post_one` (migration 0004) on the session's connection, in its transaction (or
     as a transaction of its own on an autocommit connection: the statement is atomic).
     `legs` are (account, shard or -n for any free one of n shards, amount). Returns `inserted` (0 for a
-    replay) and `after` ([account, balance]) or `short` ([account, balance, amount] of the legs the
+    replay) and `after` (balances after, in leg order) or `short` ([account, balance, amount] of the legs the
     balance does not cover; the statement, and so the transaction, has then failed).
 
     The driver is called directly: for one small statement SQLAlchemy's execution machinery
     would cost as much client time as the statement costs the server."""
-    params = [canonical_json(row["meta"]) if c == "meta" else row[c] for c in POST_ONE_COLUMNS]
+    params = [(canonical_json(row["meta"]) if row["meta"] else "{}") if c == "meta" else row[c]
+              for c in POST_ONE_COLUMNS]
     params += [fingerprint] + ["{" + ",".join(str(leg[i]) for leg in legs) + "}" for i in range(3)]
     try:
         inserted, after = _raw(session, POST_ONE, params, fetch=True, translate=False)[0]
@@ -160,7 +161,7 @@ def array_literal(values: list[Any], sql_type: str) -> str:
             out.append(text_value)
         return "{" + ",".join(out) + "}"
     if sql_type == "jsonb":
-        values = [None if v is None else canonical_json(v) for v in values]
+        values = [None if v is None else (canonical_json(v) if v else "{}") for v in values]
     return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
 
 
@@ -202,6 +203,18 @@ def claim_free_shards(session: Session, account_ids: list[int]) -> dict[int, int
         if rows:
             chosen[account_id] = rows[0][0]
     return chosen
+
+
+READ_BALANCES = (
+    "SELECT b.account_id, b.shard, b.balance, b.allow_negative, b.last_seq, b.last_hash FROM balances b "
+    "JOIN unnest(%s::bigint[], %s::smallint[]) AS w(account_id, shard) "
+    "ON b.account_id = w.account_id AND b.shard = w.shard")
+
+
+def read_balances(session: Session, wanted: list[tuple[int, int]]) -> list[Any]:
+    """The same rows as lock_balances, unlocked: what a batch is worked out from before it locks."""
+    return _raw(session, READ_BALANCES, [array_literal([a for a, _s in wanted], "bigint"),
+                                         array_literal([s for _a, s in wanted], "smallint")], fetch=True)
 
 
 def lock_balances(session: Session, wanted: list[tuple[int, int]]) -> list[Any]:

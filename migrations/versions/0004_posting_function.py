@@ -33,15 +33,12 @@ CREATE OR REPLACE FUNCTION ledger_post_one(
     p_source_type text, p_source_id text, p_meta jsonb, p_effective_at timestamptz, p_created_at timestamptz,
     p_idem_scope text, p_idem_key text, p_request_digest text, p_reverses_id bigint, p_fp text,
     p_accounts bigint[], p_shards smallint[], p_amounts bigint[],
-    OUT inserted int, OUT after jsonb)
+    OUT inserted int, OUT after bigint[])
 LANGUAGE plpgsql AS $fn$
 DECLARE
     r record;
-    l record;
     n int := cardinality(p_accounts);
-    acc bigint[] := '{}';
     sh smallint[] := '{}';
-    amt bigint[] := '{}';
     bal bigint[] := '{}';
     seq bigint[] := '{}';
     prev text[] := '{}';
@@ -66,38 +63,37 @@ BEGIN
     -- if every shard is busy. These come first, before any other balance lock is held; SKIP LOCKED
     -- never waits, so this cannot deadlock. The other legs are then locked in (account, shard)
     -- order, so concurrent postings touching the same rows never deadlock either.
-    FOR l IN SELECT * FROM unnest(p_accounts, p_shards, p_amounts) AS u(account_id, shard, amount)
-             ORDER BY u.shard >= 0, 1, 2
-    LOOP
-        IF l.shard < 0 THEN  -- -n: any of the account's n shards, probed from a random one
-            start := floor(random() * -l.shard);
+    -- The caller passes the legs in that order (sharded-any first, then by account and shard).
+    FOR i IN 1 .. n LOOP
+        IF p_shards[i] < 0 THEN  -- -n: any of the account's n shards, probed from a random one
+            start := floor(random() * -p_shards[i]);
             got := false;
-            FOR k IN 0 .. -l.shard - 1 LOOP
+            FOR k IN 0 .. -p_shards[i] - 1 LOOP
                 SELECT b.shard, b.balance, b.last_seq, b.last_hash, b.allow_negative INTO r
-                  FROM balances b WHERE b.account_id = l.account_id AND b.shard = (start + k) % -l.shard
+                  FROM balances b WHERE b.account_id = p_accounts[i] AND b.shard = (start + k) % -p_shards[i]
                    FOR UPDATE SKIP LOCKED;
                 got := FOUND;
                 EXIT WHEN got;
             END LOOP;
             IF NOT got THEN  -- every shard busy: wait for one (a FOR loop leaves FOUND true)
                 SELECT b.shard, b.balance, b.last_seq, b.last_hash, b.allow_negative INTO r
-                  FROM balances b WHERE b.account_id = l.account_id AND b.shard = start
+                  FROM balances b WHERE b.account_id = p_accounts[i] AND b.shard = start
                    FOR UPDATE;
             END IF;
         ELSE
             SELECT b.shard, b.balance, b.last_seq, b.last_hash, b.allow_negative INTO r
-              FROM balances b WHERE b.account_id = l.account_id AND b.shard = l.shard
+              FROM balances b WHERE b.account_id = p_accounts[i] AND b.shard = p_shards[i]
                FOR UPDATE;
         END IF;
         IF NOT FOUND THEN
             CONTINUE;
         END IF;
         locked := locked + 1;
-        IF NOT (r.allow_negative OR r.balance + l.amount >= 0) THEN
-            short := coalesce(short, '[]'::jsonb) || jsonb_build_array(jsonb_build_array(l.account_id, r.balance, l.amount));
+        IF NOT (r.allow_negative OR r.balance + p_amounts[i] >= 0) THEN
+            short := coalesce(short, '[]'::jsonb)
+                     || jsonb_build_array(jsonb_build_array(p_accounts[i], r.balance, p_amounts[i]));
         END IF;
-        acc := acc || l.account_id; sh := sh || r.shard; amt := amt || l.amount;
-        bal := bal || (r.balance + l.amount); seq := seq || (r.last_seq + 1); prev := prev || r.last_hash;
+        sh[i] := r.shard; bal[i] := r.balance + p_amounts[i]; seq[i] := r.last_seq + 1; prev[i] := r.last_hash;
     END LOOP;
     -- A missing account or a short leg stops every leg, and the whole statement: nothing of the
     -- posting remains, so the statement is safe as a transaction of its own (autocommit).
@@ -108,20 +104,17 @@ BEGIN
     IF short IS NOT NULL THEN
         RAISE EXCEPTION 'insufficient balance' USING ERRCODE = 'JY001', DETAIL = short::text;
     END IF;
-    FOR i IN 1 .. locked LOOP
-        hash := hash || encode(sha256(convert_to(prev[i] || '|' || p_fp || '|' || acc[i] || '|' || sh[i] || '|'
-                                                 || seq[i] || '|' || amt[i] || '|' || bal[i], 'UTF8')), 'hex');
+    FOR i IN 1 .. n LOOP
+        hash[i] := encode(sha256(convert_to(prev[i] || '|' || p_fp || '|' || p_accounts[i] || '|' || sh[i] || '|'
+                                            || seq[i] || '|' || p_amounts[i] || '|' || bal[i], 'UTF8')), 'hex');
         UPDATE balances SET balance = bal[i], last_seq = seq[i], last_hash = hash[i]
-         WHERE account_id = acc[i] AND shard = sh[i];
+         WHERE account_id = p_accounts[i] AND shard = sh[i];
     END LOOP;
     -- One statement for all the entries: the reference check below runs once per statement.
     INSERT INTO entries (posting_id, account_id, shard, seq, amount, balance_after, effective_at, prev_hash, hash)
     SELECT p_id, v.account_id, v.shard, v.seq, v.amount, v.balance, p_effective_at, v.prev, v.hash
-      FROM unnest(acc, sh, seq, amt, bal, prev, hash) AS v(account_id, shard, seq, amount, balance, prev, hash);
-    after := '[]'::jsonb;
-    FOR i IN 1 .. locked LOOP
-        after := after || jsonb_build_array(jsonb_build_array(acc[i], bal[i]));
-    END LOOP;
+      FROM unnest(p_accounts, sh, seq, p_amounts, bal, prev, hash) AS v(account_id, shard, seq, amount, balance, prev, hash);
+    after := bal;
 END
 $fn$
 """

@@ -212,3 +212,29 @@ def test_a_posting_is_atomic_on_its_own_in_autocommit(engine):
     with PlainSession(engine) as check:
         keys = set(check.scalars(select(Posting.idem_key).where(Posting.idem_key.like("auto-%"))))
         assert keys == {"auto-award"} and accounts.balance(check, account) == 3
+
+
+def test_a_batch_worked_out_from_a_stale_read_is_redone_under_the_lock(session, person, monkeypatch):
+    """A batch is first worked out from an unlocked read; a shard that moved before the lock was
+    taken is redone from the locked state, so balances and chains come out exactly right."""
+    from ledger.services import integrity, posting_sql
+
+    account = f.account_of(session, person)
+    issuance = accounts.system_account(session, accounts.ISSUANCE, f.SHARDS)
+    f.award(session, account.id, 4)
+    stale = posting_sql.read_balances(session, [(account.id, 0)])  # before the next award
+    f.award(session, account.id, 6)  # moves the shard after "the read"
+    real = posting_sql.read_balances
+
+    def read_stale(s, wanted):  # type: ignore[no-untyped-def]
+        rows = {(r[0], r[1]): r for r in real(s, wanted)}
+        rows.update({(r[0], r[1]): r for r in stale})
+        return list(rows.values())
+
+    monkeypatch.setattr(posting_sql, "read_balances", read_stale)
+    results = post_many(session, SYSTEM, [
+        PostingRequest(kind="redemption", reason="spend", legs=[Leg(account.id, -9), Leg(issuance.id, 9, shard=0)]),
+        PostingRequest(kind="award", reason="award", legs=[Leg(account.id, 2), Leg(issuance.id, -2)])])
+    assert results[0].balances_after[account.id] == 1 and results[1].balances_after[account.id] == 3
+    assert accounts.balance(session, account.id) == 3
+    assert integrity.verify_chains(session, account_id=account.id).ok and integrity.reconcile(session).ok
