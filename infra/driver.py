@@ -1,12 +1,13 @@
 """Statements run straight on the driver, for the few hot paths where SQLAlchemy's execution and
-result layers cost more client CPU than the query itself (the counter's claim and record, the
-API-key look-up). PostgreSQL only; callers keep a SQLAlchemy path for other databases."""
+result layers cost more client CPU than the query itself (the posting statement and the batch
+writes, the counter's claim and record, the API-key look-up, the scoring bulk writes).
+PostgreSQL only; callers keep a SQLAlchemy path for other databases."""
 from __future__ import annotations
 
 from typing import Any
 
 import psycopg
-from psycopg.rows import namedtuple_row
+from psycopg.rows import namedtuple_row, tuple_row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -15,14 +16,22 @@ def on_postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def driver_rows(session: Session, sql: str, params: dict[str, Any]) -> list[Any]:
-    """Run psycopg-style SQL (`%(name)s`) on the session's connection, inside its transaction;
-    rows as named tuples. Errors come out as SQLAlchemy's exception types, so the app's handlers
-    (409 on a constraint race, 503 when the database is busy) treat them as before."""
+def execute(session: Session, sql: str, params: Any = None, *, fetch: bool = False, binary: bool = False,
+            named: bool = False) -> list[Any]:
+    """Run psycopg-style SQL on the session's connection, inside its transaction (or as its own
+    transaction on an autocommit connection). `binary`: results in binary. Errors come out as
+    SQLAlchemy's exception types (IntegrityError for a constraint, and so on; the driver's error is
+    `.orig`), so the app's handlers (409 on a constraint race, 503 when the database is busy) treat
+    them as everywhere else."""
     raw = session.connection().connection.driver_connection
     try:
-        with raw.cursor(row_factory=namedtuple_row) as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
+        with raw.cursor(row_factory=namedtuple_row if named else tuple_row) as cursor:
+            cursor.execute(sql, params, binary=binary)
+            return cursor.fetchall() if fetch else []
     except psycopg.Error as exc:
         raise DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
+
+
+def driver_rows(session: Session, sql: str, params: dict[str, Any]) -> list[Any]:
+    """Rows as named tuples."""
+    return execute(session, sql, params, fetch=True, named=True)

@@ -16,12 +16,12 @@ import time
 import weakref
 from typing import Any
 
-import psycopg
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from infra.driver import execute
 from infra.errors import NotFound
 from ledger.models import Account
 from ledger.services.chain import canonical_json
@@ -98,14 +98,16 @@ def post_one(session: Session, row: dict[str, Any], fingerprint: str, legs: list
               for c in POST_ONE_COLUMNS]
     params += [fingerprint] + ["{" + ",".join(str(leg[i]) for leg in legs) + "}" for i in range(3)]
     try:
-        inserted, after = _raw(session, POST_ONE, params, fetch=True, translate=False)[0]
-    except psycopg.Error as exc:
-        if exc.sqlstate == INSUFFICIENT:
-            return {"inserted": 1, "short": json.loads(exc.diag.message_detail or "[]")}
-        if exc.sqlstate == NOT_FOUND:
+        inserted, after = _raw(session, POST_ONE, params, fetch=True)[0]
+    except DBAPIError as exc:
+        sqlstate, detail = getattr(exc.orig, "sqlstate", None), getattr(getattr(exc.orig, "diag", None),
+                                                                        "message_detail", None)
+        if sqlstate == INSUFFICIENT:
+            return {"inserted": 1, "short": json.loads(detail or "[]")}
+        if sqlstate == NOT_FOUND:
             raise NotFound("Account not found.", code="account_not_found",
-                           details={"account_id": json.loads(exc.diag.message_detail or "[]")}) from None
-        raise _translated(POST_ONE, exc) from exc
+                           details={"account_id": json.loads(detail or "[]")}) from None
+        raise
     return {"inserted": inserted, "after": after, "short": None}
 
 
@@ -169,23 +171,8 @@ def _arrays(rows: list[dict[str, Any]], names: tuple[str, ...], types: tuple[str
     return [array_literal([r[name] for r in rows], sql_type) for name, sql_type in zip(names, types)]
 
 
-def _raw(session: Session, sql: str, params: Any, *, fetch: bool = False, translate: bool = True) -> list[Any]:
-    raw = session.connection().connection.driver_connection
-    try:
-        with raw.cursor() as cursor:
-            cursor.execute(sql, params, binary=True)
-            return cursor.fetchall() if fetch else []
-    except psycopg.Error as exc:
-        if not translate:
-            raise
-        raise _translated(sql, exc) from exc
-
-
-def _translated(sql: str, exc: psycopg.Error) -> DBAPIError:
-    """The same exception types as the rest of the code sees from SQLAlchemy."""
-    if isinstance(exc, psycopg.errors.IntegrityError):
-        return IntegrityError(sql, None, exc)
-    return DBAPIError(sql, None, exc)
+def _raw(session: Session, sql: str, params: Any, *, fetch: bool = False) -> list[Any]:
+    return execute(session, sql, params, fetch=fetch, binary=True)
 
 
 CLAIM_FREE_SHARD = ("SELECT shard FROM balances WHERE account_id = %s "

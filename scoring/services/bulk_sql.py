@@ -14,14 +14,13 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import Column, Table, and_, any_, bindparam, insert, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from infra.db import dialect_insert
+from infra.driver import execute
 from scoring.models import AwardTally, Contribution, ContributionMember
 
 TallyKey = tuple[int, str, str]  # (participant id, indicator code, period)
@@ -37,15 +36,7 @@ def _binary(session: Session, statement: Any, params: dict[str, Any], *, fetch: 
     sql = _compiled.get(statement)
     if sql is None:
         sql = _compiled[statement] = re.sub(r"%\((\w+)\)s", r"%(\1)b", str(statement.compile(dialect=_PG)))
-    raw = session.connection().connection.driver_connection
-    try:
-        with raw.cursor() as cursor:
-            cursor.execute(sql, params, binary=True)
-            return cursor.fetchall() if fetch else []
-    except psycopg.errors.IntegrityError as exc:
-        raise IntegrityError(sql, None, exc) from exc
-    except psycopg.Error as exc:
-        raise DBAPIError(sql, None, exc) from exc
+    return execute(session, sql, params, fetch=fetch, binary=True)
 
 
 def is_postgres(session: Session) -> bool:
