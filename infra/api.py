@@ -2,6 +2,7 @@
 everywhere (query strings included), and base schemas for loading and dumping."""
 from __future__ import annotations
 
+from typing import Any
 
 import flask_smorest
 from marshmallow import RAISE, Schema, fields, validate
@@ -19,6 +20,11 @@ class StrictParser(FlaskParser):
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = StrictParser()
+
+    def arguments(self, schema: type[Schema] | Schema, **kwargs: Any) -> Any:
+        """As flask-smorest's, with a schema class made an instance once, here: given a class,
+        webargs builds a new instance (and copies every field) on every request."""
+        return super().arguments(schema() if isinstance(schema, type) else schema, **kwargs)
 
 
 class LoadSchema(Schema):
