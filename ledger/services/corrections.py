@@ -14,7 +14,7 @@ from infra.db import utcnow
 from infra.errors import Conflict, Forbidden, IdempotencyConflict, NotFound, ValidationFailed
 from identity.services import audit, get_participant_in_scope
 from ledger.models import Account, ApprovalRequest, BalanceShard, Entry, Posting
-from ledger.services import accounts
+from ledger.services import accounts, posting_sql
 from ledger.services.posting import Leg, PostingRequest, PostingResult, post
 
 REQUESTER_ROLES = ("clerk", "verifier", "approver")
@@ -49,9 +49,12 @@ def reverse(session: Session, actor: Principal, posting_id: int, reason: str, *,
     if original is None:
         raise NotFound("Posting not found.", code="posting_not_found")
     _check_reversible(session, original)
+    # A system account's shards are interchangeable (it may go negative): the mirror leg takes any
+    # free shard like every other posting, rather than waiting for the original one.
+    sharded = posting_sql.sharded_accounts(session)
     request = PostingRequest(
         kind="reversal", reason=reason, reverses_id=original.id, idempotency_key=idempotency_key,
-        legs=[Leg(e.account_id, -e.amount, e.shard) for e in original.entries],
+        legs=[Leg(e.account_id, -e.amount, None if e.account_id in sharded else e.shard) for e in original.entries],
         source_type=original.source_type, source_id=original.source_id, meta={"reverses_kind": original.kind},
     )
     try:

@@ -115,10 +115,12 @@ def post(session: Session, actor: Principal, request: PostingRequest, *, idem_sc
     row = _row(request, actor, scope, key, now)
     row["id"] = posting_sql.next_posting_id(session)
     sharded = posting_sql.sharded_accounts(session)
-    # -n: any of the n shards of a sharded (system) account; the statement takes one no one else
-    # holds, first. Then the others in (account, shard) order: the locking order.
+    # The locking order, the same on both paths: the legs on sharded (system) accounts first, in
+    # account order, then the others by (account, shard). -n: any of the n shards of a sharded
+    # account; the statement takes one no one else holds (SKIP LOCKED, never waiting).
     legs = sorted(((leg.account_id, leg.shard if leg.shard is not None else -sharded.get(leg.account_id, 0),
-                    leg.amount) for leg in request.legs), key=lambda leg: (leg[1] >= 0, leg[0], leg[1]))
+                    leg.amount) for leg in request.legs),
+                  key=lambda leg: (leg[0] not in sharded, leg[0], leg[1]))
     outcome = posting_sql.post_one(session, row, posting_fingerprint(row), legs)
     if not outcome["inserted"]:
         return _replays(session, scope, [key], {key: row["request_digest"]})[key]
@@ -211,6 +213,10 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
                         if leg.shard is None and leg.account_id in sharded})
     if postgres:
         chosen = posting_sql.claim_free_shards(session, any_shard)
+        pinned = sorted({(leg.account_id, leg.shard) for req, _r, _i in fresh for leg in req.legs
+                         if leg.shard is not None and leg.account_id in sharded})
+        if pinned:  # sharded accounts first, as in the single path: then no order can cross
+            posting_sql.lock_balances(session, pinned)
     else:
         chosen = {a: random.randrange(sharded[a]) for a in any_shard}
     legs = [[(leg.account_id, leg.shard if leg.shard is not None else chosen.get(leg.account_id, 0), leg.amount)

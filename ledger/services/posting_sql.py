@@ -87,7 +87,8 @@ def sharded_accounts(session: Session) -> dict[int, int]:
 
 def post_one(session: Session, row: dict[str, Any], fingerprint: str, legs: list[tuple[int, int, int]]) -> dict[str, Any]:
     """Call `ledger_post_one` (migration 0004) on the session's connection, in its transaction (or
-    as a transaction of its own on an autocommit connection: the statement is atomic).
+    as a transaction of its own on an autocommit connection: the statement is atomic; post_many
+    and every multi-statement service need a real transaction).
     `legs` are (account, shard or -n for any free one of n shards, amount). Returns `inserted` (0 for a
     replay) and `after` (balances after, in leg order) or `short` ([account, balance, amount] of the legs the
     balance does not cover; the statement, and so the transaction, has then failed).

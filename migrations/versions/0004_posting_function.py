@@ -58,12 +58,11 @@ BEGIN
         RETURN;  -- a replay (or a duplicate that waited for the first to commit)
     END IF;
     inserted := 1;
-    -- A leg with shard -n may use any of the n shards of its (system) account: take one that no other
-    -- transaction holds, so that busy system accounts never make postings queue; wait for one only
-    -- if every shard is busy. These come first, before any other balance lock is held; SKIP LOCKED
-    -- never waits, so this cannot deadlock. The other legs are then locked in (account, shard)
-    -- order, so concurrent postings touching the same rows never deadlock either.
-    -- The caller passes the legs in that order (sharded-any first, then by account and shard).
+    -- The locking order, which the caller has put the legs in: legs on sharded (system) accounts
+    -- first, in account order, then the others by (account, shard); every path locks in this one
+    -- order, so concurrent postings never deadlock. A leg with shard -n may use any of the n shards
+    -- of its account: it takes one no other transaction holds (SKIP LOCKED never waits), so busy
+    -- system accounts do not make postings queue; it waits for one only if every shard is busy.
     FOR i IN 1 .. n LOOP
         IF p_shards[i] < 0 THEN  -- -n: any of the account's n shards, probed from a random one
             start := floor(random() * -p_shards[i]);

@@ -3,6 +3,7 @@ no deadlock, exactly once under duplicate requests."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -180,6 +181,62 @@ def test_postings_do_not_queue_behind_a_held_issuance_shard(committed_factory, b
         with committed_factory() as session:
             shards = set(session.scalars(select(Entry.shard).where(Entry.account_id == issuance)))
         assert len(shards) == f.SHARDS  # every award took its own shard
+    finally:
+        for holder in holders:
+            holder.close()
+
+
+def test_a_reversal_and_a_redemption_on_the_same_accounts_do_not_deadlock(committed_factory):
+    """Regression: a reversal used to pin the original shard of the partner account and lock it
+    after the participant, while a redemption takes a free partner shard first and then the
+    participant: each then waited for the other. Every path now locks system accounts first."""
+    (person,), shop, _issuance = _setup(committed_factory)
+    with committed_factory() as session:
+        f.award(session, person, 10)
+        original = f.spend(session, person, 2, shop).posting_id
+        session.commit()
+        shop_shard = session.scalar(select(Entry.shard).where(Entry.posting_id == original, Entry.account_id == shop))
+    holders = [committed_factory() for _ in range(f.SHARDS)]
+    try:
+        # Hold the participant, and every partner shard but the original one.
+        holders[0].execute(select(BalanceShard).where(BalanceShard.account_id == person).with_for_update())
+        others = [s for s in range(f.SHARDS) if s != shop_shard]
+        for holder, shard in zip(holders[1:], others):
+            holder.execute(select(BalanceShard).where(BalanceShard.account_id == shop, BalanceShard.shard == shard)
+                           .with_for_update())
+        outcomes: dict[str, Any] = {}
+
+        def reverse() -> None:
+            with committed_factory() as session:
+                try:
+                    corrections.reverse(session, SYSTEM, original, "wrong outlet")
+                    session.commit()
+                    outcomes["reverse"] = "ok"
+                except Exception as exc:  # asserted below
+                    outcomes["reverse"] = exc
+
+        def spend() -> None:
+            with committed_factory() as session:
+                try:
+                    f.spend(session, person, 1, shop)
+                    session.commit()
+                    outcomes["spend"] = "ok"
+                except Exception as exc:  # asserted below
+                    outcomes["spend"] = exc
+
+        first = threading.Thread(target=reverse)
+        first.start()
+        time.sleep(0.3)  # the reversal queues for the participant first
+        second = threading.Thread(target=spend)
+        second.start()
+        time.sleep(0.3)
+        holders[0].commit()  # release the participant; the partner shards follow
+        time.sleep(0.3)
+        for holder in holders[1:]:
+            holder.commit()
+        first.join(20)
+        second.join(20)
+        assert outcomes == {"reverse": "ok", "spend": "ok"}, outcomes
     finally:
         for holder in holders:
             holder.close()
