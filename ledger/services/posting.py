@@ -8,6 +8,7 @@ the new balances, chain hashes and entries written with one statement each.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import random
 import uuid
 from collections.abc import Sequence
@@ -101,6 +102,20 @@ def _validate(index: int, req: PostingRequest, now: dt.datetime) -> None:
             fail("effective_at", "Effective time cannot be in the future.")
     if (req.kind == "reversal") != (req.reverses_id is not None):
         fail("reverses_id", "A reversal, and only a reversal, names the posting it reverses.")
+    if req.meta and not _stores_as_written(req.meta):
+        fail("meta", "Numbers in metadata must be finite and written without an exponent.")
+
+
+def _stores_as_written(value: Any) -> bool:
+    """Whether PostgreSQL's jsonb gives the value back as Python's JSON wrote it, which the chain
+    hash (computed on the JSON text) relies on: jsonb rewrites 1e+16 as 10000000000000000."""
+    if isinstance(value, float):
+        return math.isfinite(value) and "e" not in repr(value)
+    if isinstance(value, dict):
+        return all(_stores_as_written(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_stores_as_written(v) for v in value)
+    return True
 
 
 def post(session: Session, actor: Principal, request: PostingRequest, *, idem_scope: str | None = None) -> PostingResult:

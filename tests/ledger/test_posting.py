@@ -238,3 +238,18 @@ def test_a_batch_worked_out_from_a_stale_read_is_redone_under_the_lock(session, 
     assert results[0].balances_after[account.id] == 1 and results[1].balances_after[account.id] == 3
     assert accounts.balance(session, account.id) == 3
     assert integrity.verify_chains(session, account_id=account.id).ok and integrity.reconcile(session).ok
+
+
+@pytest.mark.parametrize("number", [1e16, 1e-7, float("inf")])
+def test_metadata_numbers_that_the_database_would_rewrite_are_refused(session, person, number):
+    """jsonb stores 1e+16 as 10000000000000000; the chain hash is taken over the JSON text, so such
+    a number would later read as a tampered entry. It is refused up front, naming the field."""
+    account = f.account_of(session, person)
+    issuance = accounts.system_account(session, accounts.ISSUANCE, f.SHARDS)
+    with pytest.raises(ValidationFailed) as err:
+        post(session, SYSTEM, PostingRequest(kind="award", reason="x", meta={"factor": {"x": [number]}},
+                                             legs=[Leg(account.id, 1), Leg(issuance.id, -1)]))
+    assert "meta" in err.value.details
+    ok = post(session, SYSTEM, PostingRequest(kind="award", reason="x", meta={"factor": 1.5},
+                                              legs=[Leg(account.id, 1), Leg(issuance.id, -1)]))
+    assert ok.posting_id
