@@ -23,13 +23,17 @@ def execute(session: Session, sql: str, params: Any = None, *, fetch: bool = Fal
     SQLAlchemy's exception types (IntegrityError for a constraint, and so on; the driver's error is
     `.orig`), so the app's handlers (409 on a constraint race, 503 when the database is busy) treat
     them as everywhere else."""
-    raw = session.connection().connection.driver_connection
+    connection = session.connection()
+    raw = connection.connection.driver_connection
     try:
         with raw.cursor(row_factory=namedtuple_row if named else tuple_row) as cursor:
             cursor.execute(sql, params, binary=binary)
             return cursor.fetchall() if fetch else []
     except psycopg.Error as exc:
-        raise DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
+        error = DBAPIError.instance(sql, params, exc, psycopg.Error, connection_invalidated=raw.broken)
+        if raw.broken:  # as SQLAlchemy does on a disconnect: the pool must not hand it out again
+            connection.invalidate(exc)
+        raise error from exc
 
 
 def driver_rows(session: Session, sql: str, params: dict[str, Any]) -> list[Any]:

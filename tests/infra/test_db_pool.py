@@ -45,3 +45,30 @@ def test_dead_idle_connection_is_replaced(pg_url, monkeypatch):
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != first_pid
     finally:
         engine.dispose()
+
+
+def test_a_connection_found_dead_on_the_driver_path_is_not_handed_out_again(pg_url):
+    """Statements run straight on psycopg (infra.driver) bypass SQLAlchemy's disconnect handling;
+    a dead connection found there is invalidated all the same."""
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.orm import Session
+
+    from infra.driver import execute
+
+    engine = make_engine(pg_url, pool_size=1)
+    try:
+        with Session(engine) as session:
+            first_pid = execute(session, "SELECT pg_backend_pid()", fetch=True)[0][0]
+            session.commit()
+        with psycopg.connect(_pg_url("postgres").replace("+psycopg", ""), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [first_pid])
+        with Session(engine) as session:  # checked out a moment ago: not pinged, so it fails once
+            try:
+                execute(session, "SELECT 1", fetch=True)
+                raise AssertionError("the dead connection answered")
+            except DBAPIError as exc:
+                assert exc.connection_invalidated
+        with Session(engine) as session:
+            assert execute(session, "SELECT pg_backend_pid()", fetch=True)[0][0] != first_pid
+    finally:
+        engine.dispose()
