@@ -23,7 +23,7 @@ from infra.db import dialect_insert, utcnow
 from infra.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
 from ledger.models import POSTING_KINDS, BalanceShard, Entry, Posting
 from ledger.services import chains, posting_sql
-from ledger.services.chain import posting_fingerprint, request_digest
+from ledger.services.chain import canonical_json, posting_fingerprint, request_digest
 
 MAX_REASON = 500
 FUTURE_SKEW = dt.timedelta(minutes=5)
@@ -102,8 +102,17 @@ def _validate(index: int, req: PostingRequest, now: dt.datetime) -> None:
             fail("effective_at", "Effective time cannot be in the future.")
     if (req.kind == "reversal") != (req.reverses_id is not None):
         fail("reverses_id", "A reversal, and only a reversal, names the posting it reverses.")
-    if req.meta and not _stores_as_written(req.meta):
-        fail("meta", "Numbers in metadata must be finite and written without an exponent.")
+
+
+
+def _check_meta(index: int, row: dict[str, Any]) -> None:
+    """Numbers jsonb would write differently from Python's JSON (1e+16 comes back as
+    10000000000000000) would break the chain hash, which is taken over the JSON text: refused.
+    The JSON text is scanned first; only a possible exponent or non-finite number costs a walk."""
+    text = row["meta_json"]
+    if ("e+" in text or "e-" in text or "Infinity" in text or "NaN" in text) and not _stores_as_written(row["meta"]):
+        raise ValidationFailed("The posting is invalid.", details={
+            "meta": ["Numbers in metadata must be finite and written without an exponent."], "posting_index": index})
 
 
 def _stores_as_written(value: Any) -> bool:
@@ -128,6 +137,7 @@ def post(session: Session, actor: Principal, request: PostingRequest, *, idem_sc
     scope = idem_scope or f"{actor.kind}:{actor.id}"
     key = request.idempotency_key or f"auto:{uuid.uuid4().hex}"
     row = _row(request, actor, scope, key, now)
+    _check_meta(0, row)
     row["id"] = posting_sql.next_posting_id(session)
     sharded = posting_sql.sharded_accounts(session)
     # The locking order, the same on both paths: the legs on sharded (system) accounts first, in
@@ -153,7 +163,8 @@ def _row(req: PostingRequest, actor: Principal, scope: str, key: str, now: dt.da
     return {
         "kind": req.kind, "reason": req.reason.strip(), "actor_kind": actor.kind, "actor_id": actor.id,
         "actor_label": actor.label[:100], "source_type": req.source_type, "source_id": req.source_id,
-        "meta": req.meta or {}, "effective_at": req.effective_at or now, "created_at": now,
+        "meta": req.meta or {}, "meta_json": canonical_json(req.meta) if req.meta else "{}",
+        "effective_at": req.effective_at or now, "created_at": now,
         "idem_scope": scope, "idem_key": key, "request_digest": req.digest(), "reverses_id": req.reverses_id,
     }
 
@@ -174,6 +185,8 @@ def post_many(session: Session, actor: Principal, requests: Sequence[PostingRequ
                                details={"idempotency_key": ["Keys must be unique within a batch."]})
 
     rows = [_row(req, actor, scope, key, now) for req, key in zip(requests, keys)]
+    for i, row in enumerate(rows):
+        _check_meta(i, row)
 
     # 1. Idempotency gate. A duplicate in flight blocks here until the first commits or aborts.
     postgres = session.get_bind().dialect.name == "postgresql"
@@ -182,7 +195,8 @@ def post_many(session: Session, actor: Principal, requests: Sequence[PostingRequ
     else:
         table = Posting.__table__
         stmt = dialect_insert(session)(table).on_conflict_do_nothing(index_elements=["idem_scope", "idem_key"])
-        inserted = session.execute(stmt.returning(table.c.id, table.c.idem_key), rows).all()
+        inserted = session.execute(stmt.returning(table.c.id, table.c.idem_key),
+                                   [{k: v for k, v in r.items() if k != "meta_json"} for r in rows]).all()
     new_ids = {idem_key: posting_id for posting_id, idem_key in inserted}
 
     results: dict[str, PostingResult] = {}

@@ -95,8 +95,7 @@ def post_one(session: Session, row: dict[str, Any], fingerprint: str, legs: list
 
     The driver is called directly: for one small statement SQLAlchemy's execution machinery
     would cost as much client time as the statement costs the server."""
-    params = [(canonical_json(row["meta"]) if row["meta"] else "{}") if c == "meta" else row[c]
-              for c in POST_ONE_COLUMNS]
+    params = [row["meta_json"] if c == "meta" else row[c] for c in POST_ONE_COLUMNS]
     params += [fingerprint] + ["{" + ",".join(str(leg[i]) for leg in legs) + "}" for i in range(3)]
     try:
         inserted, after = _raw(session, POST_ONE, params, fetch=True)[0]
@@ -169,7 +168,9 @@ def array_literal(values: list[Any], sql_type: str) -> str:
 
 
 def _arrays(rows: list[dict[str, Any]], names: tuple[str, ...], types: tuple[str, ...]) -> list[str]:
-    return [array_literal([r[name] for r in rows], sql_type) for name, sql_type in zip(names, types)]
+    # Metadata goes as the JSON text the posting row already holds (`meta_json`), quoted like text.
+    return [array_literal([r["meta_json"] for r in rows], "text") if name == "meta" else
+            array_literal([r[name] for r in rows], sql_type) for name, sql_type in zip(names, types)]
 
 
 def _raw(session: Session, sql: str, params: Any, *, fetch: bool = False) -> list[Any]:
