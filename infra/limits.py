@@ -9,7 +9,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits.storage import MemoryStorage
 
-limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
+limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=False)
 
 
 class LazyExpiryMemoryStorage(MemoryStorage):

@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, *, engine: Any = None) -> Flask
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
-        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_HEADERS_ENABLED=False,  # Retry-After on a 429 only (infra.errors)
         API_SPEC_OPTIONS={
             "info": {"description": "Credit-points ledger and incentive redemption. Errors are "
                                     "`{error: {code, message, details}}`; send `Accept-Language: en` for English."},

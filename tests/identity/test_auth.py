@@ -51,11 +51,13 @@ def test_participant_login_and_logout(client, session):
 def test_login_is_rate_limited(app, client, session):
     app.config["SETTINGS"].login_rate_limit = "3 per minute"
     try:
-        codes = [client.post("/api/v1/auth/staff/login", json={"username": "x", "password": "y"}).status_code
-                 for _ in range(5)]
+        answers = [client.post("/api/v1/auth/staff/login", json={"username": "x", "password": "y"})
+                   for _ in range(5)]
     finally:
         app.config["SETTINGS"].login_rate_limit = "1000 per minute"
-    assert codes == [401, 401, 401, 429, 429]
+    assert [a.status_code for a in answers] == [401, 401, 401, 429, 429]
+    assert answers[-1].json["error"]["code"] == "rate_limited"
+    assert int(answers[-1].headers["Retry-After"]) == 60  # the window of "3 per minute"
     limited = client.post("/api/v1/auth/participant/login", json={"phone": "13800000000", "password": "y"})
     assert limited.status_code in (401, 429)
 
