@@ -8,7 +8,7 @@ batches queue on, then holds almost no computation.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ledger.services.chain import entry_hash
 
@@ -36,6 +36,11 @@ class Short(NamedTuple):
 # A leg of a chain: (posting index, leg index, amount). A worked leg: (seq, balance after, prev, hash).
 ChainLeg = tuple[int, int, int]
 Worked = tuple[int, int, str, str]
+
+
+def starts(rows: Sequence[Sequence[Any]]) -> dict[Key, Start]:
+    """Balance rows (account_id, shard, balance, allow_negative, last_seq, last_hash) by shard."""
+    return {(a, s): Start(balance, seq, last_hash, neg) for a, s, balance, neg, seq, last_hash in rows}
 
 
 def group(legs: Sequence[Sequence[tuple[int, int, int]]]) -> dict[Key, list[ChainLeg]]:

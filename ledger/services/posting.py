@@ -151,10 +151,7 @@ def post(session: Session, actor: Principal, request: PostingRequest, *, idem_sc
         return _replays(session, scope, [key], {key: row["request_digest"]})[key]
     if outcome["short"]:
         account_id, balance, amount = outcome["short"][0]
-        raise InsufficientBalance(
-            "Not enough points: the balance is %(balance)s, the debit is %(amount)s.", balance=balance,
-            amount=-amount, details={"amount": [f"Balance {balance} is less than {-amount}."],
-                                     "account_id": account_id, "posting_index": 0})
+        raise _insufficient(account_id, balance, amount, 0)
     return PostingResult(posting_id=row["id"], replayed=False,
                          balances_after={leg[0]: balance for leg, balance in zip(legs, outcome["after"])})
 
@@ -210,6 +207,13 @@ def post_many(session: Session, actor: Principal, requests: Sequence[PostingRequ
     return [results[k] for k in keys]
 
 
+def _insufficient(account_id: int, balance: int, amount: int, index: int) -> InsufficientBalance:
+    return InsufficientBalance(
+        "Not enough points: the balance is %(balance)s, the debit is %(amount)s.", balance=balance, amount=-amount,
+        details={"amount": [f"Balance {balance} is less than {-amount}."], "account_id": account_id,
+                 "posting_index": index})
+
+
 def _replays(session: Session, scope: str, keys: list[str], digests: dict[str, str]) -> dict[str, PostingResult]:
     existing = session.execute(
         select(Posting.id, Posting.idem_key, Posting.request_digest)
@@ -258,8 +262,7 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
     if postgres:
         # Work every chain out from an unlocked read first; once the rows are locked (in order),
         # redo only the shards another transaction moved in between.
-        seen = {(a, s): chains.Start(balance, seq, last_hash, neg)
-                for a, s, balance, neg, seq, last_hash in posting_sql.read_balances(session, wanted)}
+        seen = chains.starts(posting_sql.read_balances(session, wanted))
         worked = {key: chains.work(key, seen[key], chain_legs[key], fingerprints) for key in wanted if key in seen}
         locked = posting_sql.lock_balances(session, wanted)
     else:
@@ -270,7 +273,7 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
             .order_by(BalanceShard.account_id, BalanceShard.shard)
             .with_for_update()
         ).all()
-    starts = {(a, s): chains.Start(balance, seq, last_hash, neg) for a, s, balance, neg, seq, last_hash in locked}
+    starts = chains.starts(locked)
     if len(starts) != len(wanted):
         missing = sorted({a for a, s in wanted if (a, s) not in starts})
         raise NotFound("Account not found.", code="account_not_found", details={"account_id": missing})
@@ -280,15 +283,10 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
     shorts = [w for w in worked.values() if isinstance(w, chains.Short)]
     if shorts:
         short = min(shorts, key=lambda x: x.posting_index)
-        raise InsufficientBalance(
-            "Not enough points: the balance is %(balance)s, the debit is %(amount)s.",
-            balance=short.balance, amount=-short.amount,
-            details={"amount": [f"Balance {short.balance} is less than {-short.amount}."],
-                     "account_id": short.account_id, "posting_index": short.posting_index})
+        raise _insufficient(short.account_id, short.balance, short.amount, short.posting_index)
 
-    done: list[list[chains.Worked]] = [[] for _ in legs]  # each posting's legs, worked, in leg order
-    for p, posting_legs in enumerate(legs):
-        done[p] = [None] * len(posting_legs)  # type: ignore[list-item]
+    # each posting's legs, worked, in leg order
+    done: list[list[chains.Worked]] = [[None] * len(posting_legs) for posting_legs in legs]  # type: ignore[list-item]
     for key, items in chain_legs.items():
         for (p, i, _amount), leg_done in zip(items, worked[key]):  # type: ignore[arg-type]
             done[p][i] = leg_done
@@ -312,11 +310,9 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
             after[account_id] = balance
         results[row["idem_key"]] = PostingResult(posting_id=posting_id, replayed=False, balances_after=after)
 
-    changes: dict[str, list[Any]] = {"account_id": [], "shard": [], "balance": [], "seq": [], "hash": []}
-    for (account_id, shard) in wanted:
-        seq, balance, _prev, last_hash = worked[(account_id, shard)][-1]  # type: ignore[index]
-        for name, value in zip(changes, (account_id, shard, balance, seq, last_hash)):
-            changes[name].append(value)
+    lasts = [worked[key][-1] for key in wanted]  # each shard's last entry: (seq, balance, prev, hash)
+    changes = {"account_id": [a for a, _s in wanted], "shard": [s for _a, s in wanted],
+               "balance": [w[1] for w in lasts], "seq": [w[0] for w in lasts], "hash": [w[3] for w in lasts]}
     if postgres:
         posting_sql.write_batch(session, changes, columns)
         return results

@@ -1,11 +1,12 @@
-"""PostgreSQL fast path for one posting: a single statement (one round trip) that passes the
-idempotency gate, locks the touched balance rows in (account, shard) order, applies the amounts
-with the overdraft guard, extends each hash chain and writes the entries.
+"""PostgreSQL paths of the posting engine.
 
-Why: a posting per transaction is bound by round trips and client CPU; doing the work in one
-data-modifying CTE keeps it close to what PostgreSQL itself can commit. The chain hash is the
-same SHA-256 the Python path and the verifier compute (`chain.entry_hash`). Posting ids are drawn
-from the sequence in blocks so the fingerprint, which includes the id, is known beforehand.
+A single posting is one call of `ledger_post_one` (migration 0004): idempotency gate, locks,
+overdraft guard, chain hashes, balances and entries in one round trip. A batch is a handful of
+statements over arrays, whatever its size. Both run on the driver (`infra.driver`): for these few
+statements SQLAlchemy's execution layer would cost as much client time as the server's work. The
+chain hash is the same SHA-256 the Python path and the verifier compute (`chain.entry_hash`);
+posting ids are drawn from the sequence in blocks so the fingerprint, which includes the id, is
+known beforehand.
 """
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from sqlalchemy.orm import Session
 from infra.driver import execute
 from infra.errors import NotFound
 from ledger.models import Account
-from ledger.services.chain import canonical_json
 
 ID_BLOCK = 64
 INSUFFICIENT, NOT_FOUND = "JY001", "JY002"  # SQLSTATEs raised by ledger_post_one
@@ -69,19 +69,18 @@ def sharded_accounts(session: Session) -> dict[int, int]:
     """Shard counts of the multi-shard (system) accounts, for both posting paths and every
     dialect; every other account has one shard. Refreshed every minute: an account created since
     uses its shard 0 meanwhile, which is valid."""
-    state = _engine_state(session)
+    query = select(Account.id, Account.shard_count).where(Account.shard_count > 1)
     if session.get_bind().dialect.name != "postgresql":
         # SQLite reuses the ids of rolled-back rows, so a cached id could name another account;
         # PostgreSQL sequences never give an id twice. The query is tiny: system accounts only.
-        return {r.id: r.shard_count for r in session.execute(
-            select(Account.id, Account.shard_count).where(Account.shard_count > 1))}
+        return dict(session.execute(query).all())
+    state = _engine_state(session)
     with state.lock:
         stale = time.monotonic() - state.loaded_at > SHARD_REFRESH_SECONDS
     if stale:
-        rows = session.execute(select(Account.id, Account.shard_count).where(Account.shard_count > 1)).all()
+        sharded = dict(session.execute(query).all())
         with state.lock:
-            state.sharded = {r.id: r.shard_count for r in rows}
-            state.loaded_at = time.monotonic()
+            state.sharded, state.loaded_at = sharded, time.monotonic()
     return state.sharded
 
 
@@ -96,7 +95,7 @@ def post_one(session: Session, row: dict[str, Any], fingerprint: str, legs: list
     The driver is called directly: for one small statement SQLAlchemy's execution machinery
     would cost as much client time as the statement costs the server."""
     params = [row["meta_json"] if c == "meta" else row[c] for c in POST_ONE_COLUMNS]
-    params += [fingerprint] + ["{" + ",".join(str(leg[i]) for leg in legs) + "}" for i in range(3)]
+    params += [fingerprint] + [array_literal([leg[i] for leg in legs], "bigint") for i in range(3)]
     try:
         inserted, after = _raw(session, POST_ONE, params, fetch=True)[0]
     except DBAPIError as exc:
@@ -136,10 +135,6 @@ UPDATE_BALANCES = (
     "UPDATE balances b SET balance = v.balance, last_seq = v.seq, last_hash = v.hash "
     "FROM unnest(%s::bigint[], %s::smallint[], %s::bigint[], %s::bigint[], %s::text[]) "
     "AS v(account_id, shard, balance, seq, hash) WHERE b.account_id = v.account_id AND b.shard = v.shard")
-LOCK_BALANCES = (
-    "SELECT b.account_id, b.shard, b.balance, b.allow_negative, b.last_seq, b.last_hash FROM balances b "
-    "JOIN unnest(%s::bigint[], %s::smallint[]) AS w(account_id, shard) "
-    "ON b.account_id = w.account_id AND b.shard = w.shard ORDER BY b.account_id, b.shard FOR UPDATE OF b")
 
 
 def _quoted(value: str) -> str:
@@ -147,8 +142,8 @@ def _quoted(value: str) -> str:
 
 
 def array_literal(values: list[Any], sql_type: str) -> str:
-    """A PostgreSQL array literal: numbers bare, text (and JSON, and times) double-quoted with
-    backslash escapes, None as NULL."""
+    """A PostgreSQL array literal: numbers bare, text (JSON text included) and times double-quoted
+    with backslash escapes, None as NULL."""
     if sql_type in ("bigint", "smallint"):
         if None in values:
             return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
@@ -162,8 +157,6 @@ def array_literal(values: list[Any], sql_type: str) -> str:
                 text_value = seen[v] = "NULL" if v is None else '"' + v.isoformat() + '"'
             out.append(text_value)
         return "{" + ",".join(out) + "}"
-    if sql_type == "jsonb":
-        values = [None if v is None else (canonical_json(v) if v else "{}") for v in values]
     return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
 
 
@@ -198,19 +191,22 @@ READ_BALANCES = (
     "SELECT b.account_id, b.shard, b.balance, b.allow_negative, b.last_seq, b.last_hash FROM balances b "
     "JOIN unnest(%s::bigint[], %s::smallint[]) AS w(account_id, shard) "
     "ON b.account_id = w.account_id AND b.shard = w.shard")
+LOCK_BALANCES = READ_BALANCES + " ORDER BY b.account_id, b.shard FOR UPDATE OF b"
+
+
+def _shard_arrays(wanted: list[tuple[int, int]]) -> list[str]:
+    return [array_literal([a for a, _s in wanted], "bigint"), array_literal([s for _a, s in wanted], "smallint")]
 
 
 def read_balances(session: Session, wanted: list[tuple[int, int]]) -> list[Any]:
     """The same rows as lock_balances, unlocked: what a batch is worked out from before it locks."""
-    return _raw(session, READ_BALANCES, [array_literal([a for a, _s in wanted], "bigint"),
-                                         array_literal([s for _a, s in wanted], "smallint")], fetch=True)
+    return _raw(session, READ_BALANCES, _shard_arrays(wanted), fetch=True)
 
 
 def lock_balances(session: Session, wanted: list[tuple[int, int]]) -> list[Any]:
     """Lock the balance shards in (account, shard) order (so that concurrent postings never
     deadlock) and return (account_id, shard, balance, allow_negative, last_seq, last_hash) rows."""
-    return _raw(session, LOCK_BALANCES, [array_literal([a for a, _s in wanted], "bigint"),
-                                         array_literal([s for _a, s in wanted], "smallint")], fetch=True)
+    return _raw(session, LOCK_BALANCES, _shard_arrays(wanted), fetch=True)
 
 
 def insert_postings(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
