@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
+from json.encoder import encode_basestring as _encode_string  # type: ignore[attr-defined]
 from typing import Any
 
 
@@ -16,15 +18,40 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def posting_fingerprint(p: dict[str, Any]) -> str:
-    """Everything about a posting that must never change, as one canonical string."""
-    return canonical_json({
-        "id": p["id"], "kind": p["kind"], "reason": p["reason"],
-        "actor": [p["actor_kind"], p["actor_id"], p["actor_label"]],
-        "source": [p["source_type"], p["source_id"]], "meta": p["meta"] or {},
-        "effective_at": canonical_time(p["effective_at"]),
-        "idem": [p["idem_scope"], p["idem_key"]], "reverses_id": p["reverses_id"],
-    })
+def _json(value: Any) -> str:
+    """One scalar as canonical_json writes it (strings through the C encoder json itself uses)."""
+    if isinstance(value, str):
+        return _encode_string(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool) or not isinstance(value, int):
+        return canonical_json(value)
+    return str(value)
+
+
+def posting_fingerprint(p: Mapping[str, Any], meta_json: str | None = None) -> str:
+    """Everything about a posting that must never change, as one canonical string: exactly
+    canonical_json of {actor, effective_at, id, idem, kind, meta, reason, reverses_id, source}
+    (keys sorted), written out directly because a batch makes one per posting. `meta_json` is the
+    metadata's canonical JSON when the caller already has it."""
+    return (f'{{"actor":[{_json(p["actor_kind"])},{_json(p["actor_id"])},{_json(p["actor_label"])}],'
+            f'"effective_at":"{canonical_time(p["effective_at"])}","id":{_json(p["id"])},'
+            f'"idem":[{_json(p["idem_scope"])},{_json(p["idem_key"])}],"kind":{_json(p["kind"])},'
+            f'"meta":{meta_json if meta_json is not None else canonical_json(p["meta"] or {})},'
+            f'"reason":{_json(p["reason"])},"reverses_id":{_json(p["reverses_id"])},'
+            f'"source":[{_json(p["source_type"])},{_json(p["source_id"])}]}}')
+
+
+def posting_request_digest(kind: str, reason: str, legs: Iterable[tuple[int, int]], source_type: str | None,
+                           source_id: str | None, meta_json: str, effective_at: str | None,
+                           reverses_id: int | None) -> str:
+    """request_digest of a posting request, {effective_at, kind, legs, meta, reason, reverses_id,
+    source} written out directly (one per posting of a batch); `legs` sorted (account, amount)."""
+    legs_json = ",".join(f"[{_json(a)},{_json(n)}]" for a, n in legs)
+    text = (f'{{"effective_at":{_json(effective_at)},"kind":{_json(kind)},"legs":[{legs_json}],'
+            f'"meta":{meta_json},"reason":{_json(reason)},"reverses_id":{_json(reverses_id)},'
+            f'"source":[{_json(source_type)},{_json(source_id)}]}}')
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def entry_hash(prev_hash: str, posting_fp: str, account_id: int, shard: int, seq: int, amount: int,

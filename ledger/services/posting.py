@@ -23,7 +23,7 @@ from infra.db import dialect_insert, utcnow
 from infra.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
 from ledger.models import POSTING_KINDS, BalanceShard, Entry, Posting
 from ledger.services import chains, posting_sql
-from ledger.services.chain import canonical_json, posting_fingerprint, request_digest
+from ledger.services.chain import canonical_json, posting_fingerprint, posting_request_digest
 
 MAX_REASON = 500
 FUTURE_SKEW = dt.timedelta(minutes=5)
@@ -56,14 +56,13 @@ class PostingRequest:
     effective_at: dt.datetime | None = None
     reverses_id: int | None = None
 
-    def digest(self) -> str:
-        return request_digest({
-            "kind": self.kind, "reason": self.reason.strip(),
-            "legs": sorted([leg.account_id, leg.amount] for leg in self.legs),
-            "source": [self.source_type, self.source_id], "meta": self.meta or {},
-            "effective_at": self.effective_at.isoformat() if self.effective_at else None,
-            "reverses_id": self.reverses_id,
-        })
+    def digest(self, meta_json: str | None = None) -> str:
+        """What the caller asked for, to tell a retry from a reused key (`meta_json`: the
+        metadata's canonical JSON, when the caller has it already)."""
+        return posting_request_digest(
+            self.kind, self.reason.strip(), sorted((leg.account_id, leg.amount) for leg in self.legs),
+            self.source_type, self.source_id, meta_json if meta_json is not None else canonical_json(self.meta or {}),
+            self.effective_at.isoformat() if self.effective_at else None, self.reverses_id)
 
 
 @dataclass(frozen=True)
@@ -146,7 +145,7 @@ def post(session: Session, actor: Principal, request: PostingRequest, *, idem_sc
     legs = sorted(((leg.account_id, leg.shard if leg.shard is not None else -sharded.get(leg.account_id, 0),
                     leg.amount) for leg in request.legs),
                   key=lambda leg: (leg[0] not in sharded, leg[0], leg[1]))
-    outcome = posting_sql.post_one(session, row, posting_fingerprint(row), legs)
+    outcome = posting_sql.post_one(session, row, posting_fingerprint(row, row["meta_json"]), legs)
     if not outcome["inserted"]:
         return _replays(session, scope, [key], {key: row["request_digest"]})[key]
     if outcome["short"]:
@@ -157,12 +156,12 @@ def post(session: Session, actor: Principal, request: PostingRequest, *, idem_sc
 
 
 def _row(req: PostingRequest, actor: Principal, scope: str, key: str, now: dt.datetime) -> dict[str, Any]:
+    meta_json = canonical_json(req.meta) if req.meta else "{}"
     return {
         "kind": req.kind, "reason": req.reason.strip(), "actor_kind": actor.kind, "actor_id": actor.id,
         "actor_label": actor.label[:100], "source_type": req.source_type, "source_id": req.source_id,
-        "meta": req.meta or {}, "meta_json": canonical_json(req.meta) if req.meta else "{}",
-        "effective_at": req.effective_at or now, "created_at": now,
-        "idem_scope": scope, "idem_key": key, "request_digest": req.digest(), "reverses_id": req.reverses_id,
+        "meta": req.meta or {}, "meta_json": meta_json, "effective_at": req.effective_at or now, "created_at": now,
+        "idem_scope": scope, "idem_key": key, "request_digest": req.digest(meta_json), "reverses_id": req.reverses_id,
     }
 
 
@@ -237,7 +236,7 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
            postgres: bool) -> dict[str, PostingResult]:
     # Everything that does not depend on the balances is done before any balance row is locked:
     # concurrent batches queue on shared participants, so the locked stretch is what bounds them.
-    fingerprints = [posting_fingerprint({**row, "id": posting_id}) for _req, row, posting_id in fresh]
+    fingerprints = [posting_fingerprint({**row, "id": posting_id}, row["meta_json"]) for _req, row, posting_id in fresh]
     sharded = posting_sql.sharded_accounts(session)
     # One shard per sharded (system) account per call. On PostgreSQL it is one that no other
     # transaction holds (SKIP LOCKED), taken before any other balance lock, so concurrent batches
@@ -285,7 +284,7 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
         short = min(shorts, key=lambda x: x.posting_index)
         raise _insufficient(short.account_id, short.balance, short.amount, short.posting_index)
 
-    # each posting's legs, worked, in leg order
+    # each posting's legs, worked, in leg order (entry ids then follow postings and their legs)
     done: list[list[chains.Worked]] = [[None] * len(posting_legs) for posting_legs in legs]  # type: ignore[list-item]
     for key, items in chain_legs.items():
         for (p, i, _amount), leg_done in zip(items, worked[key]):  # type: ignore[arg-type]
@@ -296,6 +295,7 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
     c_posting, c_account, c_shard, c_seq, c_amount, c_balance, c_effective, c_prev, c_hash = columns.values()
     results: dict[str, PostingResult] = {}
     for (_req, row, posting_id), posting_legs, posting_done in zip(fresh, legs, done):
+        effective_at = row["effective_at"]
         after: dict[int, int] = {}
         for (account_id, shard, amount), (seq, balance, prev, digest) in zip(posting_legs, posting_done):
             c_posting.append(posting_id)
@@ -304,7 +304,7 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
             c_seq.append(seq)
             c_amount.append(amount)
             c_balance.append(balance)
-            c_effective.append(row["effective_at"])
+            c_effective.append(effective_at)
             c_prev.append(prev)
             c_hash.append(digest)
             after[account_id] = balance

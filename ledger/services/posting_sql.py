@@ -157,6 +157,18 @@ def array_literal(values: list[Any], sql_type: str) -> str:
                 text_value = seen[v] = "NULL" if v is None else '"' + v.isoformat() + '"'
             out.append(text_value)
         return "{" + ",".join(out) + "}"
+    if not values:
+        return "{}"
+    nulls = values.count(None)
+    if nulls == len(values):
+        return "{" + ",".join(["NULL"] * nulls) + "}"
+    if not nulls:
+        # The common case, done by C string methods: join on NUL (which PostgreSQL text cannot
+        # hold, so it cannot occur in a value that would be accepted) and, when nothing needs a
+        # backslash, swap the NULs for the quote-comma-quote between elements.
+        joined = "\x00".join(values)
+        if '"' not in joined and "\\" not in joined and joined.count("\x00") == len(values) - 1:
+            return '{"' + joined.replace("\x00", '","') + '"}'
     return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
 
 

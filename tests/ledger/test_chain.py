@@ -1,0 +1,62 @@
+"""The chain's canonical strings are written out by hand for speed; they must stay exactly what
+canonical JSON gives, or a posting written today would not verify against the same rules later."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import text
+
+from ledger.services.chain import canonical_json, canonical_time, posting_fingerprint, request_digest
+from ledger.services.posting import Leg, PostingRequest
+from ledger.services.posting_sql import array_literal
+
+BEIJING = dt.timezone(dt.timedelta(hours=8))
+
+
+def reference_fingerprint(p: dict) -> str:
+    return canonical_json({
+        "id": p["id"], "kind": p["kind"], "reason": p["reason"], "actor": [p["actor_kind"], p["actor_id"], p["actor_label"]],
+        "source": [p["source_type"], p["source_id"]], "meta": p["meta"] or {},
+        "effective_at": canonical_time(p["effective_at"]), "idem": [p["idem_scope"], p["idem_key"]],
+        "reverses_id": p["reverses_id"]})
+
+
+POSTINGS = [
+    dict(id=5, kind="award", reason='调解 "邻里" 纠纷 \\ \n\t\x01 é', actor_kind="staff", actor_id=3, actor_label="王*芳",
+         source_type=None, source_id="x", meta={"b": [1, 2.5, None, True], "a": {"中": "文"}},
+         effective_at=dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=BEIJING), idem_scope="staff:3", idem_key='k"\\',
+         reverses_id=None),
+    dict(id=2**40, kind="reversal", reason="r", actor_kind="system", actor_id=0, actor_label="", source_type="contribution",
+         source_id=None, meta={}, effective_at=dt.datetime(2026, 11, 29, tzinfo=dt.timezone.utc), idem_scope="s",
+         idem_key="k", reverses_id=7),
+]
+
+
+@pytest.mark.parametrize("posting", POSTINGS)
+def test_fingerprint_is_the_canonical_json_of_the_posting(posting):
+    assert posting_fingerprint(posting) == reference_fingerprint(posting)
+    assert posting_fingerprint(posting, canonical_json(posting["meta"])) == reference_fingerprint(posting)
+
+
+@pytest.mark.parametrize("request_", [
+    PostingRequest(kind="award", legs=[Leg(5, 3), Leg(2, -3)], reason=' 入户 "宣传" ', meta={"z": 1, "a": [1.5]},
+                   effective_at=dt.datetime(2026, 3, 1, 8, tzinfo=BEIJING), source_type="contribution", source_id="9"),
+    PostingRequest(kind="reversal", legs=[Leg(1, 3), Leg(2, -3), Leg(9, 0)], reason="更正", reverses_id=4),
+])
+def test_request_digest_is_the_digest_of_the_canonical_request(request_):
+    expected = request_digest({
+        "kind": request_.kind, "reason": request_.reason.strip(),
+        "legs": sorted([leg.account_id, leg.amount] for leg in request_.legs),
+        "source": [request_.source_type, request_.source_id], "meta": request_.meta or {},
+        "effective_at": request_.effective_at.isoformat() if request_.effective_at else None,
+        "reverses_id": request_.reverses_id})
+    assert request_.digest() == expected
+
+
+@pytest.mark.parametrize("values", [
+    [], ["a"], ["a", "b c"], ['x"y', "z"], ["a\\b", "{}"], [None, "a"], [None, None], ["NULL", ""], ["中文", '{"k":[1]}'],
+])
+def test_text_array_literals_reach_postgresql_unchanged(session, values):
+    back = session.execute(text("SELECT CAST(:a AS text[])"), {"a": array_literal(values, "text")}).scalar_one()
+    assert back == values
