@@ -67,6 +67,7 @@ from identity.models import Participant  # noqa: E402
 from identity.services import create_region  # noqa: E402
 from infra.auth import SYSTEM  # noqa: E402
 from infra.db import make_engine, utcnow  # noqa: E402
+from infra.runtime import tune_gc  # noqa: E402
 from ledger.models import GENESIS_HASH, Account, BalanceShard  # noqa: E402
 from ledger.services import accounts  # noqa: E402
 from ledger.services.posting import Leg, PostingRequest, post, post_many  # noqa: E402
@@ -135,7 +136,9 @@ def worker(url: str, mode: str, duration: float, budgets: list[int], slices: lis
     mode: single | single_tx | batch (run for `duration`) or grow (post the budgets in GROW_BATCH
     chunks). single: the posting is the whole unit of work, so it runs as one autocommit statement
     (it is atomic: a refused posting leaves nothing); single_tx: the same inside BEGIN ... COMMIT,
-    as when a request also writes other rows with it."""
+    as when a request also writes other rows with it. The process is set up as the service's own
+    worker processes are (`infra.runtime.tune_gc`)."""
+    tune_gc()
     random.seed(os.getpid() ^ time.time_ns())
     clients = len(budgets)
     engine = make_engine(url, pool_size=clients, **({"isolation_level": "AUTOCOMMIT"} if mode == "single" else {}))
