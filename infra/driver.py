@@ -36,6 +36,6 @@ def execute(session: Session, sql: str, params: Any = None, *, fetch: bool = Fal
         raise error from exc
 
 
-def driver_rows(session: Session, sql: str, params: dict[str, Any]) -> list[Any]:
+def driver_rows(session: Session, sql: str, params: Any) -> list[Any]:
     """Rows as named tuples."""
     return execute(session, sql, params, fetch=True, named=True)

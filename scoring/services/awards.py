@@ -2,9 +2,11 @@
 ledger postings. Idempotent: each contribution's posting has the key `contribution:<id>`, and
 rows are claimed with SKIP LOCKED so several workers never award the same one.
 
-Set-based: the batch is read with Core selects and written with one statement per table
-(`bulk_sql`); only the postings go through the ledger's `post_many`. The events are written before
-the postings, so the balance rows `post_many` locks are held as briefly as possible."""
+Set-based: on PostgreSQL one statement claims the batch, reads each one's members with their
+accounts and writes the events (`_claim_pg`); the postings go through the ledger's `post_many`;
+one statement marks the contributions awarded. The events are written before the postings, so the
+balance rows `post_many` locks are held as briefly as possible. Elsewhere (SQLite) the same work
+takes a Core select per table (`due`, `_members`, `_accounts`) and one statement per write."""
 from __future__ import annotations
 
 import datetime as dt
@@ -16,12 +18,13 @@ from sqlalchemy.orm import Session
 
 from infra.auth import SYSTEM, Principal
 from infra.db import utcnow
+from infra.driver import execute
 from ledger.models import Account
 from ledger.services import accounts
 from ledger.services.posting import Leg, PostingRequest, post_many
 from scoring.models import Contribution, ContributionEvent, ContributionMember, Objection
 from scoring.services import bulk_sql
-from scoring.services.engine import explain
+from scoring.services.engine import explain_both
 
 IDEM_SCOPE = "scoring"
 NOTHING_TO_POST = "every member at the cap: nothing to post"
@@ -30,8 +33,8 @@ NOTHING_TO_POST = "every member at the cap: nothing to post"
 def due(session: Session, now: dt.datetime, limit: int) -> list[Any]:
     """Claim up to `limit` contributions due for award, SKIP LOCKED: rows of id, indicator_code,
     description, notice_until and explanation, in id order. They are claimed in the order their
-    notice ended, which the (state, notice_until) index gives: ordering by id instead makes every
-    claim walk past all the rows already awarded, so a run of n awards costs n squared."""
+    notice ended, which the partial notice index gives: ordering by id instead makes every claim
+    walk past all the rows already awarded, so a run of n awards costs n squared."""
     open_objection = exists().where(Objection.contribution_id == Contribution.id, Objection.status == "open")
     rows = list(session.execute(
         select(Contribution.id, Contribution.indicator_code, Contribution.description, Contribution.notice_until,
@@ -61,44 +64,104 @@ def _accounts(session: Session, wanted: set[int]) -> dict[int, int]:
     return found
 
 
+# (id, indicator_code, description, notice_until, explanation, [(participant, points, account or None)])
+Claimed = tuple[int, str, str, Any, dict[str, Any], list[tuple[int, Any, Any]]]
+
+# One round trip: claim (SKIP LOCKED, in notice order, with the literal state the partial index
+# names), each one's members in participant order with their accounts, and the events of the
+# transition, in id order. A contribution whose members were all at the cap is awarded with
+# nothing to post, and its event says so.
+_CLAIM_PG = """
+WITH claimed AS (
+    SELECT c.id, c.indicator_code, c.description, c.notice_until, c.explanation FROM contributions c
+    WHERE c.state = 'in_notice' AND c.notice_until <= %(now)s
+      AND NOT EXISTS (SELECT FROM objections o WHERE o.contribution_id = c.id AND o.status = 'open')
+    ORDER BY c.notice_until LIMIT %(limit)s FOR UPDATE OF c SKIP LOCKED),
+members AS (
+    SELECT m.contribution_id, array_agg(m.participant_id ORDER BY m.participant_id) AS pids,
+           array_agg(m.points ORDER BY m.participant_id) AS points,
+           array_agg(a.id ORDER BY m.participant_id) AS accounts,
+           coalesce(bool_or(m.points <> 0), false) AS any_points
+    FROM claimed JOIN contribution_members m ON m.contribution_id = claimed.id
+    LEFT JOIN accounts a ON a.participant_id = m.participant_id
+    GROUP BY m.contribution_id),
+events AS (
+    INSERT INTO contribution_events (contribution_id, from_state, to_state, actor_kind, actor_id, actor_label, at, note)
+    SELECT claimed.id, 'in_notice', 'awarded', %(actor_kind)s, %(actor_id)s, %(actor_label)s, %(at)s,
+           CASE WHEN members.any_points THEN NULL ELSE %(empty_note)s END
+    FROM claimed LEFT JOIN members ON members.contribution_id = claimed.id ORDER BY claimed.id)
+SELECT claimed.id, claimed.indicator_code, claimed.description, claimed.notice_until, claimed.explanation,
+       members.pids, members.points, members.accounts
+FROM claimed LEFT JOIN members ON members.contribution_id = claimed.id ORDER BY claimed.id
+"""
+
+_AWARDED_PG = ("UPDATE contributions t SET state = 'awarded', awarded_at = %s, posting_id = v.posting_id "
+               "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, posting_id) WHERE t.id = v.id")
+
+
+def _claim_pg(session: Session, now: dt.datetime, limit: int, actor: Principal) -> list[Claimed]:
+    rows = execute(session, _CLAIM_PG, {
+        "now": now, "limit": limit, "actor_kind": actor.kind, "actor_id": actor.id,
+        "actor_label": actor.label[:100], "at": utcnow(), "empty_note": NOTHING_TO_POST}, fetch=True, binary=True)
+    return [(cid, code, description, notice_until, explanation, list(zip(pids or (), points or (), accts or ())))
+            for cid, code, description, notice_until, explanation, pids, points, accts in rows]
+
+
+def _claim_portable(session: Session, now: dt.datetime, limit: int, actor: Principal) -> list[Claimed]:
+    batch = due(session, now, limit)
+    if not batch:
+        return []
+    ids = [c.id for c in batch]
+    members = _members(session, ids)
+    member_accounts = _accounts(session, {pid for cid in ids for pid, points in members[cid] if points})
+    claimed = [(c.id, c.indicator_code, c.description, c.notice_until, c.explanation,
+                [(pid, points, member_accounts.get(pid)) for pid, points in members[c.id]]) for c in batch]
+    events = {"from_state": "in_notice", "to_state": "awarded", "actor_kind": actor.kind, "actor_id": actor.id,
+              "actor_label": actor.label[:100], "at": utcnow()}
+    bulk_sql.insert_rows(session, ContributionEvent.__table__,  # type: ignore[arg-type]
+                         {"contribution_id": ids,
+                          "note": [None if any(p for _pid, p, _a in mine) else NOTHING_TO_POST
+                                   for *_c, mine in claimed]}, events)
+    return claimed
+
+
 def award_due(session: Session, *, now: dt.datetime | None = None, limit: int = 1000, shards: int = 16,
               actor: Principal = SYSTEM) -> int:
     """Award one batch; returns how many contributions it awarded (run until it returns 0)."""
     now = now or utcnow()
     session.flush()  # pending ORM changes first: what follows reads and writes the tables directly
-    batch = due(session, now, limit)
+    postgres = bulk_sql.is_postgres(session)
+    batch = (_claim_pg if postgres else _claim_portable)(session, now, limit, actor)
     if not batch:
         return 0
-    ids = [c.id for c in batch]
-    members = _members(session, ids)
     issuance = accounts.system_account(session, accounts.ISSUANCE, shards)
-    member_accounts = _accounts(session, {pid for cid in ids for pid, points in members[cid] if points})
-    requests, with_points, empty = [], [], []
-    for c in batch:
-        mine = members[c.id]
-        legs = [Leg(member_accounts[pid], points) for pid, points in mine if points]
+    requests, with_points = [], []
+    effective_cap = utcnow()
+    for cid, code, description, notice_until, e, mine in batch:
+        legs = []
+        for pid, points, account in mine:
+            if points:
+                if account is None:  # rare: a participant without an account yet
+                    account = accounts.participant_account(session, pid).id
+                legs.append(Leg(account, points))
         if not legs:  # every member was at the cap: awarded, with nothing to post
-            empty.append(c.id)
             continue
-        total = sum(leg.amount for leg in legs)
-        legs.append(Leg(issuance.id, -total))
-        e = c.explanation
-        explain_map = {lang: {str(pid): explain(e, pid, lang) for pid, _p in mine} for lang in ("zh", "en")}
+        legs.append(Leg(issuance.id, -sum(leg.amount for leg in legs)))
         requests.append(PostingRequest(
-            kind="award", reason=f"{e['name_zh']}（{c.indicator_code}）：{c.description[:80]}",
-            idempotency_key=f"contribution:{c.id}", source_type="contribution", source_id=str(c.id),
-            effective_at=min(c.notice_until or now, utcnow()), legs=legs,
-            meta={"indicator": c.indicator_code, "rule_version": e["rule_version"], "explain": explain_map}))
-        with_points.append(c.id)
-    events = {"from_state": "in_notice", "to_state": "awarded", "actor_kind": actor.kind, "actor_id": actor.id,
-              "actor_label": actor.label[:100], "at": utcnow()}
-    event_table = ContributionEvent.__table__
-    bulk_sql.insert_rows(session, event_table, {"contribution_id": with_points}, {**events, "note": None})  # type: ignore[arg-type]
-    bulk_sql.insert_rows(session, event_table, {"contribution_id": empty}, {**events, "note": NOTHING_TO_POST})  # type: ignore[arg-type]
+            kind="award", reason=f"{e['name_zh']}（{code}）：{description[:80]}",
+            idempotency_key=f"contribution:{cid}", source_type="contribution", source_id=str(cid),
+            effective_at=min(notice_until or now, effective_cap), legs=legs,
+            meta={"indicator": code, "rule_version": e["rule_version"],
+                  "explain": explain_both(e, [pid for pid, _p, _a in mine])}))
+        with_points.append(cid)
     results = post_many(session, actor, requests, idem_scope=IDEM_SCOPE)
     posting_of = {cid: r.posting_id for cid, r in zip(with_points, results)}
-    bulk_sql.update_rows(session, Contribution.__table__, ("id",),  # type: ignore[arg-type]
-                         {"id": ids, "posting_id": [posting_of.get(cid) for cid in ids]},
-                         {"state": "awarded", "awarded_at": now})
+    ids = [c[0] for c in batch]
+    postings = [posting_of.get(cid) for cid in ids]
+    if postgres:
+        execute(session, _AWARDED_PG, (now, bulk_sql.int_array(ids), bulk_sql.int_array(postings)))
+    else:
+        bulk_sql.update_rows(session, Contribution.__table__, ("id",),  # type: ignore[arg-type]
+                             {"id": ids, "posting_id": postings}, {"state": "awarded", "awarded_at": now})
     bulk_sql.expire(session, ids)
     return len(batch)

@@ -128,3 +128,9 @@ def explain(explanation: Mapping[str, Any], participant_id: int, locale: str = "
         parts.append(f"{label}上限 {c['cap']} 分，已得 {c['used']} 分，计入 {c['after']} 分。")
     parts.append(f"您获得 {mine} 分。")
     return "".join(parts)
+
+
+def explain_both(explanation: Mapping[str, Any], participant_ids: Sequence[int]) -> dict[str, dict[str, str]]:
+    """The explanation in both languages for each participant, as an award's posting carries it:
+    {"zh": {participant id: text}, "en": {...}}."""
+    return {lang: {str(pid): explain(explanation, pid, lang) for pid in participant_ids} for lang in ("zh", "en")}

@@ -11,6 +11,7 @@ flushing thousands of ORM objects cost far more than the work itself."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 from identity.services import audit
 from infra.auth import Principal
 from infra.db import utcnow
+from infra.driver import driver_rows, execute
 from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ledger.services import corrections
 from scoring.models import HOLDING_STATES, Contribution, ContributionEvent, ContributionMember
@@ -89,25 +91,47 @@ _VERIFY_COLUMNS = (Contribution.id, Contribution.state, Contribution.region_path
                    Contribution.incident_key, Contribution.submitted_by_staff, Contribution.submitted_by_participant)
 
 
+# PostgreSQL: the rows, locked in id order, and each one's members (by participant) in one round trip.
+_LOAD_PG = """
+WITH c AS (
+    SELECT id, state, region_path, indicator_code, work_date, quantity, warning_colour, incident_key,
+           submitted_by_staff, submitted_by_participant
+    FROM contributions WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id FOR UPDATE),
+m AS (
+    SELECT contribution_id, array_agg(participant_id ORDER BY participant_id) AS pids,
+           array_agg(share ORDER BY participant_id) AS shares
+    FROM contribution_members WHERE contribution_id = ANY(%(ids)s::bigint[]) GROUP BY contribution_id)
+SELECT c.*, m.pids, m.shares FROM c LEFT JOIN m ON m.contribution_id = c.id ORDER BY c.id
+"""
+
+
 def _load_rows(session: Session, actor: Principal, ids: Sequence[int]) -> tuple[list[Any], dict[int, list[tuple[int, int]]]]:
     """One query for the lot, rows locked in id order so that two verifiers, or a verifier and
     the award job, never act on the same contribution at once. Missing or out of scope: 404.
     Returns the rows in the order given and each one's (participant, share) by participant."""
     if len(set(ids)) != len(ids):
         raise ValidationFailed("A contribution is listed twice.", details={"contribution_ids": ["Repeated ids."]})
-    found = {r.id: r for r in session.execute(
-        select(*_VERIFY_COLUMNS).where(bulk_sql.any_of(Contribution.id, ids, session)).order_by(Contribution.id)
-        .with_for_update(of=Contribution))}
+    members: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    if bulk_sql.is_postgres(session):
+        found = {}
+        for r in driver_rows(session, _LOAD_PG, {"ids": bulk_sql.int_array(ids)}):
+            found[r.id] = r
+            if r.pids:
+                members[r.id] = list(zip(r.pids, r.shares))
+    else:
+        found = {r.id: r for r in session.execute(
+            select(*_VERIFY_COLUMNS).where(bulk_sql.any_of(Contribution.id, ids, session)).order_by(Contribution.id)
+            .with_for_update(of=Contribution))}
+        cm = ContributionMember
+        for cid, pid, share in session.execute(
+                select(cm.contribution_id, cm.participant_id, cm.share)
+                .where(bulk_sql.any_of(cm.contribution_id, ids, session))
+                .order_by(cm.contribution_id, cm.participant_id)):
+            members[cid].append((pid, share))
     for cid in ids:
         r = found.get(cid)
         if r is None or not actor.in_scope(r.region_path):
             raise NotFound("Contribution not found.", details={"contribution_ids": [str(cid)]})
-    members: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    cm = ContributionMember
-    for cid, pid, share in session.execute(
-            select(cm.contribution_id, cm.participant_id, cm.share)
-            .where(bulk_sql.any_of(cm.contribution_id, ids, session)).order_by(cm.contribution_id, cm.participant_id)):
-        members[cid].append((pid, share))
     return [found[cid] for cid in ids], members
 
 
@@ -140,26 +164,59 @@ def _capped(rule: IndicatorRule) -> bool:
     return rule.cap_month is not None or rule.cap_year is not None
 
 
+# PostgreSQL: the contributions (scored, on notice) and their members' points in one statement.
+# The contributions travel as one JSON array of [id, rule set, points, explanation, notice end]
+# (one dump on each side instead of one per explanation); the members as three integer arrays.
+_WRITE_SCORES_PG = """
+WITH v AS (SELECT (r->>0)::bigint AS id, (r->>1)::bigint AS rule_set_id, (r->>2)::int AS proposed_points,
+                  r->3 AS explanation, (r->>4)::timestamptz AS notice_until
+           FROM jsonb_array_elements(%(rows)s::jsonb) AS r),
+scored AS (
+    UPDATE contributions t SET rule_set_id = v.rule_set_id, proposed_points = v.proposed_points,
+           explanation = v.explanation, notice_until = v.notice_until, state = 'in_notice',
+           verified_by = %(actor)s, verified_at = %(now)s
+    FROM v WHERE t.id = v.id)
+UPDATE contribution_members t SET points = m.points
+FROM unnest(%(m_contribution)s::bigint[], %(m_participant)s::bigint[], %(m_points)s::int[])
+     AS m(contribution_id, participant_id, points)
+WHERE t.contribution_id = m.contribution_id AND t.participant_id = m.participant_id
+"""
+
+
 def _write_scores(session: Session, actor: Principal, now: dt.datetime, decided: list[tuple[Any, Any, Score]]) -> None:
-    """Contributions (scored, on notice) and their members' points: one statement each."""
+    """Contributions (scored, on notice) and their members' points: one statement on PostgreSQL,
+    one per table elsewhere."""
     if not decided:
         return
-    contributions: dict[str, list[Any]] = {"id": [], "rule_set_id": [], "proposed_points": [], "explanation": [],
-                                           "notice_until": []}
-    points: dict[str, list[Any]] = {"contribution_id": [], "participant_id": [], "points": []}
+    m_contribution: list[int] = []
+    m_participant: list[int] = []
+    m_points: list[int] = []
+    notice_ends: dict[int, dt.datetime] = {}
     for r, rule_set, result in decided:
         for pid, got in result.points.items():
-            points["contribution_id"].append(r.id)
-            points["participant_id"].append(pid)
-            points["points"].append(got)
-        for name, value in (("id", r.id), ("rule_set_id", rule_set.id), ("proposed_points", result.total),
-                            ("explanation", result.explanation),
-                            ("notice_until", now + dt.timedelta(days=rule_set.notice_days))):
-            contributions[name].append(value)
+            m_contribution.append(r.id)
+            m_participant.append(pid)
+            m_points.append(got)
+        if rule_set.notice_days not in notice_ends:
+            notice_ends[rule_set.notice_days] = now + dt.timedelta(days=rule_set.notice_days)
+    if bulk_sql.is_postgres(session):
+        iso = {days: end.isoformat() for days, end in notice_ends.items()}
+        rows = [[r.id, rule_set.id, result.total, result.explanation, iso[rule_set.notice_days]]
+                for r, rule_set, result in decided]
+        execute(session, _WRITE_SCORES_PG, {
+            "rows": json.dumps(rows, ensure_ascii=False, separators=(",", ":")), "actor": actor.id, "now": now,
+            "m_contribution": bulk_sql.int_array(m_contribution), "m_participant": bulk_sql.int_array(m_participant),
+            "m_points": bulk_sql.int_array(m_points)})
+        return
+    contributions: dict[str, list[Any]] = {
+        "id": [r.id for r, _rs, _res in decided], "rule_set_id": [rs.id for _r, rs, _res in decided],
+        "proposed_points": [res.total for _r, _rs, res in decided],
+        "explanation": [res.explanation for _r, _rs, res in decided],
+        "notice_until": [notice_ends[rs.notice_days] for _r, rs, _res in decided]}
     bulk_sql.update_rows(session, Contribution.__table__, ("id",), contributions,  # type: ignore[arg-type]
                          {"state": "in_notice", "verified_by": actor.id, "verified_at": now})
     bulk_sql.update_rows(session, ContributionMember.__table__, ("contribution_id", "participant_id"),  # type: ignore[arg-type]
-                         points)
+                         {"contribution_id": m_contribution, "participant_id": m_participant, "points": m_points})
 
 
 def _score_and_reserve(session: Session, actor: Principal, items: list[Any], members: dict[int, list[tuple[int, int]]],
@@ -188,7 +245,23 @@ def _score_and_reserve(session: Session, actor: Principal, items: list[Any], mem
     results: list[Score | None] = [None if _capped(rule) else score(rule, facts, {}, {})
                                    for _r, _rs, rule, facts, _m, _y in plan]
     _write_scores(session, actor, now, [(p[0], p[1], res) for p, res in zip(plan, results) if res is not None])
-    tallies = bulk_sql.lock_tallies(session, keys)
+    # Tallies that only uncapped work touches get its points added by the statement that locks
+    # them; those that capped work reads are read under the lock and filled in order below.
+    running: set[bulk_sql.TallyKey] = set()
+    for (r, _rs, _rule, facts, month, year), result in zip(plan, results):
+        if result is None:
+            for pid, _share in facts.members:
+                running.add((pid, r.indicator_code, month))
+                running.add((pid, r.indicator_code, year))
+    deltas: dict[bulk_sql.TallyKey, int] = dict.fromkeys(keys - running, 0)
+    for (r, _rs, _rule, _facts, month, year), result in zip(plan, results):
+        if result is not None:
+            code = r.indicator_code
+            for pid, got in result.points.items():
+                for key in ((pid, code, month), (pid, code, year)):
+                    if key in deltas:
+                        deltas[key] += got
+    tallies = bulk_sql.add_to_tallies(session, deltas, running)
     capped: list[tuple[Any, Any, Score]] = []
     out: list[Verified] = []
     for i, (r, rule_set, rule, facts, month, year) in enumerate(plan):
@@ -198,12 +271,14 @@ def _score_and_reserve(session: Session, actor: Principal, items: list[Any], mem
             result = score(rule, facts, {pid: tallies[(pid, code, month)] for pid, _ in facts.members},
                            {pid: tallies[(pid, code, year)] for pid, _ in facts.members})
             capped.append((r, rule_set, result))
-        for pid, got in result.points.items():
-            tallies[(pid, code, month)] += got
-            tallies[(pid, code, year)] += got
+        if running:
+            for pid, got in result.points.items():
+                for key in ((pid, code, month), (pid, code, year)):
+                    if key in running:
+                        tallies[key] += got
         out.append(Verified(r.id, result.total, result.points, now, now + dt.timedelta(days=rule_set.notice_days)))
     _write_scores(session, actor, now, capped)
-    bulk_sql.write_tallies(session, tallies, keys)
+    bulk_sql.write_tallies(session, tallies, running)
     return out
 
 
