@@ -88,7 +88,7 @@ class Contribution(Base):
                         name="four_eyes"),
         Index("ix_contributions_state", "state", "region_path"),
         # Partial: most contributions have no incident number, and each index entry is written at
-        # verification and again at award (migration 0007).
+        # verification and again at award (migration 0006).
         Index("ix_contributions_incident", "indicator_code", "incident_key",
               postgresql_where=text("incident_key IS NOT NULL"), sqlite_where=text("incident_key IS NOT NULL")),
         # One incident earns one award per indicator: only one contribution may hold it.
@@ -127,7 +127,7 @@ class Contribution(Base):
     explanation: Mapped[dict[str, Any]] = mapped_column(default=dict)
     decision_reason: Mapped[str | None] = mapped_column(Text)
     # On PostgreSQL the posting is checked once per statement (trigger `contributions_references`,
-    # migration 0007): a per-row foreign key cost the award's update more than the update itself.
+    # migration 0006): a per-row foreign key cost the award's update more than the update itself.
     posting_id: Mapped[int | None] = mapped_column(BigId)
     awarded_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
@@ -163,7 +163,7 @@ class ContributionEvent(Base):
     __tablename__ = "contribution_events"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    # Checked once per statement on PostgreSQL (trigger `contribution_events_references`, 0007).
+    # Checked once per statement on PostgreSQL (trigger `contribution_events_references`, 0006).
     contribution_id: Mapped[int] = mapped_column(BigId, index=True)
     from_state: Mapped[str | None] = mapped_column(String(10))
     to_state: Mapped[str] = mapped_column(String(10))

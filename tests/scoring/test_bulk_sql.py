@@ -1,5 +1,5 @@
 """The statements behind the bulk paths: tallies added to in the locking statement, and the
-references PostgreSQL checks once per statement (migration 0007)."""
+references PostgreSQL checks once per statement (migration 0006)."""
 from __future__ import annotations
 
 import datetime as dt

@@ -13,15 +13,15 @@ Indexes: most contributions have no incident number, and only the award job read
 notice by notice end; as partial indexes they are not written for the other rows (a contribution
 is written twice, at verification and at award, so each index entry saved is saved twice).
 
-Revision ID: 0007
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-29 12:30:00
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0007'
-down_revision = '0004'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
