@@ -42,6 +42,7 @@ import ledger_bench  # noqa: E402
 from identity.models import Participant, Region  # noqa: E402
 from identity.services import create_staff, staff_principal  # noqa: E402
 from infra.db import make_engine, utcnow  # noqa: E402
+from infra.runtime import tune_gc  # noqa: E402
 from infra.security import configure_password_hasher  # noqa: E402
 from ledger.services import integrity  # noqa: E402
 from migrations.alembic_config import alembic_config  # noqa: E402
@@ -98,6 +99,7 @@ def backend_cpu(pid: int) -> float:
 def bulk_worker(url: str, ids: list[int], verifier_id: int, barrier, results) -> None:  # type: ignore[no-untyped-def]
     from identity.models import StaffUser
 
+    tune_gc()  # set up as the Celery worker processes are
     engine = make_engine(url, pool_size=1, max_overflow=0)  # one connection: one backend to measure
     with Session(engine) as s:
         actor = staff_principal(s.get(StaffUser, verifier_id))
