@@ -65,20 +65,21 @@ def next_posting_id(session: Session) -> int:
         return state.ids.popleft()
 
 
+SHARDED_ACCOUNTS = select(Account.id, Account.shard_count).where(Account.shard_count > 1)
+
+
 def sharded_accounts(session: Session) -> dict[int, int]:
     """Shard counts of the multi-shard (system) accounts, for both posting paths and every
     dialect; every other account has one shard. Refreshed every minute: an account created since
     uses its shard 0 meanwhile, which is valid."""
-    query = select(Account.id, Account.shard_count).where(Account.shard_count > 1)
-    if session.get_bind().dialect.name != "postgresql":
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
         # SQLite reuses the ids of rolled-back rows, so a cached id could name another account;
         # PostgreSQL sequences never give an id twice. The query is tiny: system accounts only.
-        return dict(session.execute(query).all())
-    state = _engine_state(session)
-    with state.lock:
-        stale = time.monotonic() - state.loaded_at > SHARD_REFRESH_SECONDS
-    if stale:
-        sharded = dict(session.execute(query).all())
+        return dict(session.execute(SHARDED_ACCOUNTS).all())
+    state = _state.setdefault(getattr(bind, "engine", bind), _EngineState())  # type: ignore[arg-type]
+    if time.monotonic() - state.loaded_at > SHARD_REFRESH_SECONDS:
+        sharded = dict(session.execute(SHARDED_ACCOUNTS).all())
         with state.lock:
             state.sharded, state.loaded_at = sharded, time.monotonic()
     return state.sharded

@@ -60,3 +60,12 @@ def test_request_digest_is_the_digest_of_the_canonical_request(request_):
 def test_text_array_literals_reach_postgresql_unchanged(session, values):
     back = session.execute(text("SELECT CAST(:a AS text[])"), {"a": array_literal(values, "text")}).scalar_one()
     assert back == values
+
+
+@pytest.mark.parametrize("moment", [
+    dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+    dt.datetime(2026, 1, 2, 3, 4, 5, 7, tzinfo=BEIJING),
+    dt.datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+])
+def test_canonical_time_is_utc_with_microseconds(moment):
+    assert canonical_time(moment) == moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
