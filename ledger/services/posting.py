@@ -255,72 +255,96 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
              for leg in req.legs] for req, _r, _i in fresh]
 
     chain_legs = chains.group(legs)
-    wanted = sorted(chain_legs)
-    worked: dict[chains.Key, list[chains.Worked] | chains.Short] = {}
-    seen: dict[chains.Key, chains.Start] = {}
     if postgres:
-        # Work every chain out from an unlocked read first; once the rows are locked (in order),
-        # redo only the shards another transaction moved in between.
-        seen = chains.starts(posting_sql.read_balances(session, wanted))
-        worked = {key: chains.work(key, seen[key], chain_legs[key], fingerprints) for key in wanted if key in seen}
-        locked = posting_sql.lock_balances(session, wanted)
-    else:
-        locked = session.execute(
-            select(BalanceShard.account_id, BalanceShard.shard, BalanceShard.balance, BalanceShard.allow_negative,
-                   BalanceShard.last_seq, BalanceShard.last_hash)
-            .where(tuple_(BalanceShard.account_id, BalanceShard.shard).in_(wanted))
-            .order_by(BalanceShard.account_id, BalanceShard.shard)
-            .with_for_update()
-        ).all()
-    starts = chains.starts(locked)
-    if len(starts) != len(wanted):
-        missing = sorted({a for a, s in wanted if (a, s) not in starts})
+        return _write_postgres(session, fresh, chain_legs, fingerprints)
+    return _write_sqlite(session, fresh, legs, chain_legs, fingerprints)
+
+
+def _write_postgres(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], int]],
+                    chain_legs: dict[chains.Key, list[chains.ChainLeg]], fingerprints: list[str]) -> dict[str, PostingResult]:
+    """Work every chain out from an unlocked read, with its entries already written as array-literal
+    fragments; lock the rows (in order); redo only the shards another transaction moved meanwhile.
+    Concurrent batches share participants and queue on each other's row locks, so the time from
+    the lock to the commit bounds them all: it holds only the comparison, the few redone chains,
+    string joins and the one write statement."""
+    wanted = sorted(chain_legs)
+    posting_ids = [str(posting_id) for _req, _row, posting_id in fresh]
+    effective = posting_sql.time_literals([row["effective_at"] for _req, row, _id in fresh])
+    after: list[dict[int, int]] = [{} for _ in fresh]
+    worked: dict[chains.Key, list[chains.Worked] | chains.Short] = {}
+    fragments: dict[chains.Key, posting_sql.ChainFragments] = {}
+
+    def work(key: chains.Key, start: chains.Start) -> None:
+        done = worked[key] = chains.work(key, start, chain_legs[key], fingerprints)
+        if not isinstance(done, chains.Short):
+            fragments[key] = posting_sql.chain_fragments(key, chain_legs[key], done, posting_ids, effective)
+            for (p, _i, _amount), leg_done in zip(chain_legs[key], done):
+                after[p][key[0]] = leg_done[1]
+
+    seen = chains.starts(posting_sql.read_balances(session, wanted))
+    for key in wanted:
+        if key in seen:
+            work(key, seen[key])
+    results = {row["idem_key"]: PostingResult(posting_id=posting_id, replayed=False, balances_after=balances)
+               for (_req, row, posting_id), balances in zip(fresh, after)}
+
+    locked = chains.starts(posting_sql.lock_balances(session, wanted))
+    if len(locked) != len(wanted):
+        missing = sorted({a for a, s in wanted if (a, s) not in locked})
         raise NotFound("Account not found.", code="account_not_found", details={"account_id": missing})
     for key in wanted:
-        if seen.get(key) != starts[key]:
-            worked[key] = chains.work(key, starts[key], chain_legs[key], fingerprints)
+        if seen.get(key) != locked[key]:
+            work(key, locked[key])
+    _raise_first_short(worked)
+    posting_sql.write_fragments(session, [fragments[key] for key in wanted])
+    return results
+
+
+def _raise_first_short(worked: dict[chains.Key, list[chains.Worked] | chains.Short]) -> None:
     shorts = [w for w in worked.values() if isinstance(w, chains.Short)]
     if shorts:
         short = min(shorts, key=lambda x: x.posting_index)
         raise _insufficient(short.account_id, short.balance, short.amount, short.posting_index)
 
-    # each posting's legs, worked, in leg order (entry ids then follow postings and their legs)
+
+def _write_sqlite(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], int]],
+                  legs: list[list[tuple[int, int, int]]], chain_legs: dict[chains.Key, list[chains.ChainLeg]],
+                  fingerprints: list[str]) -> dict[str, PostingResult]:
+    """SQLite has one writer at a time: lock (BEGIN IMMEDIATE semantics), work, write."""
+    wanted = sorted(chain_legs)
+    locked = chains.starts(session.execute(
+        select(BalanceShard.account_id, BalanceShard.shard, BalanceShard.balance, BalanceShard.allow_negative,
+               BalanceShard.last_seq, BalanceShard.last_hash)
+        .where(tuple_(BalanceShard.account_id, BalanceShard.shard).in_(wanted))
+        .order_by(BalanceShard.account_id, BalanceShard.shard)
+        .with_for_update()
+    ).all())
+    if len(locked) != len(wanted):
+        missing = sorted({a for a, s in wanted if (a, s) not in locked})
+        raise NotFound("Account not found.", code="account_not_found", details={"account_id": missing})
+    worked = {key: chains.work(key, locked[key], chain_legs[key], fingerprints) for key in wanted}
+    _raise_first_short(worked)
+
+    # each posting's legs, worked, in leg order
     done: list[list[chains.Worked]] = [[None] * len(posting_legs) for posting_legs in legs]  # type: ignore[list-item]
     for key, items in chain_legs.items():
         for (p, i, _amount), leg_done in zip(items, worked[key]):  # type: ignore[arg-type]
             done[p][i] = leg_done
-
-    # The entries, column by column (the shape the batch statement takes).
-    columns: dict[str, list[Any]] = {name: [] for name in posting_sql.ENTRY_COLUMNS}
-    c_posting, c_account, c_shard, c_seq, c_amount, c_balance, c_effective, c_prev, c_hash = columns.values()
+    entries: list[dict[str, Any]] = []
     results: dict[str, PostingResult] = {}
     for (_req, row, posting_id), posting_legs, posting_done in zip(fresh, legs, done):
-        effective_at = row["effective_at"]
         after: dict[int, int] = {}
         for (account_id, shard, amount), (seq, balance, prev, digest) in zip(posting_legs, posting_done):
-            c_posting.append(posting_id)
-            c_account.append(account_id)
-            c_shard.append(shard)
-            c_seq.append(seq)
-            c_amount.append(amount)
-            c_balance.append(balance)
-            c_effective.append(effective_at)
-            c_prev.append(prev)
-            c_hash.append(digest)
+            entries.append({"posting_id": posting_id, "account_id": account_id, "shard": shard, "seq": seq,
+                            "amount": amount, "balance_after": balance, "effective_at": row["effective_at"],
+                            "prev_hash": prev, "hash": digest})
             after[account_id] = balance
         results[row["idem_key"]] = PostingResult(posting_id=posting_id, replayed=False, balances_after=after)
-
-    lasts = [worked[key][-1] for key in wanted]  # each shard's last entry: (seq, balance, prev, hash)
-    changes = {"account_id": [a for a, _s in wanted], "shard": [s for _a, s in wanted],
-               "balance": [w[1] for w in lasts], "seq": [w[0] for w in lasts], "hash": [w[3] for w in lasts]}
-    if postgres:
-        posting_sql.write_batch(session, changes, columns)
-        return results
     table = BalanceShard.__table__
     session.execute(
         update(table).where(table.c.account_id == bindparam("k_account"), table.c.shard == bindparam("k_shard"))
         .values(balance=bindparam("v_balance"), last_seq=bindparam("v_seq"), last_hash=bindparam("v_hash")),
-        [{"k_account": a, "k_shard": sh, "v_balance": b, "v_seq": q, "v_hash": h}
-         for a, sh, b, q, h in zip(*changes.values())])
-    session.execute(Entry.__table__.insert(), [dict(zip(columns, values)) for values in zip(*columns.values())])
+        [{"k_account": a, "k_shard": sh, "v_balance": w[-1][1], "v_seq": w[-1][0], "v_hash": w[-1][3]}  # type: ignore[index]
+         for (a, sh), w in worked.items()])
+    session.execute(Entry.__table__.insert(), entries)
     return results

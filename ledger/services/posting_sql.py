@@ -15,7 +15,7 @@ import json
 import threading
 import time
 import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
@@ -231,7 +231,42 @@ WRITE_BATCH = (
     "WITH moved AS (" + UPDATE_BALANCES + " RETURNING 1) " + INSERT_ENTRIES)
 
 
-def write_batch(session: Session, balances: dict[str, list[Any]], entries: dict[str, list[Any]]) -> None:
-    """The new balances and the entries in one statement (one round trip while the rows are held)."""
-    _raw(session, WRITE_BATCH, [array_literal(balances[c], t) for c, t in zip(BALANCE_COLUMNS, BALANCE_TYPES)]
-         + [array_literal(entries[c], t) for c, t in zip(ENTRY_COLUMNS, ENTRY_TYPES)])
+class ChainFragments(NamedTuple):
+    """One balance shard's part of the batch write, as array-literal elements already joined: its
+    entries (one string per ENTRY_COLUMNS column) and its new balance row (BALANCE_COLUMNS)."""
+
+    entries: tuple[str, ...]
+    balance: tuple[str, ...]
+
+
+def time_literals(values: list[Any]) -> list[str]:
+    """Timestamps as quoted array-literal elements (a batch mostly shares one: formatted once)."""
+    seen: dict[Any, str] = {}
+    out = []
+    for v in values:
+        text_value = seen.get(v)
+        if text_value is None:
+            text_value = seen[v] = '"' + v.isoformat() + '"'
+        out.append(text_value)
+    return out
+
+
+def chain_fragments(key: tuple[int, int], chain: list[tuple[int, int, int]], worked: list[tuple[int, int, str, str]],
+                    posting_ids: list[str], effective: list[str]) -> ChainFragments:
+    """A worked chain (legs (posting index, leg index, amount); worked (seq, balance after, prev,
+    hash)) as its fragments. Hashes are hex, so they need no escaping inside quotes."""
+    account, shard = str(key[0]), str(key[1])
+    n = len(chain)
+    seqs, balances, prevs, hashes = zip(*worked)
+    entries = (",".join([posting_ids[p] for p, _i, _a in chain]), ",".join([account] * n), ",".join([shard] * n),
+               ",".join(map(str, seqs)), ",".join([str(a) for _p, _i, a in chain]), ",".join(map(str, balances)),
+               ",".join([effective[p] for p, _i, _a in chain]), '"' + '","'.join(prevs) + '"',
+               '"' + '","'.join(hashes) + '"')
+    return ChainFragments(entries, (account, shard, str(balances[-1]), str(seqs[-1]), '"' + hashes[-1] + '"'))
+
+
+def write_fragments(session: Session, chains: list[ChainFragments]) -> None:
+    """The new balances and the entries of every chain in one statement (one round trip while the
+    rows are held): the literals are only joined here."""
+    _raw(session, WRITE_BATCH, ["{" + ",".join([c.balance[i] for c in chains]) + "}" for i in range(len(BALANCE_COLUMNS))]
+         + ["{" + ",".join([c.entries[i] for c in chains]) + "}" for i in range(len(ENTRY_COLUMNS))])
