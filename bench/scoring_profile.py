@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 import ledger_bench  # noqa: E402
 import scoring_bench  # noqa: E402
 from infra.db import make_engine, utcnow  # noqa: E402
+from infra.runtime import tune_gc  # noqa: E402
 from migrations.alembic_config import alembic_config  # noqa: E402
 from scoring.services import awards, workflow  # noqa: E402
 
@@ -74,6 +75,7 @@ def main() -> None:
         ids, verifier_id = scoring_bench.seed_contributions(url, args.contributions)
         from identity.models import StaffUser
         from identity.services import staff_principal
+        tune_gc()  # as the Celery worker processes are set up
         engine = make_engine(url, pool_size=1, max_overflow=0)
         with Session(engine) as s:
             actor = staff_principal(s.get(StaffUser, verifier_id))
