@@ -14,7 +14,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from sqlalchemy import case, select, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached
 
 from identity.models import Participant
 from infra.auth import Principal
@@ -234,6 +234,7 @@ def _attached(session: Session, model: type, new_id: int, values: dict[str, Any]
     """The object of a row just written with these values, in the session as if loaded. Its
     attributes are put in place as a load does, without the constructor's per-attribute events
     (two thirds of the cost, for history make_transient_to_detached then clears anyway)."""
+    configure_mappers()  # what the constructor would make sure of (a fresh worker may not have yet)
     obj = model.__mapper__.class_manager.new_instance()
     obj.__dict__.update(values, id=new_id)
     make_transient_to_detached(obj)

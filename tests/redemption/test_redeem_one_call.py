@@ -138,3 +138,45 @@ def test_a_retry_replays_and_a_reused_key_is_refused(session, world, outcomes):
     other_desk, _ = counter.redeem(session, desks[1], digits=f.code_for(session, person), scenario_id=rice.id,
                                    idem_key="one-call-0010", cfg=CFG)  # keys are per outlet
     assert other_desk.id != done.id and outcomes[-1] == "done"
+
+
+FRESH_PROCESS = """
+import sys
+from sqlalchemy.orm import Session
+from infra.auth import Principal
+from infra.db import make_engine
+from redemption.services import counter
+from tests import factories as f
+
+url, outlet_id, partner_id, digits, scenario_id = sys.argv[1:]
+engine = make_engine(url)
+with Session(engine) as session:  # nothing has used the ORM in this process yet
+    desk = Principal(kind="outlet", id=int(outlet_id), label=f"outlet:{outlet_id}", partner_id=int(partner_id))
+    done, _ = counter.redeem(session, desk, digits=digits, scenario_id=int(scenario_id), idem_key="fresh-0001",
+                             cfg=f.counter_config())
+    session.commit()
+    print(done.id, done.points)
+"""
+
+
+@pytest.mark.concurrency
+def test_a_fresh_process_redeems_in_one_call(committed_factory, pg_url):
+    """A new web worker's first request: the returned object is built before anything else in the
+    process has used the ORM (a worker once failed every such request)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with committed_factory() as session:
+        tree = f.region_tree(session)
+        person = f.participant(session, tree.grid_a)
+        f.award(session, f.account_of(session, person).id, 50)
+        partner, outlets, desks = f.shop(session, tree.town_a)
+        rice = f.scenario(session, partner, outlets, points_cost=20)
+        digits = f.code_for(session, person)
+        session.commit()
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS, pg_url, str(desks[0].id), str(partner.id), digits,
+                           str(rice.id)], cwd=root, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[1] == "20"
