@@ -35,7 +35,7 @@ REDEEM_SQL = (
     "o.o_redemption_id AS redemption_id, o.o_posting_id AS posting_id, "
     + ", ".join(f"(o.o_scenario).{c}" for c in SCENARIO_COLUMNS)
     + " FROM redemption_redeem(%(outlet_id)s, %(actor_label)s, %(scenario_id)s, %(code_digest)s, %(idem_key)s, "
-      "%(request_digest)s, %(now)s, %(today)s, %(periods)s, %(idem_scope)s, %(posting_key)s, %(fp_template)s, "
+      "%(request_digest)s, %(now)s, %(today)s, %(periods)s::text[], %(idem_scope)s, %(posting_key)s, %(fp_template)s, "
       "%(digest_template)s, %(max_reason)s) o")
 
 DONE, CLAIMED = "done", "claimed"
@@ -76,7 +76,8 @@ def redeem(session: Session, outlet: Principal, *, scenario_id: int, code_digest
     (row,) = driver_rows(session, REDEEM_SQL, {
         "outlet_id": outlet.id, "actor_label": outlet.label[:100], "scenario_id": scenario_id,
         "code_digest": code_digest, "idem_key": idem_key, "request_digest": request_digest, "now": now,
-        "today": today, "periods": [keys["day"], keys["month"], keys["year"]], "idem_scope": IDEM_SCOPE,
+        # An array literal (the keys hold no quotes or commas): the driver's list adaptation costs more.
+        "today": today, "periods": f"{{{keys['day']},{keys['month']},{keys['year']}}}", "idem_scope": IDEM_SCOPE,
         "posting_key": posting_key(outlet, idem_key), "fp_template": fingerprint, "digest_template": digest,
         "max_reason": MAX_REASON})
     return Outcome(row.outcome, row)
