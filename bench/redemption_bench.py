@@ -160,7 +160,10 @@ def _cpu_s(pid: int) -> float:
 
 def process_cpu(server_pid: int, url: str, database: str) -> tuple[dict[int, float], dict[int, float]]:
     """CPU seconds so far of the gunicorn workers and of the database's backends, by pid."""
-    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    try:
+        children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    except OSError:  # a kernel without CONFIG_PROC_CHILDREN: no worker figures
+        children = []
     workers = {int(p): _cpu_s(int(p)) for p in children}
     with psycopg.connect(url.replace("+psycopg", "")) as conn:
         pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> "

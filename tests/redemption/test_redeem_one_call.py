@@ -10,7 +10,7 @@ from infra.errors import Conflict, IdempotencyConflict, NotFound
 from ledger.models import Posting
 from ledger.services import accounts, integrity
 from ledger.services.posting import Leg, PostingRequest
-from redemption.models import OneTimeCode, Redemption, Scenario
+from redemption.models import OneTimeCode, Redemption
 from redemption.services import counter, redeem_sql
 from tests import factories as f
 
