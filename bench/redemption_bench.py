@@ -13,6 +13,9 @@ gunicorn (`--workers W --threads T`, the same for both runs) and drives it with 
   errors                     non-2xx responses + socket errors in the redemption run (target 0)
   p99_ms                     99th-percentile latency of redemptions (wrk --latency)
   redeemed_in_db / ledger_ok  redemptions actually recorded, and the ledger reconciles
+  app_cpu_ms_per_ping, app_cpu_ms_per_redemption, pg_cpu_ms_per_redemption
+                             CPU of the gunicorn workers (and of the database's backends) over
+                             each run per request: steadier than rates on a shared machine
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import psycopg  # noqa: E402
 from alembic import command  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
@@ -146,6 +150,35 @@ def wrk(args: list[str]) -> dict[str, float]:
     return figures
 
 
+def _cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(server_pid: int, url: str, database: str) -> tuple[dict[int, float], dict[int, float]]:
+    """CPU seconds so far of the gunicorn workers and of the database's backends, by pid."""
+    try:
+        children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    except OSError:  # a kernel without CONFIG_PROC_CHILDREN: no worker figures
+        children = []
+    workers = {int(p): _cpu_s(int(p)) for p in children}
+    with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                                           "pg_backend_pid()", [database])]
+    return workers, {p: _cpu_s(p) for p in pids}
+
+
+def cpu_per_request(before: tuple[dict[int, float], dict[int, float]],
+                    after: tuple[dict[int, float], dict[int, float]], requests: float) -> tuple[float, float]:
+    """(app, PostgreSQL) CPU milliseconds per request between two `process_cpu` readings; a backend
+    or worker that appeared in between counts from zero."""
+    return tuple(sum(cpu - b.get(pid, 0.0) for pid, cpu in a.items()) / requests * 1000  # type: ignore[return-value]
+                 for b, a in zip(before, after))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -169,15 +202,23 @@ def main() -> None:
         # are still importing the app (about a second of CPU each); measured then, the baseline
         # would share the CPU with their start-up and come out low.
         wrk(["-t", "2", "-c", str(args.connections), "-d", "3s", "http://127.0.0.1:8765/api/v1/ping"])
+        cpu0 = process_cpu(server.pid, url, name)
         base = wrk([*common, "http://127.0.0.1:8765/api/v1/ping"])
+        cpu1 = process_cpu(server.pid, url, name)
         script = str(ROOT / "bench" / "redeem.lua")
         redeem = wrk([*common, "-s", script, "http://127.0.0.1:8765", "--", str(bodies), key, "2"])
+        cpu2 = process_cpu(server.pid, url, name)
+        ping_app, _ = cpu_per_request(cpu0, cpu1, base["rps"] * args.duration)
+        redeem_app, redeem_pg = cpu_per_request(cpu1, cpu2, redeem["rps"] * args.duration)
         for label, value in (("gunicorn_workers", args.workers), ("gunicorn_threads", args.threads),
                              ("connections", args.connections), ("duration_s", args.duration),
                              ("baseline_rps", base["rps"]), ("baseline_errors", base["errors"]),
                              ("redemptions_per_s", redeem["rps"]),
                              ("ratio_redeem_to_baseline", redeem["rps"] / base["rps"]),
-                             ("errors", redeem["errors"]), ("p99_ms", redeem.get("p99_ms", float("nan")))):
+                             ("errors", redeem["errors"]), ("p99_ms", redeem.get("p99_ms", float("nan"))),
+                             ("app_cpu_ms_per_ping", round(ping_app, 3)),
+                             ("app_cpu_ms_per_redemption", round(redeem_app, 3)),
+                             ("pg_cpu_ms_per_redemption", round(redeem_pg, 3))):
             ledger_bench.emit(label, value)
         engine = make_engine(url, pool_size=2)
         with Session(engine) as s:

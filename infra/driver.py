@@ -26,14 +26,27 @@ def execute(session: Session, sql: str, params: Any = None, *, fetch: bool = Fal
     connection = session.connection()
     raw = connection.connection.driver_connection
     try:
-        with raw.cursor(row_factory=namedtuple_row if named else tuple_row) as cursor:
+        with raw.cursor(row_factory=tuple_row) as cursor:
             cursor.execute(sql, params, binary=binary)
-            return cursor.fetchall() if fetch else []
+            if not fetch:
+                return []
+            rows = cursor.fetchall()
+            if named and rows:
+                row_type = _ROW_TYPES.get(sql)
+                if row_type is None or len(row_type._fields) != len(rows[0]):
+                    row_type = _ROW_TYPES[sql] = namedtuple_row(cursor)(rows[0]).__class__
+                return [row_type._make(row) for row in rows]
+            return rows
     except psycopg.Error as exc:
         error = DBAPIError.instance(sql, params, exc, psycopg.Error, connection_invalidated=raw.broken)
         if raw.broken:  # as SQLAlchemy does on a disconnect: the pool must not hand it out again
             connection.invalidate(exc)
         raise error from exc
+
+
+# Named rows: the row type per statement text, built once from the first result's columns (psycopg's
+# namedtuple_row works the names out from the result description on every call).
+_ROW_TYPES: dict[str, Any] = {}
 
 
 def driver_rows(session: Session, sql: str, params: Any) -> list[Any]:

@@ -116,10 +116,13 @@ def register_error_handlers(app: Flask) -> None:
         response = jsonify(error_body(_HTTP_CODES.get(status, "error"), message, details))
         response.status_code = status
         limit = getattr(exc, "limit", None)  # flask-limiter's RateLimitExceeded
-        if status == 429 and limit is not None:
+        retry_after = getattr(exc, "retry_after", None)  # infra.limits.RateLimited
+        if status == 429 and retry_after is None and limit is not None:
+            retry_after = limit.limit.get_expiry()
+        if status == 429 and retry_after is not None:
             # Only a refused request says when to come back: rate-limit headers on every answer
             # cost the counter an eighth of its CPU per redemption (a storage read per limit).
-            response.headers["Retry-After"] = str(limit.limit.get_expiry())
+            response.headers["Retry-After"] = str(retry_after)
         return response
 
     @app.errorhandler(OperationalError)

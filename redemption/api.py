@@ -14,7 +14,7 @@ from infra.api import Blueprint
 from infra.auth import Principal, current_principal, require
 from infra.db import db, utcnow
 from infra.errors import NotFound
-from infra.limits import limiter
+from infra.limits import Rule, view_limits
 from redemption.models import Redemption
 from redemption.schemas import (
     CaptureIn, CatalogueArgs, CodeOut, HoldIn, HoldOut, LookupIn, LookupOut, MonthArgs, RedeemIn, RedemptionOut,
@@ -43,13 +43,14 @@ def _code_key() -> str:
 
 
 # Codes are guessed through look-up, redeem and hold alike: one budget shared by the three per
-# outlet key, a tighter one for failed attempts (unknown codes), and one per code tried.
-CODE_LIMITS = [
-    limiter.shared_limit(lambda: _settings().lookup_rate_limit, scope="counter-code", key_func=_outlet_key),
-    limiter.shared_limit(lambda: _settings().code_failure_limit, scope="counter-code-failures",
-                         key_func=_outlet_key, deduct_when=lambda response: response.status_code == 404),
-    limiter.limit(lambda: _settings().code_rate_limit, key_func=_code_key),
-]
+# outlet key, a tighter one for failed attempts (unknown codes), and one per code tried. Checked
+# before the view and its API-key check (an unknown key counts against its address).
+CODE_LIMITS = [view_limits(
+    Rule(lambda: _settings().lookup_rate_limit, _outlet_key, scope="counter-code"),
+    Rule(lambda: _settings().code_failure_limit, _outlet_key, scope="counter-code-failures",
+         deduct_when=lambda response: response.status_code == 404),
+    Rule(lambda: _settings().code_rate_limit, _code_key, scope="counter-code-tried"),
+)]
 
 
 def _created(obj: Any, replayed: bool) -> tuple[Any, int]:

@@ -73,13 +73,13 @@ def claim(session: Session, outlet: Principal, model: type, *, scenario_id: int,
         if row.prior_id is not None:
             return Claim(row.prior_id, None, None, None, None)
         if row.id is None:
-            _no_scenario(scenario_id)
+            no_scenario(scenario_id)
         return Claim(None, row, row.participant_id, row.account_id, row.partner_account_id)
     return _claim_stepwise(session, outlet, model, scenario_id=scenario_id, code_digest=code_digest,
                            idem_key=idem_key, now=now)
 
 
-def _no_scenario(scenario_id: int) -> None:
+def no_scenario(scenario_id: int) -> None:
     raise NotFound("Scenario not found at this outlet.", details={"scenario_id": [str(scenario_id)]})
 
 
@@ -92,7 +92,7 @@ def _claim_stepwise(session: Session, outlet: Principal, model: type, *, scenari
     scenario = session.execute(select(*[getattr(Scenario, c) for c in SCENARIO_COLUMNS]).join(ScenarioOutlet).where(
         Scenario.id == scenario_id, ScenarioOutlet.outlet_id == outlet.id)).first()
     if scenario is None:
-        _no_scenario(scenario_id)
+        no_scenario(scenario_id)
     table = OneTimeCode.__table__
     claimed = session.execute(table.update().where(
         table.c.code_digest == code_digest, table.c.used_at.is_(None), table.c.expires_at > now)

@@ -13,7 +13,8 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 from sqlalchemy import case, select, update
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached
 
 from identity.models import Participant
 from infra.auth import Principal
@@ -24,8 +25,9 @@ from infra.security import mask_name
 from ledger.services import accounts
 from ledger.services.chain import request_digest
 from ledger.services.posting import InsufficientBalance, Leg, PostingRequest, post
+from ledger.services.posting_sql import INSUFFICIENT
 from redemption.models import Hold, Redemption, Refund, Scenario, ScenarioOutlet, UsageCounter
-from redemption.services import claim, codes
+from redemption.services import claim, codes, redeem_sql
 from redemption.services.common import IDEM_SCOPE, local_date, periods, require_outlet
 from redemption.services.eligibility import Verdict, evaluate, standing, static_reasons
 from scoring.services import grades
@@ -90,16 +92,24 @@ def _take_limits(session: Session, participant_id: int, scenario: Any, today: dt
         taken = set(session.scalars(stmt).all())
         for period, key, limit in wanted:
             if key not in taken:
-                raise Conflict("The participant has reached this scenario's limit.", code=f"limit_{period}",
-                               details={"reasons": [{"code": f"limit_{period}", "limit": limit}]})
+                _limit_refused(period, limit)
     if scenario.total_quota is not None:
         taken_quota = session.execute(update(Scenario).where(Scenario.id == scenario.id,
                                                              Scenario.quota_used < Scenario.total_quota)
                                       .values(quota_used=Scenario.quota_used + 1)
                                       .execution_options(synchronize_session=False))
         if taken_quota.rowcount != 1:
-            raise Conflict("This scenario's quota is used up.", code="quota_exhausted",
-                           details={"reasons": [{"code": "quota_exhausted"}]})
+            _quota_refused()
+
+
+def _limit_refused(period: str, limit: int) -> None:
+    raise Conflict("The participant has reached this scenario's limit.", code=f"limit_{period}",
+                   details={"reasons": [{"code": f"limit_{period}", "limit": limit}]})
+
+
+def _quota_refused() -> None:
+    raise Conflict("This scenario's quota is used up.", code="quota_exhausted",
+                   details={"reasons": [{"code": "quota_exhausted"}]})
 
 
 def _replay(session: Session, model: type, outlet: Principal, key: str, digest: str) -> Any:
@@ -128,19 +138,26 @@ def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int
            cfg: CounterConfig) -> tuple[Redemption, bool]:
     """Spend (debit the points) or record the use of a privilege (no debit). Returns (redemption, replayed).
 
-    The hot path of the counter: the idempotency check, the scenario, the code and the account
-    ids come back from one statement (`claim`); limits take one more when the scenario has any,
-    the posting one, the record one."""
+    The hot path of the counter. On PostgreSQL one call (`redeem_sql`) claims the code and, when
+    nothing needs Python, takes the limits, posts and records the redemption; otherwise it stops
+    after the claim and the steps below finish, as they do on other databases (`claim` then one
+    statement each for limits, posting and record)."""
     require_outlet(outlet)
     code_digest = codes.digest(cfg.secret_key, digits)
     digest = request_digest({"op": "redeem", "code": code_digest, "scenario": scenario_id})
     now = utcnow()
-    got = claim.claim(session, outlet, Redemption, scenario_id=scenario_id, code_digest=code_digest,
-                      idem_key=idem_key, now=now)
+    today = local_date(now, cfg.timezone)
+    if on_postgresql(session):
+        got = _redeem_in_one_call(session, outlet, scenario_id=scenario_id, code_digest=code_digest,
+                                  idem_key=idem_key, digest=digest, now=now, today=today)
+        if isinstance(got, Redemption):
+            return got, False
+    else:
+        got = claim.claim(session, outlet, Redemption, scenario_id=scenario_id, code_digest=code_digest,
+                          idem_key=idem_key, now=now)
     if got.prior_id is not None or got.participant_id is None:
         return _replay_or_invalid(session, Redemption, outlet, idem_key, digest), True
     scenario, participant_id = got.scenario, got.participant_id
-    today = local_date(now, cfg.timezone)
     # The grade (a sum over a year of entries) only for scenarios that require one. Limits, quota
     # and the balance are taken atomically below, so they are not read here.
     view = grades.grade(session, participant_id) if scenario.required_grade is not None else None
@@ -155,13 +172,44 @@ def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int
                            reason=f"{scenario.name_zh}（{scenario.code}）",
                            legs=[(account_id, -scenario.points_cost), (partner_account_id, scenario.points_cost)],
                            source=None)
-    values = {"scenario_id": scenario.id, "partner_id": scenario.partner_id, "outlet_id": outlet.id,
-              "participant_id": participant_id, "kind": scenario.kind,
-              "points": scenario.points_cost if scenario.kind == "spend" else 0,
-              "yuan_value_fen": scenario.yuan_value_fen, "refunded_points": 0, "refunded_fen": 0,
-              "posting_id": posting_id, "terms": _terms(scenario), "idem_key": idem_key, "request_digest": digest,
-              "created_at": now}
+    values = _redemption_values(scenario, outlet, participant_id, posting_id, idem_key, digest, now)
     return _persisted(session, Redemption, values), False
+
+
+def _redemption_values(scenario: Any, outlet: Principal, participant_id: int, posting_id: int | None, idem_key: str,
+                       digest: str, now: dt.datetime) -> dict[str, Any]:
+    return {"scenario_id": scenario.id, "partner_id": scenario.partner_id, "outlet_id": outlet.id,
+            "participant_id": participant_id, "kind": scenario.kind,
+            "points": scenario.points_cost if scenario.kind == "spend" else 0,
+            "yuan_value_fen": scenario.yuan_value_fen, "refunded_points": 0, "refunded_fen": 0,
+            "posting_id": posting_id, "terms": _terms(scenario), "idem_key": idem_key, "request_digest": digest,
+            "created_at": now}
+
+
+def _redeem_in_one_call(session: Session, outlet: Principal, *, scenario_id: int, code_digest: str, idem_key: str,
+                        digest: str, now: dt.datetime, today: dt.date) -> Redemption | claim.Claim:
+    """The redemption when `redemption_redeem` finished it; else what it claimed, for the steps of
+    `redeem` to carry on from. Its refusals raise here as the steps would raise them."""
+    try:
+        got = redeem_sql.redeem(session, outlet, scenario_id=scenario_id, code_digest=code_digest,
+                                idem_key=idem_key, request_digest=digest, now=now, today=today)
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == INSUFFICIENT:
+            raise _not_enough_points() from None
+        raise
+    row = got.row
+    if got.outcome == redeem_sql.DONE:
+        values = _redemption_values(row, outlet, row.participant_id, row.posting_id, idem_key, digest, now)
+        return _attached(session, Redemption, row.redemption_id, values)
+    if got.outcome == "no_scenario":
+        claim.no_scenario(scenario_id)
+    if got.outcome in redeem_sql.LIMITS:
+        period = got.outcome.removeprefix("limit_")
+        _limit_refused(period, getattr(row, got.outcome))
+    if got.outcome == "quota_exhausted":
+        _quota_refused()
+    return claim.Claim(row.prior_id, row if row.id is not None else None, row.participant_id, row.account_id,
+                       row.partner_account_id)
 
 
 def _persisted(session: Session, model: type, values: dict[str, Any]) -> Any:
@@ -179,7 +227,16 @@ def _persisted(session: Session, model: type, values: dict[str, Any]) -> Any:
         new_id = driver_rows(session, sql, params)[0].id
     else:
         new_id = session.execute(table.insert().returning(table.c.id), values).scalar_one()
-    obj = model(id=new_id, **values)
+    return _attached(session, model, new_id, values)
+
+
+def _attached(session: Session, model: type, new_id: int, values: dict[str, Any]) -> Any:
+    """The object of a row just written with these values, in the session as if loaded. Its
+    attributes are put in place as a load does, without the constructor's per-attribute events
+    (two thirds of the cost, for history make_transient_to_detached then clears anyway)."""
+    configure_mappers()  # what the constructor would make sure of (a fresh worker may not have yet)
+    obj = model.__mapper__.class_manager.new_instance()
+    obj.__dict__.update(values, id=new_id)
     make_transient_to_detached(obj)
     session.add(obj)
     return obj
@@ -197,9 +254,13 @@ def _post(session: Session, outlet: Principal, cfg: CounterConfig, *, kind: str,
             source_type=source[0] if source else None, source_id=source[1] if source else None,
             legs=[Leg(a, n) for a, n in legs]), idem_scope=IDEM_SCOPE).posting_id
     except InsufficientBalance:
-        # The counter learns that the points do not suffice, never the balance itself.
-        raise Conflict("The participant does not have enough points.", code="insufficient_points",
-                       details={"reasons": [{"code": "insufficient_points"}]}) from None
+        raise _not_enough_points() from None
+
+
+def _not_enough_points() -> Conflict:
+    # The counter learns that the points do not suffice, never the balance itself.
+    return Conflict("The participant does not have enough points.", code="insufficient_points",
+                    details={"reasons": [{"code": "insufficient_points"}]})
 
 
 def hold(session: Session, outlet: Principal, *, digits: str, scenario_id: int, points: int | None, idem_key: str,

@@ -202,3 +202,21 @@ def test_exports_neutralise_formulas(app, client, session):
     body = client.get("/api/v1/admin/settlement", headers=auditor, query_string={
         "partner_id": partner.id, "month": month, "format": "csv"}).data.decode("utf-8-sig")
     assert "'=HYPERLINK" in body and ",=HYPERLINK" not in body
+
+
+def test_a_refused_guess_says_when_to_come_back_and_budgets_are_per_outlet(app, client, session):
+    _tree, _person, _p, rice, (desk, sibling), _admin = _setup(session, app)
+    app.config["SETTINGS"].code_failure_limit = "2 per 10 minutes"
+    try:
+        answers = [client.post("/api/v1/outlet/redemptions", headers=desk, json={
+            "code": f"{n:08d}", "scenario_id": rice.id, "idempotency_key": f"guess-{n:04d}"}) for n in range(3)]
+        assert [a.status_code for a in answers] == [404, 404, 429]
+        refused = answers[-1]
+        assert refused.json["error"]["code"] == "rate_limited" and int(refused.headers["Retry-After"]) == 600
+        assert "Retry-After" not in answers[0].headers  # only a refusal carries it
+        other = client.post("/api/v1/outlet/lookup", headers=sibling, json={"code": "00000009"})
+        assert other.status_code == 404  # another outlet's key has its own budget
+        nobody = client.post("/api/v1/outlet/lookup", json={"code": "00000010"})
+        assert nobody.status_code == 401  # no key: counted by address, refused by the view
+    finally:
+        app.config["SETTINGS"].code_failure_limit = "10 per 10 minutes"

@@ -1,0 +1,83 @@
+"""The PostgreSQL path of the counter's redeem: one call of `redemption_redeem` (migration 0007).
+
+Why: the claim, the limits, the posting and the redemption row were three to five statements, each
+a round trip plus Python work (the posting request, an ORM insert), on a machine whose two cores
+the web workers share with PostgreSQL. The function takes the same steps with the same guards and
+either finishes the redemption (`done`) or stops after the claim (`claimed`, or a refusal) for
+`counter.redeem` to carry on exactly as the step-by-step path does.
+
+The posting's fingerprint and request digest are the ledger's: built here by `chain` with
+placeholders for the three things only the database knows (the posting id, the reason, which names
+the scenario, and the legs, which name the accounts), which the function fills in.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from infra.auth import Principal
+from infra.driver import driver_rows
+from ledger.services.chain import canonical_json, posting_fingerprint
+from ledger.services.posting import MAX_REASON
+from redemption.services.claim import SCENARIO_COLUMNS
+from redemption.services.common import IDEM_SCOPE, periods
+
+# Placeholders; canonical JSON writes each as "\u0000…\u0000", which no real value can contain
+# (PostgreSQL text holds no NUL), and the function replaces exactly those tokens.
+ID, REASON, LEGS = "\x00id\x00", "\x00reason\x00", "\x00legs\x00"
+
+REDEEM_SQL = (
+    "SELECT o.o_outcome AS outcome, o.o_prior_id AS prior_id, o.o_participant_id AS participant_id, "
+    "o.o_account_id AS account_id, o.o_partner_account_id AS partner_account_id, "
+    "o.o_redemption_id AS redemption_id, o.o_posting_id AS posting_id, "
+    + ", ".join(f"(o.o_scenario).{c}" for c in SCENARIO_COLUMNS)
+    + " FROM redemption_redeem(%(outlet_id)s, %(actor_label)s, %(scenario_id)s, %(code_digest)s, %(idem_key)s, "
+      "%(request_digest)s, %(now)s, %(today)s, %(periods)s::text[], %(idem_scope)s, %(posting_key)s, %(fp_template)s, "
+      "%(digest_template)s, %(max_reason)s) o")
+
+DONE, CLAIMED = "done", "claimed"
+LIMITS = ("limit_day", "limit_month", "limit_year")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """`outcome`: replay, no_scenario, code_invalid, claimed (carry on in Python), limit_day,
+    limit_month, limit_year, quota_exhausted, or done. `row` carries the ids and, from
+    `no_scenario` on, the scenario's columns (SCENARIO_COLUMNS) as attributes."""
+
+    outcome: str
+    row: Any
+
+
+def posting_key(outlet: Principal, idem_key: str) -> str:
+    """The redemption posting's idempotency key, as `counter._post` forms it."""
+    return f"{outlet.id}:redeem:{idem_key}"
+
+
+def templates(outlet: Principal, idem_key: str, now: dt.datetime) -> tuple[str, str]:
+    """The posting's fingerprint (`chain.posting_fingerprint`) and the JSON its request digest is
+    taken over (`PostingRequest.digest`), with ID, REASON and LEGS in place of the unknowns."""
+    fingerprint = posting_fingerprint({
+        "id": ID, "kind": "redemption", "reason": REASON, "actor_kind": outlet.kind, "actor_id": outlet.id,
+        "actor_label": outlet.label[:100], "source_type": None, "source_id": None, "meta": {}, "effective_at": now,
+        "idem_scope": IDEM_SCOPE, "idem_key": posting_key(outlet, idem_key), "reverses_id": None})
+    digest = canonical_json({"kind": "redemption", "reason": REASON, "legs": LEGS, "source": [None, None],
+                             "meta": {}, "effective_at": None, "reverses_id": None})
+    return fingerprint, digest
+
+
+def redeem(session: Session, outlet: Principal, *, scenario_id: int, code_digest: str, idem_key: str,
+           request_digest: str, now: dt.datetime, today: dt.date) -> Outcome:
+    fingerprint, digest = templates(outlet, idem_key, now)
+    keys = periods(today)
+    (row,) = driver_rows(session, REDEEM_SQL, {
+        "outlet_id": outlet.id, "actor_label": outlet.label[:100], "scenario_id": scenario_id,
+        "code_digest": code_digest, "idem_key": idem_key, "request_digest": request_digest, "now": now,
+        # An array literal (the keys hold no quotes or commas): the driver's list adaptation costs more.
+        "today": today, "periods": f"{{{keys['day']},{keys['month']},{keys['year']}}}", "idem_scope": IDEM_SCOPE,
+        "posting_key": posting_key(outlet, idem_key), "fp_template": fingerprint, "digest_template": digest,
+        "max_reason": MAX_REASON})
+    return Outcome(row.outcome, row)
