@@ -257,6 +257,11 @@ def chain_fragments(key: tuple[int, int], chain: list[tuple[int, int, int]], wor
     hash)) as its fragments. Hashes are hex, so they need no escaping inside quotes."""
     account, shard = str(key[0]), str(key[1])
     n = len(chain)
+    if n == 1:  # most participants have one leg in a batch: no joins
+        (p, _i, amount), (seq, balance, prev, digest) = chain[0], worked[0]
+        balance_text, seq_text, hash_text = str(balance), str(seq), '"' + digest + '"'
+        return ChainFragments((posting_ids[p], account, shard, seq_text, str(amount), balance_text, effective[p],
+                               '"' + prev + '"', hash_text), (account, shard, balance_text, seq_text, hash_text))
     seqs, balances, prevs, hashes = zip(*worked)
     entries = (",".join([posting_ids[p] for p, _i, _a in chain]), ",".join([account] * n), ",".join([shard] * n),
                ",".join(map(str, seqs)), ",".join([str(a) for _p, _i, a in chain]), ",".join(map(str, balances)),
