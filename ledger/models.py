@@ -108,7 +108,7 @@ class Entry(Base):
         CheckConstraint("seq >= 1", name="seq"),
         Index("ix_entries_account_id_desc", "account_id", "id"),
         # BRIN on PostgreSQL: entries arrive in posting-id order (migration 0005)
-        Index("ix_entries_posting", "posting_id", postgresql_using="brin", postgresql_with={"pages_per_range": 16}),
+        Index("ix_entries_posting", "posting_id", postgresql_using="brin", postgresql_with={"pages_per_range": 16, "autosummarize": "on"}),
         {"sqlite_autoincrement": True},
     )
 

@@ -77,6 +77,10 @@ def upgrade() -> None:
         op.execute("CREATE TRIGGER contributions_references AFTER UPDATE ON contributions "
                    "REFERENCING NEW TABLE AS new_contributions "
                    "FOR EACH STATEMENT EXECUTE FUNCTION jieyou_contributions_references()")
+        # A trigger with transition tables takes one event: inserts get their own.
+        op.execute("CREATE TRIGGER contributions_references_insert AFTER INSERT ON contributions "
+                   "REFERENCING NEW TABLE AS new_contributions "
+                   "FOR EACH STATEMENT EXECUTE FUNCTION jieyou_contributions_references()")
         op.execute("CREATE TRIGGER contribution_events_references AFTER INSERT ON contribution_events "
                    "REFERENCING NEW TABLE AS new_events "
                    "FOR EACH STATEMENT EXECUTE FUNCTION jieyou_contribution_events_references()")
@@ -92,6 +96,7 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER contributions_no_truncate ON contributions")
         op.execute("DROP TRIGGER contributions_no_delete ON contributions")
         op.execute("DROP TRIGGER contribution_events_references ON contribution_events")
+        op.execute("DROP TRIGGER contributions_references_insert ON contributions")
         op.execute("DROP TRIGGER contributions_references ON contributions")
         op.execute("DROP FUNCTION jieyou_contribution_events_references()")
         op.execute("DROP FUNCTION jieyou_contributions_references()")

@@ -124,15 +124,18 @@ BEGIN
         SELECT l.inserted INTO inserted FROM ledger_post_one(
             o_posting_id, 'redemption', reason, 'outlet', p_outlet_id, p_actor_label, NULL, NULL, '{}'::jsonb,
             p_now, p_now, p_idem_scope, p_posting_key,
-            encode(sha256(convert_to(replace(replace(p_digest_template, '"\u0000legs\u0000"', legs),
-                                             '"\u0000reason\u0000"', to_json(reason)::text), 'UTF8')), 'hex'),
+            encode(sha256(convert_to(replace(replace(p_digest_template, E'"\\u0000legs\\u0000"', legs),
+                                             E'"\\u0000reason\\u0000"', to_json(reason)::text), 'UTF8')), 'hex'),
             NULL,
-            replace(replace(p_fp_template, '"\u0000id\u0000"', o_posting_id::text),
-                    '"\u0000reason\u0000"', to_json(reason)::text),
+            replace(replace(p_fp_template, E'"\\u0000id\\u0000"', o_posting_id::text),
+                    E'"\\u0000reason\\u0000"', to_json(reason)::text),
             accts, shards, amounts) l;
-        IF inserted = 0 THEN  -- the same outlet key, in flight in another transaction that committed first
-            RAISE EXCEPTION USING ERRCODE = 'unique_violation',
-                MESSAGE = 'this outlet already recorded a redemption with key ' || p_idem_key;
+        IF inserted = 0 THEN
+            -- The same outlet key, in flight in another transaction that committed first: the caller
+            -- compares the two requests (a retry, or the key reused for other content: 422) and
+            -- raises either way, so this request's claim, counters and quota roll back.
+            o_outcome := 'posting_taken';
+            RETURN;
         END IF;
     END IF;
     INSERT INTO redemptions (scenario_id, partner_id, outlet_id, participant_id, kind, points, yuan_value_fen,

@@ -208,6 +208,11 @@ def _redeem_in_one_call(session: Session, outlet: Principal, *, scenario_id: int
         _limit_refused(period, getattr(row, got.outcome))
     if got.outcome == "quota_exhausted":
         _quota_refused()
+    if got.outcome == "posting_taken":
+        # Another request with this key committed first: other content is a 422; the same content
+        # is a retry to answer from that request, but this one's claim must roll back first.
+        _replay(session, Redemption, outlet, idem_key, digest)
+        raise Conflict("Duplicate request still in flight; retry.", code="in_flight")
     return claim.Claim(row.prior_id, row if row.id is not None else None, row.participant_id, row.account_id,
                        row.partner_account_id)
 

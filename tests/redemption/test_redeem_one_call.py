@@ -11,7 +11,7 @@ from ledger.models import Posting
 from ledger.services import accounts, integrity
 from ledger.services.posting import Leg, PostingRequest
 from redemption.models import OneTimeCode, Redemption
-from redemption.services import counter, redeem_sql
+from redemption.services import codes, counter, redeem_sql
 from tests import factories as f
 
 CFG = f.counter_config()
@@ -180,3 +180,46 @@ def test_a_fresh_process_redeems_in_one_call(committed_factory, pg_url):
                            str(rice.id)], cwd=root, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[1] == "20"
+
+
+@pytest.mark.concurrency
+def test_a_key_reused_for_other_content_while_the_first_is_in_flight_is_a_422(committed_factory):
+    """The second request waits at the posting's idempotency gate; when the first commits, it is
+    told its key was used for something else, and its own code, counters and quota roll back."""
+    import threading
+    import time
+
+    with committed_factory() as s:
+        tree = f.region_tree(s)
+        person = f.participant(s, tree.grid_a)
+        f.award(s, f.account_of(s, person).id, 100)
+        partner, outlets, desks = f.shop(s, tree.town_a)
+        cheap = f.scenario(s, partner, outlets, points_cost=10).id
+        dear = f.scenario(s, partner, outlets, points_cost=20).id
+        first_code, second_code = f.code_for(s, person), f.code_for(s, person)
+        s.commit()
+    key = f"inflight-{person.id}"
+    first = committed_factory()
+    counter.redeem(first, desks[0], digits=first_code, scenario_id=cheap, idem_key=key, cfg=CFG)  # not committed
+    out: dict = {}
+
+    def second() -> None:
+        with committed_factory() as s2:
+            try:
+                counter.redeem(s2, desks[0], digits=second_code, scenario_id=dear, idem_key=key, cfg=CFG)
+                out["result"] = "redeemed"
+            except Exception as exc:  # noqa: BLE001 - the test inspects it
+                out["result"] = exc
+            s2.rollback()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    time.sleep(1.0)  # the second request now waits on the first's posting key
+    first.commit()
+    first.close()
+    thread.join(20)
+    assert isinstance(out["result"], IdempotencyConflict), repr(out["result"])
+    with committed_factory() as s:
+        unused = s.scalar(select(OneTimeCode).where(OneTimeCode.code_digest == codes.digest(CFG.secret_key, second_code)))
+        assert unused is None or unused.used_at is None
+        assert accounts.balance(s, f.account_of(s, person).id) == 90

@@ -65,3 +65,12 @@ def test_contributions_cannot_be_deleted(session, verified):
     with pytest.raises(DBAPIError, match="append-only"):
         with session.begin_nested():
             session.execute(delete(Contribution).where(Contribution.id == verified.id))
+
+
+def test_a_contribution_inserted_naming_a_missing_posting_is_refused(session, verified):
+    row = dict(session.execute(select(Contribution.__table__).where(Contribution.id == verified.id)).mappings().one())
+    row.pop("id")
+    row.update(posting_id=10**12, state="submitted", incident_key=None, verified_by=None, verified_at=None)
+    with pytest.raises(IntegrityError):
+        with session.begin_nested():
+            session.execute(insert(Contribution.__table__).values(**row))
