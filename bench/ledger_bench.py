@@ -1,6 +1,6 @@
 """Ledger throughput and balance-read benchmark on PostgreSQL (run by hand; not a test).
 
-    .venv/bin/python bench/ledger_bench.py [--duration 20] [--workers 8] [--processes 2] [--participants 10000]
+    .venv/bin/python bench/ledger_bench.py [--duration 20] [--rounds 2] [--workers 8] [--processes 2] [--participants 10000]
                                            [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
                                            [--skip-million]
 
@@ -8,7 +8,10 @@ Creates a throwaway database (migrated with Alembic) and drops it at the end. Ev
 printed as a `name: value` line:
 
   Clients: `workers` concurrent clients (8) in `processes` processes (2) of threads, each with its
-  own connection, as pgbench runs `-c 8 -j 2`; pgbench gets the same counts.
+  own connection, as pgbench runs `-c 8 -j 2`; pgbench gets the same counts. pgbench and the three
+  modes take turns `rounds` times (2), each run lasting duration/rounds, so that load on the shared
+  host, which drifts over minutes, reaches the baseline and the modes alike; rates are totals over
+  the rounds (pgbench: the mean of its runs' tps, printed per round too).
 
   single_postings_per_s    awards/s, `workers` clients, one post() per transaction, random
                            participant among `participants`, for `duration_s` seconds; the posting
@@ -170,7 +173,8 @@ def backend_cpu_s(pid: int) -> float:
         return float("nan")
 
 
-def run_workers(args, url: str, mode: str, people: list[int], issuance: int, budget: int = 0) -> tuple[int, float, int]:  # type: ignore[no-untyped-def]
+def run_workers(args, url: str, mode: str, people: list[int], issuance: int, budget: int = 0,  # type: ignore[no-untyped-def]
+                duration: float | None = None) -> tuple[int, float, int, float, float]:
     """`workers` clients (threads) in `processes` processes, like pgbench -c 8 -j 2. Returns
     (postings, wall seconds = slowest client's elapsed, largest process peak RSS in KiB) and prints
     the client and server CPU milliseconds per posting."""
@@ -183,7 +187,7 @@ def run_workers(args, url: str, mode: str, people: list[int], issuance: int, bud
     slices = [people[i::args.workers] if mode == "grow" else people for i in range(args.workers)]
     owner = [i % procs_n for i in range(args.workers)]  # clients dealt round the processes
     procs = [ctx.Process(target=worker, args=(
-        url, mode, args.duration, [per[i] for i in range(args.workers) if owner[i] == k],
+        url, mode, args.duration if duration is None else duration, [per[i] for i in range(args.workers) if owner[i] == k],
         [slices[i] for i in range(args.workers) if owner[i] == k], issuance, barrier, results))
         for k in range(procs_n)]
     for p in procs:
@@ -201,11 +205,28 @@ def run_workers(args, url: str, mode: str, people: list[int], issuance: int, bud
         p.join()
         if p.exitcode != 0:
             raise RuntimeError(f"{mode} worker failed with exit code {p.exitcode}")
-    total = sum(o[0] for o in out)
-    if total:
-        emit(f"{mode}_client_cpu_ms_per_posting", sum(o[3][0] for o in out) * 1000 / total)
-        emit(f"{mode}_server_cpu_ms_per_posting", sum(o[3][1] for o in out) * 1000 / total)
-    return total, max(o[1] for o in out), max(o[2] for o in out)
+    return (sum(o[0] for o in out), max(o[1] for o in out), max(o[2] for o in out), sum(o[3][0] for o in out),
+            sum(o[3][1] for o in out))
+
+
+class Tally:
+    """One mode's postings, wall seconds and CPU seconds, summed over the rounds."""
+
+    def __init__(self) -> None:
+        self.n, self.wall, self.client_cpu, self.server_cpu, self.rss = 0, 0.0, 0.0, 0.0, 0
+
+    def add(self, run: tuple[int, float, int, float, float]) -> None:
+        n, wall, rss, client, server = run
+        self.n, self.wall, self.rss = self.n + n, self.wall + wall, max(self.rss, rss)
+        self.client_cpu, self.server_cpu = self.client_cpu + client, self.server_cpu + server
+
+    def rate(self) -> float:
+        return self.n / self.wall
+
+    def emit_cpu(self, mode: str) -> None:
+        if self.n:
+            emit(f"{mode}_client_cpu_ms_per_posting", self.client_cpu * 1000 / self.n)
+            emit(f"{mode}_server_cpu_ms_per_posting", self.server_cpu * 1000 / self.n)
 
 
 def setup(url: str, n_people: int) -> tuple[list[int], int]:
@@ -277,22 +298,34 @@ def balance_latency(urls: list[str], people: list[int], rounds: int = 5, reads: 
             engine.dispose()
 
 
-def pgbench(admin_url: str, clients: int, duration: int, threads: int = 2) -> float:
-    exe = next((p for p in ["/usr/bin/pgbench", *sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))]
-                if Path(p).exists()), "pgbench")
-    name = f"jieyou_pgbench_{uuid.uuid4().hex[:10]}"
-    admin_exec(admin_url, f'CREATE DATABASE "{name}"')
-    try:
-        conninfo = db_url(admin_url, name, driver=False)
-        subprocess.run([str(exe), "-i", "-q", "-s", str(PGBENCH_SCALE), conninfo], check=True, capture_output=True)
-        run = subprocess.run([str(exe), "-c", str(clients), "-j", str(threads), "-T", str(duration), "-n", conninfo],
-                             check=True, capture_output=True, text=True)
-        match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", run.stdout)
+class PgBench:
+    """pgbench's TPC-B-like script on its own throwaway database (initialised once), run as often
+    as asked; `tps()` is the mean of the runs' tps (every run lasts as long)."""
+
+    def __init__(self, admin_url: str, clients: int, threads: int) -> None:
+        self.exe = next((p for p in ["/usr/bin/pgbench", *sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))]
+                         if Path(p).exists()), "pgbench")
+        self.admin_url, self.clients, self.threads = admin_url, clients, threads
+        self.name = f"jieyou_pgbench_{uuid.uuid4().hex[:10]}"
+        self.runs: list[float] = []
+        admin_exec(admin_url, f'CREATE DATABASE "{self.name}"')
+        self.conninfo = db_url(admin_url, self.name, driver=False)
+        subprocess.run([str(self.exe), "-i", "-q", "-s", str(PGBENCH_SCALE), self.conninfo], check=True,
+                       capture_output=True)
+
+    def run(self, duration: int) -> None:
+        out = subprocess.run([str(self.exe), "-c", str(self.clients), "-j", str(self.threads), "-T", str(duration),
+                              "-n", self.conninfo], check=True, capture_output=True, text=True)
+        match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)
         if not match:
-            raise RuntimeError(f"cannot parse pgbench output:\n{run.stdout}\n{run.stderr}")
-        return float(match.group(1))
-    finally:
-        admin_exec(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            raise RuntimeError(f"cannot parse pgbench output:\n{out.stdout}\n{out.stderr}")
+        self.runs.append(float(match.group(1)))
+
+    def tps(self) -> float:
+        return statistics.mean(self.runs)
+
+    def drop(self) -> None:
+        admin_exec(self.admin_url, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
 def emit(name: str, value: object) -> None:
@@ -304,7 +337,8 @@ def emit(name: str, value: object) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--duration", type=int, default=20, help="seconds per mode (and for pgbench), in all")
+    parser.add_argument("--rounds", type=int, default=2, help="turns the modes and pgbench take within --duration")
     parser.add_argument("--workers", type=int, default=8, help="concurrent clients (pgbench -c)")
     parser.add_argument("--processes", type=int, default=2, help="processes they run in (pgbench -j)")
     parser.add_argument("--participants", type=int, default=10000)
@@ -335,24 +369,36 @@ def main() -> None:
             emit("balance_p50_ms_10k", p50_10k)
             emit("balance_p99_ms_10k", p99_10k)
 
+        # The baseline and the three modes take turns, `rounds` times, each run lasting
+        # duration/rounds: host load that drifts over minutes then reaches all of them alike.
         emit("pgbench_scale", PGBENCH_SCALE)
-        tps = pgbench(args.admin_url, args.workers, args.duration, args.processes)
+        emit("rounds", args.rounds)
+        part = max(1, args.duration // args.rounds)
+        bench = PgBench(args.admin_url, args.workers, args.processes)
+        tallies = {mode: Tally() for mode in ("single", "single_tx", "batch")}
+        try:
+            for _ in range(args.rounds):
+                bench.run(part)
+                for mode, tally in tallies.items():
+                    tally.add(run_workers(args, url, mode, people, issuance, duration=part))
+        finally:
+            bench.drop()
+        tps = bench.tps()
         emit("pgbench_tps", tps)
-
-        n, wall, rss_single = run_workers(args, url, "single", people, issuance)
-        single = n / wall
-        emit("single_postings", n)
+        emit("pgbench_tps_per_round", " ".join(f"{t:.0f}" for t in bench.runs))
+        for mode, tally in tallies.items():
+            tally.emit_cpu(mode)
+        single, batch = tallies["single"].rate(), tallies["batch"].rate()
+        emit("single_postings", tallies["single"].n)
         emit("single_postings_per_s", single)
-        n, wall, _rss = run_workers(args, url, "single_tx", people, issuance)
-        emit("single_tx_postings_per_s", n / wall)
-        emit("ratio_single_tx_to_pgbench", n / wall / tps)
-        n, wall, rss_batch = run_workers(args, url, "batch", people, issuance)
-        batch = n / wall
-        emit("batch_postings", n)
+        emit("single_tx_postings_per_s", tallies["single_tx"].rate())
+        emit("ratio_single_tx_to_pgbench", tallies["single_tx"].rate() / tps)
+        emit("batch_postings", tallies["batch"].n)
         emit("batch_postings_per_s", batch)
         ratio_pg, ratio_batch = single / tps, batch / single
         emit("ratio_single_to_pgbench", ratio_pg)
         emit("ratio_batch_to_single", ratio_batch)
+        rss_single, rss_batch = tallies["single"].rss, tallies["batch"].rss
 
         rss_workers = max(rss_single, rss_batch)
         ratio_bal = None
@@ -361,7 +407,10 @@ def main() -> None:
                 have = conn.execute("SELECT count(*) FROM entries").fetchone()[0]  # type: ignore[index]
             missing = max(0, 1_000_000 - have) // 2  # two entries per award
             t = time.perf_counter()
-            grown, _wall, rss_grow = run_workers(args, url, "grow", people, issuance, budget=missing)
+            grow = Tally()
+            grow.add(run_workers(args, url, "grow", people, issuance, budget=missing))
+            grow.emit_cpu("grow")
+            grown, rss_grow = grow.n, grow.rss
             rss_workers = max(rss_workers, rss_grow)
             emit("grow_postings", grown)
             emit("grow_seconds", time.perf_counter() - t)

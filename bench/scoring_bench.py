@@ -144,8 +144,10 @@ def main() -> None:
         command.upgrade(alembic_config(url), "head")
         people, issuance = ledger_bench.setup(url, 10_000)
         single_args = argparse.Namespace(workers=8, processes=2, duration=args.duration)
-        n_single, wall, _rss = ledger_bench.run_workers(single_args, url, "single", people, issuance)
-        single_rate = n_single / wall
+        single = ledger_bench.Tally()
+        single.add(ledger_bench.run_workers(single_args, url, "single", people, issuance))
+        single.emit_cpu("single")
+        single_rate = single.rate()
         ledger_bench.emit("single_postings_per_s", single_rate)
         ids, verifier = seed_contributions(url, args.contributions)
         ledger_bench.emit("contributions", len(ids))
