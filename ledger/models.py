@@ -122,7 +122,6 @@ class Entry(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     balance_after: Mapped[int] = mapped_column(BigInteger)
     effective_at: Mapped[dt.datetime]
-    prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
     posting: Mapped[Posting] = relationship(back_populates="entries", primaryjoin="foreign(Entry.posting_id) == Posting.id")

@@ -33,9 +33,9 @@ class Short(NamedTuple):
     amount: int
 
 
-# A leg of a chain: (posting index, leg index, amount). A worked leg: (seq, balance after, prev, hash).
+# A leg of a chain: (posting index, leg index, amount). A worked leg: (seq, balance after, hash).
 ChainLeg = tuple[int, int, int]
-Worked = tuple[int, int, str, str]
+Worked = tuple[int, int, str]
 
 
 def starts(rows: Sequence[Sequence[Any]]) -> dict[Key, Start]:
@@ -63,6 +63,6 @@ def work(key: Key, start: Start, chain: list[ChainLeg], fingerprints: Sequence[s
             return Short(p, account_id, balance, amount)
         seq += 1
         digest = entry_hash(last, fingerprints[p], account_id, shard, seq, amount, after)
-        out.append((seq, after, last, digest))
+        out.append((seq, after, digest))
         balance, last = after, digest
     return out

@@ -334,17 +334,17 @@ def _write_sqlite(session: Session, fresh: list[tuple[PostingRequest, dict[str, 
     results: dict[str, PostingResult] = {}
     for (_req, row, posting_id), posting_legs, posting_done in zip(fresh, legs, done):
         after: dict[int, int] = {}
-        for (account_id, shard, amount), (seq, balance, prev, digest) in zip(posting_legs, posting_done):
+        for (account_id, shard, amount), (seq, balance, digest) in zip(posting_legs, posting_done):
             entries.append({"posting_id": posting_id, "account_id": account_id, "shard": shard, "seq": seq,
                             "amount": amount, "balance_after": balance, "effective_at": row["effective_at"],
-                            "prev_hash": prev, "hash": digest})
+                            "hash": digest})
             after[account_id] = balance
         results[row["idem_key"]] = PostingResult(posting_id=posting_id, replayed=False, balances_after=after)
     table = BalanceShard.__table__
     session.execute(
         update(table).where(table.c.account_id == bindparam("k_account"), table.c.shard == bindparam("k_shard"))
         .values(balance=bindparam("v_balance"), last_seq=bindparam("v_seq"), last_hash=bindparam("v_hash")),
-        [{"k_account": a, "k_shard": sh, "v_balance": w[-1][1], "v_seq": w[-1][0], "v_hash": w[-1][3]}  # type: ignore[index]
+        [{"k_account": a, "k_shard": sh, "v_balance": w[-1][1], "v_seq": w[-1][0], "v_hash": w[-1][2]}  # type: ignore[index]
          for (a, sh), w in worked.items()])
     session.execute(Entry.__table__.insert(), entries)
     return results

@@ -124,9 +124,8 @@ INSERT_POSTINGS = (
     f"INSERT INTO postings ({', '.join(POSTING_COLUMNS)}) SELECT * FROM unnest("
     + ", ".join(f"%s::{t}[]" for t in POSTING_TYPES)
     + ") ON CONFLICT (idem_scope, idem_key) DO NOTHING RETURNING id, idem_key")
-ENTRY_COLUMNS = ("posting_id", "account_id", "shard", "seq", "amount", "balance_after", "effective_at", "prev_hash",
-                 "hash")
-ENTRY_TYPES = ("bigint", "bigint", "smallint", "bigint", "bigint", "bigint", "timestamptz", "text", "text")
+ENTRY_COLUMNS = ("posting_id", "account_id", "shard", "seq", "amount", "balance_after", "effective_at", "hash")
+ENTRY_TYPES = ("bigint", "bigint", "smallint", "bigint", "bigint", "bigint", "timestamptz", "text")
 INSERT_ENTRIES = (
     f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) SELECT * FROM unnest("
     + ", ".join(f"%s::{t}[]" for t in ENTRY_TYPES) + ")")
@@ -251,22 +250,21 @@ def time_literals(values: list[Any]) -> list[str]:
     return out
 
 
-def chain_fragments(key: tuple[int, int], chain: list[tuple[int, int, int]], worked: list[tuple[int, int, str, str]],
+def chain_fragments(key: tuple[int, int], chain: list[tuple[int, int, int]], worked: list[tuple[int, int, str]],
                     posting_ids: list[str], effective: list[str]) -> ChainFragments:
-    """A worked chain (legs (posting index, leg index, amount); worked (seq, balance after, prev,
-    hash)) as its fragments. Hashes are hex, so they need no escaping inside quotes."""
+    """A worked chain (legs (posting index, leg index, amount); worked (seq, balance after, hash))
+    as its fragments. Hashes are hex, so they need no escaping inside quotes."""
     account, shard = str(key[0]), str(key[1])
     n = len(chain)
     if n == 1:  # most participants have one leg in a batch: no joins
-        (p, _i, amount), (seq, balance, prev, digest) = chain[0], worked[0]
+        (p, _i, amount), (seq, balance, digest) = chain[0], worked[0]
         balance_text, seq_text, hash_text = str(balance), str(seq), '"' + digest + '"'
         return ChainFragments((posting_ids[p], account, shard, seq_text, str(amount), balance_text, effective[p],
-                               '"' + prev + '"', hash_text), (account, shard, balance_text, seq_text, hash_text))
-    seqs, balances, prevs, hashes = zip(*worked)
+                               hash_text), (account, shard, balance_text, seq_text, hash_text))
+    seqs, balances, hashes = zip(*worked)
     entries = (",".join([posting_ids[p] for p, _i, _a in chain]), ",".join([account] * n), ",".join([shard] * n),
                ",".join(map(str, seqs)), ",".join([str(a) for _p, _i, a in chain]), ",".join(map(str, balances)),
-               ",".join([effective[p] for p, _i, _a in chain]), '"' + '","'.join(prevs) + '"',
-               '"' + '","'.join(hashes) + '"')
+               ",".join([effective[p] for p, _i, _a in chain]), '"' + '","'.join(hashes) + '"')
     return ChainFragments(entries, (account, shard, str(balances[-1]), str(seqs[-1]), '"' + hashes[-1] + '"'))
 
 

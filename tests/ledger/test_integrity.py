@@ -86,8 +86,8 @@ def test_rewritten_chain_passes_verify_but_not_the_exported_digest(session, ledg
         amount = entry.amount * 2
         running += amount
         digest = entry_hash(prev, posting_fingerprint(dict(posting)), entry.account_id, entry.shard, entry.seq, amount, running)
-        session.execute(text("UPDATE entries SET amount=:a, balance_after=:b, prev_hash=:p, hash=:h WHERE id=:i"),
-                        {"a": amount, "b": running, "p": prev, "h": digest, "i": entry.id})
+        session.execute(text("UPDATE entries SET amount=:a, balance_after=:b, hash=:h WHERE id=:i"),
+                        {"a": amount, "b": running, "h": digest, "i": entry.id})
         prev = digest
     session.execute(text("UPDATE balances SET balance=:b, last_hash=:h WHERE account_id=:a"),
                     {"b": running, "h": prev, "a": account_id})
