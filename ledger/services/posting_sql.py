@@ -116,14 +116,16 @@ def post_one(session: Session, row: dict[str, Any], fingerprint: str, legs: list
 # placeholders that the driver must parse on every call. Each array travels as one array literal
 # built here with str.join: the driver's per-element adaptation would cost more than the server's
 # whole insert.
-POSTING_COLUMNS = ("kind", "reason", "actor_kind", "actor_id", "actor_label", "source_type", "source_id", "meta",
-                   "effective_at", "created_at", "idem_scope", "idem_key", "request_digest", "reverses_id")
-POSTING_TYPES = ("text", "text", "text", "bigint", "text", "text", "text", "jsonb", "timestamptz", "timestamptz",
-                 "text", "text", "text", "bigint")
+POSTING_COLUMNS = ("kind", "reason", "source_type", "source_id", "meta", "effective_at", "idem_key", "request_digest",
+                   "reverses_id")
+POSTING_TYPES = ("text", "text", "text", "text", "jsonb", "timestamptz", "text", "text", "bigint")
+# What a batch shares: one actor, one idempotency scope, one recording time (scalars, not arrays).
+POSTING_SHARED = ("actor_kind", "actor_id", "actor_label", "created_at", "idem_scope")
 INSERT_POSTINGS = (
-    f"INSERT INTO postings ({', '.join(POSTING_COLUMNS)}) SELECT * FROM unnest("
+    f"INSERT INTO postings ({', '.join(POSTING_COLUMNS + POSTING_SHARED)}) "
+    f"SELECT v.*, %s, %s::bigint, %s, %s::timestamptz, %s FROM unnest("
     + ", ".join(f"%s::{t}[]" for t in POSTING_TYPES)
-    + ") ON CONFLICT (idem_scope, idem_key) DO NOTHING RETURNING id, idem_key")
+    + f") AS v({', '.join(POSTING_COLUMNS)}) ON CONFLICT (idem_scope, idem_key) DO NOTHING RETURNING id, idem_key")
 ENTRY_COLUMNS = ("posting_id", "account_id", "shard", "seq", "amount", "balance_after", "effective_at", "hash")
 ENTRY_TYPES = ("bigint", "bigint", "smallint", "bigint", "bigint", "bigint", "timestamptz", "text")
 INSERT_ENTRIES = (
@@ -222,8 +224,10 @@ def lock_balances(session: Session, wanted: list[tuple[int, int]]) -> list[Any]:
 
 
 def insert_postings(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
-    """Returns (id, idem_key) of the postings inserted; a key already taken returns nothing."""
-    return _raw(session, INSERT_POSTINGS, _arrays(rows, POSTING_COLUMNS, POSTING_TYPES), fetch=True)
+    """Returns (id, idem_key) of the postings inserted; a key already taken returns nothing. The
+    rows share their actor, idempotency scope and recording time (`post_many` makes them so)."""
+    return _raw(session, INSERT_POSTINGS, [rows[0][name] for name in POSTING_SHARED]
+                + _arrays(rows, POSTING_COLUMNS, POSTING_TYPES), fetch=True)
 
 
 WRITE_BATCH = (
