@@ -1,9 +1,12 @@
 """The posting engine: the only code that writes entries and balances.
 
-One path serves a single posting and a batch of thousands: the idempotency gate (INSERT ... ON
-CONFLICT DO NOTHING on the caller-scoped key), then row locks on every balance shard touched,
-taken in one statement in (account, shard) order so concurrent postings never deadlock, then
-the new balances, chain hashes and entries written with one statement each.
+Every posting goes the same way: the idempotency gate (INSERT ... ON CONFLICT DO NOTHING on the
+caller-scoped key), then row locks on every balance shard touched, system-account shards first
+(a free one, SKIP LOCKED) and then in (account, shard) order so concurrent postings never
+deadlock, then the new balances, chain hashes and entries. On PostgreSQL a single posting is one
+call of `ledger_post_one` (`posting_sql`); a batch works its chains out from an unlocked read and,
+under the locks, redoes only the shards that moved and writes balances and entries in one
+statement. SQLite, one writer at a time, locks first and writes after.
 """
 from __future__ import annotations
 
