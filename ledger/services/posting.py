@@ -239,7 +239,9 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
            postgres: bool) -> dict[str, PostingResult]:
     # Everything that does not depend on the balances is done before any balance row is locked:
     # concurrent batches queue on shared participants, so the locked stretch is what bounds them.
-    fingerprints = [posting_fingerprint({**row, "id": posting_id}, row["meta_json"]) for _req, row, posting_id in fresh]
+    for _req, row, posting_id in fresh:
+        row["id"] = posting_id
+    fingerprints = [posting_fingerprint(row, row["meta_json"]) for _req, row, _id in fresh]
     sharded = posting_sql.sharded_accounts(session)
     # One shard per sharded (system) account per call. On PostgreSQL it is one that no other
     # transaction holds (SKIP LOCKED), taken before any other balance lock, so concurrent batches
@@ -292,15 +294,19 @@ def _write_postgres(session: Session, fresh: list[tuple[PostingRequest, dict[str
                for (_req, row, posting_id), balances in zip(fresh, after)}
 
     locked = chains.starts(posting_sql.lock_balances(session, wanted))
-    if len(locked) != len(wanted):
-        missing = sorted({a for a, s in wanted if (a, s) not in locked})
-        raise NotFound("Account not found.", code="account_not_found", details={"account_id": missing})
+    _refuse_missing(wanted, locked)
     for key in wanted:
         if seen.get(key) != locked[key]:
             work(key, locked[key])
     _raise_first_short(worked)
     posting_sql.write_fragments(session, [fragments[key] for key in wanted])
     return results
+
+
+def _refuse_missing(wanted: list[chains.Key], locked: dict[chains.Key, chains.Start]) -> None:
+    if len(locked) != len(wanted):
+        missing = sorted({a for a, s in wanted if (a, s) not in locked})
+        raise NotFound("Account not found.", code="account_not_found", details={"account_id": missing})
 
 
 def _raise_first_short(worked: dict[chains.Key, list[chains.Worked] | chains.Short]) -> None:
@@ -322,9 +328,7 @@ def _write_sqlite(session: Session, fresh: list[tuple[PostingRequest, dict[str, 
         .order_by(BalanceShard.account_id, BalanceShard.shard)
         .with_for_update()
     ).all())
-    if len(locked) != len(wanted):
-        missing = sorted({a for a, s in wanted if (a, s) not in locked})
-        raise NotFound("Account not found.", code="account_not_found", details={"account_id": missing})
+    _refuse_missing(wanted, locked)
     worked = {key: chains.work(key, locked[key], chain_legs[key], fingerprints) for key in wanted}
     _raise_first_short(worked)
 

@@ -151,14 +151,7 @@ def array_literal(values: list[Any], sql_type: str) -> str:
             return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
         return "{" + ",".join(map(str, values)) + "}"
     if sql_type == "timestamptz":
-        seen: dict[Any, str] = {}  # a batch mostly shares one time: format it once
-        out = []
-        for v in values:
-            text_value = seen.get(v)
-            if text_value is None:
-                text_value = seen[v] = "NULL" if v is None else '"' + v.isoformat() + '"'
-            out.append(text_value)
-        return "{" + ",".join(out) + "}"
+        return "{" + ",".join(time_literals(values)) + "}"
     if not values:
         return "{}"
     nulls = values.count(None)
@@ -243,13 +236,14 @@ class ChainFragments(NamedTuple):
 
 
 def time_literals(values: list[Any]) -> list[str]:
-    """Timestamps as quoted array-literal elements (a batch mostly shares one: formatted once)."""
+    """Timestamps as array-literal elements, quoted, None as NULL (a batch mostly shares one time:
+    formatted once)."""
     seen: dict[Any, str] = {}
     out = []
     for v in values:
         text_value = seen.get(v)
         if text_value is None:
-            text_value = seen[v] = '"' + v.isoformat() + '"'
+            text_value = seen[v] = "NULL" if v is None else '"' + v.isoformat() + '"'
         out.append(text_value)
     return out
 
