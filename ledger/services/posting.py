@@ -248,12 +248,14 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
     # do not queue on a system account; SQLite has one writer at a time anyway.
     any_shard = sorted({leg.account_id for req, _r, _i in fresh for leg in req.legs
                         if leg.shard is None and leg.account_id in sharded})
+    held: set[chains.Key] = set()
     if postgres:
         chosen = posting_sql.claim_free_shards(session, any_shard)
         pinned = sorted({(leg.account_id, leg.shard) for req, _r, _i in fresh for leg in req.legs
                          if leg.shard is not None and leg.account_id in sharded})
         if pinned:  # sharded accounts first, as in the single path: then no order can cross
             posting_sql.lock_balances(session, pinned)
+        held = {(a, s) for a, s in chosen.items()} | set(pinned)
     else:
         chosen = {a: random.randrange(sharded[a]) for a in any_shard}
     legs = [[(leg.account_id, leg.shard if leg.shard is not None else chosen.get(leg.account_id, 0), leg.amount)
@@ -261,17 +263,23 @@ def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], i
 
     chain_legs = chains.group(legs)
     if postgres:
-        return _write_postgres(session, fresh, chain_legs, fingerprints)
+        return _write_postgres(session, fresh, chain_legs, fingerprints, held)
     return _write_sqlite(session, fresh, legs, chain_legs, fingerprints)
 
 
 def _write_postgres(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], int]],
-                    chain_legs: dict[chains.Key, list[chains.ChainLeg]], fingerprints: list[str]) -> dict[str, PostingResult]:
+                    chain_legs: dict[chains.Key, list[chains.ChainLeg]], fingerprints: list[str],
+                    held: set[chains.Key]) -> dict[str, PostingResult]:
     """Work every chain out from an unlocked read, with its entries already written as array-literal
     fragments; lock the rows (in order); redo only the shards another transaction moved meanwhile.
     Concurrent batches share participants and queue on each other's row locks, so the time from
     the lock to the commit bounds them all: it holds only the comparison, the few redone chains,
-    string joins and the one write statement."""
+    string joins and the one write statement.
+
+    `held`: shards this transaction has locked already (the system-account shards, taken first
+    and never waited for). Their read is final, so their chains (in an award batch, half the
+    entries: one system shard with a leg in every posting) are written before the other rows are
+    locked, outside the stretch concurrent batches queue on."""
     wanted = sorted(chain_legs)
     posting_ids = [str(posting_id) for _req, _row, posting_id in fresh]
     effective = posting_sql.time_literals([row["effective_at"] for _req, row, _id in fresh])
@@ -293,13 +301,20 @@ def _write_postgres(session: Session, fresh: list[tuple[PostingRequest, dict[str
     results = {row["idem_key"]: PostingResult(posting_id=posting_id, replayed=False, balances_after=balances)
                for (_req, row, posting_id), balances in zip(fresh, after)}
 
-    locked = chains.starts(posting_sql.lock_balances(session, wanted))
-    _refuse_missing(wanted, locked)
-    for key in wanted:
-        if seen.get(key) != locked[key]:
-            work(key, locked[key])
-    _raise_first_short(worked)
-    posting_sql.write_fragments(session, [fragments[key] for key in wanted])
+    early = [key for key in wanted if key in held]
+    # Written early only when all of them are sound: a missing shard or a short leg is reported
+    # after the lock, as the first in batch order, exactly as before.
+    if early and all(key in fragments for key in early):
+        posting_sql.write_fragments(session, [fragments[key] for key in early])
+        wanted = [key for key in wanted if key not in held]
+    if wanted:
+        locked = chains.starts(posting_sql.lock_balances(session, wanted))
+        _refuse_missing(wanted, locked)
+        for key in wanted:
+            if seen.get(key) != locked[key]:
+                work(key, locked[key])
+        _raise_first_short(worked)
+        posting_sql.write_fragments(session, [fragments[key] for key in wanted])
     return results
 
 
