@@ -65,3 +65,50 @@ def entry_hash(prev_hash: str, posting_fp: str, account_id: int, shard: int, seq
 def request_digest(payload: dict[str, Any]) -> str:
     """Digest of what a caller asked for, to tell a retry from a reused idempotency key."""
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+class BatchCanon:
+    """posting_fingerprint and posting_request_digest for the postings of one batch, which mostly
+    share their actor, times, scope, kind, reason, metadata and source: those parts are written
+    once per batch instead of once per posting (a sixth of a batch's client CPU went to writing
+    them again). The strings are exactly the single-posting functions' (tests compare them)."""
+
+    def __init__(self) -> None:
+        self._heads: dict[tuple[Any, ...], tuple[str, str]] = {}
+        self._tails: dict[tuple[Any, ...], str] = {}
+        self._digest_heads: dict[tuple[Any, ...], str] = {}
+        self._digest_tails: dict[tuple[Any, ...], str] = {}
+
+    def fingerprint(self, p: Mapping[str, Any], meta_json: str) -> str:
+        # Value classes are part of the keys: True == 1, but JSON writes them apart.
+        actor_id, reverses_id = p["actor_id"], p["reverses_id"]
+        key = (p["actor_kind"], actor_id, actor_id.__class__, p["actor_label"], p["effective_at"], p["idem_scope"])
+        head = self._heads.get(key)
+        if head is None:
+            head = self._heads[key] = (
+                f'{{"actor":[{_json(p["actor_kind"])},{_json(actor_id)},{_json(p["actor_label"])}],'
+                f'"effective_at":"{canonical_time(p["effective_at"])}","id":', f',"idem":[{_json(p["idem_scope"])},')
+        key = (p["kind"], meta_json, p["reason"], reverses_id, reverses_id.__class__, p["source_type"], p["source_id"])
+        tail = self._tails.get(key)
+        if tail is None:
+            tail = self._tails[key] = (
+                f'],"kind":{_json(p["kind"])},"meta":{meta_json},"reason":{_json(p["reason"])},'
+                f'"reverses_id":{_json(reverses_id)},"source":[{_json(p["source_type"])},{_json(p["source_id"])}]}}')
+        return head[0] + _json(p["id"]) + head[1] + _json(p["idem_key"]) + tail
+
+    def request_digest(self, kind: str, reason: str, legs: Iterable[tuple[int, int]], source_type: str | None,
+                       source_id: str | None, meta_json: str, effective_at: str | None,
+                       reverses_id: int | None) -> str:
+        key = (effective_at, kind)
+        head = self._digest_heads.get(key)
+        if head is None:
+            head = self._digest_heads[key] = f'{{"effective_at":{_json(effective_at)},"kind":{_json(kind)},"legs":['
+        key = (meta_json, reason, reverses_id, reverses_id.__class__, source_type, source_id)
+        tail = self._digest_tails.get(key)
+        if tail is None:
+            tail = self._digest_tails[key] = (
+                f'],"meta":{meta_json},"reason":{_json(reason)},"reverses_id":{_json(reverses_id)},'
+                f'"source":[{_json(source_type)},{_json(source_id)}]}}')
+        legs_json = ",".join([f"[{a},{n}]" if a.__class__ is int and n.__class__ is int else f"[{_json(a)},{_json(n)}]"
+                              for a, n in legs])
+        return hashlib.sha256((head + legs_json + tail).encode()).hexdigest()

@@ -26,7 +26,7 @@ from infra.db import dialect_insert, utcnow
 from infra.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
 from ledger.models import POSTING_KINDS, BalanceShard, Entry, Posting
 from ledger.services import chains, posting_sql
-from ledger.services.chain import canonical_json, posting_fingerprint, posting_request_digest
+from ledger.services.chain import BatchCanon, canonical_json, posting_fingerprint, posting_request_digest
 
 MAX_REASON = 500
 FUTURE_SKEW = dt.timedelta(minutes=5)
@@ -59,10 +59,10 @@ class PostingRequest:
     effective_at: dt.datetime | None = None
     reverses_id: int | None = None
 
-    def digest(self, meta_json: str | None = None) -> str:
+    def digest(self, meta_json: str | None = None, canon: BatchCanon | None = None) -> str:
         """What the caller asked for, to tell a retry from a reused key (`meta_json`: the
-        metadata's canonical JSON, when the caller has it already)."""
-        return posting_request_digest(
+        metadata's canonical JSON, when the caller has it already; `canon`: a batch's writer)."""
+        return (canon.request_digest if canon is not None else posting_request_digest)(
             self.kind, self.reason.strip(), sorted((leg.account_id, leg.amount) for leg in self.legs),
             self.source_type, self.source_id, meta_json if meta_json is not None else canonical_json(self.meta or {}),
             self.effective_at.isoformat() if self.effective_at else None, self.reverses_id)
@@ -158,13 +158,14 @@ def post(session: Session, actor: Principal, request: PostingRequest, *, idem_sc
                          balances_after={leg[0]: balance for leg, balance in zip(legs, outcome["after"])})
 
 
-def _row(req: PostingRequest, actor: Principal, scope: str, key: str, now: dt.datetime) -> dict[str, Any]:
+def _row(req: PostingRequest, actor: Principal, scope: str, key: str, now: dt.datetime,
+         canon: BatchCanon | None = None) -> dict[str, Any]:
     meta_json = canonical_json(req.meta) if req.meta else "{}"
     return {
         "kind": req.kind, "reason": req.reason.strip(), "actor_kind": actor.kind, "actor_id": actor.id,
         "actor_label": actor.label[:100], "source_type": req.source_type, "source_id": req.source_id,
         "meta": req.meta or {}, "meta_json": meta_json, "effective_at": req.effective_at or now, "created_at": now,
-        "idem_scope": scope, "idem_key": key, "request_digest": req.digest(meta_json), "reverses_id": req.reverses_id,
+        "idem_scope": scope, "idem_key": key, "request_digest": req.digest(meta_json, canon), "reverses_id": req.reverses_id,
     }
 
 
@@ -183,7 +184,8 @@ def post_many(session: Session, actor: Principal, requests: Sequence[PostingRequ
         raise ValidationFailed("Idempotency keys repeat within the batch.",
                                details={"idempotency_key": ["Keys must be unique within a batch."]})
 
-    rows = [_row(req, actor, scope, key, now) for req, key in zip(requests, keys)]
+    canon = BatchCanon()
+    rows = [_row(req, actor, scope, key, now, canon) for req, key in zip(requests, keys)]
     for i, row in enumerate(rows):
         _check_meta(i, row)
 
@@ -205,7 +207,7 @@ def post_many(session: Session, actor: Principal, requests: Sequence[PostingRequ
 
     fresh = [(req, row, new_ids[row["idem_key"]]) for req, row in zip(requests, rows) if row["idem_key"] in new_ids]
     if fresh:
-        results.update(_apply(session, fresh, postgres))
+        results.update(_apply(session, fresh, postgres, canon))
     return [results[k] for k in keys]
 
 
@@ -236,12 +238,12 @@ def _replays(session: Session, scope: str, keys: list[str], digests: dict[str, s
 
 
 def _apply(session: Session, fresh: list[tuple[PostingRequest, dict[str, Any], int]],
-           postgres: bool) -> dict[str, PostingResult]:
+           postgres: bool, canon: BatchCanon) -> dict[str, PostingResult]:
     # Everything that does not depend on the balances is done before any balance row is locked:
     # concurrent batches queue on shared participants, so the locked stretch is what bounds them.
     for _req, row, posting_id in fresh:
         row["id"] = posting_id
-    fingerprints = [posting_fingerprint(row, row["meta_json"]) for _req, row, _id in fresh]
+    fingerprints = [canon.fingerprint(row, row["meta_json"]) for _req, row, _id in fresh]
     sharded = posting_sql.sharded_accounts(session)
     # One shard per sharded (system) account per call. On PostgreSQL it is one that no other
     # transaction holds (SKIP LOCKED), taken before any other balance lock, so concurrent batches

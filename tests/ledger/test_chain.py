@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import text
 
-from ledger.services.chain import canonical_json, canonical_time, posting_fingerprint, request_digest
+from ledger.services.chain import BatchCanon, canonical_json, canonical_time, posting_fingerprint, request_digest
 from ledger.services.posting import Leg, PostingRequest
 from ledger.services.posting_sql import array_literal
 
@@ -39,6 +39,17 @@ def test_fingerprint_is_the_canonical_json_of_the_posting(posting):
     assert posting_fingerprint(posting, canonical_json(posting["meta"])) == reference_fingerprint(posting)
 
 
+def test_a_batch_writes_the_same_fingerprints():
+    """Shared parts are written once per batch; a value equal to another of another class (True
+    and 1, an aware time in two zones) must still come out as the single-posting function writes it."""
+    variants = [dict(p, id=p["id"] + i, idem_key=f"{p['idem_key']}{i}") for i in range(3) for p in POSTINGS]
+    variants += [dict(POSTINGS[1], actor_id=True, reverses_id=True), dict(POSTINGS[1], actor_id=1, reverses_id=1),
+                 dict(POSTINGS[0], effective_at=POSTINGS[0]["effective_at"].astimezone(dt.timezone.utc))]
+    canon = BatchCanon()
+    for p in variants + variants:
+        assert canon.fingerprint(p, canonical_json(p["meta"])) == posting_fingerprint(p)
+
+
 @pytest.mark.parametrize("request_", [
     PostingRequest(kind="award", legs=[Leg(5, 3), Leg(2, -3)], reason=' 入户 "宣传" ', meta={"z": 1, "a": [1.5]},
                    effective_at=dt.datetime(2026, 3, 1, 8, tzinfo=BEIJING), source_type="contribution", source_id="9"),
@@ -52,6 +63,8 @@ def test_request_digest_is_the_digest_of_the_canonical_request(request_):
         "effective_at": request_.effective_at.isoformat() if request_.effective_at else None,
         "reverses_id": request_.reverses_id})
     assert request_.digest() == expected
+    canon = BatchCanon()
+    assert [request_.digest(canon=canon) for _ in range(2)] == [expected, expected]
 
 
 @pytest.mark.parametrize("values", [
