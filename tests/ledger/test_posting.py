@@ -253,3 +253,45 @@ def test_metadata_numbers_that_the_database_would_rewrite_are_refused(session, p
     ok = post(session, SYSTEM, PostingRequest(kind="award", reason="x", meta={"factor": 1.5},
                                               legs=[Leg(account.id, 1), Leg(issuance.id, -1)]))
     assert ok.posting_id
+
+
+def test_a_batch_writes_the_system_shards_it_holds_before_locking_the_others(session, person, monkeypatch):
+    """The system-account shards a batch claims are locked before anything else, so their read is
+    final: their chains are written before the participants' rows are locked, outside the stretch
+    concurrent batches queue on. The result is the same ledger."""
+    from ledger.services import posting_sql
+
+    account = f.account_of(session, person)
+    issuance = accounts.system_account(session, accounts.ISSUANCE, f.SHARDS)
+    calls: list[tuple[str, set[int]]] = []
+    real_lock, real_write = posting_sql.lock_balances, posting_sql.write_fragments
+
+    def lock(s, wanted):  # type: ignore[no-untyped-def]
+        calls.append(("lock", {a for a, _s in wanted}))
+        return real_lock(s, wanted)
+
+    def write(s, chains):  # type: ignore[no-untyped-def]
+        calls.append(("write", {int(c.balance[0]) for c in chains}))
+        return real_write(s, chains)
+
+    monkeypatch.setattr(posting_sql, "lock_balances", lock)
+    monkeypatch.setattr(posting_sql, "write_fragments", write)
+    post_many(session, SYSTEM, [
+        PostingRequest(kind="award", reason=f"r{i}", legs=[Leg(account.id, i), Leg(issuance.id, -i)]) for i in range(1, 4)])
+    assert calls == [("write", {issuance.id}), ("lock", {account.id}), ("write", {account.id})]
+    assert accounts.balance(session, account.id) == 6
+    assert integrity.verify_chains(session).ok and integrity.reconcile(session).ok
+
+
+def test_a_short_system_shard_is_reported_in_batch_order(session, person):
+    """A chain that would go short is never written early: the first short posting of the batch is
+    the one reported, whichever shard it is on."""
+    account = f.account_of(session, person)
+    shop = f.partner_account(session, person.region)
+    with pytest.raises(InsufficientBalance) as err:
+        with session.begin_nested():
+            post_many(session, SYSTEM, [
+                PostingRequest(kind="redemption", reason="a", legs=[Leg(account.id, -1), Leg(shop.id, 1)]),
+                PostingRequest(kind="refund", reason="b", legs=[Leg(shop.id, -5, shard=0), Leg(account.id, 5)]),
+            ])
+    assert err.value.details["posting_index"] == 0
