@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import collections
 import json
+import struct
 import threading
 import time
 import weakref
 from typing import Any, NamedTuple
 
+import psycopg
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -167,9 +171,42 @@ def array_literal(values: list[Any], sql_type: str) -> str:
     return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
 
 
-def _arrays(rows: list[dict[str, Any]], names: tuple[str, ...], types: tuple[str, ...]) -> list[str]:
+class HexDigests(bytes):
+    """A text[] of 64-character hex digests (chain hashes, request digests) in PostgreSQL's binary
+    array format. The server takes each element as it comes; an array literal it parses character
+    by character, about a microsecond per digest, and a batch sends four thousand of them, half
+    while its balance rows are held."""
+
+
+class _HexDigestsDumper(Dumper):
+    format = Format.BINARY
+    oid = 1009  # text[]
+
+    def dump(self, obj: Any) -> bytes:
+        return obj  # type: ignore[no-any-return]
+
+
+psycopg.adapters.register_dumper(HexDigests, _HexDigestsDumper)
+
+# Digests are joined with this between them: each element's length (64) in the binary format.
+DIGEST_SEP = "\x00\x00\x00\x40"
+_ARRAY_HEADER = struct.Struct(">iiIii")  # dimensions, has-nulls flag, element type, length, lower bound
+
+
+def hex_digests(joined: str) -> HexDigests:
+    """`joined`: 64-character hex digests joined by DIGEST_SEP (built as fragments, joined at the end)."""
+    if not joined:
+        return HexDigests(_ARRAY_HEADER.pack(0, 0, 25, 0, 0)[:12])
+    n, rest = divmod(len(joined) + len(DIGEST_SEP), 64 + len(DIGEST_SEP))
+    if rest or not joined.isascii():
+        raise ValueError("not a list of 64-character hex digests")
+    return HexDigests(_ARRAY_HEADER.pack(1, 0, 25, n, 1) + (DIGEST_SEP + joined).encode("ascii"))
+
+
+def _arrays(rows: list[dict[str, Any]], names: tuple[str, ...], types: tuple[str, ...]) -> list[str | HexDigests]:
     # Metadata goes as the JSON text the posting row already holds (`meta_json`), quoted like text.
     return [array_literal([r["meta_json"] for r in rows], "text") if name == "meta" else
+            hex_digests(DIGEST_SEP.join([r[name] for r in rows])) if name == "request_digest" else
             array_literal([r[name] for r in rows], sql_type) for name, sql_type in zip(names, types)]
 
 
@@ -251,23 +288,26 @@ def time_literals(values: list[Any]) -> list[str]:
 def chain_fragments(key: tuple[int, int], chain: list[tuple[int, int, int]], worked: list[tuple[int, int, str]],
                     posting_ids: list[str], effective: list[str]) -> ChainFragments:
     """A worked chain (legs (posting index, leg index, amount); worked (seq, balance after, hash))
-    as its fragments. Hashes are hex, so they need no escaping inside quotes."""
+    as its fragments; hashes joined by DIGEST_SEP (they travel as HexDigests)."""
     account, shard = str(key[0]), str(key[1])
     n = len(chain)
     if n == 1:  # most participants have one leg in a batch: no joins
         (p, _i, amount), (seq, balance, digest) = chain[0], worked[0]
-        balance_text, seq_text, hash_text = str(balance), str(seq), '"' + digest + '"'
+        balance_text, seq_text = str(balance), str(seq)
         return ChainFragments((posting_ids[p], account, shard, seq_text, str(amount), balance_text, effective[p],
-                               hash_text), (account, shard, balance_text, seq_text, hash_text))
+                               digest), (account, shard, balance_text, seq_text, digest))
     seqs, balances, hashes = zip(*worked)
     entries = (",".join([posting_ids[p] for p, _i, _a in chain]), ",".join([account] * n), ",".join([shard] * n),
                ",".join(map(str, seqs)), ",".join([str(a) for _p, _i, a in chain]), ",".join(map(str, balances)),
-               ",".join([effective[p] for p, _i, _a in chain]), '"' + '","'.join(hashes) + '"')
-    return ChainFragments(entries, (account, shard, str(balances[-1]), str(seqs[-1]), '"' + hashes[-1] + '"'))
+               ",".join([effective[p] for p, _i, _a in chain]), DIGEST_SEP.join(hashes))
+    return ChainFragments(entries, (account, shard, str(balances[-1]), str(seqs[-1]), hashes[-1]))
 
 
 def write_fragments(session: Session, chains: list[ChainFragments]) -> None:
     """The new balances and the entries of every chain in one statement (one round trip while the
     rows are held): the literals are only joined here."""
-    _raw(session, WRITE_BATCH, ["{" + ",".join([c.balance[i] for c in chains]) + "}" for i in range(len(BALANCE_COLUMNS))]
-         + ["{" + ",".join([c.entries[i] for c in chains]) + "}" for i in range(len(ENTRY_COLUMNS))])
+    _raw(session, WRITE_BATCH, [
+        *("{" + ",".join([c.balance[i] for c in chains]) + "}" for i in range(len(BALANCE_COLUMNS) - 1)),
+        hex_digests(DIGEST_SEP.join([c.balance[-1] for c in chains])),
+        *("{" + ",".join([c.entries[i] for c in chains]) + "}" for i in range(len(ENTRY_COLUMNS) - 1)),
+        hex_digests(DIGEST_SEP.join([c.entries[-1] for c in chains]))])

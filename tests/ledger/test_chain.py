@@ -3,13 +3,14 @@ canonical JSON gives, or a posting written today would not verify against the sa
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pytest
 from sqlalchemy import text
 
 from ledger.services.chain import BatchCanon, canonical_json, canonical_time, posting_fingerprint, request_digest
 from ledger.services.posting import Leg, PostingRequest
-from ledger.services.posting_sql import array_literal
+from ledger.services.posting_sql import DIGEST_SEP, array_literal, hex_digests
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 
@@ -82,3 +83,17 @@ def test_text_array_literals_reach_postgresql_unchanged(session, values):
 ])
 def test_canonical_time_is_utc_with_microseconds(moment):
     assert canonical_time(moment) == moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_hex_digests_reach_postgresql_unchanged(session, count):
+    from infra.driver import execute
+
+    digests = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(count)]
+    back = execute(session, "SELECT %s::text[]", [hex_digests(DIGEST_SEP.join(digests))], fetch=True)[0][0]
+    assert back == digests
+
+
+def test_hex_digests_refuse_what_is_not_a_list_of_digests():
+    with pytest.raises(ValueError):
+        hex_digests(DIGEST_SEP.join(["ab" * 32, "abc"]))
