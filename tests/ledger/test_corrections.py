@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from infra.auth import SYSTEM
 from infra.errors import Conflict, Forbidden, NotFound
@@ -56,6 +56,21 @@ def test_reversing_a_reversal_is_refused_by_service_and_database(session, world)
                 "INSERT INTO postings (kind, reason, actor_kind, actor_id, actor_label, meta, effective_at, created_at,"
                 " idem_scope, idem_key, request_digest, reverses_id) VALUES ('reversal', 'x', 'system', 0, 's', '{}',"
                 " now(), now(), 't', 'raw-insert', 'd', :r)"), {"r": reversal.posting_id})
+
+
+def test_a_reversal_of_a_posting_that_does_not_exist_is_refused_by_the_database(session, world):
+    """The link is checked by the insert trigger (migration 0009) as the foreign key did: an
+    integrity error, and nothing written."""
+    _tree, _person, account = world
+    original = f.award(session, account.id, 4)
+    missing = session.scalar(text("SELECT max(id) + 1000 FROM postings"))
+    with pytest.raises(IntegrityError, match="does not exist"):
+        with session.begin_nested():
+            session.execute(text(
+                "INSERT INTO postings (kind, reason, actor_kind, actor_id, actor_label, meta, effective_at, created_at,"
+                " idem_scope, idem_key, request_digest, reverses_id) VALUES ('reversal', 'x', 'system', 0, 's', '{}',"
+                " now(), now(), 't', 'raw-missing', 'd', :r)"), {"r": missing})
+    assert corrections.reverse(session, SYSTEM, original.posting_id, "错误奖励").posting_id
 
 
 def test_reversal_of_spent_points_is_refused_cleanly(session, world):
