@@ -35,6 +35,7 @@ from ledger.services.posting import post_many  # noqa: E402
 from migrations.alembic_config import alembic_config  # noqa: E402
 
 STATS: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+IN_BATCH: dict[str, int] = defaultdict(int)  # a statement's runs in the current batch: [2] is its second
 _execute, _commit = psycopg.Cursor.execute, psycopg.Connection.commit
 
 
@@ -49,7 +50,9 @@ def _timed(self, query, params=None, **kw):  # type: ignore[no-untyped-def]
     try:
         return _execute(self, query, params, **kw)
     finally:
-        _record(" ".join((query if isinstance(query, str) else str(query)).split())[:90], t)
+        name = " ".join((query if isinstance(query, str) else str(query)).split())[:86]
+        IN_BATCH[name] += 1
+        _record(name if IN_BATCH[name] == 1 else f"[{IN_BATCH[name]}] {name}", t)
 
 
 def _timed_commit(self):  # type: ignore[no-untyped-def]
@@ -96,6 +99,7 @@ def main() -> None:
             backend = s.scalar(text("SELECT pg_backend_pid()"))
 
         def batch(tag: str) -> None:
+            IN_BATCH.clear()
             with Session(engine) as s:
                 post_many(s, SYSTEM, [ledger_bench.award(random.choice(people), issuance, f"{tag}:{i}")
                                       for i in range(args.batch)])
