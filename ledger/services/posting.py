@@ -284,7 +284,7 @@ def _write_postgres(session: Session, fresh: list[tuple[PostingRequest, dict[str
     locked, outside the stretch concurrent batches queue on."""
     wanted = sorted(chain_legs)
     posting_ids = [str(posting_id) for _req, _row, posting_id in fresh]
-    effective = posting_sql.time_literals([row["effective_at"] for _req, row, _id in fresh])
+    effective = posting_sql.time_elements([row["effective_at"] for _req, row, _id in fresh])
     after: list[dict[int, int]] = [{} for _ in fresh]
     worked: dict[chains.Key, list[chains.Worked] | chains.Short] = {}
     fragments: dict[chains.Key, posting_sql.ChainFragments] = {}

@@ -11,6 +11,7 @@ known beforehand.
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import json
 import struct
 import threading
@@ -203,10 +204,55 @@ def hex_digests(joined: str) -> HexDigests:
     return HexDigests(_ARRAY_HEADER.pack(1, 0, 25, n, 1) + (DIGEST_SEP + joined).encode("ascii"))
 
 
-def _arrays(rows: list[dict[str, Any]], names: tuple[str, ...], types: tuple[str, ...]) -> list[str | HexDigests]:
+class Timestamps(bytes):
+    """A timestamptz[] in PostgreSQL's binary array format: each element is its microseconds since
+    2000-01-01 UTC, which the server takes as it comes instead of parsing an ISO text per element."""
+
+
+class _TimestampsDumper(Dumper):
+    format = Format.BINARY
+    oid = 1185  # timestamptz[]
+
+    def dump(self, obj: Any) -> bytes:
+        return obj  # type: ignore[no-any-return]
+
+
+psycopg.adapters.register_dumper(Timestamps, _TimestampsDumper)
+_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+_MICROSECOND = dt.timedelta(microseconds=1)
+_TIME_ELEMENT = struct.Struct(">iq")  # length (8), microseconds
+
+
+def time_elements(values: list[dt.datetime]) -> list[str]:
+    """Time-zone-aware times as elements of a binary timestamptz[] (as latin-1 text, so that they
+    join like the other fragments; fixed width, so with no separator). A batch mostly shares one
+    time: each distinct one is made once."""
+    seen: dict[dt.datetime, str] = {}
+    out = []
+    for v in values:
+        element = seen.get(v)
+        if element is None:
+            element = seen[v] = _TIME_ELEMENT.pack(8, (v - _PG_EPOCH) // _MICROSECOND).decode("latin-1")
+        out.append(element)
+    return out
+
+
+def timestamps(joined: str) -> Timestamps:
+    """`joined`: elements from time_elements, concatenated."""
+    n, rest = divmod(len(joined), _TIME_ELEMENT.size)
+    if rest:
+        raise ValueError("not a list of time elements")
+    if not n:
+        return Timestamps(_ARRAY_HEADER.pack(0, 0, 1184, 0, 0)[:12])
+    return Timestamps(_ARRAY_HEADER.pack(1, 0, 1184, n, 1) + joined.encode("latin-1"))
+
+
+def _arrays(rows: list[dict[str, Any]], names: tuple[str, ...],
+            types: tuple[str, ...]) -> list[str | HexDigests | Timestamps]:
     # Metadata goes as the JSON text the posting row already holds (`meta_json`), quoted like text.
     return [array_literal([r["meta_json"] for r in rows], "text") if name == "meta" else
             hex_digests(DIGEST_SEP.join([r[name] for r in rows])) if name == "request_digest" else
+            timestamps("".join(time_elements([r[name] for r in rows]))) if name == "effective_at" else
             array_literal([r[name] for r in rows], sql_type) for name, sql_type in zip(names, types)]
 
 
@@ -288,7 +334,8 @@ def time_literals(values: list[Any]) -> list[str]:
 def chain_fragments(key: tuple[int, int], chain: list[tuple[int, int, int]], worked: list[tuple[int, int, str]],
                     posting_ids: list[str], effective: list[str]) -> ChainFragments:
     """A worked chain (legs (posting index, leg index, amount); worked (seq, balance after, hash))
-    as its fragments; hashes joined by DIGEST_SEP (they travel as HexDigests)."""
+    as its fragments; hashes joined by DIGEST_SEP (they travel as HexDigests), times (`effective`:
+    time_elements, per posting) concatenated (they travel as Timestamps)."""
     account, shard = str(key[0]), str(key[1])
     n = len(chain)
     if n == 1:  # most participants have one leg in a batch: no joins
@@ -299,7 +346,7 @@ def chain_fragments(key: tuple[int, int], chain: list[tuple[int, int, int]], wor
     seqs, balances, hashes = zip(*worked)
     entries = (",".join([posting_ids[p] for p, _i, _a in chain]), ",".join([account] * n), ",".join([shard] * n),
                ",".join(map(str, seqs)), ",".join([str(a) for _p, _i, a in chain]), ",".join(map(str, balances)),
-               ",".join([effective[p] for p, _i, _a in chain]), DIGEST_SEP.join(hashes))
+               "".join([effective[p] for p, _i, _a in chain]), DIGEST_SEP.join(hashes))
     return ChainFragments(entries, (account, shard, str(balances[-1]), str(seqs[-1]), hashes[-1]))
 
 
@@ -309,5 +356,6 @@ def write_fragments(session: Session, chains: list[ChainFragments]) -> None:
     _raw(session, WRITE_BATCH, [
         *("{" + ",".join([c.balance[i] for c in chains]) + "}" for i in range(len(BALANCE_COLUMNS) - 1)),
         hex_digests(DIGEST_SEP.join([c.balance[-1] for c in chains])),
-        *("{" + ",".join([c.entries[i] for c in chains]) + "}" for i in range(len(ENTRY_COLUMNS) - 1)),
+        *("{" + ",".join([c.entries[i] for c in chains]) + "}" for i in range(len(ENTRY_COLUMNS) - 2)),
+        timestamps("".join([c.entries[-2] for c in chains])),
         hex_digests(DIGEST_SEP.join([c.entries[-1] for c in chains]))])

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from ledger.services.chain import BatchCanon, canonical_json, canonical_time, posting_fingerprint, request_digest
 from ledger.services.posting import Leg, PostingRequest
-from ledger.services.posting_sql import DIGEST_SEP, array_literal, hex_digests
+from ledger.services.posting_sql import DIGEST_SEP, array_literal, hex_digests, time_elements, timestamps
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 
@@ -97,3 +97,14 @@ def test_hex_digests_reach_postgresql_unchanged(session, count):
 def test_hex_digests_refuse_what_is_not_a_list_of_digests():
     with pytest.raises(ValueError):
         hex_digests(DIGEST_SEP.join(["ab" * 32, "abc"]))
+
+
+def test_binary_times_reach_postgresql_unchanged(session):
+    from infra.driver import execute
+
+    moments = [dt.datetime(2026, 11, 29, 14, 30, 1, 123456, tzinfo=dt.timezone.utc),
+               dt.datetime(2026, 3, 1, 8, tzinfo=BEIJING), dt.datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=BEIJING),
+               dt.datetime(1970, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=-5))), dt.datetime(2026, 3, 1, 8, tzinfo=BEIJING)]
+    for values in ([], moments):
+        back = execute(session, "SELECT %s::timestamptz[]", [timestamps("".join(time_elements(values)))], fetch=True)[0][0]
+        assert back == values
