@@ -20,7 +20,7 @@ import weakref
 from typing import Any, NamedTuple
 
 import psycopg
-from psycopg.adapt import Dumper
+from psycopg.adapt import Dumper, PyFormat
 from psycopg.pq import Format
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
@@ -260,6 +260,16 @@ def _raw(session: Session, sql: str, params: Any, *, fetch: bool = False) -> lis
     return execute(session, sql, params, fetch=fetch, binary=True)
 
 
+def _binary_arrays(session: Session) -> None:
+    """Make sure the session's connection sends HexDigests and Timestamps as what they are: one
+    opened before this module was imported does not see the global registration (it would send
+    them as bytea, which the statements refuse)."""
+    adapters = session.connection().connection.driver_connection.adapters
+    if adapters.get_dumper(HexDigests, PyFormat.AUTO) is not _HexDigestsDumper:
+        adapters.register_dumper(HexDigests, _HexDigestsDumper)
+        adapters.register_dumper(Timestamps, _TimestampsDumper)
+
+
 CLAIM_FREE_SHARD = ("SELECT shard FROM balances WHERE account_id = %s "
                     "ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED")
 CLAIM_ANY_SHARD = "SELECT shard FROM balances WHERE account_id = %s ORDER BY random() LIMIT 1 FOR UPDATE"
@@ -302,6 +312,7 @@ def lock_balances(session: Session, wanted: list[tuple[int, int]]) -> list[Any]:
 def insert_postings(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
     """Returns (id, idem_key) of the postings inserted; a key already taken returns nothing. The
     rows share their actor, idempotency scope and recording time (`post_many` makes them so)."""
+    _binary_arrays(session)
     return _raw(session, INSERT_POSTINGS, [rows[0][name] for name in POSTING_SHARED]
                 + _arrays(rows, POSTING_COLUMNS, POSTING_TYPES), fetch=True)
 
@@ -353,6 +364,7 @@ def chain_fragments(key: tuple[int, int], chain: list[tuple[int, int, int]], wor
 def write_fragments(session: Session, chains: list[ChainFragments]) -> None:
     """The new balances and the entries of every chain in one statement (one round trip while the
     rows are held): the literals are only joined here."""
+    _binary_arrays(session)
     _raw(session, WRITE_BATCH, [
         *("{" + ",".join([c.balance[i] for c in chains]) + "}" for i in range(len(BALANCE_COLUMNS) - 1)),
         hex_digests(DIGEST_SEP.join([c.balance[-1] for c in chains])),

@@ -108,3 +108,24 @@ def test_binary_times_reach_postgresql_unchanged(session):
     for values in ([], moments):
         back = execute(session, "SELECT %s::timestamptz[]", [timestamps("".join(time_elements(values)))], fetch=True)[0][0]
         assert back == values
+
+
+def test_binary_arrays_reach_a_connection_opened_before_they_were_registered(session):
+    """A connection whose adapters do not know the binary array types (opened before the module
+    registered them) gets them on first use by a batch."""
+    from psycopg.types.string import BytesDumper
+
+    from infra.auth import SYSTEM
+    from ledger.services import accounts
+    from ledger.services.posting import Leg, PostingRequest, post_many
+    from ledger.services.posting_sql import HexDigests, Timestamps
+    from tests import factories as f
+
+    adapters = session.connection().connection.driver_connection.adapters
+    adapters.register_dumper(HexDigests, BytesDumper)
+    adapters.register_dumper(Timestamps, BytesDumper)
+    tree = f.region_tree(session)
+    account = f.account_of(session, f.participant(session, tree.grid_a))
+    issuance = accounts.system_account(session, accounts.ISSUANCE, f.SHARDS)
+    post_many(session, SYSTEM, [PostingRequest(kind="award", reason="r", legs=[Leg(account.id, 2), Leg(issuance.id, -2)])])
+    assert accounts.balance(session, account.id) == 2
