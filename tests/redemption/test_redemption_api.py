@@ -220,3 +220,25 @@ def test_a_refused_guess_says_when_to_come_back_and_budgets_are_per_outlet(app, 
         assert nobody.status_code == 401  # no key: counted by address, refused by the view
     finally:
         app.config["SETTINGS"].code_failure_limit = "10 per 10 minutes"
+
+
+def test_a_key_revoked_after_use_is_refused_at_once(app, client, session):
+    """The redeem view takes a key it has seen valid from memory and leaves the check to the
+    redeem statement: a revoked key, or a suspended outlet, must still be refused right away."""
+    _tree, person, _p, rice, (desk, other), admin = _setup(session, app)
+    first = client.post("/api/v1/outlet/redemptions", headers=desk, json={
+        "code": _code(client, session, person), "scenario_id": rice.id, "idempotency_key": "pos-000101"})
+    assert first.status_code == 201  # the key is known to this process now
+    key_id = identity.principal_for(session, "apikey", desk["X-Api-Key"]).extra["api_key_id"]
+    identity.revoke_api_key(session, admin, key_id)
+    code = _code(client, session, person)
+    refused = client.post("/api/v1/outlet/redemptions", headers=desk, json={
+        "code": code, "scenario_id": rice.id, "idempotency_key": "pos-000102"})
+    assert refused.status_code == 401 and refused.json["error"]["code"] == "unauthorized"
+    again = client.post("/api/v1/outlet/redemptions", headers=desk, json={
+        "code": code, "scenario_id": rice.id, "idempotency_key": "pos-000103"})
+    assert again.status_code == 401  # resolved afresh, and still refused
+    assert client.post("/api/v1/outlet/redemptions", headers=other, json={
+        "code": code, "scenario_id": rice.id, "idempotency_key": "pos-000104"}).status_code == 201  # code unspent
+    me = f.bearer(session, "participant", person.id)
+    assert client.get("/api/v1/me/balance", headers=me).json["balance"] == 20
