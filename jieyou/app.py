@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from flask_smorest import Api
 from sqlalchemy import text
+from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from admin import api as admin_ledger_api
@@ -94,6 +95,9 @@ def create_app(settings: Settings | None = None, *, engine: Any = None) -> Flask
     app.register_blueprint(pages.blp)
     register_error_handlers(app)
     _unit_of_work(app)
+    # Every model is imported by now: configure the mappers once here, so that a web worker's
+    # first requests do not pay for it (and `tune_gc` freezes the result with the app).
+    configure_mappers()
 
     @app.get("/healthz")
     def healthz() -> Any:
