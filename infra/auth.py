@@ -5,6 +5,7 @@ with `set_principal_loader`, so this package stays free of domain imports.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,8 +97,8 @@ def current_principal(*, unchecked: bool = False) -> Principal | None:
 def _with_origin(principal: Principal | None) -> Principal | None:
     if principal is None:
         return None
-    return Principal(**{**principal.__dict__, "ip": request.remote_addr,
-                        "user_agent": request.headers.get("User-Agent", "")[:300]})
+    return dataclasses.replace(principal, ip=request.remote_addr,
+                               user_agent=request.headers.get("User-Agent", "")[:300])
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -251,21 +251,22 @@ def _persisted(session: Session, model: type, values: dict[str, Any]) -> Any:
 
 
 def _attached(session: Session, model: type, new_id: int, values: dict[str, Any]) -> Any:
-    """The object of a row just written with these values, in the session as if loaded."""
+    """The object of a row just written in the session's transaction with these values, in the
+    session as if loaded: no unit-of-work flush for a row whose every column is known, yet later
+    ORM use (refresh, refunds) works."""
     obj = _loaded(model, new_id, values)
+    make_transient_to_detached(obj)
     session.add(obj)
     return obj
 
 
 def _loaded(model: type, new_id: int, values: dict[str, Any]) -> Any:
-    """The object of a row just written with these values, detached, as if loaded and the session
-    closed. Its attributes are put in place as a load does, without the constructor's
-    per-attribute events (two thirds of the cost, for history make_transient_to_detached then
-    clears anyway)."""
-    configure_mappers()  # what the constructor would make sure of (a fresh worker may not have yet)
+    """An object holding a row just written with these values, bound to no session (the response
+    of a redemption that committed on its own). Its attributes are put in place as a load does,
+    without the constructor's per-attribute events."""
+    configure_mappers()  # what the constructor would make sure of (a process that built no app)
     obj = model.__mapper__.class_manager.new_instance()
     obj.__dict__.update(values, id=new_id)
-    make_transient_to_detached(obj)
     return obj
 
 
