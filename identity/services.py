@@ -223,6 +223,12 @@ def unchecked_outlet(scheme: str, credential: str) -> Principal | None:
     return None if known is None else _outlet_principal(*known, check_key=known[0])
 
 
+def distrust_outlet(principal: Principal) -> None:
+    """`infra.auth`'s hook: a request with an outlet from memory did not succeed."""
+    if (key_id := principal.extra.get("check_key")) is not None:
+        forget_key(key_id)
+
+
 def forget_key(key_id: int) -> None:
     """A key found invalid by a service's own check: the next request resolves it afresh."""
     for digest, known in list(_KNOWN_KEYS.items()):

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import request
+from flask import Response, after_this_request, request
 
 from infra.errors import Forbidden, Unauthorized
 
@@ -53,16 +53,21 @@ SYSTEM = Principal(kind="system", id=0, label="system")
 PrincipalLoader = Callable[[str, str], Principal | None]
 _loader: PrincipalLoader | None = None
 _unchecked_loader: PrincipalLoader | None = None
+_distrust: Callable[[Principal], None] | None = None
 
 
-def set_principal_loader(loader: PrincipalLoader, *, unchecked: PrincipalLoader | None = None) -> None:
+def set_principal_loader(loader: PrincipalLoader, *, unchecked: PrincipalLoader | None = None,
+                         distrust: Callable[[Principal], None] | None = None) -> None:
     """`loader(scheme, credential)` returns the Principal or None; scheme is 'bearer' or 'apikey'.
 
     `unchecked(scheme, credential)`, optional, answers from memory without checking that the
     credential is still valid (None when it cannot tell); its Principal carries
-    `extra["check_key"]`, the credential's id, for the service to check in its own statement."""
-    global _loader, _unchecked_loader
-    _loader, _unchecked_loader = loader, unchecked
+    `extra["check_key"]`, the credential's id, for the service to check in its own statement.
+    `distrust(principal)` makes it forget one: called when a request that used it did not succeed
+    (it may have failed before any check: a bad body, a rate limit), so that the next request with
+    that credential is checked in full and, if it is no longer valid, counted and refused as such."""
+    global _loader, _unchecked_loader, _distrust
+    _loader, _unchecked_loader, _distrust = loader, unchecked, distrust
 
 
 def _credential() -> tuple[str, str] | None:
@@ -86,12 +91,20 @@ def current_principal(*, unchecked: bool = False) -> Principal | None:
         if unchecked and _unchecked_loader is not None:
             if "jieyou.principal.unchecked" not in environ:
                 cred = _credential()
-                environ["jieyou.principal.unchecked"] = _with_origin(_unchecked_loader(*cred) if cred else None)
+                found = environ["jieyou.principal.unchecked"] = _with_origin(_unchecked_loader(*cred) if cred else None)
+                if found is not None and _distrust is not None:
+                    after_this_request(functools.partial(_distrust_unless_ok, found))
             if environ["jieyou.principal.unchecked"] is not None:
                 return environ["jieyou.principal.unchecked"]
         cred = _credential()
         environ[cache_key] = _with_origin(_loader(*cred) if (cred and _loader) else None)
     return environ[cache_key]
+
+
+def _distrust_unless_ok(principal: Principal, response: Response) -> Response:
+    if response.status_code >= 400 and _distrust is not None:
+        _distrust(principal)
+    return response
 
 
 def _with_origin(principal: Principal | None) -> Principal | None:

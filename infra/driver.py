@@ -68,16 +68,29 @@ def run_alone(session: Session, sql: str, params: Any) -> list[Any]:
         with session.begin_nested():
             return execute(session, sql, params, fetch=True, named=True)
     pooled = bind.raw_connection()
+    raw = pooled.driver_connection
     try:
-        raw = pooled.driver_connection
         raw.autocommit = True
-        try:
-            return _run(pooled, raw, sql, params, True, False, True)
-        finally:
-            if not raw.broken:
-                raw.autocommit = False
+        rows = _run(pooled, raw, sql, params, True, False, True)
+        raw.autocommit = False
+        return rows
+    except DBAPIError:  # the statement failed (a refusal, say) and the connection is idle again
+        if not raw.broken:
+            _reset_or_discard(pooled, raw)
+        raise
+    except BaseException:  # interrupted mid-statement: its state is unknown, it must not be reused
+        pooled.invalidate()
+        raise
     finally:
         pooled.close()
+
+
+def _reset_or_discard(pooled: Any, raw: psycopg.Connection[Any]) -> None:
+    """Back to the pool only as the pool hands connections out: not in autocommit."""
+    try:
+        raw.autocommit = False
+    except Exception:  # noqa: BLE001 - any failure: replace the connection rather than guess
+        pooled.invalidate()
 
 
 # Named rows: the row type per statement text, built once from the first result's columns (psycopg's

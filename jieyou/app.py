@@ -16,7 +16,7 @@ from admin import people_api as admin_people_api
 from admin import redemption_api as admin_redemption_api
 from admin import scoring_api as admin_scoring_api
 from identity import api as identity_api
-from identity.services import principal_for, unchecked_outlet
+from identity.services import distrust_outlet, principal_for, unchecked_outlet
 from infra.auth import set_principal_loader
 from infra.config import Settings
 from infra.db import db, make_engine, run_after_commit
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None, *, engine: Any = None) -> Flask
     # On PostgreSQL the counter's redeem checks a known API key inside its one statement
     # (`redemption_redeem`), so it may take the key's outlet from memory (`unchecked_outlet`).
     set_principal_loader(lambda scheme, credential: principal_for(db.session, scheme, credential),
-                         unchecked=None if db.is_sqlite else unchecked_outlet)
+                         unchecked=None if db.is_sqlite else unchecked_outlet, distrust=distrust_outlet)
     init_i18n(app, settings.default_locale, Path(__file__).resolve().parent / "translations")
     limiter.init_app(app)
     init_celery(app, settings.broker_url, settings.result_backend, BEAT_SCHEDULE)

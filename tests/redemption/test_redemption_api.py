@@ -242,3 +242,19 @@ def test_a_key_revoked_after_use_is_refused_at_once(app, client, session):
         "code": code, "scenario_id": rice.id, "idempotency_key": "pos-000104"}).status_code == 201  # code unspent
     me = f.bearer(session, "participant", person.id)
     assert client.get("/api/v1/me/balance", headers=me).json["balance"] == 20
+
+
+def test_a_revoked_key_that_fails_before_any_check_is_not_kept(app, client, session):
+    """A key from memory whose request fails before the redeem statement checks it (a bad body, a
+    rate limit) is forgotten: its next request is checked in full, refused and counted as a
+    stranger's, not against its outlet's budget."""
+    _tree, person, _p, rice, (desk, _other), admin = _setup(session, app)
+    assert client.post("/api/v1/outlet/redemptions", headers=desk, json={
+        "code": _code(client, session, person), "scenario_id": rice.id,
+        "idempotency_key": "pos-000201"}).status_code == 201
+    key_id = identity.principal_for(session, "apikey", desk["X-Api-Key"]).extra["api_key_id"]
+    identity.revoke_api_key(session, admin, key_id)
+    bad = client.post("/api/v1/outlet/redemptions", headers=desk, json={"code": "12", "scenario_id": rice.id})
+    assert bad.status_code == 422  # refused before anything was checked
+    again = client.post("/api/v1/outlet/redemptions", headers=desk, json={"code": "12", "scenario_id": rice.id})
+    assert again.status_code == 401
