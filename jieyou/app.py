@@ -84,7 +84,9 @@ def create_app(settings: Settings | None = None, *, engine: Any = None) -> Flask
     # On PostgreSQL the counter's redeem checks a known API key inside its one statement
     # (`redemption_redeem`), so it may take the key's outlet from memory (`unchecked_outlet`).
     set_principal_loader(lambda scheme, credential: principal_for(db.session, scheme, credential),
-                         unchecked=None if db.is_sqlite else unchecked_outlet, distrust=distrust_outlet)
+                         unchecked=lambda scheme, credential: (None if db.is_sqlite
+                                                               else unchecked_outlet(scheme, credential)),
+                         distrust=distrust_outlet)
     init_i18n(app, settings.default_locale, Path(__file__).resolve().parent / "translations")
     limiter.init_app(app)
     init_celery(app, settings.broker_url, settings.result_backend, BEAT_SCHEDULE)
