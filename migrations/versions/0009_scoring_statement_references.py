@@ -14,7 +14,15 @@ row (its points) and every tally it touches, and with room on the page those upd
 new index entries). Contributions are not given room: their state is indexed, so their updates
 could not be HOT anyway.
 
-SQLite keeps its foreign keys.
+The award job's claim becomes a function (`scoring_claim_awards`) so that its plan no longer
+depends on fresh statistics: right after a bulk verification the table's statistics still say no
+row is on notice, and the planner read every row due (a bitmap scan), sorted them all by notice
+end and kept the first 2,000, for every batch: a run of n awards cost n squared. The function
+plans without bitmap scans (its own setting, restored on return), so the notice index is walked in
+order and the scan stops at the batch size; each claimed row's members and accounts are looked
+up by index (LATERAL), not by hashing both tables whole.
+
+SQLite keeps its foreign keys and the award job's portable path.
 
 Revision ID: 0009
 Revises: 0008
@@ -119,6 +127,39 @@ $fn$
 """
 REFERENCED = ("participants", "rule_sets", "staff_users")
 
+# The award job's claim (was `awards._CLAIM_PG`): claim in notice order (SKIP LOCKED), each one's
+# members in participant order with their accounts, and the events of the transition.
+CLAIM_AWARDS = r"""
+CREATE FUNCTION scoring_claim_awards(p_now timestamptz, p_limit int, p_actor_kind varchar, p_actor_id bigint,
+                                     p_actor_label varchar, p_at timestamptz, p_empty_note text)
+RETURNS TABLE (r_id bigint, r_indicator_code varchar, r_description text, r_notice_until timestamptz,
+               r_explanation jsonb, r_pids bigint[], r_points int[], r_accounts bigint[])
+LANGUAGE sql VOLATILE SET enable_bitmapscan = off AS $fn$
+WITH claimed AS (
+    SELECT c.id, c.indicator_code, c.description, c.notice_until, c.explanation FROM contributions c
+    WHERE c.state = 'in_notice' AND c.notice_until <= p_now
+      AND NOT EXISTS (SELECT FROM objections o WHERE o.contribution_id = c.id AND o.status = 'open')
+    ORDER BY c.notice_until LIMIT p_limit FOR UPDATE OF c SKIP LOCKED),
+members AS (
+    SELECT claimed.id AS contribution_id, m.pids, m.points, m.accounts, m.any_points
+    FROM claimed CROSS JOIN LATERAL (
+        SELECT array_agg(cm.participant_id ORDER BY cm.participant_id) AS pids,
+               array_agg(cm.points ORDER BY cm.participant_id) AS points,
+               array_agg(a.id ORDER BY cm.participant_id) AS accounts,
+               coalesce(bool_or(cm.points <> 0), false) AS any_points
+        FROM contribution_members cm LEFT JOIN accounts a ON a.participant_id = cm.participant_id
+        WHERE cm.contribution_id = claimed.id) AS m),
+events AS (
+    INSERT INTO contribution_events (contribution_id, from_state, to_state, actor_kind, actor_id, actor_label, at, note)
+    SELECT members.contribution_id, 'in_notice', 'awarded', p_actor_kind, p_actor_id, p_actor_label, p_at,
+           CASE WHEN members.any_points THEN NULL ELSE p_empty_note END
+    FROM members ORDER BY members.contribution_id)
+SELECT claimed.id, claimed.indicator_code, claimed.description, claimed.notice_until, claimed.explanation,
+       members.pids, members.points, members.accounts
+FROM claimed JOIN members ON members.contribution_id = claimed.id ORDER BY claimed.id
+$fn$
+"""
+
 
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
@@ -137,11 +178,13 @@ def upgrade() -> None:
                    f"FOR EACH ROW EXECUTE FUNCTION jieyou_still_named()")
     op.execute("ALTER TABLE contribution_members SET (fillfactor = 50)")
     op.execute("ALTER TABLE award_tallies SET (fillfactor = 50)")
+    op.execute(CLAIM_AWARDS)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
+    op.execute("DROP FUNCTION scoring_claim_awards(timestamptz, int, varchar, bigint, varchar, timestamptz, text)")
     op.execute("ALTER TABLE award_tallies RESET (fillfactor)")
     op.execute("ALTER TABLE contribution_members RESET (fillfactor)")
     for table in REFERENCED:
