@@ -19,8 +19,10 @@ depends on fresh statistics: right after a bulk verification the table's statist
 row is on notice, and the planner read every row due (a bitmap scan), sorted them all by notice
 end and kept the first 2,000, for every batch: a run of n awards cost n squared. The function
 plans without bitmap scans (its own setting, restored on return), so the notice index is walked in
-order and the scan stops at the batch size; each claimed row's members and accounts are looked
-up by index (LATERAL), not by hashing both tables whole.
+order and the scan stops at the batch size; each claimed row's members and their accounts are
+looked up by index (LATERAL and a scalar subquery, which no estimate can turn into a hash of both
+tables whole), and nothing joins one CTE to another (estimated at one row each, they met in a
+nested loop of 2,000 by 2,000).
 
 SQLite keeps its foreign keys and the award job's portable path.
 
@@ -140,23 +142,21 @@ WITH claimed AS (
     WHERE c.state = 'in_notice' AND c.notice_until <= p_now
       AND NOT EXISTS (SELECT FROM objections o WHERE o.contribution_id = c.id AND o.status = 'open')
     ORDER BY c.notice_until LIMIT p_limit FOR UPDATE OF c SKIP LOCKED),
-members AS (
-    SELECT claimed.id AS contribution_id, m.pids, m.points, m.accounts, m.any_points
+batch AS (
+    SELECT claimed.*, m.pids, m.points, m.accounts, m.any_points
     FROM claimed CROSS JOIN LATERAL (
         SELECT array_agg(cm.participant_id ORDER BY cm.participant_id) AS pids,
                array_agg(cm.points ORDER BY cm.participant_id) AS points,
-               array_agg(a.id ORDER BY cm.participant_id) AS accounts,
+               array_agg((SELECT a.id FROM accounts a WHERE a.participant_id = cm.participant_id)
+                         ORDER BY cm.participant_id) AS accounts,
                coalesce(bool_or(cm.points <> 0), false) AS any_points
-        FROM contribution_members cm LEFT JOIN accounts a ON a.participant_id = cm.participant_id
-        WHERE cm.contribution_id = claimed.id) AS m),
+        FROM contribution_members cm WHERE cm.contribution_id = claimed.id) AS m),
 events AS (
     INSERT INTO contribution_events (contribution_id, from_state, to_state, actor_kind, actor_id, actor_label, at, note)
-    SELECT members.contribution_id, 'in_notice', 'awarded', p_actor_kind, p_actor_id, p_actor_label, p_at,
-           CASE WHEN members.any_points THEN NULL ELSE p_empty_note END
-    FROM members ORDER BY members.contribution_id)
-SELECT claimed.id, claimed.indicator_code, claimed.description, claimed.notice_until, claimed.explanation,
-       members.pids, members.points, members.accounts
-FROM claimed JOIN members ON members.contribution_id = claimed.id ORDER BY claimed.id
+    SELECT batch.id, 'in_notice', 'awarded', p_actor_kind, p_actor_id, p_actor_label, p_at,
+           CASE WHEN batch.any_points THEN NULL ELSE p_empty_note END
+    FROM batch ORDER BY batch.id)
+SELECT id, indicator_code, description, notice_until, explanation, pids, points, accounts FROM batch ORDER BY id
 $fn$
 """
 
