@@ -70,7 +70,7 @@ Claimed = tuple[int, str, str, Any, dict[str, Any], list[tuple[int, Any, Any]]]
 # One round trip (`scoring_claim_awards`, migration 0009): claim (SKIP LOCKED, in notice order),
 # each one's members in participant order with their accounts, and the events of the transition,
 # in id order. A contribution whose members were all at the cap is awarded with nothing to post,
-# and its event says so. A function so that its plan does not hang on fresh statistics.
+# and its event says so. A function, so that its plan does not depend on fresh statistics.
 _CLAIM_PG = "SELECT * FROM scoring_claim_awards(%(now)s, %(limit)s, %(actor_kind)s, %(actor_id)s, %(actor_label)s, " \
             "%(at)s, %(empty_note)s)"
 
