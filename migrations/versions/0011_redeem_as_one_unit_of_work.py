@@ -25,7 +25,7 @@ the key and the idempotency key too, the claim reads both accounts, the legs are
 PL/pgSQL, and the key's hourly `last_used_at` touch rides on the redemption's INSERT.
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-29 14:20:00
 """
 import importlib.util
@@ -34,7 +34,7 @@ from pathlib import Path
 from alembic import op
 
 revision = '0011'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
