@@ -1,13 +1,14 @@
 """Redemptions over HTTP through gunicorn on PostgreSQL, against a trivial JSON endpoint of the
 same app on the same gunicorn settings (run by hand; not a test).
 
-    .venv/bin/python bench/redemption_bench.py [--duration 20] [--connections 32] [--codes 30000]
+    .venv/bin/python bench/redemption_bench.py [--duration 20] [--rounds 2] [--connections 32] [--codes 30000]
 
 Needs `wrk` (Debian package). Creates a throwaway database, a partner outlet with an API key, a
 spend scenario and one live one-time code for each of `codes` distinct participants, starts
 gunicorn (`--workers W --threads T`, the same for both runs) and drives it with wrk:
 
-  baseline_rps               GET /api/v1/ping (a JSON pong) requests per second
+  baseline_rps               GET /api/v1/ping (a JSON pong) requests per second; the ping and the
+                             redemptions take turns, `rounds` times each within `duration`
   redemptions_per_s          POST /api/v1/outlet/redemptions, each a different participant's code
   ratio_redeem_to_baseline   redemptions_per_s / baseline_rps                 (target >= 0.25)
   errors                     non-2xx responses + socket errors in the redemption run (target 0)
@@ -171,11 +172,11 @@ def process_cpu(server_pid: int, url: str, database: str) -> tuple[dict[int, flo
     return workers, {p: _cpu_s(p) for p in pids}
 
 
-def cpu_per_request(before: tuple[dict[int, float], dict[int, float]],
-                    after: tuple[dict[int, float], dict[int, float]], requests: float) -> tuple[float, float]:
-    """(app, PostgreSQL) CPU milliseconds per request between two `process_cpu` readings; a backend
-    or worker that appeared in between counts from zero."""
-    return tuple(sum(cpu - b.get(pid, 0.0) for pid, cpu in a.items()) / requests * 1000  # type: ignore[return-value]
+def cpu_totals(before: tuple[dict[int, float], dict[int, float]],
+               after: tuple[dict[int, float], dict[int, float]]) -> tuple[float, float]:
+    """(app, PostgreSQL) CPU seconds between two `process_cpu` readings; a backend or worker that
+    appeared in between counts from zero."""
+    return tuple(sum(cpu - b.get(pid, 0.0) for pid, cpu in a.items())  # type: ignore[return-value]
                  for b, a in zip(before, after))
 
 
@@ -187,6 +188,7 @@ def main() -> None:
     parser.add_argument("--codes", type=int, default=30000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2, help="turns of ping then redemptions within --duration")
     args = parser.parse_args()
     name = f"jieyou_rbench_{uuid.uuid4().hex[:8]}"
     ledger_bench.admin_exec(args.admin_url, f'CREATE DATABASE "{name}"')
@@ -197,25 +199,49 @@ def main() -> None:
         key, bodies = prepare(url, args.codes)
         server = start_gunicorn(url, 8765, args.workers, args.threads)
         smoke(key, bodies)
-        common = ["-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s", "--latency"]
+        # The ping and the redemptions take turns (`--rounds`, each a share of `--duration`), so
+        # that drift in the host's load reaches the baseline and the redemptions alike; each round
+        # redeems its own share of the codes (a code used twice would be a cheaper replay).
+        share = max(1, args.duration // args.rounds)  # wrk takes whole seconds
+        measured = share * args.rounds
+        common = ["-t", "2", "-c", str(args.connections), "-d", f"{share}s", "--latency"]
         # Warm-up, not counted: gunicorn answers once its first worker is up, while the others
         # are still importing the app (about a second of CPU each); measured then, the baseline
         # would share the CPU with their start-up and come out low.
         wrk(["-t", "2", "-c", str(args.connections), "-d", "3s", "http://127.0.0.1:8765/api/v1/ping"])
-        cpu0 = process_cpu(server.pid, url, name)
-        base = wrk([*common, "http://127.0.0.1:8765/api/v1/ping"])
-        cpu1 = process_cpu(server.pid, url, name)
+        lines = bodies.read_text().splitlines()[:-1]  # the last one was the smoke test's
         script = str(ROOT / "bench" / "redeem.lua")
-        redeem = wrk([*common, "-s", script, "http://127.0.0.1:8765", "--", str(bodies), key, "2"])
-        cpu2 = process_cpu(server.pid, url, name)
-        ping_app, _ = cpu_per_request(cpu0, cpu1, base["rps"] * args.duration)
-        redeem_app, redeem_pg = cpu_per_request(cpu1, cpu2, redeem["rps"] * args.duration)
+        base = {"requests": 0.0, "errors": 0, "p99": []}
+        redeem = {"requests": 0.0, "errors": 0, "p99": []}
+        ping_cpu = (0.0, 0.0)
+        redeem_cpu = (0.0, 0.0)
+        for r in range(args.rounds):
+            part = bodies.with_name(f"bodies-{r}.txt")
+            part.write_text("\n".join(lines[r::args.rounds]) + "\n")
+            cpu0 = process_cpu(server.pid, url, name)
+            got = wrk([*common, "http://127.0.0.1:8765/api/v1/ping"])
+            cpu1 = process_cpu(server.pid, url, name)
+            base["requests"] += got["rps"] * share
+            base["errors"] += got["errors"]
+            base["p99"].append(got.get("p99_ms", float("nan")))
+            got = wrk([*common, "-s", script, "http://127.0.0.1:8765", "--", str(part), key, "2"])
+            cpu2 = process_cpu(server.pid, url, name)
+            redeem["requests"] += got["rps"] * share
+            redeem["errors"] += got["errors"]
+            redeem["p99"].append(got.get("p99_ms", float("nan")))
+            ping_cpu = tuple(a + b for a, b in zip(ping_cpu, cpu_totals(cpu0, cpu1)))  # type: ignore[assignment]
+            redeem_cpu = tuple(a + b for a, b in zip(redeem_cpu, cpu_totals(cpu1, cpu2)))  # type: ignore[assignment]
+        base_rps = base["requests"] / measured
+        redeem_rps = redeem["requests"] / measured
+        ping_app = ping_cpu[0] / base["requests"] * 1000
+        redeem_app, redeem_pg = (c / redeem["requests"] * 1000 for c in redeem_cpu)
         for label, value in (("gunicorn_workers", args.workers), ("gunicorn_threads", args.threads),
-                             ("connections", args.connections), ("duration_s", args.duration),
-                             ("baseline_rps", base["rps"]), ("baseline_errors", base["errors"]),
-                             ("redemptions_per_s", redeem["rps"]),
-                             ("ratio_redeem_to_baseline", redeem["rps"] / base["rps"]),
-                             ("errors", redeem["errors"]), ("p99_ms", redeem.get("p99_ms", float("nan"))),
+                             ("connections", args.connections), ("duration_s", measured),
+                             ("rounds", args.rounds),
+                             ("baseline_rps", round(base_rps, 1)), ("baseline_errors", base["errors"]),
+                             ("redemptions_per_s", round(redeem_rps, 1)),
+                             ("ratio_redeem_to_baseline", round(redeem_rps / base_rps, 3)),
+                             ("errors", redeem["errors"]), ("p99_ms", max(redeem["p99"])),
                              ("app_cpu_ms_per_ping", round(ping_app, 3)),
                              ("app_cpu_ms_per_redemption", round(redeem_app, 3)),
                              ("pg_cpu_ms_per_redemption", round(redeem_pg, 3))):
@@ -225,7 +251,7 @@ def main() -> None:
             ledger_bench.emit("redeemed_in_db", s.scalar(select(func.count()).select_from(Redemption)))
             ledger_bench.emit("ledger_ok", integrity.reconcile(s).ok)
         engine.dispose()
-        ratio = redeem["rps"] / base["rps"]
+        ratio = redeem_rps / base_rps
         ledger_bench.emit("targets", f"ratio_redeem_to_baseline>=0.25 {'PASS' if ratio >= 0.25 else 'FAIL'} "
                                      f"({ratio:.3f}); errors==0 {'PASS' if redeem['errors'] == 0 else 'FAIL'}")
     finally:

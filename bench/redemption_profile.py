@@ -33,6 +33,7 @@ import ledger_bench  # noqa: E402
 import redemption_bench  # noqa: E402
 from infra.config import Settings  # noqa: E402
 from infra.db import make_engine  # noqa: E402
+from infra.runtime import tune_gc  # noqa: E402
 from jieyou.app import create_app  # noqa: E402
 from migrations.alembic_config import alembic_config  # noqa: E402
 
@@ -65,6 +66,7 @@ def main() -> None:
         engine = make_engine(settings.database_url, pool_size=1, max_overflow=0)
         app = create_app(settings, engine=engine)
         client = app.test_client()
+        tune_gc()  # as jieyou.wsgi sets up the gunicorn workers
         with engine.connect() as conn:
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
         statements: list[str] = []

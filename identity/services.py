@@ -191,12 +191,49 @@ def principal_for(session: Session, scheme: str, credential: str) -> Principal |
     else:
         row = session.execute(_API_KEY_PRINCIPAL, {"digest": digest}).first()
     if row is None or row.revoked_at is not None or not row.outlet_active or not row.partner_active:
+        _KNOWN_KEYS.pop(digest, None)
         return None
     if row.last_used_at is None or row.last_used_at < now - dt.timedelta(hours=1):
         # committed with the request; hourly, so that reads stay cheap
         session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
-    return Principal(kind="outlet", id=row.outlet_id, label=f"outlet:{row.outlet_id}", partner_id=row.partner_id,
-                     extra={"api_key_id": row.id})
+    if len(_KNOWN_KEYS) >= _KNOWN_KEYS_MAX:
+        _KNOWN_KEYS.clear()
+    _KNOWN_KEYS[digest] = (row.id, row.outlet_id, row.partner_id)
+    return _outlet_principal(row.id, row.outlet_id, row.partner_id)
+
+
+def _outlet_principal(key_id: int, outlet_id: int, partner_id: int, **extra: Any) -> Principal:
+    return Principal(kind="outlet", id=outlet_id, label=f"outlet:{outlet_id}", partner_id=partner_id,
+                     extra={"api_key_id": key_id, **extra})
+
+
+# Keys this process has seen valid: digest -> (key id, outlet id, partner id). What a key belongs
+# to never changes, so this can only be stale about whether it is still valid, which is exactly
+# what `unchecked_outlet` leaves to the service's statement (`extra["check_key"]`).
+_KNOWN_KEYS: dict[str, tuple[int, int, int]] = {}
+_KNOWN_KEYS_MAX = 10_000
+
+
+def unchecked_outlet(scheme: str, credential: str) -> Principal | None:
+    """The outlet of an API key seen valid before, from memory, without a query; None otherwise.
+    Its validity now (not revoked, outlet and partner active) is for the service to check."""
+    if scheme != "apikey":
+        return None
+    known = _KNOWN_KEYS.get(digest_secret(credential))
+    return None if known is None else _outlet_principal(*known, check_key=known[0])
+
+
+def distrust_outlet(principal: Principal) -> None:
+    """`infra.auth`'s hook: a request with an outlet from memory did not succeed."""
+    if (key_id := principal.extra.get("check_key")) is not None:
+        forget_key(key_id)
+
+
+def forget_key(key_id: int) -> None:
+    """A key found invalid by a service's own check: the next request resolves it afresh."""
+    for digest, known in list(_KNOWN_KEYS.items()):
+        if known[0] == key_id:
+            _KNOWN_KEYS.pop(digest, None)
 
 
 # --- partners, outlets, keys -----------------------------------------------------------------

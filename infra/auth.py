@@ -5,12 +5,13 @@ with `set_principal_loader`, so this package stays free of domain imports.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import request
+from flask import Response, after_this_request, request
 
 from infra.errors import Forbidden, Unauthorized
 
@@ -51,12 +52,22 @@ SYSTEM = Principal(kind="system", id=0, label="system")
 
 PrincipalLoader = Callable[[str, str], Principal | None]
 _loader: PrincipalLoader | None = None
+_unchecked_loader: PrincipalLoader | None = None
+_distrust: Callable[[Principal], None] | None = None
 
 
-def set_principal_loader(loader: PrincipalLoader) -> None:
-    """`loader(scheme, credential)` returns the Principal or None; scheme is 'bearer' or 'apikey'."""
-    global _loader
-    _loader = loader
+def set_principal_loader(loader: PrincipalLoader, *, unchecked: PrincipalLoader | None = None,
+                         distrust: Callable[[Principal], None] | None = None) -> None:
+    """`loader(scheme, credential)` returns the Principal or None; scheme is 'bearer' or 'apikey'.
+
+    `unchecked(scheme, credential)`, optional, answers from memory without checking that the
+    credential is still valid (None when it cannot tell); its Principal carries
+    `extra["check_key"]`, the credential's id, for the service to check in its own statement.
+    `distrust(principal)` makes it forget one: called when a request that used it did not succeed
+    (it may have failed before any check: a bad body, a rate limit), so that the next request with
+    that credential is checked in full and, if it is no longer valid, counted and refused as such."""
+    global _loader, _unchecked_loader, _distrust
+    _loader, _unchecked_loader, _distrust = loader, unchecked, distrust
 
 
 def _credential() -> tuple[str, str] | None:
@@ -70,33 +81,55 @@ def _credential() -> tuple[str, str] | None:
     return None
 
 
-def current_principal() -> Principal | None:
+def current_principal(*, unchecked: bool = False) -> Principal | None:
     """Resolve once per request (cached on the request, not the app context); views pass the
-    result to services."""
+    result to services. `unchecked=True` accepts a Principal the unchecked loader knows from
+    memory (see `require(..., checked_by_service=True)`); without one it resolves as usual."""
     cache_key = "jieyou.principal"
-    if cache_key not in request.environ:
+    environ = request.environ
+    if cache_key not in environ:
+        if unchecked and _unchecked_loader is not None:
+            if "jieyou.principal.unchecked" not in environ:
+                cred = _credential()
+                found = environ["jieyou.principal.unchecked"] = _with_origin(_unchecked_loader(*cred) if cred else None)
+                if found is not None and _distrust is not None:
+                    after_this_request(functools.partial(_distrust_unless_ok, found))
+            if environ["jieyou.principal.unchecked"] is not None:
+                return environ["jieyou.principal.unchecked"]
         cred = _credential()
-        principal = _loader(*cred) if (cred and _loader) else None
-        if principal is not None:
-            principal = Principal(**{**principal.__dict__, "ip": request.remote_addr,
-                                     "user_agent": request.headers.get("User-Agent", "")[:300]})
-        request.environ[cache_key] = principal
-    return request.environ[cache_key]
+        environ[cache_key] = _with_origin(_loader(*cred) if (cred and _loader) else None)
+    return environ[cache_key]
+
+
+def _distrust_unless_ok(principal: Principal, response: Response) -> Response:
+    if response.status_code >= 400 and _distrust is not None:
+        _distrust(principal)
+    return response
+
+
+def _with_origin(principal: Principal | None) -> Principal | None:
+    if principal is None:
+        return None
+    return dataclasses.replace(principal, ip=request.remote_addr,
+                               user_agent=request.headers.get("User-Agent", "")[:300])
 
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def require(kind: str, *roles: str) -> Callable[[F], F]:
+def require(kind: str, *roles: str, checked_by_service: bool = False) -> Callable[[F], F]:
     """View decorator: the caller must be of `kind` (and, for staff, hold one of `roles`).
 
-    The principal is passed to the view as the keyword argument `actor`.
+    The principal is passed to the view as the keyword argument `actor`. With
+    `checked_by_service=True` it may be an unchecked one (`extra["check_key"]`): only for a view
+    whose service checks that key inside the very statement that acts (the counter's redeem),
+    which saves the hot path a round trip to the database.
     """
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            principal = current_principal()
+            principal = current_principal(unchecked=checked_by_service)
             if principal is None:
                 raise Unauthorized("Sign in first.", code="unauthorized")
             if principal.kind != kind:

@@ -8,8 +8,9 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import namedtuple_row, tuple_row
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 
 def on_postgresql(session: Session) -> bool:
@@ -24,7 +25,11 @@ def execute(session: Session, sql: str, params: Any = None, *, fetch: bool = Fal
     `.orig`), so the app's handlers (409 on a constraint race, 503 when the database is busy) treat
     them as everywhere else."""
     connection = session.connection()
-    raw = connection.connection.driver_connection
+    return _run(connection, connection.connection.driver_connection, sql, params, fetch, binary, named)
+
+
+def _run(owner: Any, raw: psycopg.Connection[Any], sql: str, params: Any, fetch: bool, binary: bool,
+         named: bool) -> list[Any]:
     try:
         with raw.cursor(row_factory=tuple_row) as cursor:
             cursor.execute(sql, params, binary=binary)
@@ -40,8 +45,52 @@ def execute(session: Session, sql: str, params: Any = None, *, fetch: bool = Fal
     except psycopg.Error as exc:
         error = DBAPIError.instance(sql, params, exc, psycopg.Error, connection_invalidated=raw.broken)
         if raw.broken:  # as SQLAlchemy does on a disconnect: the pool must not hand it out again
-            connection.invalidate(exc)
+            owner.invalidate(exc)
         raise error from exc
+
+
+def in_transaction(session: Session | scoped_session[Session]) -> bool:
+    """Whether the session (or the request's, behind a scoped_session) has begun a transaction."""
+    return (session() if isinstance(session, scoped_session) else session).in_transaction()
+
+
+def run_alone(session: Session, sql: str, params: Any) -> list[Any]:
+    """Named rows of one statement that is a whole unit of work: a function that either finishes
+    or raises, never leaving part of its writes (the counter's redeem).
+
+    When the session has not begun a transaction, the statement runs on a pooled connection in
+    autocommit, as its own transaction: no BEGIN and no COMMIT round trips, each of which costs
+    the web worker about as much CPU as the statement. Otherwise (the request has read or written
+    already, or a test holds the session in a transaction) it runs inside that transaction, in a
+    savepoint, so that a refusal leaves the transaction usable and the request's commit decides."""
+    bind = session.get_bind()
+    if not isinstance(bind, Engine) or in_transaction(session):
+        with session.begin_nested():
+            return execute(session, sql, params, fetch=True, named=True)
+    pooled = bind.raw_connection()
+    raw = pooled.driver_connection
+    try:
+        raw.autocommit = True
+        rows = _run(pooled, raw, sql, params, True, False, True)
+        raw.autocommit = False
+        return rows
+    except DBAPIError:  # the statement failed (a refusal, say) and the connection is idle again
+        if not raw.broken:
+            _reset_or_discard(pooled, raw)
+        raise
+    except BaseException:  # interrupted mid-statement: its state is unknown, it must not be reused
+        pooled.invalidate()
+        raise
+    finally:
+        pooled.close()
+
+
+def _reset_or_discard(pooled: Any, raw: psycopg.Connection[Any]) -> None:
+    """Back to the pool only as the pool hands connections out: not in autocommit."""
+    try:
+        raw.autocommit = False
+    except Exception:  # noqa: BLE001 - any failure: replace the connection rather than guess
+        pooled.invalidate()
 
 
 # Named rows: the row type per statement text, built once from the first result's columns (psycopg's

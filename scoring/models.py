@@ -103,7 +103,9 @@ class Contribution(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     indicator_code: Mapped[str] = mapped_column(String(16))
-    rule_set_id: Mapped[int | None] = mapped_column(ForeignKey("rule_sets.id"))
+    # rule_set_id and verified_by are checked once per statement on PostgreSQL (trigger
+    # `contributions_references`, migration 0009), as posting_id is.
+    rule_set_id: Mapped[int | None] = mapped_column(BigId)
     work_date: Mapped[dt.date] = mapped_column(Date)
     region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"))
     region_path: Mapped[str] = mapped_column(String(200))
@@ -120,7 +122,7 @@ class Contribution(Base):
     submitted_by_staff: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     import_id: Mapped[int | None] = mapped_column(ForeignKey("import_jobs.id"))
-    verified_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    verified_by: Mapped[int | None] = mapped_column(BigId)
     verified_at: Mapped[dt.datetime | None]
     notice_until: Mapped[dt.datetime | None]
     proposed_points: Mapped[int | None] = mapped_column(Integer)
@@ -197,7 +199,8 @@ class AwardTally(Base):
     __tablename__ = "award_tallies"
     __table_args__ = (CheckConstraint("points >= 0", name="points"),)
 
-    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), primary_key=True)
+    # Checked once per statement on PostgreSQL (trigger `award_tallies_references`, migration 0009).
+    participant_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     indicator_code: Mapped[str] = mapped_column(String(16), primary_key=True)
     period: Mapped[str] = mapped_column(String(7), primary_key=True)  # "2026-11" or "2026"
     points: Mapped[int] = mapped_column(Integer, default=0)

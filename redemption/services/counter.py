@@ -17,10 +17,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached
 
 from identity.models import Participant
+from identity.services import forget_key
 from infra.auth import Principal
 from infra.db import dialect_insert, utcnow
-from infra.driver import driver_rows, on_postgresql
-from infra.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
+from infra.driver import driver_rows, in_transaction, on_postgresql
+from infra.errors import Conflict, IdempotencyConflict, NotFound, Unauthorized, ValidationFailed
 from infra.security import mask_name
 from ledger.services import accounts
 from ledger.services.chain import request_digest
@@ -138,23 +139,24 @@ def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int
            cfg: CounterConfig) -> tuple[Redemption, bool]:
     """Spend (debit the points) or record the use of a privilege (no debit). Returns (redemption, replayed).
 
-    The hot path of the counter. On PostgreSQL one call (`redeem_sql`) claims the code and, when
-    nothing needs Python, takes the limits, posts and records the redemption; otherwise it stops
-    after the claim and the steps below finish, as they do on other databases (`claim` then one
-    statement each for limits, posting and record)."""
+    The hot path of the counter. On PostgreSQL one call (`redeem_sql`) does it all, as a unit of
+    work of its own when the session has begun none; when something needs Python it writes
+    nothing and the steps below do the redemption, as they do on other databases (`claim` then
+    one statement each for limits, posting and record)."""
     require_outlet(outlet)
     code_digest = codes.digest(cfg.secret_key, digits)
     digest = request_digest({"op": "redeem", "code": code_digest, "scenario": scenario_id})
     now = utcnow()
     today = local_date(now, cfg.timezone)
     if on_postgresql(session):
-        got = _redeem_in_one_call(session, outlet, scenario_id=scenario_id, code_digest=code_digest,
-                                  idem_key=idem_key, digest=digest, now=now, today=today)
-        if isinstance(got, Redemption):
-            return got, False
-    else:
-        got = claim.claim(session, outlet, Redemption, scenario_id=scenario_id, code_digest=code_digest,
-                          idem_key=idem_key, now=now)
+        done = _redeem_in_one_call(session, outlet, scenario_id=scenario_id, code_digest=code_digest,
+                                   idem_key=idem_key, digest=digest, now=now, today=today)
+        if done is not None:
+            return done
+    elif outlet.extra.get("check_key") is not None:  # only the PostgreSQL call checks a key itself
+        raise Unauthorized("Sign in first.", code="unauthorized")
+    got = claim.claim(session, outlet, Redemption, scenario_id=scenario_id, code_digest=code_digest,
+                      idem_key=idem_key, now=now)
     if got.prior_id is not None or got.participant_id is None:
         return _replay_or_invalid(session, Redemption, outlet, idem_key, digest), True
     scenario, participant_id = got.scenario, got.participant_id
@@ -187,34 +189,47 @@ def _redemption_values(scenario: Any, outlet: Principal, participant_id: int, po
 
 
 def _redeem_in_one_call(session: Session, outlet: Principal, *, scenario_id: int, code_digest: str, idem_key: str,
-                        digest: str, now: dt.datetime, today: dt.date) -> Redemption | claim.Claim:
-    """The redemption when `redemption_redeem` finished it; else what it claimed, for the steps of
-    `redeem` to carry on from. Its refusals raise here as the steps would raise them."""
+                        digest: str, now: dt.datetime, today: dt.date) -> tuple[Redemption, bool] | None:
+    """The answer when `redemption_redeem` gave one; None when it left the redemption to Python
+    (having written nothing). Its refusals raise here as the steps would raise them."""
     try:
         got = redeem_sql.redeem(session, outlet, scenario_id=scenario_id, code_digest=code_digest,
                                 idem_key=idem_key, request_digest=digest, now=now, today=today)
     except DBAPIError as exc:
-        if getattr(exc.orig, "sqlstate", None) == INSUFFICIENT:
-            raise _not_enough_points() from None
+        _raise_refusal(session, exc, outlet, idem_key, digest)
         raise
     row = got.row
     if got.outcome == redeem_sql.DONE:
         values = _redemption_values(row, outlet, row.participant_id, row.posting_id, idem_key, digest, now)
-        return _attached(session, Redemption, row.redemption_id, values)
+        if in_transaction(session):  # written in the session's transaction: part of it
+            return _attached(session, Redemption, row.redemption_id, values), False
+        return _loaded(Redemption, row.redemption_id, values), False  # committed on its own
+    if got.outcome == "unauthorized":
+        forget_key(outlet.extra["check_key"])
+        raise Unauthorized("This API key is not valid.", code="unauthorized")
     if got.outcome == "no_scenario":
         claim.no_scenario(scenario_id)
-    if got.outcome in redeem_sql.LIMITS:
-        period = got.outcome.removeprefix("limit_")
-        _limit_refused(period, getattr(row, got.outcome))
-    if got.outcome == "quota_exhausted":
-        _quota_refused()
-    if got.outcome == "posting_taken":
+    if got.outcome in ("replay", "code_invalid"):
+        return _replay_or_invalid(session, Redemption, outlet, idem_key, digest), True
+    return None
+
+
+def _raise_refusal(session: Session, exc: DBAPIError, outlet: Principal, idem_key: str, digest: str) -> None:
+    """A refusal `redemption_redeem` raised (its writes undone with it), as the steps raise it."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate == INSUFFICIENT:
+        raise _not_enough_points() from None
+    if sqlstate == redeem_sql.REFUSED:
+        diag = exc.orig.diag  # type: ignore[union-attr]
+        what, limit = diag.message_primary, int(diag.message_detail)
+        if what == "quota_exhausted":
+            _quota_refused()
+        _limit_refused(what.removeprefix("limit_"), limit)
+    if sqlstate == redeem_sql.POSTING_TAKEN:
         # Another request with this key committed first: other content is a 422; the same content
-        # is a retry to answer from that request, but this one's claim must roll back first.
+        # is a retry, to be answered from that request once this one has rolled back.
         _replay(session, Redemption, outlet, idem_key, digest)
-        raise Conflict("Duplicate request still in flight; retry.", code="in_flight")
-    return claim.Claim(row.prior_id, row if row.id is not None else None, row.participant_id, row.account_id,
-                       row.partner_account_id)
+        raise Conflict("Duplicate request still in flight; retry.", code="in_flight") from None
 
 
 def _persisted(session: Session, model: type, values: dict[str, Any]) -> Any:
@@ -236,14 +251,22 @@ def _persisted(session: Session, model: type, values: dict[str, Any]) -> Any:
 
 
 def _attached(session: Session, model: type, new_id: int, values: dict[str, Any]) -> Any:
-    """The object of a row just written with these values, in the session as if loaded. Its
-    attributes are put in place as a load does, without the constructor's per-attribute events
-    (two thirds of the cost, for history make_transient_to_detached then clears anyway)."""
-    configure_mappers()  # what the constructor would make sure of (a fresh worker may not have yet)
-    obj = model.__mapper__.class_manager.new_instance()
-    obj.__dict__.update(values, id=new_id)
+    """The object of a row just written in the session's transaction with these values, in the
+    session as if loaded: no unit-of-work flush for a row whose every column is known, yet later
+    ORM use (refresh, refunds) works."""
+    obj = _loaded(model, new_id, values)
     make_transient_to_detached(obj)
     session.add(obj)
+    return obj
+
+
+def _loaded(model: type, new_id: int, values: dict[str, Any]) -> Any:
+    """An object holding a row just written with these values, bound to no session (the response
+    of a redemption that committed on its own). Its attributes are put in place as a load does,
+    without the constructor's per-attribute events."""
+    configure_mappers()  # what the constructor would make sure of (a process that built no app)
+    obj = model.__mapper__.class_manager.new_instance()
+    obj.__dict__.update(values, id=new_id)
     return obj
 
 

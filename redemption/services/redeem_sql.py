@@ -3,8 +3,10 @@
 Why: the claim, the limits, the posting and the redemption row were three to five statements, each
 a round trip plus Python work (the posting request, an ORM insert), on a machine whose two cores
 the web workers share with PostgreSQL. The function takes the same steps with the same guards and
-either finishes the redemption (`done`) or stops after the claim (`claimed`, or a refusal) for
-`counter.redeem` to carry on exactly as the step-by-step path does.
+either finishes the redemption (`done`), or returns having written nothing for `counter.redeem`
+to answer (a replay, an invalid code) or to do the whole redemption the step-by-step way
+(`python`), or raises a refusal with nothing left behind (migration 0011). So it runs as a unit of
+work of its own, one round trip, when the request has not begun a transaction.
 
 The posting's fingerprint and request digest are the ledger's: built here by `chain` with
 placeholders for the three things only the database knows (the posting id, the reason, which names
@@ -19,7 +21,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from infra.auth import Principal
-from infra.driver import driver_rows
+from infra.driver import run_alone
 from ledger.services.chain import canonical_json, posting_fingerprint
 from ledger.services.posting import MAX_REASON
 from redemption.services.claim import SCENARIO_COLUMNS
@@ -31,22 +33,22 @@ ID, REASON, LEGS = "\x00id\x00", "\x00reason\x00", "\x00legs\x00"
 
 REDEEM_SQL = (
     "SELECT o.o_outcome AS outcome, o.o_prior_id AS prior_id, o.o_participant_id AS participant_id, "
-    "o.o_account_id AS account_id, o.o_partner_account_id AS partner_account_id, "
     "o.o_redemption_id AS redemption_id, o.o_posting_id AS posting_id, "
     + ", ".join(f"(o.o_scenario).{c}" for c in SCENARIO_COLUMNS)
-    + " FROM redemption_redeem(%(outlet_id)s, %(actor_label)s, %(scenario_id)s, %(code_digest)s, %(idem_key)s, "
-      "%(request_digest)s, %(now)s, %(today)s, %(periods)s::text[], %(idem_scope)s, %(posting_key)s, %(fp_template)s, "
-      "%(digest_template)s, %(max_reason)s) o")
+    + " FROM redemption_redeem(%(outlet_id)s, %(partner_id)s, %(key_id)s, %(actor_label)s, %(scenario_id)s, "
+      "%(code_digest)s, %(idem_key)s, %(request_digest)s, %(now)s, %(today)s, %(periods)s::text[], %(idem_scope)s, "
+      "%(posting_key)s, %(fp_template)s, %(digest_template)s, %(max_reason)s) o")
 
-DONE, CLAIMED = "done", "claimed"
-LIMITS = ("limit_day", "limit_month", "limit_year")
+DONE, PYTHON = "done", "python"
+REFUSED, POSTING_TAKEN = "JY010", "JY011"  # SQLSTATEs: a limit or the quota; the posting key taken
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """`outcome`: replay, no_scenario, code_invalid, claimed (carry on in Python), limit_day,
-    limit_month, limit_year, quota_exhausted, or done. `row` carries the ids and, from
-    `no_scenario` on, the scenario's columns (SCENARIO_COLUMNS) as attributes."""
+    """`outcome`: unauthorized, replay, no_scenario, code_invalid, python (nothing written: do it
+    all in Python) or done. `row` carries the ids and, from `code_invalid` on, the scenario's
+    columns (SCENARIO_COLUMNS) as attributes. Refusals after the claim raise (REFUSED,
+    POSTING_TAKEN, the ledger's INSUFFICIENT) and leave nothing behind."""
 
     outcome: str
     row: Any
@@ -71,10 +73,13 @@ def templates(outlet: Principal, idem_key: str, now: dt.datetime) -> tuple[str, 
 
 def redeem(session: Session, outlet: Principal, *, scenario_id: int, code_digest: str, idem_key: str,
            request_digest: str, now: dt.datetime, today: dt.date) -> Outcome:
+    """One call, run as its own unit of work when the session has begun none (`run_alone`).
+    The outlet's key is checked in the call when the outlet came from memory (`check_key`)."""
     fingerprint, digest = templates(outlet, idem_key, now)
     keys = periods(today)
-    (row,) = driver_rows(session, REDEEM_SQL, {
-        "outlet_id": outlet.id, "actor_label": outlet.label[:100], "scenario_id": scenario_id,
+    (row,) = run_alone(session, REDEEM_SQL, {
+        "outlet_id": outlet.id, "partner_id": outlet.partner_id, "key_id": outlet.extra.get("check_key"),
+        "actor_label": outlet.label[:100], "scenario_id": scenario_id,
         "code_digest": code_digest, "idem_key": idem_key, "request_digest": request_digest, "now": now,
         # An array literal (the keys hold no quotes or commas): the driver's list adaptation costs more.
         "today": today, "periods": f"{{{keys['day']},{keys['month']},{keys['year']}}}", "idem_scope": IDEM_SCOPE,

@@ -67,33 +67,12 @@ def _accounts(session: Session, wanted: set[int]) -> dict[int, int]:
 # (id, indicator_code, description, notice_until, explanation, [(participant, points, account or None)])
 Claimed = tuple[int, str, str, Any, dict[str, Any], list[tuple[int, Any, Any]]]
 
-# One round trip: claim (SKIP LOCKED, in notice order, with the literal state the partial index
-# names), each one's members in participant order with their accounts, and the events of the
-# transition, in id order. A contribution whose members were all at the cap is awarded with
-# nothing to post, and its event says so.
-_CLAIM_PG = """
-WITH claimed AS (
-    SELECT c.id, c.indicator_code, c.description, c.notice_until, c.explanation FROM contributions c
-    WHERE c.state = 'in_notice' AND c.notice_until <= %(now)s
-      AND NOT EXISTS (SELECT FROM objections o WHERE o.contribution_id = c.id AND o.status = 'open')
-    ORDER BY c.notice_until LIMIT %(limit)s FOR UPDATE OF c SKIP LOCKED),
-members AS (
-    SELECT m.contribution_id, array_agg(m.participant_id ORDER BY m.participant_id) AS pids,
-           array_agg(m.points ORDER BY m.participant_id) AS points,
-           array_agg(a.id ORDER BY m.participant_id) AS accounts,
-           coalesce(bool_or(m.points <> 0), false) AS any_points
-    FROM claimed JOIN contribution_members m ON m.contribution_id = claimed.id
-    LEFT JOIN accounts a ON a.participant_id = m.participant_id
-    GROUP BY m.contribution_id),
-events AS (
-    INSERT INTO contribution_events (contribution_id, from_state, to_state, actor_kind, actor_id, actor_label, at, note)
-    SELECT claimed.id, 'in_notice', 'awarded', %(actor_kind)s, %(actor_id)s, %(actor_label)s, %(at)s,
-           CASE WHEN members.any_points THEN NULL ELSE %(empty_note)s END
-    FROM claimed LEFT JOIN members ON members.contribution_id = claimed.id ORDER BY claimed.id)
-SELECT claimed.id, claimed.indicator_code, claimed.description, claimed.notice_until, claimed.explanation,
-       members.pids, members.points, members.accounts
-FROM claimed LEFT JOIN members ON members.contribution_id = claimed.id ORDER BY claimed.id
-"""
+# One round trip (`scoring_claim_awards`, migration 0009): claim (SKIP LOCKED, in notice order),
+# each one's members in participant order with their accounts, and the events of the transition,
+# in id order. A contribution whose members were all at the cap is awarded with nothing to post,
+# and its event says so. A function, so that its plan does not depend on fresh statistics.
+_CLAIM_PG = "SELECT * FROM scoring_claim_awards(%(now)s, %(limit)s, %(actor_kind)s, %(actor_id)s, %(actor_label)s, " \
+            "%(at)s, %(empty_note)s)"
 
 _AWARDED_PG = ("UPDATE contributions t SET state = 'awarded', awarded_at = %s, posting_id = v.posting_id "
                "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, posting_id) WHERE t.id = v.id")

@@ -3,6 +3,7 @@ contribution and what each participant has already used of the caps, it returns 
 participant and an explanation a participant can read beside the posting."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,40 +98,52 @@ def score(rule: IndicatorRule, facts: Facts, used_month: Mapping[int, int], used
 
 def explain(explanation: Mapping[str, Any], participant_id: int, locale: str = "zh") -> str:
     """The explanation in plain words, for one participant."""
-    e = explanation
-    pid = str(participant_id)
-    mine = e["points"].get(pid, 0)
-    if locale.startswith("en"):
-        parts = [f"Rules v{e['rule_version']}, {e['indicator']} ({e['name_en']}): {e['base_points']} points"
-                 f" × {e['quantity']} {e['unit']}"]
-        if e.get("multiplier"):
-            parts.append(f" × {e['multiplier']['factor']} for a {e['multiplier']['colour']} warning")
-        parts.append(f" = {e['raw']}.")
-        if e.get("activity_cap") is not None:
-            parts.append(f" Capped at {e['activity_cap']} per activity.")
-        if e.get("shared"):
-            parts.append(f" Shared among {len(e['shares'])} mediators by their shares.")
-        for period, c in e["caps"].get(pid, {}).items():
-            parts.append(f" {period.capitalize()} cap {c['cap']}, {c['used']} already earned: {c['after']} counted.")
-        parts.append(f" You receive {mine}.")
-        return "".join(parts)
-    parts = [f"依据第{e['rule_version']}版规则 {e['indicator']}「{e['name_zh']}」：基础分 {e['base_points']}"
-             f" × {e['quantity']}{UNIT_ZH.get(e['unit'], '')}"]
-    if e.get("multiplier"):
-        parts.append(f" × {COLOUR_ZH.get(e['multiplier']['colour'], '')}预警系数 {e['multiplier']['factor']}")
-    parts.append(f" = {e['raw']} 分。")
-    if e.get("activity_cap") is not None:
-        parts.append(f"单次活动上限 {e['activity_cap']} 分。")
-    if e.get("shared"):
-        parts.append(f"由 {len(e['shares'])} 名调解员按份额分配。")
-    for period, c in e["caps"].get(pid, {}).items():
-        label = "本月" if period == "month" else "本年"
-        parts.append(f"{label}上限 {c['cap']} 分，已得 {c['used']} 分，计入 {c['after']} 分。")
-    parts.append(f"您获得 {mine} 分。")
-    return "".join(parts)
+    return _words(*_key(explanation, str(participant_id)))[1 if locale.startswith("en") else 0]
 
 
 def explain_both(explanation: Mapping[str, Any], participant_ids: Sequence[int]) -> dict[str, dict[str, str]]:
     """The explanation in both languages for each participant, as an award's posting carries it:
     {"zh": {participant id: text}, "en": {...}}."""
-    return {lang: {str(pid): explain(explanation, pid, lang) for pid in participant_ids} for lang in ("zh", "en")}
+    zh: dict[str, str] = {}
+    en: dict[str, str] = {}
+    for participant_id in participant_ids:
+        pid = str(participant_id)
+        zh[pid], en[pid] = _words(*_key(explanation, pid))
+    return {"zh": zh, "en": en}
+
+
+def _key(e: Mapping[str, Any], pid: str) -> tuple[tuple[Any, ...], tuple[Any, ...], int]:
+    """What the words depend on: the contribution's part, this participant's caps and points."""
+    m = e.get("multiplier")
+    caps = e["caps"].get(pid)
+    return ((e["rule_version"], e["indicator"], e["name_zh"], e["name_en"], e["base_points"], e["quantity"], e["unit"],
+             (m["colour"], m["factor"]) if m else None, e["raw"], e.get("activity_cap"),
+             len(e["shares"]) if e.get("shared") else None),
+            tuple((period, c["cap"], c["used"], c["after"]) for period, c in caps.items()) if caps else (),
+            e["points"].get(pid, 0))
+
+
+@functools.lru_cache(maxsize=4096)
+def _words(lead: tuple[Any, ...], caps: tuple[tuple[str, int, int, int], ...], mine: int) -> tuple[str, str]:
+    """(zh, en). Cached: a batch of awards has few distinct explanations once the participant is
+    left out, and the award job writes both languages for every participant."""
+    rule_version, indicator, name_zh, name_en, base_points, quantity, unit, multiplier, raw, activity_cap, sharers = lead
+    en = [f"Rules v{rule_version}, {indicator} ({name_en}): {base_points} points × {quantity} {unit}"]
+    zh = [f"依据第{rule_version}版规则 {indicator}「{name_zh}」：基础分 {base_points} × {quantity}{UNIT_ZH.get(unit, '')}"]
+    if multiplier:
+        en.append(f" × {multiplier[1]} for a {multiplier[0]} warning")
+        zh.append(f" × {COLOUR_ZH.get(multiplier[0], '')}预警系数 {multiplier[1]}")
+    en.append(f" = {raw}.")
+    zh.append(f" = {raw} 分。")
+    if activity_cap is not None:
+        en.append(f" Capped at {activity_cap} per activity.")
+        zh.append(f"单次活动上限 {activity_cap} 分。")
+    if sharers is not None:
+        en.append(f" Shared among {sharers} mediators by their shares.")
+        zh.append(f"由 {sharers} 名调解员按份额分配。")
+    for period, cap, used, after in caps:
+        en.append(f" {period.capitalize()} cap {cap}, {used} already earned: {after} counted.")
+        zh.append(f"{'本月' if period == 'month' else '本年'}上限 {cap} 分，已得 {used} 分，计入 {after} 分。")
+    en.append(f" You receive {mine}.")
+    zh.append(f"您获得 {mine} 分。")
+    return "".join(zh), "".join(en)

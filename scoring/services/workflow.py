@@ -15,7 +15,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -49,6 +49,13 @@ class Verified:
     points: dict[int, int]  # participant id -> points
     verified_at: dt.datetime
     notice_until: dt.datetime
+
+
+class _InForce(NamedTuple):
+    """What the bulk path needs of the rule set in force: plain values, not ORM attributes."""
+
+    id: int
+    notice_days: int
 
 
 def _periods(work_date: dt.date) -> tuple[str, str]:
@@ -226,22 +233,24 @@ def _score_and_reserve(session: Session, actor: Principal, items: list[Any], mem
     whatever the tallies hold, so it is scored and written before the tallies are locked: the
     locks, which every concurrent verifier of the same people waits for, are held only while the
     capped work is scored and written."""
-    rule_sets: dict[dt.date, Any] = {}
-    indicator_rules: dict[tuple[int, str], IndicatorRule] = {}
-    plan: list[tuple[Any, Any, IndicatorRule, Facts, str, str]] = []
+    # Per (work date, indicator): the rule set in force (as plain values), the rule and the periods,
+    # looked up once per batch rather than once per contribution.
+    found: dict[tuple[dt.date, str], tuple[_InForce, IndicatorRule, str, str]] = {}
+    plan: list[tuple[Any, _InForce, IndicatorRule, Facts, str, str]] = []
     keys: set[bulk_sql.TallyKey] = set()
     for r in items:  # rules first: an unknown indicator fails before any tally is locked
-        rule_set = rule_sets.get(r.work_date) or rule_sets.setdefault(r.work_date, rules.in_force(session, r.work_date))
-        rule = indicator_rules.get((rule_set.id, r.indicator_code))
-        if rule is None:
-            rule = indicator_rules[(rule_set.id, r.indicator_code)] = rules.indicator_rule(rule_set, r.indicator_code)[1]
-        month, year = _periods(r.work_date)
+        code = r.indicator_code
+        got = found.get((r.work_date, code))
+        if got is None:
+            rule_set = rules.in_force(session, r.work_date)
+            got = found[(r.work_date, code)] = (_InForce(rule_set.id, rule_set.notice_days),
+                                                rules.indicator_rule(rule_set, code)[1], *_periods(r.work_date))
+        in_force, rule, month, year = got
         mine = members[r.id]
-        plan.append((r, rule_set, rule, Facts(members=mine, quantity=r.quantity, warning_colour=r.warning_colour),
-                     month, year))
+        plan.append((r, in_force, rule, Facts(mine, r.quantity, r.warning_colour), month, year))
         for pid, _share in mine:
-            keys.add((pid, r.indicator_code, month))
-            keys.add((pid, r.indicator_code, year))
+            keys.add((pid, code, month))
+            keys.add((pid, code, year))
     results: list[Score | None] = [None if _capped(rule) else score(rule, facts, {}, {})
                                    for _r, _rs, rule, facts, _m, _y in plan]
     _write_scores(session, actor, now, [(p[0], p[1], res) for p, res in zip(plan, results) if res is not None])
@@ -264,6 +273,7 @@ def _score_and_reserve(session: Session, actor: Principal, items: list[Any], mem
     tallies = bulk_sql.add_to_tallies(session, deltas, running)
     capped: list[tuple[Any, Any, Score]] = []
     out: list[Verified] = []
+    notice_ends: dict[int, dt.datetime] = {}
     for i, (r, rule_set, rule, facts, month, year) in enumerate(plan):
         code = r.indicator_code
         result = results[i]
@@ -276,7 +286,10 @@ def _score_and_reserve(session: Session, actor: Principal, items: list[Any], mem
                 for key in ((pid, code, month), (pid, code, year)):
                     if key in running:
                         tallies[key] += got
-        out.append(Verified(r.id, result.total, result.points, now, now + dt.timedelta(days=rule_set.notice_days)))
+        ends = notice_ends.get(rule_set.notice_days)
+        if ends is None:
+            ends = notice_ends[rule_set.notice_days] = now + dt.timedelta(days=rule_set.notice_days)
+        out.append(Verified(r.id, result.total, result.points, now, ends))
     _write_scores(session, actor, now, capped)
     bulk_sql.write_tallies(session, tallies, running)
     return out

@@ -1,16 +1,18 @@
-"""The counter's redeem as one PostgreSQL call (`redemption_redeem`, migration 0007): what it writes
-is what the step-by-step path writes (posting fingerprint, request digest, chain hashes, terms),
-its refusals are the same, and what needs Python still goes the Python way."""
+"""The counter's redeem as one PostgreSQL call (`redemption_redeem`, migrations 0007 and 0011): what
+it writes is what the step-by-step path writes (posting fingerprint, request digest, chain hashes,
+terms), its refusals are the same and leave nothing, what needs Python still goes the Python way,
+and with no transaction begun it is a unit of work of its own."""
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from infra.errors import Conflict, IdempotencyConflict, NotFound
 from ledger.models import Posting
 from ledger.services import accounts, integrity
 from ledger.services.posting import Leg, PostingRequest
-from redemption.models import OneTimeCode, Redemption
+from redemption.models import OneTimeCode, Redemption, UsageCounter
 from redemption.services import codes, counter, redeem_sql
 from tests import factories as f
 
@@ -34,7 +36,11 @@ def outcomes(monkeypatch):
     real = redeem_sql.redeem
 
     def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        got = real(*args, **kwargs)
+        try:
+            got = real(*args, **kwargs)
+        except DBAPIError as exc:  # a refusal raised in the call: its message names it
+            seen.append(exc.orig.diag.message_primary)
+            raise
         seen.append(got.outcome)
         return got
 
@@ -93,7 +99,7 @@ def test_refusals_in_one_call_take_nothing(session, world, outcomes):
         with session.begin_nested():
             counter.redeem(session, desks[0], digits=digits, scenario_id=gift.id, idem_key="one-call-0005", cfg=CFG)
     assert err.value.code == "insufficient_points" and "99" not in str(err.value.details)
-    assert outcomes == ["done", "limit_month", "quota_exhausted"]  # the short balance raised in the call
+    assert outcomes == ["done", "limit_month", "quota_exhausted", "insufficient balance"]  # all raised in the call
     assert accounts.balance(session, account.id) == 99
     with pytest.raises(NotFound):
         counter.redeem(session, desks[0], digits=digits, scenario_id=gift.id + 100000, idem_key="one-call-0006",
@@ -120,7 +126,7 @@ def test_what_needs_python_goes_the_python_way(session, world, outcomes):
             counter.redeem(session, desks[0], digits=f.code_for(session, person), scenario_id=window.id,
                            idem_key="one-call-0009", cfg=CFG)
     assert err.value.code == "grade_required"
-    assert outcomes == ["claimed", "claimed", "claimed"]
+    assert outcomes == ["python", "python", "python"]  # the call wrote nothing for any of them
     assert integrity.verify_chains(session).ok
 
 
@@ -200,6 +206,7 @@ def test_a_key_reused_for_other_content_while_the_first_is_in_flight_is_a_422(co
         s.commit()
     key = f"inflight-{person.id}"
     first = committed_factory()
+    first.connection()  # a request that has begun its transaction: the call runs in it
     counter.redeem(first, desks[0], digits=first_code, scenario_id=cheap, idem_key=key, cfg=CFG)  # not committed
     out: dict = {}
 
@@ -223,3 +230,34 @@ def test_a_key_reused_for_other_content_while_the_first_is_in_flight_is_a_422(co
         unused = s.scalar(select(OneTimeCode).where(OneTimeCode.code_digest == codes.digest(CFG.secret_key, second_code)))
         assert unused is None or unused.used_at is None
         assert accounts.balance(s, f.account_of(s, person).id) == 90
+
+
+@pytest.mark.concurrency
+def test_with_no_transaction_begun_the_call_is_its_own_unit_of_work(committed_factory):
+    """A request that has touched nothing before redeeming: the call commits by itself (no BEGIN,
+    no COMMIT), and a refusal leaves nothing behind though nobody rolls anything back."""
+    with committed_factory() as s:
+        tree = f.region_tree(s)
+        person = f.participant(s, tree.grid_a)
+        account = f.account_of(s, person).id
+        f.award(s, account, 100)
+        partner, outlets, desks = f.shop(s, tree.town_a)
+        tea = f.scenario(s, partner, outlets, points_cost=10, limit_day=1).id
+        first_code, second_code = f.code_for(s, person), f.code_for(s, person)
+        s.commit()
+    with committed_factory() as request:
+        done, replayed = counter.redeem(request, desks[0], digits=first_code, scenario_id=tea,
+                                        idem_key=f"alone-{person.id}-1", cfg=CFG)
+        assert not replayed and not request.in_transaction()
+        with committed_factory() as other:  # visible before anyone commits: it committed itself
+            assert other.get(Redemption, done.id).points == 10 and accounts.balance(other, account) == 90
+        with pytest.raises(Conflict) as err:
+            counter.redeem(request, desks[0], digits=second_code, scenario_id=tea, idem_key=f"alone-{person.id}-2",
+                           cfg=CFG)
+        assert err.value.code == "limit_day"
+    with committed_factory() as other:
+        unused = other.scalar(select(OneTimeCode).where(
+            OneTimeCode.code_digest == codes.digest(CFG.secret_key, second_code)))
+        assert unused.used_at is None  # the claim went with the refusal
+        assert other.scalar(select(UsageCounter.used).where(UsageCounter.participant_id == person.id)) == 1
+        assert accounts.balance(other, account) == 90 and integrity.verify_chains(other).ok

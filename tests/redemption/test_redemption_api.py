@@ -220,3 +220,41 @@ def test_a_refused_guess_says_when_to_come_back_and_budgets_are_per_outlet(app, 
         assert nobody.status_code == 401  # no key: counted by address, refused by the view
     finally:
         app.config["SETTINGS"].code_failure_limit = "10 per 10 minutes"
+
+
+def test_a_key_revoked_after_use_is_refused_at_once(app, client, session):
+    """The redeem view takes a key it has seen valid from memory and leaves the check to the
+    redeem statement: a revoked key, or a suspended outlet, must still be refused right away."""
+    _tree, person, _p, rice, (desk, other), admin = _setup(session, app)
+    first = client.post("/api/v1/outlet/redemptions", headers=desk, json={
+        "code": _code(client, session, person), "scenario_id": rice.id, "idempotency_key": "pos-000101"})
+    assert first.status_code == 201  # the key is known to this process now
+    key_id = identity.principal_for(session, "apikey", desk["X-Api-Key"]).extra["api_key_id"]
+    identity.revoke_api_key(session, admin, key_id)
+    code = _code(client, session, person)
+    refused = client.post("/api/v1/outlet/redemptions", headers=desk, json={
+        "code": code, "scenario_id": rice.id, "idempotency_key": "pos-000102"})
+    assert refused.status_code == 401 and refused.json["error"]["code"] == "unauthorized"
+    again = client.post("/api/v1/outlet/redemptions", headers=desk, json={
+        "code": code, "scenario_id": rice.id, "idempotency_key": "pos-000103"})
+    assert again.status_code == 401  # resolved afresh, and still refused
+    assert client.post("/api/v1/outlet/redemptions", headers=other, json={
+        "code": code, "scenario_id": rice.id, "idempotency_key": "pos-000104"}).status_code == 201  # code unspent
+    me = f.bearer(session, "participant", person.id)
+    assert client.get("/api/v1/me/balance", headers=me).json["balance"] == 20
+
+
+def test_a_revoked_key_that_fails_before_any_check_is_not_kept(app, client, session):
+    """A key from memory whose request fails before the redeem statement checks it (a bad body, a
+    rate limit) is forgotten: its next request is checked in full, refused and counted as a
+    stranger's, not against its outlet's budget."""
+    _tree, person, _p, rice, (desk, _other), admin = _setup(session, app)
+    assert client.post("/api/v1/outlet/redemptions", headers=desk, json={
+        "code": _code(client, session, person), "scenario_id": rice.id,
+        "idempotency_key": "pos-000201"}).status_code == 201
+    key_id = identity.principal_for(session, "apikey", desk["X-Api-Key"]).extra["api_key_id"]
+    identity.revoke_api_key(session, admin, key_id)
+    bad = client.post("/api/v1/outlet/redemptions", headers=desk, json={"code": "12", "scenario_id": rice.id})
+    assert bad.status_code == 422  # refused before anything was checked
+    again = client.post("/api/v1/outlet/redemptions", headers=desk, json={"code": "12", "scenario_id": rice.id})
+    assert again.status_code == 401

@@ -1,5 +1,5 @@
 """The statements behind the bulk paths: tallies added to in the locking statement, and the
-references PostgreSQL checks once per statement (migration 0006)."""
+references PostgreSQL checks once per statement (migrations 0006 and 0009)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from scoring.models import AwardTally, Contribution, ContributionEvent
+from identity.models import Participant, StaffUser
+from scoring.models import AwardTally, Contribution, ContributionEvent, RuleSet
 from scoring.services import bulk_sql, submissions, workflow
 from tests import factories as f
 
@@ -74,3 +75,28 @@ def test_a_contribution_inserted_naming_a_missing_posting_is_refused(session, ve
     with pytest.raises(IntegrityError):
         with session.begin_nested():
             session.execute(insert(Contribution.__table__).values(**row))
+
+
+@pytest.mark.parametrize("column, message", [("rule_set_id", "names a rule set that does not exist"),
+                                             ("verified_by", "names a verifier that does not exist")])
+def test_a_contribution_naming_a_missing_rule_set_or_verifier_is_refused(session, verified, column, message):
+    with pytest.raises(IntegrityError, match=message):
+        with session.begin_nested():
+            session.execute(update(Contribution).where(Contribution.id == verified.id).values({column: 10**12}))
+
+
+def test_a_tally_naming_a_missing_participant_is_refused(session):
+    with pytest.raises(IntegrityError, match="names a participant that does not exist"):
+        with session.begin_nested():
+            bulk_sql.add_to_tallies(session, {(10**12, "PRO-1", "2026"): 4})
+
+
+@pytest.mark.parametrize("model, column", [(StaffUser, Contribution.verified_by), (RuleSet, Contribution.rule_set_id),
+                                           (Participant, AwardTally.participant_id)])
+def test_a_row_still_named_cannot_be_deleted_or_renumbered(session, verified, model, column):
+    named = session.scalar(select(column).where(column.isnot(None)).limit(1))
+    for change in (delete(model).where(model.id == named), update(model).where(model.id == named).values(id=10**12)):
+        # (a published rule set refuses first: it is frozen)
+        with pytest.raises(DBAPIError, match="still referenced|is frozen"):
+            with session.begin_nested():
+                session.execute(change)
