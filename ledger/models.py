@@ -95,7 +95,7 @@ class Posting(Base):
     idem_key: Mapped[str] = mapped_column(String(100))
     request_digest: Mapped[str] = mapped_column(String(64))
     # On PostgreSQL the link is checked by the `postings_no_reversal_of_reversal` insert trigger
-    # (migration 0012), not by a per-row foreign key; SQLite keeps its foreign key.
+    # (migration 0011), not by a per-row foreign key; SQLite keeps its foreign key.
     reverses_id: Mapped[int | None] = mapped_column(BigId)
 
     entries: Mapped[list[Entry]] = relationship(back_populates="posting", order_by="Entry.id",

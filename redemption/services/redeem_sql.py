@@ -5,7 +5,7 @@ a round trip plus Python work (the posting request, an ORM insert), on a machine
 the web workers share with PostgreSQL. The function takes the same steps with the same guards and
 either finishes the redemption (`done`), or returns having written nothing for `counter.redeem`
 to answer (a replay, an invalid code) or to do the whole redemption the step-by-step way
-(`python`), or raises a refusal with nothing left behind (migration 0011). So it runs as a unit of
+(`python`), or raises a refusal with nothing left behind (migration 0010). So it runs as a unit of
 work of its own, one round trip, when the request has not begun a transaction.
 
 The posting's fingerprint and request digest are the ledger's: built here by `chain` with

@@ -59,7 +59,7 @@ def test_reversing_a_reversal_is_refused_by_service_and_database(session, world)
 
 
 def test_a_reversal_of_a_posting_that_does_not_exist_is_refused_by_the_database(session, world):
-    """The link is checked by the insert trigger (migration 0012) as the foreign key did: an
+    """The link is checked by the insert trigger (migration 0011) as the foreign key did: an
     integrity error, and nothing written."""
     _tree, _person, account = world
     original = f.award(session, account.id, 4)

@@ -1,4 +1,4 @@
-"""The counter's redeem as one PostgreSQL call (`redemption_redeem`, migrations 0007 and 0011): what
+"""The counter's redeem as one PostgreSQL call (`redemption_redeem`, migrations 0007 and 0010): what
 it writes is what the step-by-step path writes (posting fingerprint, request digest, chain hashes,
 terms), its refusals are the same and leave nothing, what needs Python still goes the Python way,
 and with no transaction begun it is a unit of work of its own."""

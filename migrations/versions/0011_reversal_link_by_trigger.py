@@ -9,14 +9,14 @@ already reads the reversed posting; it now also refuses a link to a posting that
 with the foreign key's SQLSTATE (foreign_key_violation). The reversed posting cannot disappear
 later: postings refuse UPDATE, DELETE and TRUNCATE. SQLite keeps its foreign key.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-29 14:30:00
 """
 from alembic import op
 
-revision = '0012'
-down_revision = '0011'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 

@@ -24,7 +24,7 @@ The fast path is four statements inside the function instead of eight: the scena
 the key and the idempotency key too, the claim reads both accounts, the legs are ordered in
 PL/pgSQL, and the key's hourly `last_used_at` touch rides on the redemption's INSERT.
 
-Revision ID: 0011
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-11-29 14:20:00
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from alembic import op
 
-revision = '0011'
+revision = '0010'
 down_revision = '0009'
 branch_labels = None
 depends_on = None
