@@ -1,7 +1,9 @@
 """SQLAlchemy engine, declarative Base, the scoped session and the unit of work.
 
 Services receive a Session and only flush; exactly one place commits: the end of a request
-(`jieyou.app`) or the end of a task (`infra.tasks.UnitOfWorkTask`).
+(`jieyou.app`) or the end of a task (`infra.tasks.UnitOfWorkTask`). The exception is a statement
+that is a whole unit of work by itself, run in autocommit when no transaction has begun
+(`infra.driver.run_alone`: the counter's redeem).
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Statements run straight on the driver, for the few hot paths where SQLAlchemy's execution and
 result layers cost more client CPU than the query itself (the posting statement and the batch
-writes, the counter's claim and record, the API-key look-up, the scoring bulk writes).
-PostgreSQL only; callers keep a SQLAlchemy path for other databases."""
+writes, the counter's claim and redeem, the API-key look-up, the scoring bulk writes), and
+`run_alone` for a statement that is a unit of work by itself. PostgreSQL only; callers keep a
+SQLAlchemy path for other databases."""
 from __future__ import annotations
 
 from typing import Any
