@@ -179,12 +179,17 @@ class HexDigests(bytes):
     while its balance rows are held."""
 
 
-class _HexDigestsDumper(Dumper):
+class _PreparedBinary(Dumper):
+    """Sends bytes already in PostgreSQL's binary format as they are (subclasses name the type)."""
+
     format = Format.BINARY
-    oid = 1009  # text[]
 
     def dump(self, obj: Any) -> bytes:
         return obj  # type: ignore[no-any-return]
+
+
+class _HexDigestsDumper(_PreparedBinary):
+    oid = 1009  # text[]
 
 
 psycopg.adapters.register_dumper(HexDigests, _HexDigestsDumper)
@@ -209,12 +214,8 @@ class Timestamps(bytes):
     2000-01-01 UTC, which the server takes as it comes instead of parsing an ISO text per element."""
 
 
-class _TimestampsDumper(Dumper):
-    format = Format.BINARY
+class _TimestampsDumper(_PreparedBinary):
     oid = 1185  # timestamptz[]
-
-    def dump(self, obj: Any) -> bytes:
-        return obj  # type: ignore[no-any-return]
 
 
 psycopg.adapters.register_dumper(Timestamps, _TimestampsDumper)

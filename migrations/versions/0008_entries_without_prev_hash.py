@@ -13,11 +13,10 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-29 13:20:00
 """
-import importlib.util
-from pathlib import Path
-
 import sqlalchemy as sa
 from alembic import op
+
+from migrations.earlier import revision_module
 
 revision = '0008'
 down_revision = '0007'
@@ -26,10 +25,7 @@ depends_on = None
 
 
 def _post_one_0004() -> str:
-    spec = importlib.util.spec_from_file_location("m0004", Path(__file__).with_name("0004_posting_function.py"))
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.POST_ONE
+    return revision_module("0004_posting_function.py").POST_ONE
 
 
 OLD_INSERT = """    INSERT INTO entries (posting_id, account_id, shard, seq, amount, balance_after, effective_at, prev_hash, hash)

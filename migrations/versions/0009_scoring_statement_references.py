@@ -32,6 +32,8 @@ Create Date: 2026-11-29 14:30:00
 """
 from alembic import op
 
+from migrations.earlier import revision_module
+
 revision = '0009'
 down_revision = '0008'
 branch_labels = None
@@ -74,20 +76,7 @@ BEGIN
 END
 $fn$
 """
-CONTRIBUTION_REFERENCES_0006 = r"""
-CREATE OR REPLACE FUNCTION jieyou_contributions_references() RETURNS trigger LANGUAGE plpgsql AS $fn$
-DECLARE
-    ids bigint[];
-BEGIN
-    SELECT array_agg(DISTINCT posting_id) INTO ids FROM new_contributions WHERE posting_id IS NOT NULL;
-    IF ids IS NOT NULL AND (SELECT count(*) FROM postings WHERE id = ANY(ids)) <> cardinality(ids) THEN
-        RAISE EXCEPTION 'a contribution names a posting that does not exist'
-            USING ERRCODE = 'foreign_key_violation';
-    END IF;
-    RETURN NULL;
-END
-$fn$
-"""
+
 # Only rows the upsert inserted: an update of a tally never changes its participant.
 TALLY_REFERENCES = r"""
 CREATE FUNCTION jieyou_award_tallies_references() RETURNS trigger LANGUAGE plpgsql AS $fn$
@@ -192,6 +181,8 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION jieyou_still_named()")
     op.execute("DROP TRIGGER award_tallies_references ON award_tallies")
     op.execute("DROP FUNCTION jieyou_award_tallies_references()")
-    op.execute(CONTRIBUTION_REFERENCES_0006)
+    # 0006 created it; the downgrade puts its text back
+    op.execute(revision_module("0006_scoring_bulk.py").CONTRIBUTION_REFERENCES
+               .replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
     for name, table, column, target in FOREIGN_KEYS:
         op.create_foreign_key(name, table, target, [column], ["id"])

@@ -28,10 +28,9 @@ Revision ID: 0010
 Revises: 0009
 Create Date: 2026-11-29 14:20:00
 """
-import importlib.util
-from pathlib import Path
-
 from alembic import op
+
+from migrations.earlier import revision_module
 
 revision = '0010'
 down_revision = '0009'
@@ -175,10 +174,7 @@ $fn$
 
 
 def _redeem_0007() -> str:
-    spec = importlib.util.spec_from_file_location("m0007", Path(__file__).with_name("0007_redemption_fast_path.py"))
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.REDEEM
+    return revision_module("0007_redemption_fast_path.py").REDEEM
 
 
 def upgrade() -> None:

@@ -1,4 +1,4 @@
-"""The PostgreSQL path of the counter's redeem: one call of `redemption_redeem` (migration 0007).
+"""The PostgreSQL path of the counter's redeem: one call of `redemption_redeem` (migrations 0007, 0010).
 
 Why: the claim, the limits, the posting and the redemption row were three to five statements, each
 a round trip plus Python work (the posting request, an ORM insert), on a machine whose two cores
