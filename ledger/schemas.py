@@ -55,8 +55,13 @@ class StatementLineOut(DumpSchema):
         return en if is_english() else zh
 
     def _explanation(self, line: object) -> str | None:
-        """Sources (such as scoring) store a per-participant explanation in the posting's metadata."""
-        texts = (getattr(line, "meta") or {}).get("explain", {}).get("en" if is_english() else "zh", {})
+        """The source's words for this participant (`accounts.register_explainer`); postings
+        written before that carry them in their metadata."""
+        locale = "en" if is_english() else "zh"
+        words = getattr(line, "explanation", None)
+        if words:
+            return words.get(locale)
+        texts = (getattr(line, "meta") or {}).get("explain", {}).get(locale, {})
         return texts.get(str(getattr(line, "participant_id"))) if isinstance(texts, dict) else None
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +103,35 @@ def my_account(session: Session, actor: Principal) -> Account:
     return participant_account(session, actor.id)
 
 
+# Words a source gives for the postings it causes, so that a participant reads beside the posting
+# how its points were worked out (a contribution's award: rule, quantity, multiplier, caps). The
+# ledger imports no domain: the domain registers, for its source type and posting kind, a function
+# (session, source ids, participant id) -> {source id: {"zh": text, "en": text}}.
+Explainer = Callable[[Session, Sequence[str], int], Mapping[str, Mapping[str, str]]]
+EXPLAINERS: dict[tuple[str, str], Explainer] = {}
+
+
+def register_explainer(source_type: str, kind: str, explainer: Explainer) -> None:
+    EXPLAINERS[(source_type, kind)] = explainer
+
+
+def _explanations(session: Session, postings: Sequence[Posting], participant_id: int | None
+                  ) -> dict[int, Mapping[str, str]]:
+    """Posting id -> the source's words for this participant, one call per registered source."""
+    wanted: dict[tuple[str, str], list[Posting]] = defaultdict(list)
+    if participant_id is not None:
+        for p in postings:
+            if p.source_id is not None and (p.source_type, p.kind) in EXPLAINERS:
+                wanted[(p.source_type, p.kind)].append(p)  # type: ignore[index]
+    out: dict[int, Mapping[str, str]] = {}
+    for key, group in wanted.items():
+        words = EXPLAINERS[key](session, sorted({p.source_id for p in group}), participant_id)  # type: ignore[arg-type,misc]
+        for p in group:
+            if p.source_id in words:
+                out[p.id] = words[p.source_id]  # type: ignore[index]
+    return out
+
+
 @dataclass(frozen=True)
 class StatementLine:
     entry_id: int
@@ -117,6 +148,7 @@ class StatementLine:
     reversed_by_id: int | None
     meta: dict[str, Any]
     participant_id: int | None = None
+    explanation: Mapping[str, str] | None = None  # {"zh": text, "en": text}, from the source
 
 
 def statement(session: Session, account: Account, *, limit: int = 20, before_id: int | None = None,
@@ -135,11 +167,12 @@ def statement(session: Session, account: Account, *, limit: int = 20, before_id:
     if until is not None:
         q = q.where(Entry.effective_at <= until)
     rows = session.execute(q).all()
+    words = _explanations(session, [p for _e, p, _r in rows[:limit]], account.participant_id)
     lines = [StatementLine(
         entry_id=e.id, posting_id=p.id, kind=p.kind, reason=p.reason, amount=e.amount,
         balance_after=e.balance_after if account.shard_count == 1 else None, effective_at=e.effective_at,
         recorded_at=p.created_at, source_type=p.source_type, source_id=p.source_id, reverses_id=p.reverses_id,
-        reversed_by_id=rev_id, meta=p.meta or {}, participant_id=account.participant_id,
+        reversed_by_id=rev_id, meta=p.meta or {}, participant_id=account.participant_id, explanation=words.get(p.id),
     ) for e, p, rev_id in rows[:limit]]
     next_cursor = lines[-1].entry_id if len(rows) > limit else None
     return lines, next_cursor

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import exists, select
@@ -24,10 +25,25 @@ from ledger.services import accounts
 from ledger.services.posting import Leg, PostingRequest, post_many
 from scoring.models import Contribution, ContributionEvent, ContributionMember, Objection
 from scoring.services import bulk_sql
-from scoring.services.engine import explain_both
+from scoring.services.engine import explain
 
 IDEM_SCOPE = "scoring"
 NOTHING_TO_POST = "every member at the cap: nothing to post"
+
+
+def statement_words(session: Session, contribution_ids: Sequence[str], participant_id: int) -> dict[str, dict[str, str]]:
+    """How an award's points were worked out, in plain words for this participant, in both
+    languages: {contribution id: {"zh": text, "en": text}}. The participant's statement shows them
+    beside the award's posting (`accounts.register_explainer`): the contribution keeps its
+    explanation, so the posting does not carry a copy of the words for every member."""
+    ids = [int(i) for i in contribution_ids if i.isdigit()]
+    rows = session.execute(select(Contribution.id, Contribution.explanation)
+                           .where(bulk_sql.any_of(Contribution.id, ids, session))).all() if ids else []
+    return {str(cid): {"zh": explain(e, participant_id), "en": explain(e, participant_id, "en")}
+            for cid, e in rows if e}
+
+
+accounts.register_explainer("contribution", "award", statement_words)
 
 
 def due(session: Session, now: dt.datetime, limit: int) -> list[Any]:
@@ -64,13 +80,16 @@ def _accounts(session: Session, wanted: set[int]) -> dict[int, int]:
     return found
 
 
-# (id, indicator_code, description, notice_until, explanation, [(participant, points, account or None)])
-Claimed = tuple[int, str, str, Any, dict[str, Any], list[tuple[int, Any, Any]]]
+# (id, indicator_code, description, notice_until, indicator name (zh), rule version,
+#  [(participant, points, account or None)])
+Claimed = tuple[int, str, str, Any, str, int, list[tuple[int, Any, Any]]]
 
-# One round trip (`scoring_claim_awards`, migration 0009): claim (SKIP LOCKED, in notice order),
-# each one's members in participant order with their accounts, and the events of the transition,
-# in id order. A contribution whose members were all at the cap is awarded with nothing to post,
-# and its event says so. A function, so that its plan does not depend on fresh statistics.
+# One round trip (`scoring_claim_awards`, migrations 0009 and 0013): claim (SKIP LOCKED, in notice
+# order), each one's members in participant order with their accounts, and the events of the
+# transition, in id order. A contribution whose members were all at the cap is awarded with
+# nothing to post, and its event says so. A function, so that its plan does not depend on fresh
+# statistics. Of the explanation it returns only what the posting names (the indicator's name and
+# the rule version): the words stay with the contribution (see `statement_words`).
 _CLAIM_PG = "SELECT * FROM scoring_claim_awards(%(now)s, %(limit)s, %(actor_kind)s, %(actor_id)s, %(actor_label)s, " \
             "%(at)s, %(empty_note)s)"
 
@@ -82,8 +101,9 @@ def _claim_pg(session: Session, now: dt.datetime, limit: int, actor: Principal) 
     rows = execute(session, _CLAIM_PG, {
         "now": now, "limit": limit, "actor_kind": actor.kind, "actor_id": actor.id,
         "actor_label": actor.label[:100], "at": utcnow(), "empty_note": NOTHING_TO_POST}, fetch=True, binary=True)
-    return [(cid, code, description, notice_until, explanation, list(zip(pids or (), points or (), accts or ())))
-            for cid, code, description, notice_until, explanation, pids, points, accts in rows]
+    return [(cid, code, description, notice_until, name_zh, rule_version,
+             list(zip(pids or (), points or (), accts or ())))
+            for cid, code, description, notice_until, name_zh, rule_version, pids, points, accts in rows]
 
 
 def _claim_portable(session: Session, now: dt.datetime, limit: int, actor: Principal) -> list[Claimed]:
@@ -93,8 +113,9 @@ def _claim_portable(session: Session, now: dt.datetime, limit: int, actor: Princ
     ids = [c.id for c in batch]
     members = _members(session, ids)
     member_accounts = _accounts(session, {pid for cid in ids for pid, points in members[cid] if points})
-    claimed = [(c.id, c.indicator_code, c.description, c.notice_until, c.explanation,
-                [(pid, points, member_accounts.get(pid)) for pid, points in members[c.id]]) for c in batch]
+    claimed = [(c.id, c.indicator_code, c.description, c.notice_until, c.explanation["name_zh"],
+                c.explanation["rule_version"], [(pid, points, member_accounts.get(pid)) for pid, points in members[c.id]])
+               for c in batch]
     events = {"from_state": "in_notice", "to_state": "awarded", "actor_kind": actor.kind, "actor_id": actor.id,
               "actor_label": actor.label[:100], "at": utcnow()}
     bulk_sql.insert_rows(session, ContributionEvent.__table__,  # type: ignore[arg-type]
@@ -116,7 +137,7 @@ def award_due(session: Session, *, now: dt.datetime | None = None, limit: int = 
     issuance = accounts.system_account(session, accounts.ISSUANCE, shards)
     requests, with_points = [], []
     effective_cap = utcnow()
-    for cid, code, description, notice_until, e, mine in batch:
+    for cid, code, description, notice_until, name_zh, rule_version, mine in batch:
         legs = []
         for pid, points, account in mine:
             if points:
@@ -127,11 +148,10 @@ def award_due(session: Session, *, now: dt.datetime | None = None, limit: int = 
             continue
         legs.append(Leg(issuance.id, -sum(leg.amount for leg in legs)))
         requests.append(PostingRequest(
-            kind="award", reason=f"{e['name_zh']}（{code}）：{description[:80]}",
+            kind="award", reason=f"{name_zh}（{code}）：{description[:80]}",
             idempotency_key=f"contribution:{cid}", source_type="contribution", source_id=str(cid),
             effective_at=min(notice_until or now, effective_cap), legs=legs,
-            meta={"indicator": code, "rule_version": e["rule_version"],
-                  "explain": explain_both(e, [pid for pid, _p, _a in mine])}))
+            meta={"indicator": code, "rule_version": rule_version}))
         with_points.append(cid)
     results = post_many(session, actor, requests, idem_scope=IDEM_SCOPE)
     posting_of = {cid: r.posting_id for cid, r in zip(with_points, results)}

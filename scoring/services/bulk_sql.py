@@ -204,8 +204,25 @@ def text_array(values: Iterable[str | None]) -> str:
                           for v in values) + "}"
 
 
+# The tallies written are locked already (`lock_tallies`, `add_to_tallies`). Their keys lead the
+# write to each row through the unique index: an UPDATE ... FROM unnest joined them by hashing the
+# whole table (it holds every participant, indicator and period ever), read once per batch.
+_WRITE_TALLIES_PG = (
+    "INSERT INTO award_tallies AS t (participant_id, indicator_code, period, points) "
+    "SELECT v.participant_id, v.indicator_code, v.period, v.points "
+    "FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::int[]) AS v(participant_id, indicator_code, period, points) "
+    "ORDER BY 1, 2, 3 ON CONFLICT (participant_id, indicator_code, period) DO UPDATE SET points = excluded.points")
+
+
 def write_tallies(session: Session, tallies: dict[TallyKey, int], changed: Iterable[TallyKey]) -> None:
     keys = sorted(set(changed))
+    if not keys:
+        return
+    if is_postgres(session):
+        execute(session, _WRITE_TALLIES_PG, (
+            int_array([k[0] for k in keys]), text_array([k[1] for k in keys]), text_array([k[2] for k in keys]),
+            int_array([tallies[k] for k in keys])))
+        return
     update_rows(session, _TALLIES, _TALLY_KEYS, {
         "participant_id": [k[0] for k in keys], "indicator_code": [k[1] for k in keys],
         "period": [k[2] for k in keys], "points": [tallies[k] for k in keys]})

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from infra.errors import Conflict, Forbidden, ValidationFailed
 from ledger.models import Posting
+from ledger.schemas import StatementLineOut
 from ledger.services import accounts
 from scoring.models import Contribution
 from scoring.services import awards, notices, rules, submissions, workflow
@@ -41,7 +42,9 @@ def test_verified_work_is_awarded_after_the_notice_with_its_explanation(session,
     assert accounts.balance(session, account.id) == 6
     (line,), _ = accounts.statement(session, account, limit=1)
     assert line.reason.startswith("矛盾隐患线索上报并经核实（INF-1）")
-    assert "橙色预警系数 3" in line.meta["explain"]["zh"][str(person.id)]
+    assert "橙色预警系数 3" in line.explanation["zh"] and "orange warning" in line.explanation["en"]
+    assert "explain" not in line.meta  # the words stay with the contribution, not copied into the posting
+    assert StatementLineOut().dump(line)["explanation"] == line.explanation["zh"]
     assert [e.to_state for e in c.events] == ["submitted", "in_notice", "awarded"]
 
 
