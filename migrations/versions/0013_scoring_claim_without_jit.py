@@ -13,7 +13,7 @@ indicator's Chinese name and the rule version from the explanation instead of th
 which the award job parsed only to write those words.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-11-29 16:30:00
 """
 from alembic import op
@@ -21,7 +21,7 @@ from alembic import op
 from migrations.earlier import revision_module
 
 revision = '0013'
-down_revision = '0011'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
