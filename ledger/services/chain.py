@@ -67,6 +67,9 @@ def request_digest(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
+_FLAT = frozenset({str, int, bool, type(None)})
+
+
 class BatchCanon:
     """posting_fingerprint and posting_request_digest for the postings of one batch, which mostly
     share their actor, times, scope, kind, reason, metadata and source: those parts are written
@@ -78,6 +81,25 @@ class BatchCanon:
         self._tails: dict[tuple[Any, ...], str] = {}
         self._digest_heads: dict[tuple[Any, ...], str] = {}
         self._digest_tails: dict[tuple[Any, ...], str] = {}
+        self._metas: dict[tuple[Any, ...], str] = {}
+
+    def meta_json(self, meta: Mapping[str, Any] | None) -> str:
+        """canonical_json(meta), written once per distinct metadata of the batch (a batch of awards
+        has a handful). Cached only for flat metadata of strings, integers, booleans and None,
+        keyed on each value's class too (True == 1 hashes alike but JSON writes them apart); floats
+        (0.0 == -0.0) and nested values are written every time."""
+        if not meta:
+            return "{}"
+        key: tuple[Any, ...] = ()
+        for k, v in meta.items():
+            kind = v.__class__
+            if k.__class__ is not str or kind not in _FLAT:
+                return canonical_json(meta)
+            key += (k, kind, v)
+        got = self._metas.get(key)
+        if got is None:
+            got = self._metas[key] = canonical_json(meta)
+        return got
 
     def fingerprint(self, p: Mapping[str, Any], meta_json: str) -> str:
         # Value classes are part of the keys: True == 1, but JSON writes them apart.

@@ -160,7 +160,7 @@ def post(session: Session, actor: Principal, request: PostingRequest, *, idem_sc
 
 def _row(req: PostingRequest, actor: Principal, scope: str, key: str, now: dt.datetime,
          canon: BatchCanon | None = None) -> dict[str, Any]:
-    meta_json = canonical_json(req.meta) if req.meta else "{}"
+    meta_json = canon.meta_json(req.meta) if canon is not None else canonical_json(req.meta) if req.meta else "{}"
     return {
         "kind": req.kind, "reason": req.reason.strip(), "actor_kind": actor.kind, "actor_id": actor.id,
         "actor_label": actor.label[:100], "source_type": req.source_type, "source_id": req.source_id,

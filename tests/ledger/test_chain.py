@@ -129,3 +129,14 @@ def test_binary_arrays_reach_a_connection_opened_before_they_were_registered(ses
     issuance = accounts.system_account(session, accounts.ISSUANCE, f.SHARDS)
     post_many(session, SYSTEM, [PostingRequest(kind="award", reason="r", legs=[Leg(account.id, 2), Leg(issuance.id, -2)])])
     assert accounts.balance(session, account.id) == 2
+
+
+def test_a_batch_writes_each_metadata_as_canonical_json_does():
+    """The batch writes each distinct metadata once; values that compare equal across classes
+    (True and 1, 0.0 and -0.0) and nested values must still come out as canonical_json writes them."""
+    metas = [{}, None, {"indicator": "PRO-1", "rule_version": 1}, {"rule_version": 1, "indicator": "PRO-1"},
+             {"x": True}, {"x": 1}, {"x": 1.0}, {"x": 0.0}, {"x": -0.0}, {"x": None}, {"x": "中文\"q"},
+             {"x": [1, 2]}, {"x": {"b": 1, "a": True}}, {"x": {"b": 1, "a": 1}}, {1: "int key"}]
+    canon = BatchCanon()
+    for meta in metas + metas:
+        assert canon.meta_json(meta) == canonical_json(meta or {})
