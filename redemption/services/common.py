@@ -17,7 +17,8 @@ def local_date(now: dt.datetime, timezone: str) -> dt.date:
 
 
 def periods(day: dt.date) -> dict[str, str]:
-    return {"day": f"D{day.isoformat()}", "month": f"M{day:%Y-%m}", "year": f"Y{day.year}"}
+    iso = day.isoformat()  # "YYYY-MM-DD"; the month is its first seven characters (no strftime per redemption)
+    return {"day": f"D{iso}", "month": f"M{iso[:7]}", "year": f"Y{day.year}"}
 
 
 def fen(yuan: str | Decimal | float) -> int:

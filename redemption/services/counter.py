@@ -209,9 +209,20 @@ def _redeem_in_one_call(session: Session, outlet: Principal, *, scenario_id: int
         raise Unauthorized("This API key is not valid.", code="unauthorized")
     if got.outcome == "no_scenario":
         claim.no_scenario(scenario_id)
+    if got.outcome == "replay" and not in_transaction(session):
+        return _replayed(redeem_sql.prior(session, row.prior_id), digest), True
     if got.outcome in ("replay", "code_invalid"):
         return _replay_or_invalid(session, Redemption, outlet, idem_key, digest), True
     return None
+
+
+def _replayed(values: dict[str, Any], digest: str) -> Redemption:
+    """`_replay`'s answer from a row read on its own (`redeem_sql.prior`): the same refusal for
+    other content, else the original redemption, bound to no session."""
+    if values["request_digest"] != digest:
+        raise IdempotencyConflict("This idempotency key was already used for a different request.",
+                                  details={"idempotency_key": [f"Used for {Redemption.__tablename__} {values['id']}."]})
+    return _loaded(Redemption, values.pop("id"), values)
 
 
 def _raise_refusal(session: Session, exc: DBAPIError, outlet: Principal, idem_key: str, digest: str) -> None:

@@ -261,3 +261,38 @@ def test_with_no_transaction_begun_the_call_is_its_own_unit_of_work(committed_fa
         assert unused.used_at is None  # the claim went with the refusal
         assert other.scalar(select(UsageCounter.used).where(UsageCounter.participant_id == person.id)) == 1
         assert accounts.balance(other, account) == 90 and integrity.verify_chains(other).ok
+
+
+@pytest.mark.concurrency
+def test_with_no_transaction_begun_a_retry_is_answered_without_one(committed_factory):
+    """A resend after a timeout: the original redemption, read on its own (no transaction left
+    open), with every column as a load gives it; other content under the key is still a 422."""
+    with committed_factory() as s:
+        tree = f.region_tree(s)
+        person = f.participant(s, tree.grid_a)
+        account = f.account_of(s, person).id
+        f.award(s, account, 100)
+        partner, outlets, desks = f.shop(s, tree.town_a)
+        tea = f.scenario(s, partner, outlets, points_cost=10).id
+        digits, other_code = f.code_for(s, person), f.code_for(s, person)
+        s.commit()
+    key = f"resend-{person.id}"
+    with committed_factory() as request:
+        done, replayed = counter.redeem(request, desks[0], digits=digits, scenario_id=tea, idem_key=key, cfg=CFG)
+        assert not replayed
+    with committed_factory() as request:
+        again, replayed = counter.redeem(request, desks[0], digits=digits, scenario_id=tea, idem_key=key, cfg=CFG)
+        assert replayed and not request.in_transaction()
+        assert set(redeem_sql.PRIOR_COLUMNS) == set(Redemption.__table__.columns.keys())  # nothing left unloaded
+        with committed_factory() as other:
+            stored = other.get(Redemption, done.id)
+            assert {c: getattr(again, c) for c in redeem_sql.PRIOR_COLUMNS} == \
+                   {c: getattr(stored, c) for c in redeem_sql.PRIOR_COLUMNS}
+        assert again.created_at.tzinfo is not None and again.created_at.utcoffset().total_seconds() == 0
+        with pytest.raises(IdempotencyConflict):
+            counter.redeem(request, desks[0], digits=other_code, scenario_id=tea, idem_key=key, cfg=CFG)
+    with committed_factory() as other:
+        assert accounts.balance(other, account) == 90
+        unused = other.scalar(select(OneTimeCode).where(
+            OneTimeCode.code_digest == codes.digest(CFG.secret_key, other_code)))
+        assert unused.used_at is None

@@ -258,3 +258,24 @@ def test_a_revoked_key_that_fails_before_any_check_is_not_kept(app, client, sess
     assert bad.status_code == 422  # refused before anything was checked
     again = client.post("/api/v1/outlet/redemptions", headers=desk, json={"code": "12", "scenario_id": rice.id})
     assert again.status_code == 401
+
+
+def test_an_application_wide_limit_still_reaches_the_counter(app, client, session):
+    """The counter's views count their own limits and Flask-Limiter passes over them, but only
+    while it has no limits of its own for every view: an application-wide one still applies."""
+    from flask_limiter import ApplicationLimit
+
+    from infra.limits import limiter
+
+    _tree, _person, _p, rice, (desk, _), _admin = _setup(session, app)
+    manager = limiter.limit_manager
+    saved = manager._application_limits
+    manager.set_application_limits([ApplicationLimit("2 per minute").bind(limiter)])
+    try:
+        answers = [client.post("/api/v1/outlet/redemptions", headers=desk, json={
+            "code": f"{n:08d}", "scenario_id": rice.id, "idempotency_key": f"wide-{n:04d}"}).status_code
+            for n in range(3)]
+    finally:
+        manager.set_application_limits(saved)
+        limiter.reset()
+    assert answers == [404, 404, 429]
