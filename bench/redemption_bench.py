@@ -9,7 +9,11 @@ gunicorn (`--workers W --threads T`, the same for both runs) and drives it with 
 
   baseline_rps               GET /api/v1/ping (a JSON pong) requests per second; the ping and the
                              redemptions take turns, `rounds` times each within `duration`
-  redemptions_per_s          POST /api/v1/outlet/redemptions, each a different participant's code
+  redemptions_per_s          new redemptions recorded per second of POST /api/v1/outlet/redemptions,
+                             each request a different participant's code; counted in the database,
+                             so a request that only replays an earlier one (a code used twice, if
+                             the run outlasts its codes) adds nothing
+  replayed_requests          redemption requests that created nothing (must be 0: give more --codes)
   ratio_redeem_to_baseline   redemptions_per_s / baseline_rps                 (target >= 0.25)
   errors                     non-2xx responses + socket errors in the redemption run (target 0)
   p99_ms                     99th-percentile latency of redemptions (wrk --latency)
@@ -212,12 +216,19 @@ def main() -> None:
         lines = bodies.read_text().splitlines()[:-1]  # the last one was the smoke test's
         script = str(ROOT / "bench" / "redeem.lua")
         base = {"requests": 0.0, "errors": 0, "p99": []}
-        redeem = {"requests": 0.0, "errors": 0, "p99": []}
+        redeem = {"requests": 0.0, "errors": 0, "p99": [], "new": 0}
+        counter = make_engine(url, pool_size=1)
+
+        def recorded() -> int:  # outside the CPU windows: this backend is the bench's, not the app's
+            with Session(counter) as s:
+                return s.scalar(select(func.count()).select_from(Redemption)) or 0
+
         ping_cpu = (0.0, 0.0)
         redeem_cpu = (0.0, 0.0)
         for r in range(args.rounds):
             part = bodies.with_name(f"bodies-{r}.txt")
             part.write_text("\n".join(lines[r::args.rounds]) + "\n")
+            before = recorded()
             cpu0 = process_cpu(server.pid, url, name)
             got = wrk([*common, "http://127.0.0.1:8765/api/v1/ping"])
             cpu1 = process_cpu(server.pid, url, name)
@@ -229,10 +240,13 @@ def main() -> None:
             redeem["requests"] += got["rps"] * share
             redeem["errors"] += got["errors"]
             redeem["p99"].append(got.get("p99_ms", float("nan")))
+            redeem["new"] += recorded() - before
             ping_cpu = tuple(a + b for a, b in zip(ping_cpu, cpu_totals(cpu0, cpu1)))  # type: ignore[assignment]
             redeem_cpu = tuple(a + b for a, b in zip(redeem_cpu, cpu_totals(cpu1, cpu2)))  # type: ignore[assignment]
+        counter.dispose()
         base_rps = base["requests"] / measured
-        redeem_rps = redeem["requests"] / measured
+        redeem_rps = redeem["new"] / measured
+        replayed = max(0, round(redeem["requests"]) - redeem["new"])
         ping_app = ping_cpu[0] / base["requests"] * 1000
         redeem_app, redeem_pg = (c / redeem["requests"] * 1000 for c in redeem_cpu)
         for label, value in (("gunicorn_workers", args.workers), ("gunicorn_threads", args.threads),
@@ -241,7 +255,8 @@ def main() -> None:
                              ("baseline_rps", round(base_rps, 1)), ("baseline_errors", base["errors"]),
                              ("redemptions_per_s", round(redeem_rps, 1)),
                              ("ratio_redeem_to_baseline", round(redeem_rps / base_rps, 3)),
-                             ("errors", redeem["errors"]), ("p99_ms", max(redeem["p99"])),
+                             ("errors", redeem["errors"]), ("replayed_requests", replayed),
+                             ("p99_ms", max(redeem["p99"])),
                              ("app_cpu_ms_per_ping", round(ping_app, 3)),
                              ("app_cpu_ms_per_redemption", round(redeem_app, 3)),
                              ("pg_cpu_ms_per_redemption", round(redeem_pg, 3))):
@@ -253,7 +268,8 @@ def main() -> None:
         engine.dispose()
         ratio = redeem_rps / base_rps
         ledger_bench.emit("targets", f"ratio_redeem_to_baseline>=0.25 {'PASS' if ratio >= 0.25 else 'FAIL'} "
-                                     f"({ratio:.3f}); errors==0 {'PASS' if redeem['errors'] == 0 else 'FAIL'}")
+                                     f"({ratio:.3f}); errors==0 {'PASS' if redeem['errors'] == 0 else 'FAIL'}; "
+                                     f"replayed_requests==0 {'PASS' if replayed == 0 else 'FAIL (give more --codes)'}")
     finally:
         if server is not None:
             server.send_signal(signal.SIGTERM)
