@@ -11,16 +11,15 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg.types.json import Jsonb
 from sqlalchemy import case, select, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from identity.models import Participant
 from identity.services import forget_key
 from infra.auth import Principal
 from infra.db import dialect_insert, utcnow
-from infra.driver import driver_rows, in_transaction, on_postgresql
+from infra.driver import in_transaction, on_postgresql
 from infra.errors import Conflict, IdempotencyConflict, NotFound, Unauthorized, ValidationFailed
 from infra.security import mask_name
 from ledger.services import accounts
@@ -28,7 +27,7 @@ from ledger.services.chain import request_digest
 from ledger.services.posting import InsufficientBalance, Leg, PostingRequest, post
 from ledger.services.posting_sql import INSUFFICIENT
 from redemption.models import Hold, Redemption, Refund, Scenario, ScenarioOutlet, UsageCounter
-from redemption.services import claim, codes, redeem_sql
+from redemption.services import claim, codes, redeem_sql, refusals, rows
 from redemption.services.common import IDEM_SCOPE, local_date, periods, require_outlet
 from redemption.services.eligibility import Verdict, evaluate, standing, static_reasons
 from scoring.services import grades
@@ -93,40 +92,14 @@ def _take_limits(session: Session, participant_id: int, scenario: Any, today: dt
         taken = set(session.scalars(stmt).all())
         for period, key, limit in wanted:
             if key not in taken:
-                _limit_refused(period, limit)
+                refusals.limit_refused(period, limit)
     if scenario.total_quota is not None:
         taken_quota = session.execute(update(Scenario).where(Scenario.id == scenario.id,
                                                              Scenario.quota_used < Scenario.total_quota)
                                       .values(quota_used=Scenario.quota_used + 1)
                                       .execution_options(synchronize_session=False))
         if taken_quota.rowcount != 1:
-            _quota_refused()
-
-
-def _limit_refused(period: str, limit: int) -> None:
-    raise Conflict("The participant has reached this scenario's limit.", code=f"limit_{period}",
-                   details={"reasons": [{"code": f"limit_{period}", "limit": limit}]})
-
-
-def _quota_refused() -> None:
-    raise Conflict("This scenario's quota is used up.", code="quota_exhausted",
-                   details={"reasons": [{"code": "quota_exhausted"}]})
-
-
-def _replay(session: Session, model: type, outlet: Principal, key: str, digest: str) -> Any:
-    found = session.scalar(select(model).where(model.outlet_id == outlet.id, model.idem_key == key))
-    if found is not None and found.request_digest != digest:
-        raise IdempotencyConflict("This idempotency key was already used for a different request.",
-                                  details={"idempotency_key": [f"Used for {model.__tablename__} {found.id}."]})
-    return found
-
-
-def _replay_or_invalid(session: Session, model: type, outlet: Principal, key: str, digest: str) -> Any:
-    """A retry with a used key, or a code that was not claimed: a duplicate of this very request
-    may have won the race on the code (its result is visible now), else one 404 for every cause."""
-    if (done := _replay(session, model, outlet, key, digest)) is not None:
-        return done
-    raise NotFound("This code is not valid. Ask for a new one.", code="code_invalid")
+            refusals.quota_refused()
 
 
 def _terms(scenario: Any) -> dict[str, Any]:
@@ -158,7 +131,7 @@ def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int
     got = claim.claim(session, outlet, Redemption, scenario_id=scenario_id, code_digest=code_digest,
                       idem_key=idem_key, now=now)
     if got.prior_id is not None or got.participant_id is None:
-        return _replay_or_invalid(session, Redemption, outlet, idem_key, digest), True
+        return refusals.replay_or_invalid(session, Redemption, outlet, idem_key, digest), True
     scenario, participant_id = got.scenario, got.participant_id
     # The grade (a sum over a year of entries) only for scenarios that require one. Limits, quota
     # and the balance are taken atomically below, so they are not read here.
@@ -175,7 +148,7 @@ def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int
                            legs=[(account_id, -scenario.points_cost), (partner_account_id, scenario.points_cost)],
                            source=None)
     values = _redemption_values(scenario, outlet, participant_id, posting_id, idem_key, digest, now)
-    return _persisted(session, Redemption, values), False
+    return rows.persisted(session, Redemption, values), False
 
 
 def _redemption_values(scenario: Any, outlet: Principal, participant_id: int, posting_id: int | None, idem_key: str,
@@ -202,8 +175,8 @@ def _redeem_in_one_call(session: Session, outlet: Principal, *, scenario_id: int
     if got.outcome == redeem_sql.DONE:
         values = _redemption_values(row, outlet, row.participant_id, row.posting_id, idem_key, digest, now)
         if in_transaction(session):  # written in the session's transaction: part of it
-            return _attached(session, Redemption, row.redemption_id, values), False
-        return _loaded(Redemption, row.redemption_id, values), False  # committed on its own
+            return rows.attached(session, Redemption, row.redemption_id, values), False
+        return rows.loaded(Redemption, row.redemption_id, values), False  # committed on its own
     if got.outcome == "unauthorized":
         forget_key(outlet.extra["check_key"])
         raise Unauthorized("This API key is not valid.", code="unauthorized")
@@ -212,7 +185,7 @@ def _redeem_in_one_call(session: Session, outlet: Principal, *, scenario_id: int
     if got.outcome == "replay" and not in_transaction(session):
         return _replayed(redeem_sql.prior(session, row.prior_id), digest), True
     if got.outcome in ("replay", "code_invalid"):
-        return _replay_or_invalid(session, Redemption, outlet, idem_key, digest), True
+        return refusals.replay_or_invalid(session, Redemption, outlet, idem_key, digest), True
     return None
 
 
@@ -222,66 +195,25 @@ def _replayed(values: dict[str, Any], digest: str) -> Redemption:
     if values["request_digest"] != digest:
         raise IdempotencyConflict("This idempotency key was already used for a different request.",
                                   details={"idempotency_key": [f"Used for {Redemption.__tablename__} {values['id']}."]})
-    return _loaded(Redemption, values.pop("id"), values)
+    return rows.loaded(Redemption, values.pop("id"), values)
 
 
 def _raise_refusal(session: Session, exc: DBAPIError, outlet: Principal, idem_key: str, digest: str) -> None:
     """A refusal `redemption_redeem` raised (its writes undone with it), as the steps raise it."""
     sqlstate = getattr(exc.orig, "sqlstate", None)
     if sqlstate == INSUFFICIENT:
-        raise _not_enough_points() from None
+        raise refusals.not_enough_points() from None
     if sqlstate == redeem_sql.REFUSED:
         diag = exc.orig.diag  # type: ignore[union-attr]
         what, limit = diag.message_primary, int(diag.message_detail)
         if what == "quota_exhausted":
-            _quota_refused()
-        _limit_refused(what.removeprefix("limit_"), limit)
+            refusals.quota_refused()
+        refusals.limit_refused(what.removeprefix("limit_"), limit)
     if sqlstate == redeem_sql.POSTING_TAKEN:
         # Another request with this key committed first: other content is a 422; the same content
         # is a retry, to be answered from that request once this one has rolled back.
-        _replay(session, Redemption, outlet, idem_key, digest)
+        refusals.replay(session, Redemption, outlet, idem_key, digest)
         raise Conflict("Duplicate request still in flight; retry.", code="in_flight") from None
-
-
-def _persisted(session: Session, model: type, values: dict[str, Any]) -> Any:
-    """INSERT and hand back an object of the session as if loaded: no unit-of-work flush for a
-    row whose every column is known, yet later ORM use (refresh, refunds) works. On PostgreSQL
-    the row goes straight to the driver; dict values are the JSONB columns."""
-    table = model.__table__
-    if on_postgresql(session):
-        columns = tuple(values)
-        sql = _INSERTS.get((model, columns))
-        if sql is None:
-            sql = _INSERTS[(model, columns)] = (f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
-                                                f"({', '.join(f'%({k})s' for k in columns)}) RETURNING id")
-        params = {k: Jsonb(v) if isinstance(v, dict) else v for k, v in values.items()}
-        new_id = driver_rows(session, sql, params)[0].id
-    else:
-        new_id = session.execute(table.insert().returning(table.c.id), values).scalar_one()
-    return _attached(session, model, new_id, values)
-
-
-def _attached(session: Session, model: type, new_id: int, values: dict[str, Any]) -> Any:
-    """The object of a row just written in the session's transaction with these values, in the
-    session as if loaded: no unit-of-work flush for a row whose every column is known, yet later
-    ORM use (refresh, refunds) works."""
-    obj = _loaded(model, new_id, values)
-    make_transient_to_detached(obj)
-    session.add(obj)
-    return obj
-
-
-def _loaded(model: type, new_id: int, values: dict[str, Any]) -> Any:
-    """An object holding a row just written with these values, bound to no session (the response
-    of a redemption that committed on its own). Its attributes are put in place as a load does,
-    without the constructor's per-attribute events."""
-    configure_mappers()  # what the constructor would make sure of (a process that built no app)
-    obj = model.__mapper__.class_manager.new_instance()
-    obj.__dict__.update(values, id=new_id)
-    return obj
-
-
-_INSERTS: dict[tuple[type, tuple[str, ...]], str] = {}  # the statement text per model and columns
 
 
 def _post(session: Session, outlet: Principal, cfg: CounterConfig, *, kind: str, key: str, reason: str,
@@ -293,13 +225,7 @@ def _post(session: Session, outlet: Principal, cfg: CounterConfig, *, kind: str,
             source_type=source[0] if source else None, source_id=source[1] if source else None,
             legs=[Leg(a, n) for a, n in legs]), idem_scope=IDEM_SCOPE).posting_id
     except InsufficientBalance:
-        raise _not_enough_points() from None
-
-
-def _not_enough_points() -> Conflict:
-    # The counter learns that the points do not suffice, never the balance itself.
-    return Conflict("The participant does not have enough points.", code="insufficient_points",
-                    details={"reasons": [{"code": "insufficient_points"}]})
+        raise refusals.not_enough_points() from None
 
 
 def hold(session: Session, outlet: Principal, *, digits: str, scenario_id: int, points: int | None, idem_key: str,
@@ -312,7 +238,7 @@ def hold(session: Session, outlet: Principal, *, digits: str, scenario_id: int, 
     got = claim.claim(session, outlet, Hold, scenario_id=scenario_id, code_digest=code_digest, idem_key=idem_key,
                       now=now)
     if got.prior_id is not None:
-        return _replay_or_invalid(session, Hold, outlet, idem_key, digest), True
+        return refusals.replay_or_invalid(session, Hold, outlet, idem_key, digest), True
     scenario = got.scenario
     if scenario.kind != "spend":
         raise Conflict("Only spend scenarios take holds.", code="not_a_spend_scenario")
@@ -321,7 +247,7 @@ def hold(session: Session, outlet: Principal, *, digits: str, scenario_id: int, 
         raise ValidationFailed("A hold cannot exceed the scenario's cost.",
                                details={"points": [f"At most {scenario.points_cost}."]})
     if got.participant_id is None:
-        return _replay_or_invalid(session, Hold, outlet, idem_key, digest), True
+        return refusals.replay_or_invalid(session, Hold, outlet, idem_key, digest), True
     participant_id = got.participant_id
     who = standing(session, participant_id, now=now, timezone=cfg.timezone,
                    with_grade=scenario.required_grade is not None)
@@ -351,7 +277,7 @@ def capture(session: Session, outlet: Principal, hold_id: int, *, points: int | 
     """Turn a hold into a redemption of the same or a smaller amount; the rest goes back."""
     require_outlet(outlet)
     digest = request_digest({"op": "capture", "hold": hold_id, "points": points})
-    if (done := _replay(session, Redemption, outlet, idem_key, digest)) is not None:
+    if (done := refusals.replay(session, Redemption, outlet, idem_key, digest)) is not None:
         return done, True
     record = _locked_hold(session, outlet, hold_id)
     now = utcnow()
@@ -428,7 +354,7 @@ def refund(session: Session, outlet: Principal, redemption_id: int, *, points: i
     redeemed (a guarded UPDATE and a CHECK), so never twice in full."""
     require_outlet(outlet)
     digest = request_digest({"op": "refund", "redemption": redemption_id, "points": points, "reason": reason})
-    if (done := _replay(session, Refund, outlet, idem_key, digest)) is not None:
+    if (done := refusals.replay(session, Refund, outlet, idem_key, digest)) is not None:
         return done, True
     redemption = session.get(Redemption, redemption_id)
     if redemption is None or redemption.outlet_id != outlet.id:

@@ -1,0 +1,44 @@
+"""How the counter refuses, the same whichever path found the refusal (the one-statement
+redemption or the step-by-step code): a limit or the quota reached, points that do not suffice,
+an idempotency key reused for other content, or a code that is not valid."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from infra.auth import Principal
+from infra.errors import Conflict, IdempotencyConflict, NotFound
+
+
+def limit_refused(period: str, limit: int) -> None:
+    raise Conflict("The participant has reached this scenario's limit.", code=f"limit_{period}",
+                   details={"reasons": [{"code": f"limit_{period}", "limit": limit}]})
+
+
+def quota_refused() -> None:
+    raise Conflict("This scenario's quota is used up.", code="quota_exhausted",
+                   details={"reasons": [{"code": "quota_exhausted"}]})
+
+
+def replay(session: Session, model: type, outlet: Principal, key: str, digest: str) -> Any:
+    found = session.scalar(select(model).where(model.outlet_id == outlet.id, model.idem_key == key))
+    if found is not None and found.request_digest != digest:
+        raise IdempotencyConflict("This idempotency key was already used for a different request.",
+                                  details={"idempotency_key": [f"Used for {model.__tablename__} {found.id}."]})
+    return found
+
+
+def replay_or_invalid(session: Session, model: type, outlet: Principal, key: str, digest: str) -> Any:
+    """A retry with a used key, or a code that was not claimed: a duplicate of this very request
+    may have won the race on the code (its result is visible now), else one 404 for every cause."""
+    if (done := replay(session, model, outlet, key, digest)) is not None:
+        return done
+    raise NotFound("This code is not valid. Ask for a new one.", code="code_invalid")
+
+
+def not_enough_points() -> Conflict:
+    # The counter learns that the points do not suffice, never the balance itself.
+    return Conflict("The participant does not have enough points.", code="insufficient_points",
+                    details={"reasons": [{"code": "insufficient_points"}]})
