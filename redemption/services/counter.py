@@ -20,7 +20,7 @@ from identity.services import forget_key
 from infra.auth import Principal
 from infra.db import dialect_insert, utcnow
 from infra.driver import in_transaction, on_postgresql
-from infra.errors import Conflict, IdempotencyConflict, NotFound, Unauthorized, ValidationFailed
+from infra.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from infra.security import mask_name
 from ledger.services import accounts
 from ledger.services.chain import request_digest
@@ -190,11 +190,10 @@ def _redeem_in_one_call(session: Session, outlet: Principal, *, scenario_id: int
 
 
 def _replayed(values: dict[str, Any], digest: str) -> Redemption:
-    """`_replay`'s answer from a row read on its own (`redeem_sql.prior`): the same refusal for
+    """`refusals.replay`'s answer from a row read on its own (`redeem_sql.prior`): the same refusal for
     other content, else the original redemption, bound to no session."""
     if values["request_digest"] != digest:
-        raise IdempotencyConflict("This idempotency key was already used for a different request.",
-                                  details={"idempotency_key": [f"Used for {Redemption.__tablename__} {values['id']}."]})
+        refusals.key_reused(Redemption, values["id"])
     return rows.loaded(Redemption, values.pop("id"), values)
 
 

@@ -25,9 +25,14 @@ def quota_refused() -> None:
 def replay(session: Session, model: type, outlet: Principal, key: str, digest: str) -> Any:
     found = session.scalar(select(model).where(model.outlet_id == outlet.id, model.idem_key == key))
     if found is not None and found.request_digest != digest:
-        raise IdempotencyConflict("This idempotency key was already used for a different request.",
-                                  details={"idempotency_key": [f"Used for {model.__tablename__} {found.id}."]})
+        key_reused(model, found.id)
     return found
+
+
+def key_reused(model: type, used_by: int) -> None:
+    """The idempotency key names an earlier request with other content: a 422, never a replay."""
+    raise IdempotencyConflict("This idempotency key was already used for a different request.",
+                              details={"idempotency_key": [f"Used for {model.__tablename__} {used_by}."]})
 
 
 def replay_or_invalid(session: Session, model: type, outlet: Principal, key: str, digest: str) -> Any:

@@ -158,12 +158,20 @@ def lock_tallies(session: Session, keys: Iterable[TallyKey]) -> dict[TallyKey, i
     return {(r[0], r[1], r[2]): r[3] for r in rows}
 
 
-_ADD_TO_TALLIES_PG = (
+# Tallies by key, in key order (the locking order), through the unique index; what a conflict does
+# with the points follows.
+_UPSERT_TALLIES_PG = (
     "INSERT INTO award_tallies AS t (participant_id, indicator_code, period, points) "
     "SELECT v.participant_id, v.indicator_code, v.period, v.points "
     "FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::int[]) AS v(participant_id, indicator_code, period, points) "
-    "ORDER BY 1, 2, 3 ON CONFLICT (participant_id, indicator_code, period) DO UPDATE SET points = t.points + excluded.points "
-    "RETURNING t.participant_id, t.indicator_code, t.period, t.points")
+    "ORDER BY 1, 2, 3 ON CONFLICT (participant_id, indicator_code, period) DO UPDATE SET ")
+_ADD_TO_TALLIES_PG = (_UPSERT_TALLIES_PG + "points = t.points + excluded.points "
+                      "RETURNING t.participant_id, t.indicator_code, t.period, t.points")
+
+
+def _tally_arrays(keys: list[TallyKey], points: dict[TallyKey, int]) -> tuple[str, str, str, str]:
+    return (int_array([k[0] for k in keys]), text_array([k[1] for k in keys]), text_array([k[2] for k in keys]),
+            int_array([points[k] for k in keys]))
 
 
 def add_to_tallies(session: Session, deltas: dict[TallyKey, int], lock_only: Iterable[TallyKey] = ()) -> dict[TallyKey, int]:
@@ -177,9 +185,7 @@ def add_to_tallies(session: Session, deltas: dict[TallyKey, int], lock_only: Ite
     if not ordered:
         return {}
     if is_postgres(session):
-        rows = execute(session, _ADD_TO_TALLIES_PG, (
-            int_array([k[0] for k in ordered]), text_array([k[1] for k in ordered]),
-            text_array([k[2] for k in ordered]), int_array([wanted[k] for k in ordered])), fetch=True)
+        rows = execute(session, _ADD_TO_TALLIES_PG, _tally_arrays(ordered, wanted), fetch=True)
         return {(r[0], r[1], r[2]): r[3] for r in rows}
     tallies = lock_tallies(session, ordered)
     changed = [k for k in ordered if wanted[k]]
@@ -207,11 +213,7 @@ def text_array(values: Iterable[str | None]) -> str:
 # The tallies written are locked already (`lock_tallies`, `add_to_tallies`). Their keys lead the
 # write to each row through the unique index: an UPDATE ... FROM unnest joined them by hashing the
 # whole table (it holds every participant, indicator and period ever), read once per batch.
-_WRITE_TALLIES_PG = (
-    "INSERT INTO award_tallies AS t (participant_id, indicator_code, period, points) "
-    "SELECT v.participant_id, v.indicator_code, v.period, v.points "
-    "FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::int[]) AS v(participant_id, indicator_code, period, points) "
-    "ORDER BY 1, 2, 3 ON CONFLICT (participant_id, indicator_code, period) DO UPDATE SET points = excluded.points")
+_WRITE_TALLIES_PG = _UPSERT_TALLIES_PG + "points = excluded.points"
 
 
 def write_tallies(session: Session, tallies: dict[TallyKey, int], changed: Iterable[TallyKey]) -> None:
@@ -219,9 +221,7 @@ def write_tallies(session: Session, tallies: dict[TallyKey, int], changed: Itera
     if not keys:
         return
     if is_postgres(session):
-        execute(session, _WRITE_TALLIES_PG, (
-            int_array([k[0] for k in keys]), text_array([k[1] for k in keys]), text_array([k[2] for k in keys]),
-            int_array([tallies[k] for k in keys])))
+        execute(session, _WRITE_TALLIES_PG, _tally_arrays(keys, tallies))
         return
     update_rows(session, _TALLIES, _TALLY_KEYS, {
         "participant_id": [k[0] for k in keys], "indicator_code": [k[1] for k in keys],

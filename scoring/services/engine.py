@@ -101,17 +101,6 @@ def explain(explanation: Mapping[str, Any], participant_id: int, locale: str = "
     return _words(*_key(explanation, str(participant_id)))[1 if locale.startswith("en") else 0]
 
 
-def explain_both(explanation: Mapping[str, Any], participant_ids: Sequence[int]) -> dict[str, dict[str, str]]:
-    """The explanation in both languages for each participant, as an award's posting carries it:
-    {"zh": {participant id: text}, "en": {...}}."""
-    zh: dict[str, str] = {}
-    en: dict[str, str] = {}
-    for participant_id in participant_ids:
-        pid = str(participant_id)
-        zh[pid], en[pid] = _words(*_key(explanation, pid))
-    return {"zh": zh, "en": en}
-
-
 def _key(e: Mapping[str, Any], pid: str) -> tuple[tuple[Any, ...], tuple[Any, ...], int]:
     """What the words depend on: the contribution's part, this participant's caps and points."""
     m = e.get("multiplier")
@@ -125,8 +114,8 @@ def _key(e: Mapping[str, Any], pid: str) -> tuple[tuple[Any, ...], tuple[Any, ..
 
 @functools.lru_cache(maxsize=4096)
 def _words(lead: tuple[Any, ...], caps: tuple[tuple[str, int, int, int], ...], mine: int) -> tuple[str, str]:
-    """(zh, en). Cached: a batch of awards has few distinct explanations once the participant is
-    left out, and the award job writes both languages for every participant."""
+    """(zh, en). Cached: contributions have few distinct explanations once the participant is
+    left out, and every statement page words each award in both languages."""
     rule_version, indicator, name_zh, name_en, base_points, quantity, unit, multiplier, raw, activity_cap, sharers = lead
     en = [f"Rules v{rule_version}, {indicator} ({name_en}): {base_points} points × {quantity} {unit}"]
     zh = [f"依据第{rule_version}版规则 {indicator}「{name_zh}」：基础分 {base_points} × {quantity}{UNIT_ZH.get(unit, '')}"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scoring.services.engine import Facts, IndicatorRule, explain, explain_both, score, split_largest_remainder
+from scoring.services.engine import Facts, IndicatorRule, explain, score, split_largest_remainder
 
 INF1 = IndicatorRule("INF-1", "矛盾隐患线索上报并经核实", "Lead reported", 2, multiplier="warning_colour",
                      multipliers={"blue": 1, "yellow": 2, "orange": 3, "red": 5}, cap_month=30)
@@ -58,7 +58,7 @@ def test_the_words_spell_out_each_step_for_each_participant():
     rule = IndicatorRule(code="INF-1", name_zh="预警", name_en="Warning", base_points=2, multiplier="warning_colour",
                          multipliers={"red": 4}, cap_month=10, cap_activity=7, shared=True)
     result = score(rule, Facts(members=[(1, 1), (2, 1)], warning_colour="red"), {1: 8}, {})
-    words = explain_both(result.explanation, [1, 2])
+    words = {locale: {str(pid): explain(result.explanation, pid, locale) for pid in (1, 2)} for locale in ("zh", "en")}
     assert words["en"]["1"] == ("Rules v1, INF-1 (Warning): 2 points × 1 case × 4 for a red warning = 8. Capped at 7 "
                                 "per activity. Shared among 2 mediators by their shares. Month cap 10, 8 already "
                                 "earned: 2 counted. You receive 2.")
