@@ -42,7 +42,8 @@ _ORDERED_AGGREGATES = """
                          ORDER BY cm.participant_id) AS accounts,
                coalesce(bool_or(cm.points <> 0), false) AS any_points
         FROM contribution_members cm WHERE cm.contribution_id = claimed.id) AS m),"""
-# Aggregates keep the order of a subquery's rows (PostgreSQL documents this for array_agg).
+# An aggregate over a sorted subquery, with nothing joined at its level, takes the rows in that
+# order (PostgreSQL's documentation of array_agg and friends gives this form).
 _PRESORTED_AGGREGATES = """
         SELECT array_agg(s.participant_id) AS pids, array_agg(s.points) AS points,
                array_agg(s.account) AS accounts, coalesce(bool_or(s.points <> 0), false) AS any_points
