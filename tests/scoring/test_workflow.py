@@ -171,6 +171,19 @@ def test_joint_mediation_shares_fifteen_points(session, world):
     assert {m.participant_id: m.points for m in c.members} == {person.id: 7, neighbour.id: 4, third.id: 4}
 
 
+def test_a_joint_award_pays_each_member_their_own_points(session, world):
+    """The award job gathers a contribution's members in participant order with their accounts
+    (migration 0014): each member gets their own points whatever the order they were named in."""
+    tree, person, neighbour, clerk, verifier = world
+    third = f.participant(session, tree.grid_a)
+    named = sorted([(person, 2), (neighbour, 1), (third, 1)], key=lambda m: -m[0].id)
+    c = submissions.submit(session, clerk, f.submission("MED-3", [(p.id, share) for p, share in named]))
+    workflow.verify_many(session, verifier, [c.id])
+    assert _award_all(session) == 1 and c.state == "awarded"
+    paid = {p.id: accounts.balance(session, f.account_of(session, p).id) for p, _share in named}
+    assert paid == {m.participant_id: m.points for m in c.members} == {person.id: 7, neighbour.id: 4, third.id: 4}
+
+
 def test_publishing_new_rules_never_changes_a_past_award(session, world):
     tree, person, _n, clerk, verifier = world
     c = f.contribution(session, clerk, person, "PRO-1", work_date=dt.date.today() - dt.timedelta(days=3))
