@@ -10,7 +10,7 @@ from flask import Response, current_app, request, url_for
 from flask.views import MethodView
 from sqlalchemy import select
 
-from infra.api import Blueprint
+from infra.api import Blueprint, json_body
 from infra.auth import Principal, current_principal, require
 from infra.db import db, utcnow
 from infra.errors import NotFound
@@ -37,7 +37,10 @@ def _outlet_key() -> str:
 
 
 def _code_key() -> str:
-    body = request.get_json(silent=True)
+    try:
+        body = json_body(request)  # parsed once; the view's arguments reuse it
+    except ValueError:
+        body = None
     code = str(body.get("code", "")) if isinstance(body, dict) else ""
     return "code:" + hashlib.sha256(code.encode()).hexdigest()[:16]
 
@@ -136,6 +139,7 @@ class Lookup(MethodView):
 @blp.route("/outlet/redemptions")
 class Redeem(MethodView):
     decorators = CODE_LIMITS
+    init_every_request = False  # stateless: one instance, not one per request
 
     @require("outlet", checked_by_service=True)  # `counter.redeem` checks the key in its statement
     @blp.arguments(RedeemIn)

@@ -44,6 +44,10 @@ PRIOR_COLUMNS = ("id", "scenario_id", "partner_id", "outlet_id", "participant_id
                  "refunded_points", "refunded_fen", "posting_id", "terms", "created_at", "idem_key", "request_digest")
 PRIOR_SQL = f"SELECT {', '.join(PRIOR_COLUMNS)} FROM redemptions WHERE id = %(id)s"
 
+# What a redemption posting's request digest is taken over, the same for every redemption.
+DIGEST_TEMPLATE = canonical_json({"kind": "redemption", "reason": REASON, "legs": LEGS, "source": [None, None],
+                                  "meta": {}, "effective_at": None, "reverses_id": None})
+
 DONE, PYTHON = "done", "python"
 REFUSED, POSTING_TAKEN = "JY010", "JY011"  # SQLSTATEs: a limit or the quota; the posting key taken
 
@@ -71,9 +75,7 @@ def templates(outlet: Principal, idem_key: str, now: dt.datetime) -> tuple[str, 
         "id": ID, "kind": "redemption", "reason": REASON, "actor_kind": outlet.kind, "actor_id": outlet.id,
         "actor_label": outlet.label[:100], "source_type": None, "source_id": None, "meta": {}, "effective_at": now,
         "idem_scope": IDEM_SCOPE, "idem_key": posting_key(outlet, idem_key), "reverses_id": None})
-    digest = canonical_json({"kind": "redemption", "reason": REASON, "legs": LEGS, "source": [None, None],
-                             "meta": {}, "effective_at": None, "reverses_id": None})
-    return fingerprint, digest
+    return fingerprint, DIGEST_TEMPLATE
 
 
 def redeem(session: Session, outlet: Principal, *, scenario_id: int, code_digest: str, idem_key: str,

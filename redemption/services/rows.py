@@ -46,8 +46,10 @@ def loaded(model: type, new_id: int, values: dict[str, Any]) -> Any:
     """An object holding a row just written with these values, bound to no session (the response
     of a redemption that committed on its own). Its attributes are put in place as a load does,
     without the constructor's per-attribute events."""
-    configure_mappers()  # what the constructor would make sure of (a process that built no app)
-    obj = model.__mapper__.class_manager.new_instance()
+    mapper = model.__mapper__
+    if not mapper.configured:
+        configure_mappers()  # what the constructor would make sure of (a process that built no app)
+    obj = mapper.class_manager.new_instance()
     obj.__dict__.update(values, id=new_id)
     return obj
 

@@ -279,3 +279,18 @@ def test_an_application_wide_limit_still_reaches_the_counter(app, client, sessio
         manager.set_application_limits(saved)
         limiter.reset()
     assert answers == [404, 404, 429]
+
+
+def test_a_body_that_is_not_json_is_refused_and_still_counted_per_code(app, client, session):
+    _tree, _person, _p, rice, (desk, _), _admin = _setup(session, app)
+    broken = client.post("/api/v1/outlet/redemptions", headers={**desk, "Content-Type": "application/json"},
+                         data=b'{"code": "12345678", "scenario_id": ')
+    assert broken.status_code == 400 and broken.json["error"]["code"] == "bad_request"
+    app.config["SETTINGS"].code_rate_limit = "2 per minute"
+    try:
+        body = {"code": "87654321", "scenario_id": rice.id, "idempotency_key": "pos-guess-1"}
+        tries = [client.post("/api/v1/outlet/redemptions", headers=desk, json=body).status_code for _ in range(3)]
+        other = client.post("/api/v1/outlet/redemptions", headers=desk, json={**body, "code": "11112222"})
+    finally:
+        app.config["SETTINGS"].code_rate_limit = "5 per minute"
+    assert tries == [404, 404, 429] and other.status_code == 404
