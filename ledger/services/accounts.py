@@ -171,7 +171,7 @@ _TOPS_BEFORE = (
 
 def _page_ids(session: Session, account: Account, limit: int, before_id: int | None, since: dt.datetime | None,
               until: dt.datetime | None) -> Any:
-    """The ids of a statement page (and one more), newest first by id, as a subquery."""
+    """The ids of a sharded account's statement page (and one more), newest first by id, as a subquery."""
     if session.get_bind().dialect.name != "postgresql":  # SQLite: small, embedded; a sort is cheap there
         q = select(Entry.id).where(Entry.account_id == account.id)
         if before_id is not None:
@@ -197,9 +197,22 @@ def statement(session: Session, account: Account, *, limit: int = 20, before_id:
     reversal = aliased(Posting)
     q = (select(Entry, Posting, reversal.id.label("reversed_by_id"))
          .join(Posting, Posting.id == Entry.posting_id)
-         .outerjoin(reversal, reversal.reverses_id == Posting.id)
-         .where(Entry.id.in_(_page_ids(session, account, limit, before_id, since, until)))
-         .order_by(Entry.id.desc()).limit(limit + 1))
+         .outerjoin(reversal, reversal.reverses_id == Posting.id))
+    if account.shard_count == 1:
+        # One shard (every participant): its entries newest first by seq, which is id order there.
+        q = q.where(Entry.account_id == account.id, Entry.shard == 0)
+        if before_id is not None:  # from the cursor's seq when it is this account's entry
+            own = (select(Entry.seq).where(Entry.id == before_id, Entry.account_id == account.id, Entry.shard == 0)
+                   .scalar_subquery())
+            q = q.where(Entry.id < before_id, Entry.seq < func.coalesce(own, 2**62))
+        if since is not None:
+            q = q.where(Entry.effective_at >= since)
+        if until is not None:
+            q = q.where(Entry.effective_at <= until)
+        q = q.order_by(Entry.seq.desc()).limit(limit + 1)
+    else:
+        q = (q.where(Entry.id.in_(_page_ids(session, account, limit, before_id, since, until)))
+             .order_by(Entry.id.desc()).limit(limit + 1))
     rows = session.execute(q).all()
     words = _explanations(session, [p for _e, p, _r in rows[:limit]], account.participant_id)
     lines = [StatementLine(

@@ -2,6 +2,8 @@
 still be newest first by entry id, complete and without repeats across shards, on both backends."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import select
 
@@ -43,6 +45,11 @@ def test_a_sharded_account_pages_newest_first_across_shards(any_session):
         pages = _pages(session, shop, limit)
         assert [i for page in pages for i in page] == everything
         assert all(len(page) == limit for page in pages[:-1])
+    past = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    assert [i for page in _pages(session, shop, 6, since=past) for i in page] == everything
+    assert accounts.statement(session, shop, until=past) == ([], None)
+    assert accounts.statement(session, account=f.account_of(session, f.participant(session, tree.grid_a)),
+                              until=past) == ([], None)
     first, _ = accounts.statement(session, shop, limit=3)
     assert {line.reason for line in first} <= {f"b{i}" for i in range(7)} and first[0].balance_after is None
 
