@@ -108,7 +108,7 @@ class Entry(Base):
         UniqueConstraint("account_id", "shard", "seq"),
         CheckConstraint("amount <> 0", name="non_zero"),
         CheckConstraint("seq >= 1", name="seq"),
-        Index("ix_entries_account_id_desc", "account_id", "id"),
+        # No (account_id, id) index (migration 0015): readers by account use the unique one.
         # BRIN on PostgreSQL: entries arrive in posting-id order (migration 0005)
         Index("ix_entries_posting", "posting_id", postgresql_using="brin", postgresql_with={"pages_per_range": 16, "autosummarize": "on"}),
         {"sqlite_autoincrement": True},

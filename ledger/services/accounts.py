@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import false, func, or_, select
+from sqlalchemy import BigInteger, false, func, or_, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session, aliased
 
 from infra.auth import Principal
@@ -151,21 +152,67 @@ class StatementLine:
     explanation: Mapping[str, str] | None = None  # {"zh": text, "en": text}, from the source
 
 
+# A page's entry ids on PostgreSQL, which has no (account_id, id) index on entries (migration
+# 0015): each shard's newest `limit + 1` entries up to its top seq come from the unique
+# (account_id, shard, seq) index, and the page is the newest of those by id. Within a shard ids
+# grow with seq: its entries are written under its balance row's lock and ids come from one
+# sequence. With a cursor, each shard's top is the highest seq whose entry id is below it, found by
+# halving [0, last_seq] with index probes (about twenty per shard at a million entries); a missing
+# entry halves downwards.
+_ID_AT_MID = ("(SELECT e.id FROM entries e WHERE e.account_id = :account AND e.shard = t.shard"
+              " AND e.seq = (t.lo + t.hi) / 2)")
+_TOPS = "tops(shard, top) AS (SELECT shard, last_seq FROM balances WHERE account_id = :account)"
+_TOPS_BEFORE = (
+    "t(shard, lo, hi) AS (SELECT shard, CAST(0 AS BIGINT), last_seq + 1 FROM balances WHERE account_id = :account"
+    f" UNION ALL SELECT shard, CASE WHEN {_ID_AT_MID} < :before THEN (lo + hi) / 2 ELSE lo END,"
+    f" CASE WHEN {_ID_AT_MID} < :before THEN hi ELSE (lo + hi) / 2 END FROM t WHERE hi - lo > 1),"
+    " tops(shard, top) AS (SELECT shard, lo FROM t WHERE hi - lo <= 1)")
+
+
+def _page_ids(session: Session, account: Account, limit: int, before_id: int | None, since: dt.datetime | None,
+              until: dt.datetime | None) -> Any:
+    """The ids of a sharded account's statement page (and one more), newest first by id, as a subquery."""
+    if session.get_bind().dialect.name != "postgresql":  # SQLite: small, embedded; a sort is cheap there
+        q = select(Entry.id).where(Entry.account_id == account.id)
+        if before_id is not None:
+            q = q.where(Entry.id < before_id)
+        if since is not None:
+            q = q.where(Entry.effective_at >= since)
+        if until is not None:
+            q = q.where(Entry.effective_at <= until)
+        return q.order_by(Entry.id.desc()).limit(limit + 1)
+    times = [c for c, v in (("e.effective_at >= :since", since), ("e.effective_at <= :until", until)) if v is not None]
+    sql = ("WITH RECURSIVE " + (_TOPS if before_id is None else _TOPS_BEFORE)
+           + " SELECT page.id FROM tops CROSS JOIN LATERAL (SELECT e.id FROM entries e WHERE e.account_id = :account"
+           " AND e.shard = tops.shard AND e.seq <= tops.top" + "".join(" AND " + c for c in times)
+           + " ORDER BY e.seq DESC LIMIT :n) page ORDER BY page.id DESC LIMIT :n")
+    params = {"account": account.id, "n": limit + 1, "before": before_id, "since": since, "until": until}
+    return select(sql_text(sql).bindparams(**{k: v for k, v in params.items() if f":{k}" in sql})
+                  .columns(id=BigInteger).subquery("page").c.id)
+
+
 def statement(session: Session, account: Account, *, limit: int = 20, before_id: int | None = None,
               since: dt.datetime | None = None, until: dt.datetime | None = None) -> tuple[list[StatementLine], int | None]:
     """Newest first, keyset-paged on entry id (stable under concurrent appends)."""
     reversal = aliased(Posting)
     q = (select(Entry, Posting, reversal.id.label("reversed_by_id"))
          .join(Posting, Posting.id == Entry.posting_id)
-         .outerjoin(reversal, reversal.reverses_id == Posting.id)
-         .where(Entry.account_id == account.id)
-         .order_by(Entry.id.desc()).limit(limit + 1))
-    if before_id is not None:
-        q = q.where(Entry.id < before_id)
-    if since is not None:
-        q = q.where(Entry.effective_at >= since)
-    if until is not None:
-        q = q.where(Entry.effective_at <= until)
+         .outerjoin(reversal, reversal.reverses_id == Posting.id))
+    if account.shard_count == 1:
+        # One shard (every participant): its entries newest first by seq, which is id order there.
+        q = q.where(Entry.account_id == account.id, Entry.shard == 0)
+        if before_id is not None:  # from the cursor's seq when it is this account's entry
+            own = (select(Entry.seq).where(Entry.id == before_id, Entry.account_id == account.id, Entry.shard == 0)
+                   .scalar_subquery())
+            q = q.where(Entry.id < before_id, Entry.seq < func.coalesce(own, 2**62))
+        if since is not None:
+            q = q.where(Entry.effective_at >= since)
+        if until is not None:
+            q = q.where(Entry.effective_at <= until)
+        q = q.order_by(Entry.seq.desc()).limit(limit + 1)
+    else:
+        q = (q.where(Entry.id.in_(_page_ids(session, account, limit, before_id, since, until)))
+             .order_by(Entry.id.desc()).limit(limit + 1))
     rows = session.execute(q).all()
     words = _explanations(session, [p for _e, p, _r in rows[:limit]], account.participant_id)
     lines = [StatementLine(

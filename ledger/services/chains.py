@@ -38,6 +38,11 @@ ChainLeg = tuple[int, int, int]
 Worked = tuple[int, int, str]
 
 
+def start(row: Sequence[Any]) -> Start:
+    """A balance row (account_id, shard, balance, allow_negative, last_seq, last_hash) as a Start."""
+    return Start(row[2], row[4], row[5], row[3])
+
+
 def starts(rows: Sequence[Sequence[Any]]) -> dict[Key, Start]:
     """Balance rows (account_id, shard, balance, allow_negative, last_seq, last_hash) by shard."""
     return {(a, s): Start(balance, seq, last_hash, neg) for a, s, balance, neg, seq, last_hash in rows}

@@ -296,7 +296,8 @@ def _write_postgres(session: Session, fresh: list[tuple[PostingRequest, dict[str
             for (p, _i, _amount), leg_done in zip(chain_legs[key], done):
                 after[p][key[0]] = leg_done[1]
 
-    seen = chains.starts(posting_sql.read_balances(session, wanted))
+    read = posting_sql.read_balances(session, wanted)
+    seen = chains.starts(read)
     for key in wanted:
         if key in seen:
             work(key, seen[key])
@@ -310,11 +311,14 @@ def _write_postgres(session: Session, fresh: list[tuple[PostingRequest, dict[str
         posting_sql.write_fragments(session, [fragments[key] for key in early])
         wanted = [key for key in wanted if key not in held]
     if wanted:
-        locked = chains.starts(posting_sql.lock_balances(session, wanted))
-        _refuse_missing(wanted, locked)
-        for key in wanted:
-            if seen.get(key) != locked[key]:
-                work(key, locked[key])
+        # The locked rows are compared as they come with the rows read: only a moved one is unpacked.
+        read_rows = {(row[0], row[1]): row for row in read}
+        locked = posting_sql.lock_balances(session, wanted)
+        if len(locked) != len(wanted):
+            _refuse_missing(wanted, chains.starts(locked))
+        for row in locked:
+            if read_rows.get((row[0], row[1])) != row:
+                work((row[0], row[1]), chains.start(row))
         _raise_first_short(worked)
         posting_sql.write_fragments(session, [fragments[key] for key in wanted])
     return results

@@ -364,11 +364,15 @@ def chain_fragments(key: tuple[int, int], chain: list[tuple[int, int, int]], wor
 
 def write_fragments(session: Session, chains: list[ChainFragments]) -> None:
     """The new balances and the entries of every chain in one statement (one round trip while the
-    rows are held): the literals are only joined here."""
+    rows are held): the literals are only joined here, column by column (zip transposes in C)."""
+    if not chains:
+        return
     _binary_arrays(session)
+    balances = list(zip(*[c.balance for c in chains]))
+    entries = list(zip(*[c.entries for c in chains]))
     _raw(session, WRITE_BATCH, [
-        *("{" + ",".join([c.balance[i] for c in chains]) + "}" for i in range(len(BALANCE_COLUMNS) - 1)),
-        hex_digests(DIGEST_SEP.join([c.balance[-1] for c in chains])),
-        *("{" + ",".join([c.entries[i] for c in chains]) + "}" for i in range(len(ENTRY_COLUMNS) - 2)),
-        timestamps("".join([c.entries[-2] for c in chains])),
-        hex_digests(DIGEST_SEP.join([c.entries[-1] for c in chains]))])
+        *("{" + ",".join(column) + "}" for column in balances[:-1]),
+        hex_digests(DIGEST_SEP.join(balances[-1])),
+        *("{" + ",".join(column) + "}" for column in entries[:-2]),
+        timestamps("".join(entries[-2])),
+        hex_digests(DIGEST_SEP.join(entries[-1]))])
