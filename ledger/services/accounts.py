@@ -169,6 +169,15 @@ _TOPS_BEFORE = (
     " tops(shard, top) AS (SELECT shard, lo FROM t WHERE hi - lo <= 1)")
 
 
+def _in_window(q: Any, since: dt.datetime | None, until: dt.datetime | None) -> Any:
+    """The statement query kept to entries effective within [since, until] (either may be open)."""
+    if since is not None:
+        q = q.where(Entry.effective_at >= since)
+    if until is not None:
+        q = q.where(Entry.effective_at <= until)
+    return q
+
+
 def _page_ids(session: Session, account: Account, limit: int, before_id: int | None, since: dt.datetime | None,
               until: dt.datetime | None) -> Any:
     """The ids of a sharded account's statement page (and one more), newest first by id, as a subquery."""
@@ -176,11 +185,7 @@ def _page_ids(session: Session, account: Account, limit: int, before_id: int | N
         q = select(Entry.id).where(Entry.account_id == account.id)
         if before_id is not None:
             q = q.where(Entry.id < before_id)
-        if since is not None:
-            q = q.where(Entry.effective_at >= since)
-        if until is not None:
-            q = q.where(Entry.effective_at <= until)
-        return q.order_by(Entry.id.desc()).limit(limit + 1)
+        return _in_window(q, since, until).order_by(Entry.id.desc()).limit(limit + 1)
     times = [c for c, v in (("e.effective_at >= :since", since), ("e.effective_at <= :until", until)) if v is not None]
     sql = ("WITH RECURSIVE " + (_TOPS if before_id is None else _TOPS_BEFORE)
            + " SELECT page.id FROM tops CROSS JOIN LATERAL (SELECT e.id FROM entries e WHERE e.account_id = :account"
@@ -205,11 +210,7 @@ def statement(session: Session, account: Account, *, limit: int = 20, before_id:
             own = (select(Entry.seq).where(Entry.id == before_id, Entry.account_id == account.id, Entry.shard == 0)
                    .scalar_subquery())
             q = q.where(Entry.id < before_id, Entry.seq < func.coalesce(own, 2**62))
-        if since is not None:
-            q = q.where(Entry.effective_at >= since)
-        if until is not None:
-            q = q.where(Entry.effective_at <= until)
-        q = q.order_by(Entry.seq.desc()).limit(limit + 1)
+        q = _in_window(q, since, until).order_by(Entry.seq.desc()).limit(limit + 1)
     else:
         q = (q.where(Entry.id.in_(_page_ids(session, account, limit, before_id, since, until)))
              .order_by(Entry.id.desc()).limit(limit + 1))

@@ -45,7 +45,7 @@ def start(row: Sequence[Any]) -> Start:
 
 def starts(rows: Sequence[Sequence[Any]]) -> dict[Key, Start]:
     """Balance rows (account_id, shard, balance, allow_negative, last_seq, last_hash) by shard."""
-    return {(a, s): Start(balance, seq, last_hash, neg) for a, s, balance, neg, seq, last_hash in rows}
+    return {(row[0], row[1]): start(row) for row in rows}
 
 
 def group(legs: Sequence[Sequence[tuple[int, int, int]]]) -> dict[Key, list[ChainLeg]]:

@@ -287,10 +287,9 @@ def claim_free_shards(session: Session, account_ids: list[int]) -> dict[int, int
 # LATERAL subquery from being merged into such a join.
 _BALANCE_ROW = ("SELECT b.account_id, b.shard, b.balance, b.allow_negative, b.last_seq, b.last_hash FROM balances b "
                 "WHERE b.account_id = w.account_id AND b.shard = w.shard OFFSET 0")
-READ_BALANCES = ("SELECT b.* FROM unnest(%s::bigint[], %s::smallint[]) AS w(account_id, shard) "
-                 "CROSS JOIN LATERAL (" + _BALANCE_ROW + ") AS b")
-LOCK_BALANCES = ("SELECT b.* FROM unnest(%s::bigint[], %s::smallint[]) AS w(account_id, shard) "
-                 "CROSS JOIN LATERAL (" + _BALANCE_ROW + " FOR UPDATE) AS b")
+_EACH_WANTED = "SELECT b.* FROM unnest(%s::bigint[], %s::smallint[]) AS w(account_id, shard) CROSS JOIN LATERAL "
+READ_BALANCES = _EACH_WANTED + "(" + _BALANCE_ROW + ") AS b"
+LOCK_BALANCES = _EACH_WANTED + "(" + _BALANCE_ROW + " FOR UPDATE) AS b"
 
 
 def _shard_arrays(wanted: list[tuple[int, int]]) -> list[str]:

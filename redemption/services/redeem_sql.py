@@ -24,6 +24,7 @@ from infra.auth import Principal
 from infra.driver import run_alone
 from ledger.services.chain import canonical_json, posting_fingerprint
 from ledger.services.posting import MAX_REASON
+from redemption.models import Redemption
 from redemption.services.claim import SCENARIO_COLUMNS
 from redemption.services.common import IDEM_SCOPE, periods
 
@@ -40,8 +41,7 @@ REDEEM_SQL = (
       "%(posting_key)s, %(fp_template)s, %(digest_template)s, %(max_reason)s) o")
 
 # A retry's answer: the redemption row as the ORM would load it (every column).
-PRIOR_COLUMNS = ("id", "scenario_id", "partner_id", "outlet_id", "participant_id", "kind", "points", "yuan_value_fen",
-                 "refunded_points", "refunded_fen", "posting_id", "terms", "created_at", "idem_key", "request_digest")
+PRIOR_COLUMNS = tuple(Redemption.__table__.columns.keys())
 PRIOR_SQL = f"SELECT {', '.join(PRIOR_COLUMNS)} FROM redemptions WHERE id = %(id)s"
 
 # What a redemption posting's request digest is taken over, the same for every redemption.
