@@ -8,7 +8,7 @@ Creates a throwaway database (migrated with Alembic) and drops it at the end. Ev
 printed as a `name: value` line:
 
   Clients: `workers` concurrent clients (8) in `processes` processes (2) of threads, each with its
-  own connection, as pgbench runs `-c 8 -j 2`; pgbench gets the same counts. pgbench and the three
+  own connection, as pgbench runs `-c 8 -j 2`; pgbench gets the same counts. pgbench and the four
   modes take turns `rounds` times (2), each run lasting duration/rounds, so that load on the shared
   host, which drifts over minutes, reaches the baseline and the modes alike; rates are totals over
   the rounds (pgbench: the mean of its runs' tps, printed per round too).
@@ -17,6 +17,11 @@ printed as a `name: value` line:
                            participant among `participants`, for `duration_s` seconds; the posting
                            is the whole unit of work, so its session runs in autocommit and the
                            posting is one atomic statement (one round trip)
+  driver_postings_per_s    the very statement single sends (prepared before the clock by the same
+                           code) from a bare loop on a driver connection: the posting's SQL alone, the
+                           most any Python client of it reaches here; single's gap to it is the service
+                           layer (checks, digests, SQLAlchemy session and pool)
+  ratio_driver_to_pgbench  driver_postings_per_s / pgbench_tps           (for information)
   single_tx_postings_per_s the same with BEGIN ... COMMIT around each posting (three round trips),
                            as when a request writes other rows in the same transaction
   batch_postings_per_s     the same with post_many() of 1,000 awards per transaction
@@ -76,7 +81,8 @@ from infra.db import make_engine, utcnow  # noqa: E402
 from infra.runtime import tune_gc  # noqa: E402
 from ledger.models import GENESIS_HASH, Account, BalanceShard  # noqa: E402
 from ledger.services import accounts  # noqa: E402
-from ledger.services.posting import Leg, PostingRequest, post, post_many  # noqa: E402
+from ledger.services import posting_sql  # noqa: E402
+from ledger.services.posting import Leg, PostingRequest, post, post_many, single_statement  # noqa: E402
 from migrations.alembic_config import alembic_config  # noqa: E402
 
 BATCH = 1000
@@ -108,13 +114,17 @@ def peak_rss_kib() -> int:
 
 
 def client_loop(engine, mode: str, duration: float, budget: int, people: list[int], issuance: int,  # type: ignore[no-untyped-def]
-                tag: str, start_together: threading.Barrier) -> tuple[int, float, float]:
+                tag: str, ready: threading.Barrier, start_together: threading.Barrier) -> tuple[int, float, float]:
     """One client (thread): its own connection, the loop of its mode. Returns (postings, elapsed
-    seconds, CPU seconds its PostgreSQL backend used)."""
+    seconds, CPU seconds its PostgreSQL backend used). `ready`: set up (its CPU is not counted);
+    `start_together`: the clock starts."""
     with engine.connect() as conn:  # open the connection before the clock starts
         backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
     done = 0
-    start_together.wait()
+    if mode == "driver":
+        return driver_loop(engine, duration, people, issuance, tag, ready, start_together)
+    ready.wait()
+    start_together.wait()  # (a client that fails before this aborts the barriers: see `worker`)
     server_cpu = backend_cpu_s(backend)
     start = time.perf_counter()
     deadline = start + duration
@@ -136,6 +146,42 @@ def client_loop(engine, mode: str, duration: float, budget: int, people: list[in
     return done, time.perf_counter() - start, backend_cpu_s(backend) - server_cpu
 
 
+# Statements `driver` prepares per client and second before its clock starts: eight clients share
+# two cores, so each sends a few hundred a second; one that runs out stops early (it never has here).
+DRIVER_MAX_RATE = 1500
+
+
+def driver_loop(engine, duration: float, people: list[int], issuance: int, tag: str,  # type: ignore[no-untyped-def]
+                ready: threading.Barrier, start_together: threading.Barrier) -> tuple[int, float, float]:
+    """The `driver` mode: the very statement post() sends (`posting.single_statement`, prepared
+    before the clock), sent by a bare loop on one driver connection in autocommit. It measures the
+    posting's SQL alone, as any Python client of it would see it; the gap to `single` is the service
+    layer around it (checks, digests, SQLAlchemy session and pool)."""
+    count = int(duration * DRIVER_MAX_RATE)
+    with Session(engine) as session:
+        statements = [posting_sql.post_one_params(*single_statement(
+            session, SYSTEM, award(random.choice(people), issuance, f"{tag}:{i}"))) for i in range(count)]
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.driver_connection.cursor()
+        backend = cursor.execute("SELECT pg_backend_pid()").fetchone()[0]
+        done = 0
+        ready.wait()
+        start_together.wait()
+        server_cpu = backend_cpu_s(backend)
+        start = time.perf_counter()
+        deadline = start + duration
+        while time.perf_counter() < deadline and done < count:
+            cursor.execute(posting_sql.POST_ONE, statements[done])
+            inserted, _after = cursor.fetchone()
+            assert inserted == 1
+            done += 1
+        elapsed = time.perf_counter() - start
+        return done, elapsed, backend_cpu_s(backend) - server_cpu
+    finally:
+        raw.close()
+
+
 def worker(url: str, mode: str, duration: float, budgets: list[int], slices: list[list[int]], issuance: int,
            barrier, results) -> None:  # type: ignore[no-untyped-def]
     """A process of len(budgets) clients (threads), as pgbench -j runs its clients in threads.
@@ -147,12 +193,22 @@ def worker(url: str, mode: str, duration: float, budgets: list[int], slices: lis
     tune_gc()
     random.seed(os.getpid() ^ time.time_ns())
     clients = len(budgets)
-    engine = make_engine(url, pool_size=clients, **({"isolation_level": "AUTOCOMMIT"} if mode == "single" else {}))
+    engine = make_engine(url, pool_size=clients,
+                         **({"isolation_level": "AUTOCOMMIT"} if mode in ("single", "driver") else {}))
     tag = f"{mode}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    start_together = threading.Barrier(clients + 1)
+    ready, start_together = threading.Barrier(clients + 1), threading.Barrier(clients + 1)
     with ThreadPoolExecutor(max_workers=clients) as pool:
-        futures = [pool.submit(client_loop, engine, mode, duration, budgets[i], slices[i], issuance, f"{tag}:{i}",
-                               start_together) for i in range(clients)]
+        def client(i: int) -> tuple[int, float, float]:
+            try:
+                return client_loop(engine, mode, duration, budgets[i], slices[i], issuance, f"{tag}:{i}",
+                                   ready, start_together)
+            except BaseException:  # the others would wait for it forever
+                ready.abort()
+                start_together.abort()
+                raise
+
+        futures = [pool.submit(client, i) for i in range(clients)]
+        ready.wait()  # every client of this process set up
         barrier.wait()  # every process ready
         client_cpu = time.process_time()
         start_together.wait()
@@ -369,13 +425,13 @@ def main() -> None:
             emit("balance_p50_ms_10k", p50_10k)
             emit("balance_p99_ms_10k", p99_10k)
 
-        # The baseline and the three modes take turns, `rounds` times, each run lasting
+        # The baseline and the four modes take turns, `rounds` times, each run lasting
         # duration/rounds: host load that drifts over minutes then reaches all of them alike.
         emit("pgbench_scale", PGBENCH_SCALE)
         emit("rounds", args.rounds)
         part = max(1, args.duration // args.rounds)
         bench = PgBench(args.admin_url, args.workers, args.processes)
-        tallies = {mode: Tally() for mode in ("single", "single_tx", "batch")}
+        tallies = {mode: Tally() for mode in ("single", "driver", "single_tx", "batch")}
         try:
             for _ in range(args.rounds):
                 bench.run(part)
@@ -391,6 +447,8 @@ def main() -> None:
         single, batch = tallies["single"].rate(), tallies["batch"].rate()
         emit("single_postings", tallies["single"].n)
         emit("single_postings_per_s", single)
+        emit("driver_postings_per_s", tallies["driver"].rate())
+        emit("ratio_driver_to_pgbench", tallies["driver"].rate() / tps)
         emit("single_tx_postings_per_s", tallies["single_tx"].rate())
         emit("ratio_single_tx_to_pgbench", tallies["single_tx"].rate() / tps)
         emit("batch_postings", tallies["batch"].n)

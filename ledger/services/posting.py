@@ -134,6 +134,24 @@ def post(session: Session, actor: Principal, request: PostingRequest, *, idem_sc
     batches, the general path below."""
     if session.get_bind().dialect.name != "postgresql":
         return post_many(session, actor, [request], idem_scope=idem_scope)[0]
+    row, fingerprint, legs = single_statement(session, actor, request, idem_scope=idem_scope)
+    outcome = posting_sql.post_one(session, posting_sql.post_one_params(row, fingerprint, legs))
+    if not outcome["inserted"]:
+        key = row["idem_key"]
+        return _replays(session, row["idem_scope"], [key], {key: row["request_digest"]})[key]
+    if outcome["short"]:
+        account_id, balance, amount = outcome["short"][0]
+        raise _insufficient(account_id, balance, amount, 0)
+    return PostingResult(posting_id=row["id"], replayed=False,
+                         balances_after={leg[0]: balance for leg, balance in zip(legs, outcome["after"])})
+
+
+def single_statement(session: Session, actor: Principal, request: PostingRequest, *,
+                     idem_scope: str | None = None) -> tuple[dict[str, Any], str, list[tuple[int, int, int]]]:
+    """What `post` sends to PostgreSQL for one posting, checked and worked out, as
+    `posting_sql.post_one_params` takes it: the posting row (with its id), its fingerprint, and its
+    legs (account, shard or -n, amount) in the locking order.
+    Separate so that `bench/ledger_bench.py` can time the statement alone."""
     now = utcnow()
     _validate(0, request, now)
     scope = idem_scope or f"{actor.kind}:{actor.id}"
@@ -148,14 +166,7 @@ def post(session: Session, actor: Principal, request: PostingRequest, *, idem_sc
     legs = sorted(((leg.account_id, leg.shard if leg.shard is not None else -sharded.get(leg.account_id, 0),
                     leg.amount) for leg in request.legs),
                   key=lambda leg: (leg[0] not in sharded, leg[0], leg[1]))
-    outcome = posting_sql.post_one(session, row, posting_fingerprint(row, row["meta_json"]), legs)
-    if not outcome["inserted"]:
-        return _replays(session, scope, [key], {key: row["request_digest"]})[key]
-    if outcome["short"]:
-        account_id, balance, amount = outcome["short"][0]
-        raise _insufficient(account_id, balance, amount, 0)
-    return PostingResult(posting_id=row["id"], replayed=False,
-                         balances_after={leg[0]: balance for leg, balance in zip(legs, outcome["after"])})
+    return row, posting_fingerprint(row, row["meta_json"]), legs
 
 
 def _row(req: PostingRequest, actor: Principal, scope: str, key: str, now: dt.datetime,

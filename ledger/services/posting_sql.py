@@ -90,18 +90,22 @@ def sharded_accounts(session: Session) -> dict[int, int]:
     return state.sharded
 
 
-def post_one(session: Session, row: dict[str, Any], fingerprint: str, legs: list[tuple[int, int, int]]) -> dict[str, Any]:
+def post_one_params(row: dict[str, Any], fingerprint: str, legs: list[tuple[int, int, int]]) -> list[Any]:
+    """The parameters of `POST_ONE` for a posting row, its fingerprint and its ordered legs."""
+    params = [row["meta_json"] if c == "meta" else row[c] for c in POST_ONE_COLUMNS]
+    return params + [fingerprint] + [array_literal([leg[i] for leg in legs], "bigint") for i in range(3)]
+
+
+def post_one(session: Session, params: list[Any]) -> dict[str, Any]:
     """Call `ledger_post_one` (migration 0004) on the session's connection, in its transaction (or
     as a transaction of its own on an autocommit connection: the statement is atomic; post_many
-    and every multi-statement service need a real transaction).
-    `legs` are (account, shard or -n for any free one of n shards, amount). Returns `inserted` (0 for a
+    and every multi-statement service need a real transaction). `params`: `post_one_params`, whose
+    legs are (account, shard or -n for any free one of n shards, amount). Returns `inserted` (0 for a
     replay) and `after` (balances after, in leg order) or `short` ([account, balance, amount] of the legs the
     balance does not cover; the statement, and so the transaction, has then failed).
 
     The driver is called directly: for one small statement SQLAlchemy's execution machinery
     would cost as much client time as the statement costs the server."""
-    params = [row["meta_json"] if c == "meta" else row[c] for c in POST_ONE_COLUMNS]
-    params += [fingerprint] + [array_literal([leg[i] for leg in legs], "bigint") for i in range(3)]
     try:
         inserted, after = _raw(session, POST_ONE, params, fetch=True)[0]
     except DBAPIError as exc:
