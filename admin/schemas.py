@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from identity.schemas import PHONE
-from infra.api import DumpSchema, LoadSchema, page_schema
+from infra.api import DumpSchema, Id, LoadSchema, UtcDateTime, page_schema
 from infra.auth import STAFF_ROLES
 from infra.security import mask_phone
 
@@ -14,7 +14,7 @@ PARTICIPANT_ROLES = ("grid_leader", "part_time_mediator", "family_representative
 class ParticipantIn(LoadSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=50))
     phone = fields.String(required=True, validate=PHONE)
-    region_id = fields.Integer(required=True, metadata={"description": "The participant's grid"})
+    region_id = Id(required=True, metadata={"description": "The participant's grid"})
     role = fields.String(load_default="grid_leader", validate=validate.OneOf(PARTICIPANT_ROLES))
     password = fields.String(load_default=None, validate=validate.Length(min=8, max=200), load_only=True)
 
@@ -38,9 +38,9 @@ class StaffIn(LoadSchema):
                                                                      error="3-50 lowercase letters, digits, _ . -"))
     display_name = fields.String(required=True, validate=validate.Length(min=1, max=50))
     role = fields.String(required=True, validate=validate.OneOf(STAFF_ROLES))
-    scope_region_id = fields.Integer(required=True)
+    scope_region_id = Id(required=True)
     password = fields.String(required=True, validate=validate.Length(min=10, max=200), load_only=True)
-    participant_id = fields.Integer(load_default=None)
+    participant_id = Id(load_default=None)
 
 
 class StaffOut(DumpSchema):
@@ -56,12 +56,12 @@ class PartnerIn(LoadSchema):
     code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{2,32}$"))
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     name_en = fields.String(load_default=None, validate=validate.Length(max=100))
-    region_id = fields.Integer(required=True)
+    region_id = Id(required=True)
 
 
 class OutletIn(LoadSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    region_id = fields.Integer(required=True)
+    region_id = Id(required=True)
     address = fields.String(load_default=None, validate=validate.Length(max=200))
 
 
@@ -105,13 +105,13 @@ class IssuedKeyOut(ApiKeyOut):
 class AuditArgs(LoadSchema):
     action = fields.String(load_default=None)
     actor_kind = fields.String(load_default=None, validate=validate.OneOf(["staff", "participant", "outlet", "system"]))
-    actor_id = fields.Integer(load_default=None)
+    actor_id = Id(load_default=None, min=0, metadata={"description": "0: the system"})
     object_type = fields.String(load_default=None)
     object_id = fields.String(load_default=None)
-    since = fields.AwareDateTime(load_default=None)
-    until = fields.AwareDateTime(load_default=None)
+    since = UtcDateTime(load_default=None)
+    until = UtcDateTime(load_default=None)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    before = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    before = Id(load_default=None)
 
 
 class AuditOut(DumpSchema):

@@ -9,7 +9,7 @@ from flask.views import MethodView
 from sqlalchemy import select
 
 from identity.services import audit, get_participant_in_scope
-from infra.api import Blueprint
+from infra.api import INT4_MAX, Blueprint
 from infra.auth import Principal, require
 from infra.db import after_commit, db
 from scoring import tasks
@@ -26,6 +26,7 @@ blp = Blueprint("admin_scoring", __name__, url_prefix="/api/v1/admin",
                 description="Staff: verification queue, awards, objections, imports, rules, grades, honours")
 
 STAFF = ("clerk", "verifier", "approver", "auditor")
+VERSION = f"<int(max={INT4_MAX}):version>"  # an INTEGER column: a larger version is a 404
 
 
 @blp.route("/contributions")
@@ -168,7 +169,7 @@ class RuleVersions(MethodView):
         return rules.draft_from(db.session, actor, args["from_version"])
 
 
-@blp.route("/rules/<int:version>")
+@blp.route(f"/rules/{VERSION}")
 class RuleVersion(MethodView):
     @require("staff", *STAFF)
     @blp.response(200, RuleSetOut)
@@ -183,7 +184,7 @@ class RuleVersion(MethodView):
         return rules.update_draft(db.session, actor, version, args)
 
 
-@blp.route("/rules/<int:version>/validate")
+@blp.route(f"/rules/{VERSION}/validate")
 class RuleValidate(MethodView):
     @require("staff", "admin")
     @blp.response(200, ValidationReportOut)
@@ -193,7 +194,7 @@ class RuleValidate(MethodView):
         return {"valid": not problems, "problems": problems}
 
 
-@blp.route("/rules/<int:version>/publish")
+@blp.route(f"/rules/{VERSION}/publish")
 class RulePublish(MethodView):
     @require("staff", "admin")
     @blp.response(200, RuleSetOut)

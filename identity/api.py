@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app, request
 from flask.views import MethodView
 
-from infra.api import Blueprint
+from infra.api import Blueprint, json_body
 from infra.auth import current_principal
 from infra.db import db
 from infra.errors import Unauthorized
@@ -27,7 +27,10 @@ def _login_limit() -> str:
 
 
 def _login_name() -> str:
-    body = request.get_json(silent=True)
+    try:
+        body = json_body(request)  # parsed once; the view's arguments reuse it
+    except ValueError:  # not JSON: the view's arguments answer that
+        body = None
     name = body.get("username") or body.get("phone") if isinstance(body, dict) else None
     return f"login-name:{str(name)[:50]}"
 

@@ -1,12 +1,18 @@
 """API building blocks shared by every domain: a Blueprint whose parser refuses unknown fields
-everywhere (query strings included), and base schemas for loading and dumping."""
+everywhere (query strings included), base schemas for loading and dumping, and the input fields
+whose range is the database column's (so that a bad value is a 422 naming the field, never a 500
+from PostgreSQL)."""
 from __future__ import annotations
 
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import flask
 import flask_smorest
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
@@ -20,8 +26,20 @@ def json_body(req: flask.Request) -> Any:
     body a second time."""
     environ = req.environ
     if _JSON_BODY not in environ:
-        environ[_JSON_BODY] = core.parse_json(req.get_data(cache=True)) if is_json_request(req) else core.missing
+        environ[_JSON_BODY] = _parse_json(req.get_data(cache=True)) if is_json_request(req) else core.missing
     return environ[_JSON_BODY]
+
+
+def _parse_json(data: bytes) -> Any:
+    """webargs' parse_json, with the other ways `json.loads` refuses a body (a number of more than
+    4300 digits is a plain ValueError, nesting past the stack a RecursionError) raised as the
+    JSONDecodeError that webargs answers with a 400, not left to become a 500."""
+    try:
+        return core.parse_json(data)
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise json.JSONDecodeError(f"Invalid JSON: {type(exc).__name__}", doc="?", pos=0) from exc
 
 
 class StrictParser(FlaskParser):
@@ -45,11 +63,93 @@ class Blueprint(flask_smorest.Blueprint):
         return super().arguments(schema() if isinstance(schema, type) else schema, **kwargs)
 
 
+INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1  # PostgreSQL INTEGER: points, fen, limits, caps, versions
+INT8_MIN, INT8_MAX = -(2**63), 2**63 - 1  # PostgreSQL BIGINT: ids and cursors
+
+# What PostgreSQL text cannot hold (NUL), what UTF-8 cannot encode (lone surrogates), and the
+# other C0 controls and DEL, which no form field means to send; tab, newline and CR stay.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+CONTROL_CHARACTER_ERROR = "Must not contain control characters."
+
+
+class Int4(fields.Integer):
+    """An integer stored in an INTEGER column: its range is the column's unless narrowed, so that
+    PostgreSQL's `integer out of range` (a 500) becomes this field's 422."""
+
+    def __init__(self, *, min: int = INT4_MIN, max: int = INT4_MAX, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Range(min=min, max=max), **kwargs)
+
+
+class Int8(fields.Integer):
+    """An integer stored in (or compared with) a BIGINT column; as Int4, for `bigint out of range`."""
+
+    def __init__(self, *, min: int = INT8_MIN, max: int = INT8_MAX, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Range(min=min, max=max), **kwargs)
+
+
+class Id(Int8):
+    """A row id or a page cursor: 1 to 2**63-1 unless `min` says otherwise."""
+
+    def __init__(self, *, min: int = 1, **kwargs: Any) -> None:
+        super().__init__(min=min, **kwargs)
+
+
+class UtcDateTime(fields.AwareDateTime):
+    """An ISO 8601 moment with its zone, loaded as UTC. Why: the database layer converts to UTC
+    anyway, and near year 1 or 9999 that conversion overflows (0001-01-01T00:00+14:00 is in year
+    0); doing it here makes such a moment this field's 422 instead of a 500."""
+
+    default_error_messages = {"out_of_range": "Out of the supported date range."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> dt.datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(dt.timezone.utc)
+        except OverflowError as exc:
+            raise self.make_error("out_of_range") from exc
+
+
+MAX_DEPTH = 16  # no schema of ours nests half as deep
+
+
+def control_character_errors(value: Any, depth: int = 0) -> Any:
+    """Errors for every string in `value` (keys included, at any depth) holding a control
+    character, shaped as marshmallow shapes nested errors; None when there is none. Input nested
+    deeper than MAX_DEPTH is an error too, so that the walk cannot exhaust the stack."""
+    if isinstance(value, str):
+        return [CONTROL_CHARACTER_ERROR] if CONTROL_CHARACTERS.search(value) else None
+    if not isinstance(value, (Mapping, list, tuple)):
+        return None
+    if depth >= MAX_DEPTH:
+        return ["Nested too deeply."]
+    if isinstance(value, Mapping):
+        errors: dict[Any, Any] = {}
+        for key, item in value.items():
+            if isinstance(key, str) and CONTROL_CHARACTERS.search(key):
+                errors[key] = [CONTROL_CHARACTER_ERROR]
+            elif (bad := control_character_errors(item, depth + 1)) is not None:
+                errors[key] = bad
+        return errors or None
+    found = {index: bad for index, item in enumerate(value)
+             if (bad := control_character_errors(item, depth + 1)) is not None}
+    return found or None
+
+
 class LoadSchema(Schema):
-    """Input: strict, unknown fields rejected."""
+    """Input: strict, unknown fields rejected, no control characters in any string."""
 
     class Meta:
         unknown = RAISE
+
+    @pre_load
+    def _refuse_control_characters(self, data: Any, **_kwargs: Any) -> Any:
+        """Here once for every schema, body and query string alike: PostgreSQL refuses NUL in text
+        (a 500 from any field that reaches it), and no field of ours means to carry controls."""
+        errors = control_character_errors(data)
+        if errors:
+            raise ValidationError(errors)
+        return data
 
 
 class DumpSchema(Schema):

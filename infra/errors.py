@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 from flask_babel import gettext
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,17 @@ _HTTP_CODES = {
 }
 
 
+# SQLSTATEs of a value the database cannot hold: numeric out of range, untranslatable character,
+# character not in repertoire, datetime field overflow. Schemas refuse such values first, naming
+# the field; one that slips past them is still the client's input, not a server fault.
+BAD_VALUE_SQLSTATES = frozenset({"22003", "22P05", "22021", "22008"})
+
+
+def sqlstate(exc: DBAPIError) -> str | None:
+    """The driver's SQLSTATE (psycopg 3 `sqlstate`, psycopg 2 `pgcode`), None when it has none."""
+    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+
+
 def _flatten_webargs(messages: dict[str, Any]) -> dict[str, Any]:
     """webargs nests errors by location ({"json": {"amount": [...]}}); clients want fields."""
     flat: dict[str, Any] = {}
@@ -140,3 +151,13 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(exc: Exception) -> Any:
         log.exception("unhandled error on %s", request.path)
         return jsonify(error_body("internal_error", gettext("Internal error."))), 500
+
+    @app.errorhandler(DBAPIError)
+    def _bad_value(exc: DBAPIError) -> Any:
+        # A backstop: the database only says that some value did not fit, not which field held it.
+        # The request's unit of work rolls back, as on any 4xx (`jieyou.app._unit_of_work`).
+        if sqlstate(exc) not in BAD_VALUE_SQLSTATES:
+            return _unexpected(exc)
+        log.warning("value refused by the database on %s: %s", request.path, exc.orig)
+        return jsonify(error_body("value_out_of_range", gettext(
+            "A value is out of the range the database accepts; the field cannot be named here."))), 422

@@ -10,6 +10,7 @@ from flask_smorest import Api
 from sqlalchemy import text
 from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter, Map
 
 from admin import api as admin_ledger_api
 from admin import people_api as admin_people_api
@@ -17,6 +18,7 @@ from admin import redemption_api as admin_redemption_api
 from admin import scoring_api as admin_scoring_api
 from identity import api as identity_api
 from identity.services import distrust_outlet, principal_for, unchecked_outlet
+from infra.api import INT8_MAX
 from infra.auth import set_principal_loader
 from infra.config import Settings
 from infra.db import db, make_engine, run_after_commit
@@ -43,6 +45,16 @@ BLUEPRINTS = [
     admin_scoring_api.blp,
     admin_redemption_api.blp,
 ]
+
+
+class BoundedIntegerConverter(IntegerConverter):
+    """`<int:...>` up to PostgreSQL's BIGINT (or a lower `max`): a larger number names no row, so
+    the route does not match and the answer is a 404, not the database's `bigint out of range`."""
+
+    def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None, max: int | None = INT8_MAX,
+                 signed: bool = False) -> None:
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
 
 BEAT_SCHEDULE: dict[str, Any] = {**ledger_tasks.BEAT_SCHEDULE, **scoring_tasks.BEAT_SCHEDULE,
                                   **redemption_tasks.BEAT_SCHEDULE}
@@ -91,6 +103,7 @@ def create_app(settings: Settings | None = None, *, engine: Any = None) -> Flask
     limiter.init_app(app)
     init_celery(app, settings.broker_url, settings.result_backend, BEAT_SCHEDULE)
 
+    app.url_map.converters["int"] = BoundedIntegerConverter  # before any route is added
     api = Api(app)
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)

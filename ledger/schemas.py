@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from infra.api import DumpSchema, IdempotentArgs, LoadSchema, page_schema
+from infra.api import DumpSchema, Id, IdempotentArgs, LoadSchema, UtcDateTime, page_schema
 from infra.i18n import is_english
 from infra.security import mask_name, mask_phone
 
@@ -16,7 +16,7 @@ KIND_LABELS = {
 
 
 class BalanceArgs(LoadSchema):
-    at = fields.AwareDateTime(load_default=None, metadata={"description": "Balance as of this moment (ISO 8601 with zone)."})
+    at = UtcDateTime(load_default=None, metadata={"description": "Balance as of this moment (ISO 8601 with zone)."})
 
 
 class BalanceOut(DumpSchema):
@@ -27,10 +27,9 @@ class BalanceOut(DumpSchema):
 
 class StatementArgs(LoadSchema):
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    before = fields.Integer(load_default=None, validate=validate.Range(min=1),
-                            metadata={"description": "Cursor: the `next` value of the previous page."})
-    since = fields.AwareDateTime(load_default=None)
-    until = fields.AwareDateTime(load_default=None)
+    before = Id(load_default=None, metadata={"description": "Cursor: the `next` value of the previous page."})
+    since = UtcDateTime(load_default=None)
+    until = UtcDateTime(load_default=None)
 
 
 class StatementLineOut(DumpSchema):
@@ -125,15 +124,15 @@ MaskedAccountPageOut = page_schema(MaskedAccountRowOut, "MaskedAccountPageOut")
 class AccountSearchArgs(LoadSchema):
     q = fields.String(load_default=None, validate=validate.Length(min=1, max=50),
                       metadata={"description": "Part of a name or phone number, or an account code"})
-    region_id = fields.Integer(load_default=None)
+    region_id = Id(load_default=None)
     kind = fields.String(load_default=None, validate=validate.OneOf(
         ["participant", "issuance", "partner", "adjustment"]))
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    after = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    after = Id(load_default=None)
 
 
 class AdjustmentIn(IdempotentArgs):
-    participant_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    participant_id = Id(required=True)
     amount = fields.Integer(required=True, strict=True, validate=validate.Range(min=-100000, max=100000))
     reason = fields.String(required=True, validate=validate.Length(min=2, max=500))
 
@@ -144,7 +143,7 @@ class AdjustmentIn(IdempotentArgs):
 
 
 class ReversalIn(IdempotentArgs):
-    posting_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    posting_id = Id(required=True)
     reason = fields.String(required=True, validate=validate.Length(min=2, max=500))
 
 
@@ -173,7 +172,7 @@ class AdjustmentOut(DumpSchema):
 class ApprovalListArgs(LoadSchema):
     status = fields.String(load_default="pending", validate=validate.OneOf(["pending", "approved", "rejected", "all"]))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
-    after = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    after = Id(load_default=None)
 
 
 class DecisionIn(LoadSchema):

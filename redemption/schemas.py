@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from infra.api import DumpSchema, IdempotentArgs, LoadSchema
+from infra.api import DumpSchema, Id, IdempotentArgs, Int4, LoadSchema
 from infra.i18n import is_english
 from redemption.models import FAMILIES
 from redemption.services.common import yuan
@@ -81,7 +81,7 @@ class LookupOut(DumpSchema):
 
 class RedeemIn(IdempotentArgs):
     code = fields.String(required=True, validate=CODE)
-    scenario_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    scenario_id = Id(required=True)
     idempotency_key = fields.String(required=True, validate=validate.Length(min=8, max=100))
 
 
@@ -139,7 +139,7 @@ class MonthArgs(LoadSchema):
 
 
 class SettlementArgs(MonthArgs):
-    partner_id = fields.Integer(required=True)
+    partner_id = Id(required=True)
 
 
 class SettlementOut(DumpSchema):
@@ -164,16 +164,16 @@ class ScenarioIn(LoadSchema):
     family = fields.String(required=True, validate=validate.OneOf(FAMILIES))
     name_zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
     name_en = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    partner_id = fields.Integer(required=True)
-    outlet_ids = fields.List(fields.Integer(), required=True, validate=validate.Length(min=1))
+    partner_id = Id(required=True)
+    outlet_ids = fields.List(Id(), required=True, validate=validate.Length(min=1))
     kind = fields.String(required=True, validate=validate.OneOf(["spend", "privilege"]))
     points_cost = fields.Integer(load_default=0, validate=validate.Range(min=0, max=100000))
     required_grade = fields.String(load_default=None, validate=validate.OneOf(["A", "AA", "AAA"]))
-    yuan_value_fen = fields.Integer(load_default=0, validate=validate.Range(min=0))
-    limit_day = fields.Integer(load_default=None, validate=validate.Range(min=1))
-    limit_month = fields.Integer(load_default=None, validate=validate.Range(min=1))
-    limit_year = fields.Integer(load_default=None, validate=validate.Range(min=1))
-    total_quota = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    yuan_value_fen = Int4(load_default=0, min=0)
+    limit_day = Int4(load_default=None, min=1)
+    limit_month = Int4(load_default=None, min=1)
+    limit_year = Int4(load_default=None, min=1)
+    total_quota = Int4(load_default=None, min=1)
     stock_note = fields.String(load_default=None, validate=validate.Length(max=200))
     valid_from = fields.Date(required=True)
     valid_until = fields.Date(load_default=None)
@@ -185,14 +185,14 @@ class ScenarioPatch(LoadSchema):
     family = fields.String(validate=validate.OneOf(FAMILIES))
     name_zh = fields.String(validate=validate.Length(min=1, max=200))
     name_en = fields.String(validate=validate.Length(min=1, max=200))
-    outlet_ids = fields.List(fields.Integer(), validate=validate.Length(min=1))
+    outlet_ids = fields.List(Id(), validate=validate.Length(min=1))
     points_cost = fields.Integer(validate=validate.Range(min=0, max=100000))
     required_grade = fields.String(allow_none=True, validate=validate.OneOf(["A", "AA", "AAA"]))
-    yuan_value_fen = fields.Integer(validate=validate.Range(min=0))
-    limit_day = fields.Integer(allow_none=True, validate=validate.Range(min=1))
-    limit_month = fields.Integer(allow_none=True, validate=validate.Range(min=1))
-    limit_year = fields.Integer(allow_none=True, validate=validate.Range(min=1))
-    total_quota = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    yuan_value_fen = Int4(min=0)
+    limit_day = Int4(allow_none=True, min=1)
+    limit_month = Int4(allow_none=True, min=1)
+    limit_year = Int4(allow_none=True, min=1)
+    total_quota = Int4(allow_none=True, min=1)
     stock_note = fields.String(allow_none=True, validate=validate.Length(max=200))
     valid_from = fields.Date()
     valid_until = fields.Date(allow_none=True)
@@ -202,4 +202,4 @@ class ScenarioPatch(LoadSchema):
 
 class CatalogueArgs(LoadSchema):
     family = fields.String(load_default=None, validate=validate.OneOf(FAMILIES))
-    partner_id = fields.Integer(load_default=None)
+    partner_id = Id(load_default=None)

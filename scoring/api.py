@@ -10,7 +10,7 @@ from flask import current_app, request, send_file
 from flask.views import MethodView
 from sqlalchemy import select
 
-from infra.api import Blueprint
+from infra.api import CONTROL_CHARACTERS, Blueprint
 from infra.auth import Principal, current_principal, require
 from infra.db import db
 from infra.errors import Unauthorized, ValidationFailed
@@ -32,7 +32,8 @@ def uploaded_file() -> tuple[str, bytes]:
     upload = request.files.get("file")
     if upload is None:
         raise ValidationFailed("Attach a file.", details={"file": ["Send it as multipart field `file`."]})
-    return upload.filename or "upload", upload.read()
+    # A name is only a label: control characters (NUL, which PostgreSQL text refuses) are dropped.
+    return CONTROL_CHARACTERS.sub("", upload.filename or "") or "upload", upload.read()
 
 
 @blp.route("/me/contributions")

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from infra.api import DumpSchema, LoadSchema, page_schema
+from infra.api import DumpSchema, Id, Int4, LoadSchema, page_schema
 from infra.i18n import is_english
 from scoring.models import CLASSES, COLOURS, UNITS
 
 
 
 class MemberIn(LoadSchema):
-    participant_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    participant_id = Id(required=True)
     share = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100))
 
 
@@ -113,14 +113,14 @@ class QueueArgs(LoadSchema):
     indicator_code = fields.String(load_default=None)
     duplicates_only = fields.Boolean(load_default=False)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    after = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    after = Id(load_default=None)
 
 
 class MineArgs(LoadSchema):
     state = fields.String(load_default="all", validate=validate.OneOf(
         ["submitted", "rejected", "in_notice", "awarded", "revoked", "all"]))
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    after = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    after = Id(load_default=None)
 
 
 class VerifyIn(LoadSchema):
@@ -128,7 +128,7 @@ class VerifyIn(LoadSchema):
 
 
 class BulkVerifyIn(LoadSchema):
-    contribution_ids = fields.List(fields.Integer(validate=validate.Range(min=1)), required=True,
+    contribution_ids = fields.List(Id(), required=True,
                                    validate=validate.Length(min=1, max=5000))
     note = fields.String(load_default=None, validate=validate.Length(max=500))
 
@@ -172,17 +172,17 @@ class IndicatorSchema(LoadSchema):
     unit = fields.String(load_default="case", validate=validate.OneOf(UNITS))
     multiplier = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(["warning_colour"]))
     multipliers = fields.Dict(keys=fields.String(validate=validate.OneOf(COLOURS)),
-                              values=fields.Integer(strict=True), load_default=dict)
-    cap_month = fields.Integer(load_default=None, allow_none=True, strict=True)
-    cap_year = fields.Integer(load_default=None, allow_none=True, strict=True)
-    cap_activity = fields.Integer(load_default=None, allow_none=True, strict=True)
+                              values=Int4(strict=True), load_default=dict)
+    cap_month = Int4(load_default=None, allow_none=True, strict=True)
+    cap_year = Int4(load_default=None, allow_none=True, strict=True)
+    cap_activity = Int4(load_default=None, allow_none=True, strict=True)
     shared = fields.Boolean(load_default=False)
     requires = fields.List(fields.String(), load_default=list)
 
 
 class GradeSchema(LoadSchema):
     code = fields.String(required=True, validate=validate.Length(min=1, max=10))
-    min_points = fields.Integer(required=True, strict=True)
+    min_points = Int4(required=True, strict=True)
     zh = fields.String(load_default=None)
     en = fields.String(load_default=None)
 
@@ -197,7 +197,7 @@ class RuleSetEditIn(LoadSchema):
 
 
 class DraftIn(LoadSchema):
-    from_version = fields.Integer(required=True, validate=validate.Range(min=1))
+    from_version = Int4(required=True, min=1)
 
 
 class IndicatorOut(DumpSchema):
@@ -245,7 +245,7 @@ class GradeOut(DumpSchema):
 
 
 class HonourArgs(LoadSchema):
-    township_id = fields.Integer(required=True)
+    township_id = Id(required=True)
     year = fields.Integer(required=True, validate=validate.Range(min=2020, max=2100))
     honour = fields.String(required=True, validate=validate.OneOf(["most_beautiful_family", "loan_priority"]))
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv", "xlsx"]))
@@ -263,7 +263,7 @@ class CandidateOut(DumpSchema):
 class NominationIn(LoadSchema):
     year = fields.Integer(required=True, validate=validate.Range(min=2020, max=2100))
     honour = fields.String(required=True, validate=validate.OneOf(["most_beautiful_family", "loan_priority"]))
-    participant_id = fields.Integer(required=True)
+    participant_id = Id(required=True)
     note = fields.String(load_default=None, validate=validate.Length(max=500))
 
 
