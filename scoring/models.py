@@ -15,6 +15,8 @@ from infra.db import Base, BigId, utcnow
 CLASSES = ("information", "mediation", "promotion")
 UNITS = ("case", "hour", "household", "session", "event", "visit")
 COLOURS = ("blue", "yellow", "orange", "red")
+# The honours a rule set sets thresholds for (min_points, min_grade), read by grades.candidates.
+HONOURS = ("most_beautiful_family", "loan_priority")
 STATES = ("submitted", "verified", "rejected", "in_notice", "awarded", "revoked")
 # States in which a contribution holds its incident for its indicator (one award per incident).
 HOLDING_STATES = ("verified", "in_notice", "awarded")

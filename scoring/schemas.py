@@ -5,7 +5,7 @@ from marshmallow import fields, validate
 
 from infra.api import DumpSchema, Id, Int4, LoadSchema, page_schema
 from infra.i18n import is_english
-from scoring.models import CLASSES, COLOURS, UNITS
+from scoring.models import CLASSES, COLOURS, HONOURS, UNITS
 
 
 
@@ -187,12 +187,27 @@ class GradeSchema(LoadSchema):
     en = fields.String(load_default=None)
 
 
+class HonourSchema(LoadSchema):
+    """One honour's thresholds, as in the seed data; min_grade is checked against the rule set's
+    grades when the draft is validated."""
+
+    zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    en = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    min_points = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    min_grade = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=10))
+
+
+class HonoursSchema(LoadSchema):
+    most_beautiful_family = fields.Nested(HonourSchema, required=True)
+    loan_priority = fields.Nested(HonourSchema, required=True)
+
+
 class RuleSetEditIn(LoadSchema):
     name = fields.String(validate=validate.Length(min=2, max=200))
     effective_from = fields.Date()
     notice_days = fields.Integer(strict=True, validate=validate.Range(min=0, max=60))
     grades = fields.List(fields.Nested(GradeSchema))
-    honours = fields.Dict()
+    honours = fields.Nested(HonoursSchema, metadata={"description": f"Thresholds for each of {', '.join(HONOURS)}"})
     indicators = fields.List(fields.Nested(IndicatorSchema), validate=validate.Length(min=1, max=100))
 
 
@@ -247,7 +262,7 @@ class GradeOut(DumpSchema):
 class HonourArgs(LoadSchema):
     township_id = Id(required=True)
     year = fields.Integer(required=True, validate=validate.Range(min=2020, max=2100))
-    honour = fields.String(required=True, validate=validate.OneOf(["most_beautiful_family", "loan_priority"]))
+    honour = fields.String(required=True, validate=validate.OneOf(HONOURS))
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv", "xlsx"]))
 
 
@@ -262,7 +277,7 @@ class CandidateOut(DumpSchema):
 
 class NominationIn(LoadSchema):
     year = fields.Integer(required=True, validate=validate.Range(min=2020, max=2100))
-    honour = fields.String(required=True, validate=validate.OneOf(["most_beautiful_family", "loan_priority"]))
+    honour = fields.String(required=True, validate=validate.OneOf(HONOURS))
     participant_id = Id(required=True)
     note = fields.String(load_default=None, validate=validate.Length(max=500))
 

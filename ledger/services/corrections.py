@@ -26,6 +26,15 @@ IMMEDIATE_SOURCE = "immediate_adjustment"
 # Postings whose source is owned by another domain are corrected there (e.g. a contribution's
 # award is revoked in scoring, which also frees its cap room), never by a bare ledger reversal.
 MANAGED_SOURCES: dict[str, str] = {}
+# Postings the redemption counter writes. The counter keeps its own record of each (a redemption's
+# refunded points, a hold's status) and settles partners from it: a bare ledger reversal would
+# leave that record saying the points are still spent, so the counter's refund could credit them
+# again. They are corrected at the counter: a refund of the redemption, or a void of the hold.
+COUNTER_KINDS = ("redemption", "hold", "release", "refund")
+COUNTER_SOURCES = ("redemption", "hold", "refund")
+COUNTER_CORRECTION = ("Corrected at the counter: the outlet refunds the redemption "
+                      "(POST /api/v1/outlet/redemptions/{id}/refunds) or voids the hold "
+                      "(POST /api/v1/outlet/holds/{id}/void).")
 
 
 def register_managed_source(source_type: str, how_to_correct: str) -> None:
@@ -48,6 +57,7 @@ def reverse(session: Session, actor: Principal, posting_id: int, reason: str, *,
     original = session.get(Posting, posting_id)
     if original is None:
         raise NotFound("Posting not found.", code="posting_not_found")
+    _refuse_counter_posting(original)  # a backstop: request_reversal refuses them first
     _check_reversible(session, original)
     # A system account's shards are interchangeable (it may go negative): the mirror leg takes any
     # free shard like every other posting, rather than waiting for the original one.
@@ -63,6 +73,13 @@ def reverse(session: Session, actor: Principal, posting_id: int, reason: str, *,
     except IntegrityError as exc:  # a concurrent reversal won the UNIQUE(reverses_id) race
         raise Conflict("This posting has already been reversed.", code="already_reversed",
                        details={"posting_id": [f"Posting {posting_id} is already reversed."]}) from exc
+
+
+def _refuse_counter_posting(posting: Posting) -> None:
+    """The counter's postings are undone by the counter, so its records and the ledger agree."""
+    if posting.kind in COUNTER_KINDS or posting.source_type in COUNTER_SOURCES:
+        raise Conflict("This posting is corrected where it came from.", code="managed_source",
+                       details={"posting_id": [COUNTER_CORRECTION]})
 
 
 def _check_reversible(session: Session, original: Posting) -> None:
@@ -108,15 +125,35 @@ def _existing_request(session: Session, actor: Principal, key: str | None, **exp
         return None
     found = session.scalar(select(ApprovalRequest).where(ApprovalRequest.idem_key == f"{actor.id}:{key}"))
     if found is not None and any(getattr(found, k) != v for k, v in expected.items()):
-        raise IdempotencyConflict("This idempotency key was already used for a different request.",
-                                  details={"idempotency_key": [f"Used for request {found.id}."]})
+        raise IdempotencyConflict("This idempotency key was already used for a different request.", details={
+            "idempotency_key": [f"Key {key!r} was used for approval request {found.id} with other content."]})
     return found
 
 
-def _recent_immediate_total(session: Session, account_id: int, now: dt.datetime) -> int:
-    """Sum of |points| adjusted without approval in the window. Locks the balance row first so
-    two small adjustments racing each other see each other."""
+def _existing_immediate(session: Session, actor: Principal, key: str | None, request: PostingRequest) -> int | None:
+    """The posting a first attempt with this key made at once, so a retry returns it instead of
+    counting it towards the threshold and asking for it a second time; a different payload under
+    the key is refused, as the posting engine refuses it."""
+    if key is None:
+        return None
+    found = session.execute(select(Posting.id, Posting.request_digest).where(
+        Posting.idem_scope == f"{actor.kind}:{actor.id}", Posting.idem_key == key)).first()
+    if found is None:
+        return None
+    if found.request_digest != request.digest():
+        raise IdempotencyConflict("This idempotency key was already used for a different request.", details={
+            "idempotency_key": [f"Key {key!r} was used for posting {found.id} with other content."]})
+    return int(found.id)
+
+
+def _lock_balance(session: Session, account_id: int) -> None:
+    """Serialises adjustments of one participant: two small ones racing see each other, and a
+    retry racing its first attempt sees what the first attempt wrote."""
     session.execute(select(BalanceShard.balance).where(BalanceShard.account_id == account_id).with_for_update())
+
+
+def _recent_immediate_total(session: Session, account_id: int, now: dt.datetime) -> int:
+    """Sum of |points| adjusted without approval in the window (under `_lock_balance`)."""
     return int(session.scalar(
         select(func.coalesce(func.sum(func.abs(Entry.amount)), 0)).join(Posting, Posting.id == Entry.posting_id)
         .where(Entry.account_id == account_id, Posting.kind == "adjustment", Posting.source_type == IMMEDIATE_SOURCE,
@@ -133,13 +170,18 @@ def request_adjustment(session: Session, actor: Principal, *, participant_id: in
     if amount == 0:
         raise ValidationFailed("Amount must not be zero.", details={"amount": ["Must not be zero."]})
     account = accounts.participant_account(session, person.id)
+    # The lock first: a retry racing its first attempt then finds what that attempt wrote.
+    _lock_balance(session, account.id)
     if existing := _existing_request(session, actor, idempotency_key, kind="adjustment", account_id=account.id,
                                      amount=amount, reason=reason):
         return AdjustmentOutcome(request=existing, posting_id=existing.result_posting_id)
+    immediate = _adjustment_request(session, account.id, amount, reason, adjustment_shards, idempotency_key,
+                                    source=(IMMEDIATE_SOURCE, None))
+    if (posted := _existing_immediate(session, actor, idempotency_key, immediate)) is not None:
+        return AdjustmentOutcome(request=None, posting_id=posted)
     now = dt.datetime.now(dt.timezone.utc)
     if abs(amount) + _recent_immediate_total(session, account.id, now) <= threshold:
-        result = _post_adjustment(session, actor, account.id, amount, reason, adjustment_shards, idempotency_key,
-                                  source=(IMMEDIATE_SOURCE, None))
+        result = post(session, actor, immediate)
         audit(session, actor, "ledger.adjust", object_type="posting", object_id=result.posting_id,
               region_path=person.region_path, details={"participant_id": person.id, "amount": amount, "reason": reason})
         return AdjustmentOutcome(request=None, posting_id=result.posting_id)
@@ -153,22 +195,29 @@ def request_adjustment(session: Session, actor: Principal, *, participant_id: in
     return AdjustmentOutcome(request=request, posting_id=None)
 
 
+def _adjustment_request(session: Session, account_id: int, amount: int, reason: str, shards: int, key: str | None,
+                        *, source: tuple[str, str | None]) -> PostingRequest:
+    counter = accounts.system_account(session, accounts.ADJUSTMENT, shards)
+    return PostingRequest(kind="adjustment", reason=reason, idempotency_key=key, source_type=source[0],
+                          source_id=source[1], legs=[Leg(account_id, amount), Leg(counter.id, -amount)])
+
+
 def _post_adjustment(session: Session, actor: Principal, account_id: int, amount: int, reason: str, shards: int,
                      key: str | None, *, source: tuple[str, str | None], idem_scope: str | None = None) -> PostingResult:
-    counter = accounts.system_account(session, accounts.ADJUSTMENT, shards)
-    return post(session, actor, PostingRequest(
-        kind="adjustment", reason=reason, idempotency_key=key, source_type=source[0], source_id=source[1],
-        legs=[Leg(account_id, amount), Leg(counter.id, -amount)]), idem_scope=idem_scope)
+    return post(session, actor, _adjustment_request(session, account_id, amount, reason, shards, key, source=source),
+                idem_scope=idem_scope)
 
 
 def request_reversal(session: Session, actor: Principal, *, posting_id: int, reason: str,
                      idempotency_key: str | None = None) -> ApprovalRequest:
+    """Ask for a reversal; postings another domain manages are refused and sent back there."""
     if not actor.has_role(*REQUESTER_ROLES):
         raise Forbidden("Your role does not allow reversals.", code="role_required")
     posting = session.get(Posting, posting_id)
     if posting is None:
         raise NotFound("Posting not found.", code="posting_not_found")
     region = posting_region(session, actor, posting)
+    _refuse_counter_posting(posting)
     if posting.source_type in MANAGED_SOURCES:
         raise Conflict("This posting is corrected where it came from.", code="managed_source",
                        details={"posting_id": [MANAGED_SOURCES[posting.source_type]]})

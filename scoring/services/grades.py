@@ -16,11 +16,10 @@ from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from infra.exports import csv_bytes, xlsx_bytes
 from infra.security import mask_phone
 from ledger.models import Account, Entry, Posting
-from scoring.models import Nomination
+from scoring.models import HONOURS, Nomination
 from scoring.services import rules
 
 EARNING_KINDS = ("award", "adjustment")
-HONOURS = ("most_beautiful_family", "loan_priority")
 
 
 def _earning_filter() -> Any:

@@ -5,17 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from identity.services import audit
+from identity.services import audit, is_county_scope
 from infra.auth import Principal
 from infra.db import utcnow
 from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from scoring.models import CLASSES, COLOURS, UNITS, Indicator, RuleSet
+from scoring.models import CLASSES, COLOURS, HONOURS, UNITS, Indicator, RuleSet
 from scoring.services.engine import IndicatorRule
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -36,7 +37,11 @@ def conflict_items() -> dict[str, dict[str, Any]]:
 
 
 def _indicator_from_data(data: dict[str, Any]) -> Indicator:
-    values = {k: data.get("class" if k == "class_" else k) for k in INDICATOR_FIELDS}
+    """From the data file's and the GET output's spelling ("class") or from the edit schema's
+    loaded data, which names the field as the model does ("class_")."""
+    values = {k: data.get(k) for k in INDICATOR_FIELDS}
+    if values["class_"] is None:
+        values["class_"] = data.get("class")
     values["multipliers"] = values["multipliers"] or {}
     values["requires"] = values["requires"] or []
     values["shared"] = bool(values["shared"])
@@ -99,8 +104,12 @@ def list_versions(session: Session) -> list[RuleSet]:
 
 
 def _require_admin(actor: Principal) -> None:
+    """The rule set scores the whole county, so only an admin with county scope drafts, edits
+    or publishes it; a township or village admin is refused."""
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin edits rules.", code="role_required")
+    if not is_county_scope(actor):
+        raise Forbidden("Only a county admin edits the county's rules.", code="scope_required")
 
 
 def draft_from(session: Session, actor: Principal, base_version: int) -> RuleSet:
@@ -114,7 +123,8 @@ def draft_from(session: Session, actor: Principal, base_version: int) -> RuleSet
                     indicators=[Indicator(**{k: getattr(i, k) for k in INDICATOR_FIELDS}) for i in base.indicators])
     session.add(draft)
     session.flush()
-    audit(session, actor, "rules.draft", object_type="rule_set", object_id=version, details={"from": base_version})
+    audit(session, actor, "rules.draft", object_type="rule_set", object_id=version, region_path=actor.scope_path,
+          details={"from": base_version})
     return draft
 
 
@@ -142,7 +152,7 @@ def update_draft(session: Session, actor: Principal, version: int, changes: dict
         session.flush()  # old rows go before the new ones take their codes
         draft.indicators.extend(_indicator_from_data(i) for i in changes["indicators"])
     session.flush()
-    audit(session, actor, "rules.edit", object_type="rule_set", object_id=version,
+    audit(session, actor, "rules.edit", object_type="rule_set", object_id=version, region_path=actor.scope_path,
           details={"fields": sorted(changes)})
     return draft
 
@@ -201,7 +211,34 @@ def validate(rule_set: RuleSet) -> list[dict[str, str]]:
             bad(f"grade {grade['code']}", "min_points", "Grades are listed from highest to lowest threshold.")
         else:
             previous = grade["min_points"]
+    _validate_honours(rule_set, bad)
     return problems
+
+
+def _validate_honours(rule_set: RuleSet, bad: Callable[[str, str, str], None]) -> None:
+    """Honour thresholds as grades.candidates reads them: for each honour a mapping with whole
+    min_points of zero or more and, if given, a min_grade among this rule set's grades."""
+    honours = rule_set.honours
+    if not isinstance(honours, dict):
+        bad("honours", "honours", f"A mapping with settings for {', '.join(HONOURS)}.")
+        return
+    codes = [g.get("code") for g in rule_set.grades or [] if isinstance(g, dict)]
+    for name in sorted(set(honours) - set(HONOURS)):
+        bad("honours", name, f"Unknown honour; one of {', '.join(HONOURS)}.")
+    for name in HONOURS:
+        settings = honours.get(name)
+        if settings is None:
+            bad("honours", name, "Give this honour's thresholds: min_points, and min_grade if any.")
+            continue
+        if not isinstance(settings, dict):
+            bad("honours", name, "A mapping with min_points and min_grade.")
+            continue
+        points = settings.get("min_points")
+        if not isinstance(points, int) or isinstance(points, bool) or points < 0:
+            bad("honours", f"{name}.min_points", "A whole number, zero or more.")
+        grade = settings.get("min_grade")
+        if grade is not None and grade not in codes:
+            bad("honours", f"{name}.min_grade", f"One of this rule set's grades: {', '.join(map(str, codes))}.")
 
 
 def _invalid(problems: list[dict[str, str]]) -> ValidationFailed:
@@ -229,6 +266,6 @@ def publish(session: Session, actor: Principal, version: int) -> RuleSet:
     draft.status, draft.published_by, draft.published_at = "published", actor.id, utcnow()
     session.flush()
     session.info.pop("rules_in_force", None)
-    audit(session, actor, "rules.publish", object_type="rule_set", object_id=version,
+    audit(session, actor, "rules.publish", object_type="rule_set", object_id=version, region_path=actor.scope_path,
           details={"effective_from": draft.effective_from.isoformat()})
     return draft

@@ -217,3 +217,53 @@ def test_only_county_admins_create_approvers(client, session):
         "username": "sockpuppet", "display_name": "马甲", "role": "approver", "scope_region_id": tree.town_a.id,
         "password": "a-long-password"})
     assert response.status_code == 403
+
+
+def test_a_retried_small_adjustment_over_http_posts_once(client, session):
+    tree, person, account = _world(session)
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    body = {"participant_id": person.id, "amount": 15, "reason": "补录调解积分", "idempotency_key": "adj-http-0001"}
+    first = client.post("/api/v1/admin/adjustments", headers=clerk, json=body)
+    retry = client.post("/api/v1/admin/adjustments", headers=clerk, json=body)
+    assert first.status_code == retry.status_code == 201
+    assert retry.json["status"] == "posted" and retry.json["posting_id"] == first.json["posting_id"]
+    assert client.get("/api/v1/admin/approvals", headers=clerk).json == []
+    assert accounts.balance(session, account.id) == 45
+    reused = client.post("/api/v1/admin/adjustments", headers=clerk, json={**body, "amount": 16})
+    assert reused.status_code == 422 and reused.json["error"]["code"] == "idempotency_key_reused"
+    assert "adj-http-0001" in reused.json["error"]["details"]["idempotency_key"][0]
+    assert accounts.balance(session, account.id) == 45
+
+
+def test_a_redemption_is_refunded_at_the_counter_not_reversed_by_staff(client, session):
+    """Regression: a reversed redemption could still be refunded: the points came back twice and
+    the partner's settlement no longer reconciled."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from identity import services as identity
+
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a, name="李桂兰")
+    account = f.account_of(session, person)
+    f.award(session, account.id, 80)
+    partner, outlets, _desks = f.shop(session, tree.town_a, outlets=1)
+    rice = f.scenario(session, partner, outlets, points_cost=30, yuan_value_fen=3000)
+    admin = f.staff(session, "admin", tree.county)
+    desk = {"X-Api-Key": identity.issue_api_key(session, admin, outlets[0].id)[0]}
+    done = client.post("/api/v1/outlet/redemptions", headers=desk, json={
+        "code": f.code_for(session, person), "scenario_id": rice.id, "idempotency_key": "pos-rev-0001"}).json
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    refused = client.post("/api/v1/admin/reversals", headers=clerk,
+                          json={"posting_id": done["posting_id"], "reason": "顾客退货"})
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "managed_source"
+    assert "/refunds" in refused.json["error"]["details"]["posting_id"][0]
+    refund = client.post(f"/api/v1/outlet/redemptions/{done['id']}/refunds", headers=desk,
+                         json={"reason": "顾客退货", "idempotency_key": "ref-rev-0001"})
+    assert refund.status_code == 201
+    assert accounts.balance(session, account.id) == 80
+    month = dt.datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.county).id)
+    report = client.get("/api/v1/admin/settlement", headers=auditor,
+                        query_string={"partner_id": partner.id, "month": month}).json
+    assert report["net_points"] == 0 and report["reconciled"] is True

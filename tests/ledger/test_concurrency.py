@@ -189,11 +189,14 @@ def test_postings_do_not_queue_behind_a_held_issuance_shard(committed_factory, b
 def test_a_reversal_and_a_redemption_on_the_same_accounts_do_not_deadlock(committed_factory):
     """Regression: a reversal used to pin the original shard of the partner account and lock it
     after the participant, while a redemption takes a free partner shard first and then the
-    participant: each then waited for the other. Every path now locks system accounts first."""
+    participant: each then waited for the other. Every path now locks system accounts first.
+    (A redemption itself is now corrected at the counter, not reversed; a debit of the participant
+    to the partner's account stands in for it.)"""
     (person,), shop, _issuance = _setup(committed_factory)
     with committed_factory() as session:
         f.award(session, person, 10)
-        original = f.spend(session, person, 2, shop).posting_id
+        original = post(session, SYSTEM, PostingRequest(kind="adjustment", reason="记入了错误的门店",
+                                                         legs=[Leg(person, -2), Leg(shop, 2)])).posting_id
         session.commit()
         shop_shard = session.scalar(select(Entry.shard).where(Entry.posting_id == original, Entry.account_id == shop))
     holders = [committed_factory() for _ in range(f.SHARDS)]

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from identity.models import AuditEntry
 from infra.auth import SYSTEM
-from infra.errors import Conflict, Forbidden, NotFound
-from ledger.models import Posting
+from infra.errors import Conflict, Forbidden, IdempotencyConflict, NotFound
+from ledger.models import ApprovalRequest, Posting
 from ledger.services import accounts, corrections
 from ledger.services.posting import InsufficientBalance
 from tests import factories as f
@@ -151,3 +152,113 @@ def test_reversal_request_then_approval(session, world):
     corrections.decide(session, approver, request.id, approve=True, note=None, adjustment_shards=f.SHARDS)
     assert accounts.balance(session, account.id) == 0
     assert session.scalar(select(Posting.id).where(Posting.reverses_id == original.posting_id)) == request.result_posting_id
+
+
+def test_a_retried_small_adjustment_returns_its_posting_and_asks_for_nothing(session, world):
+    """Regression: the retry counted its own first posting towards the threshold and became a
+    pending request that, approved, would have credited the participant twice."""
+    tree, person, account = world
+    clerk = f.staff(session, "clerk", tree.town_a)
+    outcomes = [corrections.request_adjustment(session, clerk, participant_id=person.id, amount=15, reason="补录",
+                                               threshold=THRESHOLD, adjustment_shards=f.SHARDS,
+                                               idempotency_key="adj-retry-0001") for _ in range(2)]
+    assert [o.status for o in outcomes] == ["posted", "posted"]
+    assert outcomes[1].posting_id == outcomes[0].posting_id and outcomes[1].request is None
+    assert accounts.balance(session, account.id) == 15
+    assert session.scalar(select(func.count()).select_from(ApprovalRequest)
+                          .where(ApprovalRequest.account_id == account.id)) == 0
+    assert session.scalars(select(AuditEntry.action).where(AuditEntry.actor_id == clerk.id)).all() == ["ledger.adjust"]
+
+
+@pytest.mark.parametrize("changed", [{"amount": 16}, {"amount": 90}, {"reason": "另一笔补录"}])
+def test_the_key_of_a_small_adjustment_is_not_reused_for_another(session, world, changed):
+    tree, person, account = world
+    clerk = f.staff(session, "clerk", tree.town_a)
+    first = {"participant_id": person.id, "amount": 15, "reason": "补录", "idempotency_key": "adj-retry-0002"}
+    corrections.request_adjustment(session, clerk, threshold=THRESHOLD, adjustment_shards=f.SHARDS, **first)
+    with pytest.raises(IdempotencyConflict) as err:
+        corrections.request_adjustment(session, clerk, threshold=THRESHOLD, adjustment_shards=f.SHARDS,
+                                       **{**first, **changed})
+    assert "adj-retry-0002" in err.value.details["idempotency_key"][0]
+    assert accounts.balance(session, account.id) == 15
+    assert session.scalar(select(func.count()).select_from(ApprovalRequest)
+                          .where(ApprovalRequest.account_id == account.id)) == 0
+
+
+def test_a_retried_large_adjustment_returns_its_request_before_and_after_approval(session, world):
+    tree, person, account = world
+    clerk = f.staff(session, "clerk", tree.town_a)
+    approver = f.staff(session, "approver", tree.town_a)
+    ask = {"participant_id": person.id, "amount": 50, "reason": "补录季度积分", "idempotency_key": "adj-retry-0003"}
+    first = corrections.request_adjustment(session, clerk, threshold=THRESHOLD, adjustment_shards=f.SHARDS, **ask)
+    again = corrections.request_adjustment(session, clerk, threshold=THRESHOLD, adjustment_shards=f.SHARDS, **ask)
+    assert (first.status, again.status) == ("pending", "pending") and again.request.id == first.request.id
+    corrections.decide(session, approver, first.request.id, approve=True, note=None, adjustment_shards=f.SHARDS)
+    after = corrections.request_adjustment(session, clerk, threshold=THRESHOLD, adjustment_shards=f.SHARDS, **ask)
+    assert after.request.id == first.request.id and after.posting_id == first.request.result_posting_id
+    assert accounts.balance(session, account.id) == 50
+    with pytest.raises(IdempotencyConflict) as err:
+        corrections.request_adjustment(session, clerk, threshold=THRESHOLD, adjustment_shards=f.SHARDS,
+                                       **{**ask, "amount": 5})
+    assert "adj-retry-0003" in err.value.details["idempotency_key"][0]
+    assert accounts.balance(session, account.id) == 50
+
+
+def _counter_postings(session, tree, person):
+    """A redemption, a refund, a hold with its capture, and a voided hold with its release."""
+    from redemption.services import counter
+
+    cfg = f.counter_config()
+    partner, outlets, desks = f.shop(session, tree.town_a)
+    rice = f.scenario(session, partner, outlets, points_cost=30, yuan_value_fen=3000)
+    redemption, _ = counter.redeem(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id,
+                                   idem_key="till-rev-0001", cfg=cfg)
+    refund, _ = counter.refund(session, desks[0], redemption.id, points=5, reason="少给", idem_key="ref-rev-0001",
+                               cfg=cfg)
+    captured, _ = counter.hold(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id,
+                               points=None, idem_key="till-rev-0002", cfg=cfg)
+    capture, _ = counter.capture(session, desks[0], captured.id, points=20, idem_key="till-rev-0003", cfg=cfg)
+    voided, _ = counter.hold(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id,
+                             points=10, idem_key="till-rev-0004", cfg=cfg)
+    counter.void(session, desks[0], voided.id, cfg)
+    return {"redemption": redemption.posting_id, "refund": refund.posting_id, "hold": captured.hold_posting_id,
+            "capture": capture.posting_id, "release": voided.release_posting_id}
+
+
+def test_counter_postings_are_corrected_at_the_counter_not_reversed(session, world):
+    """Regression: a reversed redemption could still be refunded, crediting the points twice."""
+    tree, person, account = world
+    f.award(session, account.id, 100)
+    postings = _counter_postings(session, tree, person)
+    balance = accounts.balance(session, account.id)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    for name, posting_id in postings.items():
+        with pytest.raises(Conflict) as err:
+            corrections.request_reversal(session, clerk, posting_id=posting_id, reason="误操作")
+        assert err.value.code == "managed_source", name
+        assert "refunds" in err.value.details["posting_id"][0] and "void" in err.value.details["posting_id"][0]
+        with pytest.raises(Conflict) as err:  # the backstop, for callers that skip the request
+            corrections.reverse(session, SYSTEM, posting_id, "误操作")
+        assert err.value.code == "managed_source", name
+    assert accounts.balance(session, account.id) == balance
+    assert session.scalar(select(func.count()).select_from(ApprovalRequest)
+                          .where(ApprovalRequest.posting_id.in_(postings.values()))) == 0
+
+
+def test_a_counter_reversal_requested_before_the_fix_cannot_be_approved(session, world):
+    tree, person, account = world
+    f.award(session, account.id, 100)
+    postings = _counter_postings(session, tree, person)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    approver = f.staff(session, "approver", tree.town_a)
+    old = ApprovalRequest(kind="reversal", posting_id=postings["redemption"], reason="误操作",
+                          region_path=person.region_path, requested_by=clerk.id)
+    session.add(old)
+    session.flush()
+    balance = accounts.balance(session, account.id)
+    with pytest.raises(Conflict) as err:
+        with session.begin_nested():
+            corrections.decide(session, approver, old.id, approve=True, note=None, adjustment_shards=f.SHARDS)
+    assert err.value.code == "managed_source" and accounts.balance(session, account.id) == balance
+    rejected = corrections.decide(session, approver, old.id, approve=False, note="到柜台退款", adjustment_shards=f.SHARDS)
+    assert rejected.status == "rejected"

@@ -44,14 +44,14 @@ def test_staff_cannot_reverse_a_posting_in_their_own_favour(session):
     tree = f.region_tree(session)
     me = f.participant(session, tree.grid_a)
     account = f.account_of(session, me)
-    shop = f.partner_account(session, tree.town_a)
     f.award(session, account.id, 60)
-    spent = f.spend(session, account.id, 50, shop.id)
     approver = f.staff(session, "approver", tree.town_a, participant_id=me.id)
     clerk = f.staff(session, "clerk", tree.town_a)
+    debit = corrections.request_adjustment(session, clerk, participant_id=me.id, amount=-15, reason="多记积分扣回",
+                                           threshold=THRESHOLD, adjustment_shards=f.SHARDS)
     with pytest.raises(Forbidden):
-        corrections.request_reversal(session, approver, posting_id=spent.posting_id, reason="退回我的积分")
-    request = corrections.request_reversal(session, clerk, posting_id=spent.posting_id, reason="误操作")
+        corrections.request_reversal(session, approver, posting_id=debit.posting_id, reason="退回我的积分")
+    request = corrections.request_reversal(session, clerk, posting_id=debit.posting_id, reason="误操作")
     with pytest.raises(Forbidden) as err:
         corrections.decide(session, approver, request.id, approve=True, note=None, adjustment_shards=f.SHARDS)
     assert err.value.code == "self_dealing"

@@ -1,7 +1,8 @@
 """Property-based: any sequence of award / spend / reverse / retry keeps the books right.
 
 After every step: cached balance = model = sum of entries >= 0 for each account, and all
-entries in the ledger sum to zero. Runs on PostgreSQL and on the SQLite embedded default."""
+entries in the ledger sum to zero. A spend (a redemption) is never reversed in the ledger: the
+counter refunds it. Runs on PostgreSQL and on the SQLite embedded default."""
 from __future__ import annotations
 
 import uuid
@@ -34,6 +35,7 @@ def make_machine(session):  # noqa: ANN001, ANN201
             self.tag = uuid.uuid4().hex[:8]
             self.sent: dict[str, tuple[tuple, int, dict[int, int]]] = {}  # key -> (payload, posting id, deltas)
             self.postings: list[tuple[int, dict[int, int]]] = []  # (posting id, participant deltas)
+            self.spends: set[int] = set()  # redemption postings: corrected at the counter only
             self.reversed: set[int] = set()
 
         def teardown(self) -> None:
@@ -63,6 +65,8 @@ def make_machine(session):  # noqa: ANN001, ANN201
             for account, delta in deltas.items():
                 self.model[account] += delta
             self.postings.append((result.posting_id, deltas))
+            if request.kind == "redemption":
+                self.spends.add(result.posting_id)
             self.sent[key] = (payload, result.posting_id, deltas)
 
         @rule(who=st.integers(0, 2), amount=amounts, key=st.integers(0, 6))
@@ -91,10 +95,12 @@ def make_machine(session):  # noqa: ANN001, ANN201
             except Conflict as exc:
                 if isinstance(exc, InsufficientBalance):
                     assert not fits and posting_id not in self.reversed
+                elif exc.code == "managed_source":
+                    assert posting_id in self.spends
                 else:
                     assert posting_id in self.reversed or exc.code == "cannot_reverse_reversal"
                 return
-            assert fits and posting_id not in self.reversed
+            assert fits and posting_id not in self.reversed and posting_id not in self.spends
             self.reversed.add(posting_id)
             for account, delta in deltas.items():
                 self.model[account] -= delta

@@ -4,11 +4,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
+from identity.models import AuditEntry
 from infra.errors import Conflict, Forbidden, ValidationFailed
-from scoring.services import rules
+from ledger.services import accounts
+from scoring.services import awards, rules, workflow
 from tests import factories as f
 
 
@@ -70,3 +72,106 @@ def test_work_before_the_first_version_has_no_rules(session):
     with pytest.raises(ValidationFailed) as err:
         rules.in_force(session, dt.date(2020, 5, 1))
     assert "work_date" in err.value.details
+
+
+def _today() -> str:
+    return dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+
+def test_only_county_admins_draft_edit_and_publish_the_rules(client, session):
+    """The rule set scores the whole county: a township admin is refused every change, and the
+    county admin's changes are audited in the county, where the county's auditor reads them."""
+    tree = f.region_tree(session)
+    county = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    township = f.bearer(session, "staff", f.staff(session, "admin", tree.town_a).id)
+    refused = client.post("/api/v1/admin/rules", headers=township, json={"from_version": 1})
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "scope_required"
+    version = client.post("/api/v1/admin/rules", headers=county, json={"from_version": 1}).json["version"]
+    for method, url, body in (("patch", f"/api/v1/admin/rules/{version}", {"notice_days": 0}),
+                              ("post", f"/api/v1/admin/rules/{version}/publish", None)):
+        response = getattr(client, method)(url, headers=township, json=body)
+        assert response.status_code == 403 and response.json["error"]["code"] == "scope_required", url
+    assert client.get(f"/api/v1/admin/rules/{version}", headers=county).json["notice_days"] != 0
+    assert client.patch(f"/api/v1/admin/rules/{version}", headers=county,
+                        json={"notice_days": 0, "effective_from": _today()}).status_code == 200
+    assert client.post(f"/api/v1/admin/rules/{version}/publish", headers=county).status_code == 200
+    entries = session.execute(select(AuditEntry.action, AuditEntry.region_path).where(
+        AuditEntry.object_type == "rule_set", AuditEntry.object_id == str(version))).all()
+    assert sorted(entries) == [("rules.draft", tree.county.path), ("rules.edit", tree.county.path),
+                               ("rules.publish", tree.county.path)]
+    auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.county).id)
+    log = client.get("/api/v1/admin/audit", headers=auditor,
+                     query_string={"object_type": "rule_set", "object_id": str(version)}).json
+    assert sorted(e["action"] for e in log["items"]) == ["rules.draft", "rules.edit", "rules.publish"]
+
+
+def test_indicators_edited_through_the_api_score_new_work_only(client, session):
+    """Regression: sending back what GET returned was refused on every indicator's `class`."""
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    verifier = f.staff(session, "verifier", tree.town_a)
+    past = f.contribution(session, clerk, person, "PRO-1", work_date=dt.date.today() - dt.timedelta(days=3))
+    workflow.verify_many(session, verifier, [past.id])
+    awards.award_due(session, now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30), shards=f.SHARDS)
+    assert past.state == "awarded" and past.proposed_points == 4
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    version = client.post("/api/v1/admin/rules", headers=admin, json={"from_version": 1}).json["version"]
+    shown = client.get(f"/api/v1/admin/rules/{version}", headers=admin).json
+    same = client.patch(f"/api/v1/admin/rules/{version}", headers=admin, json={
+        "indicators": shown["indicators"], "grades": shown["grades"], "honours": shown["honours"]})
+    assert same.status_code == 200, same.json
+    assert same.json["indicators"] == shown["indicators"] and same.json["honours"] == shown["honours"]
+    indicators = [{**i, "base_points": 8} if i["code"] == "PRO-1" else i for i in shown["indicators"]]
+    edited = client.patch(f"/api/v1/admin/rules/{version}", headers=admin,
+                          json={"indicators": indicators, "effective_from": _today()})
+    assert edited.status_code == 200, edited.json
+    assert next(i for i in edited.json["indicators"] if i["code"] == "PRO-1")["base_points"] == 8
+    assert client.post(f"/api/v1/admin/rules/{version}/validate", headers=admin).json == {"valid": True, "problems": []}
+    assert client.post(f"/api/v1/admin/rules/{version}/publish", headers=admin).status_code == 200
+    newer = f.contribution(session, clerk, person, "PRO-1", work_date=dt.date.today())
+    workflow.verify_many(session, verifier, [newer.id])
+    assert newer.proposed_points == 8 and newer.explanation["rule_version"] == version
+    session.refresh(past)
+    assert past.proposed_points == 4 and accounts.balance(session, f.account_of(session, person).id) == 4
+
+
+def test_honours_are_typed_and_checked_against_the_grades(client, session):
+    """Regression: an honour set to a bare number was published, and the candidates list then
+    failed with a 500."""
+    tree = f.region_tree(session)
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    version = client.post("/api/v1/admin/rules", headers=admin, json={"from_version": 1}).json["version"]
+    honours = client.get(f"/api/v1/admin/rules/{version}", headers=admin).json["honours"]
+    url = f"/api/v1/admin/rules/{version}"
+    number = client.patch(url, headers=admin, json={"honours": {**honours, "loan_priority": 5}})
+    assert number.status_code == 422 and "honours" in number.json["error"]["details"]
+    negative = client.patch(url, headers=admin, json={"honours": {
+        **honours, "loan_priority": {**honours["loan_priority"], "min_points": -1}}})
+    assert negative.status_code == 422 and "honours" in negative.json["error"]["details"]
+    unknown_grade = client.patch(url, headers=admin, json={"honours": {
+        **honours, "loan_priority": {**honours["loan_priority"], "min_grade": "AAAA"}}})
+    assert unknown_grade.status_code == 422 and unknown_grade.json["error"]["code"] == "rules_invalid"
+    assert set(unknown_grade.json["error"]["details"]) == {"honours.loan_priority.min_grade"}
+    grades_gone = client.patch(url, headers=admin, json={"grades": [{"code": "A", "min_points": 50}]})
+    assert set(grades_gone.json["error"]["details"]) == {"honours.most_beautiful_family.min_grade",
+                                                          "honours.loan_priority.min_grade"}
+    assert client.get(url, headers=admin).json["honours"] == honours  # nothing of the bad edits was kept
+    lower = {**honours, "loan_priority": {**honours["loan_priority"], "min_points": 0, "min_grade": None}}
+    ok = client.patch(url, headers=admin, json={"honours": lower, "effective_from": _today()})
+    assert ok.status_code == 200 and ok.json["honours"]["loan_priority"]["min_points"] == 0
+    assert client.post(f"{url}/publish", headers=admin).status_code == 200
+    candidates = client.get("/api/v1/admin/honours/candidates", headers=admin, query_string={
+        "township_id": tree.town_a.id, "year": dt.date.today().year, "honour": "loan_priority"})
+    assert candidates.status_code == 200
+
+
+def test_validation_names_bad_honours_stored_by_any_path(session):
+    admin = f.staff(session, "admin", f.region_tree(session).county)
+    draft = rules.draft_from(session, admin, 1)
+    draft.honours = {"loan_priority": 5, "best_neighbour": {}}
+    problems = {f"{p['indicator']}.{p['field']}" for p in rules.validate(draft)}
+    assert problems == {"honours.loan_priority", "honours.most_beautiful_family", "honours.best_neighbour"}
+    with pytest.raises(ValidationFailed) as err:
+        rules.publish(session, admin, draft.version)
+    assert "honours.loan_priority" in err.value.details
