@@ -13,7 +13,7 @@ from infra.api import Blueprint
 from infra.auth import Principal, require
 from infra.db import after_commit, db, utcnow
 from infra.errors import Forbidden, NotFound
-from identity.services import audit, is_county_scope
+from identity.services import audit, is_county_scope, sees_full_names
 from ledger import tasks
 from ledger.models import ChainDigest, Posting
 from ledger.schemas import (
@@ -53,10 +53,10 @@ class AccountSearch(MethodView):
                                            limit=args["limit"], after_id=args["after"])
         if args["q"]:
             audit(db.session, actor, "ledger.accounts.search", region_path=actor.scope_path,
-                  details={"q": args["q"], "results": len(rows)})
+                  details={**accounts.query_for_audit(args["q"]), "results": len(rows)})
         page = {"items": rows, "next": nxt}
         # Auditors check the books, not the people: they see names masked.
-        schema = MaskedAccountPageOut() if actor.role == "auditor" else AccountPageOut()
+        schema = AccountPageOut() if sees_full_names(actor) else MaskedAccountPageOut()
         return jsonify(schema.dump(page))  # a Response passes through flask-smorest as is
 
 

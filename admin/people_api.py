@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
+from flask import current_app, jsonify
 from flask.views import MethodView
 
 from admin import services
 from admin.schemas import (
-    ApiKeyIn, ApiKeyOut, AuditArgs, AuditPageOut, IssuedKeyOut, OutletIn, OutletOut, ParticipantContactOut,
-    ParticipantIn, ParticipantOut, PartnerIn, PartnerOut, StaffIn, StaffOut,
+    ApiKeyIn, ApiKeyOut, AuditArgs, AuditPageOut, IssuedKeyOut, MaskedParticipantOut, OutletIn, OutletOut,
+    ParticipantContactOut, ParticipantIn, ParticipantOut, PartnerIn, PartnerOut, StaffIn, StaffOut,
 )
 from identity import services as identity
 from infra.api import Blueprint
@@ -35,11 +35,12 @@ class ParticipantDetail(MethodView):
     @require("staff", "clerk", "verifier", "approver", "auditor")
     @blp.response(200, ParticipantOut)
     def get(self, participant_id: int, actor: Principal) -> Any:
-        """A participant in my scope (phone masked)."""
+        """A participant in my scope (phone masked; the name too, for auditors)."""
         person = identity.get_participant_in_scope(db.session, actor, participant_id)
         identity.audit(db.session, actor, "participant.view", object_type="participant", object_id=person.id,
                        region_path=person.region_path)
-        return person
+        schema = ParticipantOut() if identity.sees_full_names(actor) else MaskedParticipantOut()
+        return jsonify(schema.dump(person))  # a Response passes through flask-smorest as is
 
 
 @blp.route("/participants/<int:participant_id>/contact")

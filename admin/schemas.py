@@ -1,12 +1,16 @@
 """Schemas for staff administration: people, partners, keys and the audit log."""
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import fields, validate
 
 from identity.schemas import PHONE
+from identity.services import mask_typed_name
 from infra.api import DumpSchema, Id, LoadSchema, UtcDateTime, page_schema
 from infra.auth import STAFF_ROLES
-from infra.security import mask_phone
+from infra.security import mask_name, mask_phone
+from ledger.services.accounts import query_for_audit
 
 PARTICIPANT_ROLES = ("grid_leader", "part_time_mediator", "family_representative", "silver_mediator", "expert")
 
@@ -21,12 +25,18 @@ class ParticipantIn(LoadSchema):
 
 class ParticipantOut(DumpSchema):
     id = fields.Integer()
-    name = fields.String()
+    name = fields.String(metadata={"description": "Full for staff who work with people; masked for auditors"})
     phone = fields.Function(lambda p: mask_phone(p.phone))
     region_id = fields.Integer()
     role = fields.String()
     active = fields.Boolean()
     created_at = fields.DateTime()
+
+
+class MaskedParticipantOut(ParticipantOut):
+    """As auditors see a participant: they check the books, not the people."""
+
+    name = fields.Function(lambda p: mask_name(p.name))
 
 
 class ParticipantContactOut(ParticipantOut):
@@ -114,6 +124,18 @@ class AuditArgs(LoadSchema):
     before = Id(load_default=None)
 
 
+def masked_details(entry: Any) -> dict[str, Any]:
+    """An entry's details as they are recorded now. Searches and failed sign-ins recorded before
+    queries and typed usernames were masked kept them as typed; the log is append-only, so they
+    are masked when read."""
+    details = dict(entry.details or {})
+    if entry.action == "ledger.accounts.search" and "kind" not in details and details.get("q"):
+        details.update(query_for_audit(str(details["q"])))
+    elif entry.action == "staff.login_failed" and "known" not in details and entry.object_id is None:
+        details.update(username=mask_typed_name(str(details.get("username", ""))), known=False)
+    return details
+
+
 class AuditOut(DumpSchema):
     id = fields.Integer()
     at = fields.DateTime()
@@ -123,7 +145,7 @@ class AuditOut(DumpSchema):
     action = fields.String()
     object_type = fields.String(allow_none=True)
     object_id = fields.String(allow_none=True)
-    details = fields.Dict()
+    details = fields.Function(masked_details, metadata={"type": "object"})
     ip = fields.String(allow_none=True)
 
 

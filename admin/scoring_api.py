@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
+from flask import Response, jsonify
 from flask.views import MethodView
 from sqlalchemy import select
 
-from identity.services import audit, get_participant_in_scope
+from identity.services import get_participant_in_scope, sees_full_names
 from infra.api import INT4_MAX, Blueprint
 from infra.auth import Principal, require
 from infra.db import after_commit, db
@@ -16,8 +16,8 @@ from scoring import tasks
 from scoring.models import Contribution
 from scoring.schemas import (
     BulkVerifyIn, CandidateOut, ContributionDetailOut, ContributionIn, ContributionOut, ContributionPageOut,
-    DraftIn, GradeOut, HonourArgs, ImportJobOut, NominationIn, NominationOut, QueueArgs, ReasonIn, ResolveIn,
-    RuleSetEditIn, RuleSetOut, ValidationReportOut, VerifyIn,
+    DraftIn, GradeOut, HonourArgs, ImportJobOut, MaskedCandidateOut, NominationIn, NominationOut, QueueArgs, ReasonIn,
+    ResolveIn, RuleSetEditIn, RuleSetOut, ValidationReportOut, VerifyIn,
 )
 from scoring.services import grades, imports, notices, rules, submissions, workflow
 from scoring.api import storage, uploaded_file
@@ -219,14 +219,15 @@ class HonourCandidates(MethodView):
     @blp.arguments(HonourArgs, location="query")
     @blp.response(200, CandidateOut(many=True))
     def get(self, args: dict[str, Any], actor: Principal) -> Any:
-        """Ranked candidates of a township for a year; `format=csv` or `xlsx` to download."""
+        """Ranked candidates of a township for a year; `format=csv` or `xlsx` to download.
+        Auditors see names masked, on screen and in downloads."""
         rows = grades.candidates(db.session, actor, township_id=args["township_id"], year=args["year"],
                                  honour=args["honour"])
         if args["format"] == "json":
-            return rows
-        audit(db.session, actor, "honour.export", object_type="township", object_id=args["township_id"],
-              details={"year": args["year"], "honour": args["honour"], "format": args["format"]})
-        table = grades.export_rows(db.session, rows)
+            schema = CandidateOut(many=True) if sees_full_names(actor) else MaskedCandidateOut(many=True)
+            return jsonify(schema.dump(rows))  # a Response passes through flask-smorest as is
+        table = grades.export(db.session, actor, rows, township_id=args["township_id"], year=args["year"],
+                              honour=args["honour"], fmt=args["format"])
         name = f"{args['honour']}-{args['year']}-{args['township_id']}.{args['format']}"
         if args["format"] == "csv":
             body, mime = grades.to_csv(table), "text/csv; charset=utf-8"

@@ -51,6 +51,12 @@ def is_county_scope(actor: Principal) -> bool:
     return actor.is_staff and actor.scope_path is not None and actor.scope_path.count("/") == 2
 
 
+def sees_full_names(actor: Principal) -> bool:
+    """Staff who work with people (clerks, verifiers, approvers, admins) need names in full;
+    auditors check the books, not the people, so they read names masked."""
+    return actor.is_staff and actor.role != "auditor"
+
+
 # --- people ----------------------------------------------------------------------------------
 
 def create_participant(session: Session, *, name: str, phone: str, region: Region, password: str | None = None,
@@ -137,11 +143,23 @@ def login_staff(session: Session, username: str, password: str, ttl: dt.timedelt
 
 
 def record_failed_login(session: Session, username: str, ip: str | None, user_agent: str | None) -> None:
-    """Audit a failed staff sign-in (in its own unit of work: the failed request rolls back)."""
+    """Audit a failed staff sign-in (in its own unit of work: the failed request rolls back).
+
+    What was typed is kept only when it is an existing username: people sometimes type their
+    password in the username field, and the audit log must not keep it. Any other name keeps its
+    first character only; the address, agent and time still show a brute-force run."""
     user = session.scalar(select(StaffUser).where(StaffUser.username == username))
     who = Principal(kind="system", id=0, label="login", ip=ip, user_agent=user_agent)
+    details: dict[str, Any] = {"username": user.username, "known": True} if user else \
+        {"username": mask_typed_name(username), "known": False}
     audit(session, who, "staff.login_failed", object_type="staff_user", object_id=user.id if user else None,
-          region_path=user.scope_region.path if user else None, details={"username": username[:50]})
+          region_path=user.scope_region.path if user else None, details=details)
+
+
+def mask_typed_name(typed: str) -> str:
+    """`s***` whatever was typed: a fixed number of stars, so not even its length is kept."""
+    typed = typed.strip()
+    return f"{typed[:1]}***" if typed else ""
 
 
 def login_participant(session: Session, phone: str, password: str, ttl: dt.timedelta) -> tuple[str, dt.datetime, Participant]:

@@ -16,7 +16,7 @@ from infra.db import db
 from infra.errors import Unauthorized, ValidationFailed
 from scoring.models import Contribution, ContributionMember
 from scoring.schemas import (
-    ContributionDetailOut, ContributionIn, ContributionPageOut, EvidenceOut, GradeOut, MineArgs, NoticeOut,
+    ContributionIn, ContributionPageOut, EvidenceOut, GradeOut, MemberContributionDetailOut, MineArgs, NoticeOut,
     ObjectionIn, ObjectionOut, RuleSetOut, ScreeningOut,
 )
 from scoring.services import evidence, grades, notices, rules, submissions
@@ -54,7 +54,7 @@ class MyContributions(MethodView):
 
     @require("participant")
     @blp.arguments(ContributionIn)
-    @blp.response(201, ContributionDetailOut)
+    @blp.response(201, MemberContributionDetailOut)
     def post(self, args: dict[str, Any], actor: Principal) -> Any:
         """Report my work. Members default to me; joint work names everyone with their shares."""
         args.setdefault("members", [{"participant_id": actor.id, "share": 1}])
@@ -64,7 +64,7 @@ class MyContributions(MethodView):
 @blp.route("/me/contributions/<int:contribution_id>")
 class MyContribution(MethodView):
     @require("participant")
-    @blp.response(200, ContributionDetailOut)
+    @blp.response(200, MemberContributionDetailOut)
     def get(self, contribution_id: int, actor: Principal) -> Any:
         """One of my contributions with its history, objections and evidence."""
         return submissions.get_visible(db.session, actor, contribution_id)

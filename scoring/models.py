@@ -161,6 +161,11 @@ class ContributionMember(Base):
     contribution: Mapped[Contribution] = relationship(back_populates="members")
 
 
+# The actor label of an event a resident caused on someone else's work (an objection): members
+# read the history, and objectors stay anonymous to them.
+RESIDENT_LABEL = "village resident"
+
+
 class ContributionEvent(Base):
     """Every transition with actor and time. Append-only."""
 

@@ -1,11 +1,14 @@
 """Scoring schemas: contributions, workflow actions, notices, rules, grades and honours."""
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import fields, validate
 
 from infra.api import DumpSchema, Id, Int4, LoadSchema, page_schema
 from infra.i18n import is_english
-from scoring.models import CLASSES, COLOURS, HONOURS, UNITS
+from infra.security import mask_name
+from scoring.models import CLASSES, COLOURS, HONOURS, RESIDENT_LABEL, UNITS
 
 
 
@@ -104,6 +107,28 @@ class ContributionDetailOut(ContributionOut):
     evidence = fields.List(fields.Nested(EvidenceOut))
 
 
+class _MemberEvents(fields.List):
+    """Events as a member of the work reads them: a resident who is not a member (an objector)
+    appears as a village resident, never by id, as `ObjectionOut` leaves out `lodged_by`. Covers
+    events recorded before objections were written with that label."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        dumped = super()._serialize(value, attr, obj, **kwargs)
+        if not value:
+            return dumped
+        members = {m.participant_id for m in obj.members}
+        for event, out in zip(value, dumped):
+            if event.actor_kind == "participant" and event.actor_id not in members:
+                out["actor_label"] = RESIDENT_LABEL
+        return dumped
+
+
+class MemberContributionDetailOut(ContributionDetailOut):
+    """A contribution as its own members see it (objectors anonymous)."""
+
+    events = _MemberEvents(fields.Nested(EventOut))
+
+
 ContributionPageOut = page_schema(ContributionOut, "ContributionPageOut")
 
 
@@ -193,7 +218,7 @@ class HonourSchema(LoadSchema):
 
     zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
     en = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    min_points = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    min_points = Int4(required=True, strict=True, min=0)
     min_grade = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=10))
 
 
@@ -269,10 +294,17 @@ class HonourArgs(LoadSchema):
 class CandidateOut(DumpSchema):
     rank = fields.Integer()
     participant_id = fields.Function(lambda c: c.participant.id)
-    name = fields.Function(lambda c: c.participant.name)
+    name = fields.Function(lambda c: c.participant.name, metadata={
+        "description": "Full for staff who work with people (and nominate); masked for auditors"})
     points = fields.Integer()
     grade = fields.String(allow_none=True)
     nominated = fields.Boolean()
+
+
+class MaskedCandidateOut(CandidateOut):
+    """As auditors see the ranking: they check it, they do not need to know who is who."""
+
+    name = fields.Function(lambda c: mask_name(c.participant.name))
 
 
 class NominationIn(LoadSchema):

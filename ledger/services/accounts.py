@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session, aliased
 from infra.auth import Principal
 from infra.db import dialect_insert
 from infra.errors import NotFound
+from infra.security import mask_name, mask_phone
 from identity.models import Participant, Partner, Region
 from identity.services import is_county_scope
 from ledger.models import Account, BalanceShard, Entry, Posting
@@ -267,3 +269,19 @@ def find_accounts(session: Session, actor: Principal, *, q: str | None = None, r
     rows = session.execute(stmt).all()
     out = [AccountRow(account=a, balance=int(b or 0), participant=p) for a, b, p in rows[:limit]]
     return out, (out[-1].account.id if len(rows) > limit else None)
+
+
+_ACCOUNT_CODE = re.compile(r"^(?:(?:participant|partner):\d+|issuance|adjustment|escrow)$")
+
+
+def query_for_audit(q: str) -> dict[str, str]:
+    """A search as the audit log keeps it: what kind of query it was and a masked form, so that
+    auditors reading the log see who searched, not the phone numbers and names searched for."""
+    text = q.strip()
+    if text.isdigit() and len(text) == 4:
+        return {"kind": "phone_last4", "q": text}  # the part a masked number shows anyway
+    if text.isdigit():
+        return {"kind": "phone", "q": mask_phone(text)}
+    if _ACCOUNT_CODE.match(text):
+        return {"kind": "account_code", "q": text}
+    return {"kind": "name", "q": mask_name(text)}

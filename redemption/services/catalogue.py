@@ -100,9 +100,15 @@ def check(s: Scenario) -> None:
 
 def _partner_in_scope(session: Session, actor: Principal, partner_id: int) -> Partner:
     partner = session.get(Partner, partner_id)
-    if partner is None or not actor.in_scope(identity.get_region(session, partner.region_id).path):
+    if partner is None or not actor.in_scope(partner_path(session, partner)):
         raise NotFound("Partner not found.")
     return partner
+
+
+def partner_path(session: Session, partner: Partner) -> str:
+    """The partner's region path: where its scenarios are audited, so that the auditors of that
+    area (not only the county's) see changes to what their residents may redeem."""
+    return identity.get_region(session, partner.region_id).path
 
 
 def get(session: Session, scenario_id: int) -> Scenario:
@@ -124,7 +130,7 @@ def list_all(session: Session, *, partner_id: int | None = None, family: str | N
 def create(session: Session, actor: Principal, values: dict[str, Any]) -> Scenario:
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin manages scenarios.", code="role_required")
-    _partner_in_scope(session, actor, values["partner_id"])
+    partner = _partner_in_scope(session, actor, values["partner_id"])
     if session.scalar(select(Scenario.id).where(Scenario.code == values["code"])):
         raise Conflict("Scenario code taken.", details={"code": ["Already taken."]})
     outlet_ids = values.pop("outlet_ids")
@@ -134,7 +140,8 @@ def create(session: Session, actor: Principal, values: dict[str, Any]) -> Scenar
     session.add(scenario)
     session.flush()
     identity.audit(session, actor, "scenario.create", object_type="scenario", object_id=scenario.id,
-                   details={"code": scenario.code})
+                   region_path=partner_path(session, partner),
+                   details={"code": scenario.code, "outlet_ids": sorted(set(outlet_ids))})
     return scenario
 
 
@@ -150,8 +157,12 @@ def update(session: Session, actor: Principal, scenario_id: int, changes: dict[s
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin manages scenarios.", code="role_required")
     scenario = get(session, scenario_id)
-    _partner_in_scope(session, actor, scenario.partner_id)
-    before = {k: getattr(scenario, k) for k in changes if k in EDITABLE}
+    partner = _partner_in_scope(session, actor, scenario.partner_id)
+    before = {k: str(getattr(scenario, k)) for k in changes if k in EDITABLE}
+    after = {k: str(changes[k]) for k in before}
+    if "outlet_ids" in changes:  # where a scenario may be redeemed is a term like any other
+        before["outlet_ids"] = sorted(o.outlet_id for o in scenario.outlets)
+        after["outlet_ids"] = sorted(set(changes["outlet_ids"]))
     for key, value in changes.items():
         if key == "outlet_ids":
             scenario.outlets = [ScenarioOutlet(outlet_id=o) for o in _partner_outlets(session, scenario.partner_id, value)]
@@ -164,8 +175,7 @@ def update(session: Session, actor: Principal, scenario_id: int, changes: dict[s
     scenario.updated_at = utcnow()
     session.flush()
     identity.audit(session, actor, "scenario.update", object_type="scenario", object_id=scenario.id,
-                   details={"before": {k: str(v) for k, v in before.items()},
-                            "after": {k: str(changes[k]) for k in before}})
+                   region_path=partner_path(session, partner), details={"before": before, "after": after})
     return scenario
 
 
@@ -173,10 +183,10 @@ def set_status(session: Session, actor: Principal, scenario_id: int, status: str
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin manages scenarios.", code="role_required")
     scenario = get(session, scenario_id)
-    _partner_in_scope(session, actor, scenario.partner_id)
+    partner = _partner_in_scope(session, actor, scenario.partner_id)
     scenario.status = status
     scenario.updated_at = utcnow()
     session.flush()
     identity.audit(session, actor, f"scenario.{'suspend' if status == 'suspended' else 'resume'}",
-                   object_type="scenario", object_id=scenario.id)
+                   object_type="scenario", object_id=scenario.id, region_path=partner_path(session, partner))
     return scenario

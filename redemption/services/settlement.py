@@ -127,8 +127,9 @@ def settle(session: Session, actor: Principal, partner_id: int, month: str, time
         result.all_time_net = int(redeemed) - int(refunded)
     result.lines.sort(key=lambda line: (line["at"], line["type"]))
     if actor.is_staff:
+        # Audited in the partner's region, where that area's auditors look for it.
         identity.audit(session, actor, "settlement.view", object_type="partner", object_id=partner.id,
-                       details={"month": month})
+                       region_path=identity.get_region(session, partner.region_id).path, details={"month": month})
     return result
 
 

@@ -10,11 +10,11 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from identity.models import Participant, Region
-from identity.services import audit, get_participant_in_scope, get_region
+from identity.services import audit, get_participant_in_scope, get_region, sees_full_names
 from infra.auth import Principal
 from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from infra.exports import csv_bytes, xlsx_bytes
-from infra.security import mask_phone
+from infra.security import mask_name, mask_phone
 from ledger.models import Account, Entry, Posting
 from scoring.models import HONOURS, Nomination
 from scoring.services import rules
@@ -146,10 +146,22 @@ def nominate(session: Session, actor: Principal, *, year: int, honour: str, part
 EXPORT_HEADER = ["排名 rank", "姓名 name", "手机 phone", "网格 grid", "年度积分 points", "信用等级 grade", "已提名 nominated"]
 
 
-def export_rows(session: Session, rows: list[Candidate]) -> list[list[Any]]:
+def export(session: Session, actor: Principal, rows: list[Candidate], *, township_id: int, year: int, honour: str,
+           fmt: str) -> list[list[Any]]:
+    """The rows of a download, audited where the township's auditors see it. Names are full only
+    for staff who work with people; an auditor's copy masks them as the screen does."""
+    township = get_region(session, township_id, actor)
+    audit(session, actor, "honour.export", object_type="township", object_id=township.id, region_path=township.path,
+          details={"year": year, "honour": honour, "format": fmt})
+    return export_rows(session, rows, full_names=sees_full_names(actor))
+
+
+def export_rows(session: Session, rows: list[Candidate], *, full_names: bool = False) -> list[list[Any]]:
+    """Phones always masked; names masked unless the reader needs them (`full_names`)."""
     grids = {r.id: r.name for r in session.scalars(select(Region).where(
         Region.id.in_({c.participant.region_id for c in rows})))}
-    return [[c.rank, c.participant.name, mask_phone(c.participant.phone), grids.get(c.participant.region_id, ""),
+    return [[c.rank, c.participant.name if full_names else mask_name(c.participant.name),
+             mask_phone(c.participant.phone), grids.get(c.participant.region_id, ""),
              c.points, c.grade or "", "是 yes" if c.nominated else ""] for c in rows]
 
 

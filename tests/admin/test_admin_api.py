@@ -1,6 +1,8 @@
 """Staff over HTTP: scope, masking, four-eyes corrections, integrity status and the audit log."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
@@ -267,3 +269,60 @@ def test_a_redemption_is_refunded_at_the_counter_not_reversed_by_staff(client, s
     report = client.get("/api/v1/admin/settlement", headers=auditor,
                         query_string={"partner_id": partner.id, "month": month}).json
     assert report["net_points"] == 0 and report["reconciled"] is True
+
+
+def test_auditors_see_a_participants_name_masked_while_clerks_see_it_in_full(client, session):
+    tree, person, _account = _world(session)
+    auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.town_a).id)
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    seen = client.get(f"/api/v1/admin/participants/{person.id}", headers=auditor)
+    assert seen.status_code == 200
+    assert (seen.json["name"], seen.json["phone"]) == ("李*兰", person.phone[:3] + "****" + person.phone[-4:])
+    assert "李桂兰" not in seen.get_data(as_text=True)
+    assert client.get(f"/api/v1/admin/participants/{person.id}", headers=clerk).json["name"] == "李桂兰"
+
+
+def test_the_audit_log_shows_who_searched_not_the_numbers_and_names_searched_for(client, session):
+    tree, person, account = _world(session)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    headers = f.bearer(session, "staff", clerk.id)
+    for q in (person.phone, "李桂兰", person.phone[-4:], f"participant:{person.id}"):
+        assert client.get("/api/v1/admin/accounts", query_string={"q": q}, headers=headers).status_code == 200
+    auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.county).id)
+    log = client.get("/api/v1/admin/audit", headers=auditor,
+                     query_string={"actor_id": clerk.id, "action": "ledger.accounts.search"})
+    assert person.phone not in log.get_data(as_text=True) and "李桂兰" not in log.get_data(as_text=True)
+    assert [(e["details"]["kind"], e["details"]["q"], e["details"]["results"]) for e in reversed(log.json["items"])] == [
+        ("phone", person.phone[:3] + "****" + person.phone[-4:], 1), ("name", "李*兰", 1),
+        ("phone_last4", person.phone[-4:], 1), ("account_code", f"participant:{person.id}", 1)]
+
+
+def test_searches_recorded_before_masking_are_masked_when_read(client, session):
+    tree, person, _account = _world(session)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    for q in (person.phone, "李桂兰"):  # as the log kept them before queries were masked
+        session.add(AuditEntry(actor_kind="staff", actor_id=clerk.id, actor_label=clerk.label,
+                               action="ledger.accounts.search", region_path=tree.town_a.path,
+                               details={"q": q, "results": 1}))
+    session.flush()
+    auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.county).id)
+    log = client.get("/api/v1/admin/audit", headers=auditor, query_string={"actor_id": clerk.id})
+    assert person.phone not in log.get_data(as_text=True) and "李桂兰" not in log.get_data(as_text=True)
+    assert sorted(e["details"]["q"] for e in log.json["items"]) == sorted(
+        [person.phone[:3] + "****" + person.phone[-4:], "李*兰"])
+
+
+def test_a_failed_login_keeps_a_typed_password_out_of_the_audit_log(client, session):
+    tree = f.region_tree(session)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    since = dt.datetime.now(dt.timezone.utc).isoformat()
+    typed = "Summer-Secret-2024"  # a password typed into the username field
+    for username in (typed, clerk.label):
+        assert client.post("/api/v1/auth/staff/login", json={"username": username, "password": "nope"}).status_code == 401
+    auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.county).id)
+    log = client.get("/api/v1/admin/audit", headers=auditor,
+                     query_string={"action": "staff.login_failed", "since": since})
+    assert typed not in log.get_data(as_text=True)
+    assert [(e["object_id"], e["details"]) for e in log.json["items"]] == [  # newest first
+        (str(clerk.id), {"username": clerk.label, "known": True}), (None, {"username": "S***", "known": False})]
+    assert all(e["ip"] == "127.0.0.1" for e in log.json["items"])

@@ -294,3 +294,28 @@ def test_a_body_that_is_not_json_is_refused_and_still_counted_per_code(app, clie
     finally:
         app.config["SETTINGS"].code_rate_limit = "5 per minute"
     assert tries == [404, 404, 429] and other.status_code == 404
+
+
+def test_changing_a_scenarios_outlets_is_audited_where_the_partners_auditors_see_it(app, client, session):
+    tree, _person, partner, rice, _desks, admin = _setup(session, app)
+    first, second = sorted(o.id for o in partner.outlets)
+    headers = f.bearer(session, "staff", admin.id)
+    changed = client.patch(f"/api/v1/admin/scenarios/{rice.id}", headers=headers,
+                           json={"outlet_ids": [second], "points_cost": 35})
+    assert changed.status_code == 200
+    client.post(f"/api/v1/admin/scenarios/{rice.id}/suspend", headers=headers)
+    month = dt.datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    assert client.get("/api/v1/admin/settlement", headers=clerk,
+                      query_string={"partner_id": partner.id, "month": month}).status_code == 200
+    town_auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.town_a).id)
+    log = client.get("/api/v1/admin/audit", headers=town_auditor,
+                     query_string={"since": (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)).isoformat()})
+    mine = [e for e in log.json["items"] if e["action"].startswith(("scenario.", "settlement."))]
+    assert [e["action"] for e in mine] == ["settlement.view", "scenario.suspend", "scenario.update"]
+    update = mine[-1]["details"]
+    assert update["before"] == {"outlet_ids": [first, second], "points_cost": "30"}
+    assert update["after"] == {"outlet_ids": [second], "points_cost": "35"}
+    other_auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.town_b).id)
+    theirs = client.get("/api/v1/admin/audit", headers=other_auditor, query_string={"object_type": "scenario"}).json
+    assert rice.id not in [int(e["object_id"]) for e in theirs["items"]]

@@ -71,3 +71,31 @@ def test_honour_candidates_are_ranked_and_exported(session, client):
     xlsx = client.get("/api/v1/admin/honours/candidates", headers=headers, query_string={**query, "format": "xlsx"})
     sheet = load_workbook(io.BytesIO(xlsx.data)).active
     assert sheet["B2"].value == "钱玉兰" and sheet["G2"].value == "是 yes"
+
+
+def test_auditors_see_honour_candidates_masked_on_screen_and_in_downloads(session, client):
+    tree = f.region_tree(session)
+    people = [f.participant(session, tree.grid_a, name=n) for n in ("赵秀英", "钱玉兰")]
+    for person, points in zip(people, (260, 320)):
+        _earn(session, f.account_of(session, person).id, points)
+    auditor = f.staff(session, "auditor", tree.town_a)
+    headers = f.bearer(session, "staff", auditor.id)
+    query = {"township_id": tree.town_a.id, "year": dt.date.today().year, "honour": "most_beautiful_family"}
+    listed = client.get("/api/v1/admin/honours/candidates", headers=headers, query_string=query)
+    assert [(c["rank"], c["name"], c["points"]) for c in listed.json] == [(1, "钱*兰", 320), (2, "赵*英", 260)]
+    csv_body = client.get("/api/v1/admin/honours/candidates", headers=headers,
+                          query_string={**query, "format": "csv"}).data.decode("utf-8-sig")
+    assert "钱*兰" in csv_body and "钱玉兰" not in csv_body and people[1].phone not in csv_body
+    xlsx = client.get("/api/v1/admin/honours/candidates", headers=headers, query_string={**query, "format": "xlsx"})
+    sheet = load_workbook(io.BytesIO(xlsx.data)).active
+    assert [sheet["B2"].value, sheet["B3"].value] == ["钱*兰", "赵*英"]
+    # Those who record nominations work with the people: they keep the names in full.
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    assert [c["name"] for c in client.get("/api/v1/admin/honours/candidates", headers=clerk,
+                                          query_string=query).json] == ["钱玉兰", "赵秀英"]
+    # The export is audited in the township, where its own auditors read it.
+    log = client.get("/api/v1/admin/audit", headers=headers, query_string={"action": "honour.export"}).json["items"]
+    assert [(e["actor_id"], e["details"]["format"]) for e in log] == [(auditor.id, "xlsx"), (auditor.id, "csv")]
+    assert set(session.scalars(select(AuditEntry.region_path).where(AuditEntry.action == "honour.export",
+                                                                    AuditEntry.actor_id == auditor.id))) \
+        == {tree.town_a.path}

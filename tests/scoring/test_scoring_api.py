@@ -126,3 +126,29 @@ def test_admin_drafts_validates_and_publishes_rules_over_http(client, session):
     assert published.status_code == 200 and published.json["status"] == "published"
     again = client.patch(f"/api/v1/admin/rules/{version}", headers=admin, json={"notice_days": 1})
     assert again.status_code == 409
+
+
+def test_members_do_not_learn_who_objected_but_auditors_do(client, session):
+    from scoring.models import ContributionEvent
+
+    tree, person, neighbour, verifier = _people(session)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    c = f.contribution(session, clerk, person, "PRO-1")
+    client.post(f"/api/v1/admin/contributions/{c.id}/verify", headers=f.bearer(session, "staff", verifier.id), json={})
+    objected = client.post(f"/api/v1/notices/{c.id}/objections", headers=f.bearer(session, "participant", neighbour.id),
+                           json={"text": "活动当天她并未组织"})
+    assert objected.status_code == 201
+    # An objection recorded before objectors were labelled so: members still do not see its id.
+    session.add(ContributionEvent(contribution_id=c.id, from_state="in_notice", to_state="in_notice",
+                                  actor_kind="participant", actor_id=neighbour.id,
+                                  actor_label=f"participant:{neighbour.id}", note="objection 0 lodged"))
+    session.flush()
+    detail = client.get(f"/api/v1/me/contributions/{c.id}", headers=f.bearer(session, "participant", person.id))
+    assert f"participant:{neighbour.id}" not in detail.get_data(as_text=True)
+    objections = [e for e in detail.json["events"] if (e["note"] or "").startswith("objection")]
+    assert [e["actor_label"] for e in objections] == ["village resident", "village resident"]
+    assert [e["actor_label"] for e in detail.json["events"][:2]] == [clerk.label, verifier.label]  # staff stay named
+    auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.town_a).id)
+    log = client.get("/api/v1/admin/audit", headers=auditor, query_string={"action": "objection.lodge"}).json["items"]
+    assert [(e["actor_kind"], e["actor_id"], e["object_id"], e["details"]) for e in log] == [
+        ("participant", neighbour.id, str(objected.json["id"]), {"contribution_id": c.id})]
