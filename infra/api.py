@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +14,8 @@ import flask_smorest
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+
+from infra.security import CONTROL_CHARACTER_ERROR, CONTROL_CHARACTERS
 
 _JSON_BODY = "jieyou.json_body"
 
@@ -66,10 +67,6 @@ class Blueprint(flask_smorest.Blueprint):
 INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1  # PostgreSQL INTEGER: points, fen, limits, caps, versions
 INT8_MIN, INT8_MAX = -(2**63), 2**63 - 1  # PostgreSQL BIGINT: ids and cursors
 
-# What PostgreSQL text cannot hold (NUL), what UTF-8 cannot encode (lone surrogates), and the
-# other C0 controls and DEL, which no form field means to send; tab, newline and CR stay.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-CONTROL_CHARACTER_ERROR = "Must not contain control characters."
 
 
 class Int4(fields.Integer):

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
+
+# What PostgreSQL text cannot hold (NUL), what UTF-8 cannot encode (lone surrogates), and the
+# other C0 controls and DEL, which no form field or file cell means to send; tab, newline and CR stay.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+CONTROL_CHARACTER_ERROR = "Must not contain control characters."
 
 _hasher = PasswordHasher(type=Type.ID)
 

@@ -111,6 +111,7 @@ class Hold(Base):
     hold_posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id"))
     release_posting_id: Mapped[int | None] = mapped_column(ForeignKey("postings.id"))
     redemption_id: Mapped[int | None] = mapped_column(ForeignKey("redemptions.id"))
+    terms: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the scenario's terms when held: the capture's
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
     closed_at: Mapped[dt.datetime | None]

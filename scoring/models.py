@@ -15,6 +15,9 @@ from infra.db import Base, BigId, utcnow
 CLASSES = ("information", "mediation", "promotion")
 UNITS = ("case", "hour", "household", "session", "event", "visit")
 COLOURS = ("blue", "yellow", "orange", "red")
+# The largest warning-colour factor: base points (<= 1,000) x quantity (<= 1,000) x factor stays
+# far inside the INTEGER columns points are kept in.
+MAX_FACTOR = 10
 # The honours a rule set sets thresholds for (min_points, min_grade), read by grades.candidates.
 HONOURS = ("most_beautiful_family", "loan_priority")
 STATES = ("submitted", "verified", "rejected", "in_notice", "awarded", "revoked")

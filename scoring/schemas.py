@@ -8,7 +8,7 @@ from marshmallow import fields, validate
 from infra.api import DumpSchema, Id, Int4, LoadSchema, page_schema
 from infra.i18n import is_english
 from infra.security import mask_name
-from scoring.models import CLASSES, COLOURS, HONOURS, RESIDENT_LABEL, UNITS
+from scoring.models import CLASSES, COLOURS, HONOURS, MAX_FACTOR, RESIDENT_LABEL, UNITS
 
 
 
@@ -197,7 +197,7 @@ class IndicatorSchema(LoadSchema):
     unit = fields.String(load_default="case", validate=validate.OneOf(UNITS))
     multiplier = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(["warning_colour"]))
     multipliers = fields.Dict(keys=fields.String(validate=validate.OneOf(COLOURS)),
-                              values=Int4(strict=True), load_default=dict)
+                              values=Int4(strict=True, min=1, max=MAX_FACTOR), load_default=dict)
     cap_month = Int4(load_default=None, allow_none=True, strict=True)
     cap_year = Int4(load_default=None, allow_none=True, strict=True)
     cap_activity = Int4(load_default=None, allow_none=True, strict=True)

@@ -257,8 +257,8 @@ def hold(session: Session, outlet: Principal, *, digits: str, scenario_id: int, 
                        legs=[(who.account_id, -amount), (escrow.id, amount)],
                        source=None)
     record = Hold(scenario_id=scenario.id, outlet_id=outlet.id, participant_id=participant_id, points=amount,
-                  hold_posting_id=posting_id, expires_at=now + cfg.hold_ttl, idem_key=idem_key,
-                  request_digest=digest, created_at=now)
+                  hold_posting_id=posting_id, terms=_terms(scenario), expires_at=now + cfg.hold_ttl,
+                  idem_key=idem_key, request_digest=digest, created_at=now)
     session.add(record)
     session.flush()
     return record, False
@@ -297,10 +297,11 @@ def capture(session: Session, outlet: Principal, hold_id: int, *, points: int | 
                              (accounts.partner_account(session, scenario.partner_id, cfg.shards).id, amount),
                              (accounts.participant_account(session, record.participant_id).id, record.points - amount)],
                        source=("hold", str(record.id)))
-    value = scenario.yuan_value_fen * amount // scenario.points_cost
+    # Priced by the terms shown when the points were held, not by any change made since.
+    value = record.terms["yuan_value_fen"] * amount // record.terms["points_cost"]
     redemption = Redemption(scenario_id=scenario.id, partner_id=scenario.partner_id, outlet_id=outlet.id,
                             participant_id=record.participant_id, kind="spend", points=amount, yuan_value_fen=value,
-                            posting_id=posting_id, terms=_terms(scenario), idem_key=idem_key, request_digest=digest,
+                            posting_id=posting_id, terms=record.terms, idem_key=idem_key, request_digest=digest,
                             created_at=now)
     session.add(redemption)
     session.flush()

@@ -20,6 +20,7 @@ from identity.services import audit
 from infra.auth import Principal
 from infra.db import utcnow
 from infra.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from infra.security import CONTROL_CHARACTER_ERROR, CONTROL_CHARACTERS
 from scoring.models import ImportJob
 from scoring.services.submissions import EIGHT_STEPS, SUBMITTER_ROLES, Submission, submit
 
@@ -102,6 +103,10 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
 def _submission(session: Session, values: dict[str, str]) -> Submission:
     def bad(field_name: str, message: str) -> ValidationFailed:
         return ValidationFailed("The row is invalid.", details={field_name: [message]})
+
+    for name, value in values.items():
+        if CONTROL_CHARACTERS.search(value):
+            raise bad(name, CONTROL_CHARACTER_ERROR)
 
     try:
         work_date = dt.date.fromisoformat(values["work_date"].replace("/", "-"))

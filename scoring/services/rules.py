@@ -16,7 +16,7 @@ from identity.services import audit, is_county_scope
 from infra.auth import Principal
 from infra.db import utcnow
 from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from scoring.models import CLASSES, COLOURS, HONOURS, UNITS, Indicator, RuleSet
+from scoring.models import CLASSES, COLOURS, HONOURS, MAX_FACTOR, UNITS, Indicator, RuleSet
 from scoring.services.engine import IndicatorRule
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -191,8 +191,8 @@ def validate(rule_set: RuleSet) -> list[dict[str, str]]:
         if ind.multiplier == "warning_colour":
             if set(ind.multipliers or {}) != set(COLOURS):
                 bad(code, "multipliers", "Give a factor for each of blue, yellow, orange, red.")
-            elif any(not isinstance(v, int) or v < 1 for v in ind.multipliers.values()):
-                bad(code, "multipliers", "Factors are whole numbers of 1 or more.")
+            elif any(not isinstance(v, int) or not 1 <= v <= MAX_FACTOR for v in ind.multipliers.values()):
+                bad(code, "multipliers", f"Factors are whole numbers from 1 to {MAX_FACTOR}.")
             if "warning_colour" not in (ind.requires or []):
                 bad(code, "requires", "A colour multiplier needs the warning colour to be required.")
         for req in ind.requires or []:

@@ -11,7 +11,7 @@ from infra.errors import Conflict, IdempotencyConflict, NotFound, ValidationFail
 from ledger.models import Posting
 from ledger.services import accounts
 from redemption.models import Hold
-from redemption.services import counter
+from redemption.services import catalogue, counter
 from tests import factories as f
 
 CFG = f.counter_config()
@@ -130,6 +130,21 @@ def test_hold_then_capture_less_returns_the_rest(session, world):
     assert accounts.balance(session, accounts.partner_account(session, partner.id, f.SHARDS).id) == 25
     with pytest.raises(Conflict):
         counter.capture(session, desks[0], held.id, points=1, idem_key="till-0007-d", cfg=CFG)
+
+
+def test_a_capture_keeps_the_terms_the_points_were_held_under(session, world):
+    """The price shown when the points were set aside holds, whatever an admin changes meanwhile."""
+    tree, person, _account, partner, _o, desks, rice = world
+    held, _ = counter.hold(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id, points=None,
+                           idem_key="till-0009-h", cfg=CFG)
+    admin = f.staff(session, "admin", tree.county)
+    catalogue.update(session, admin, rice.id, {"points_cost": 20, "yuan_value_fen": 5000, "terms_zh": "新条款"})
+    redemption, _ = counter.capture(session, desks[0], held.id, points=15, idem_key="till-0009-c", cfg=CFG)
+    assert redemption.yuan_value_fen == 1500  # 3000 fen for 30 points when held, not 5000 for 20
+    assert (redemption.terms["points_cost"], redemption.terms["terms_zh"]) == (30, "凭码兑换")
+    later = counter.redeem(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id,
+                           idem_key="till-0009-r", cfg=CFG)[0]
+    assert (later.points, later.yuan_value_fen) == (20, 5000)  # new business uses the new terms
 
 
 def test_hold_above_the_cost_and_capture_above_the_hold_are_refused(session, world):

@@ -55,6 +55,17 @@ def test_every_bad_row_is_reported_and_nothing_is_imported(client, session):
         Contribution.import_id == job.json["id"])) == 0
 
 
+def test_a_control_character_in_a_cell_is_reported_with_its_line_and_column(client, session):
+    _tree, a, _b, _clerk, headers = _setup(session)
+    body = (HEADER + f"INF-1,2026-11-02,{a.phone},正常的一行,C2-01,yellow,1\n"
+            f"PRO-3,2026-11-02,{a.phone},宣讲\x00记录,,,2\n").encode()
+    job = _upload(client, headers, "nul.csv", body)
+    status = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=headers).json
+    assert status["status"] == "failed" and status["imported_rows"] == 0
+    assert [(e["line"], e["field"], e["reason"]) for e in status["errors"]] == [
+        (3, "description", "Must not contain control characters.")]
+
+
 def test_an_xlsx_with_chinese_headers_is_read(client, session):
     _tree, a, _b, _clerk, headers = _setup(session)
     book = Workbook()

@@ -41,6 +41,20 @@ def test_validation_names_the_indicator_and_the_field(session):
     assert rules.validate(draft) == []  # nothing of the bad edit was kept
 
 
+def test_a_warning_colour_factor_is_at_most_ten(session):
+    """A factor beyond the table's would let base x quantity x factor outgrow the points columns."""
+    admin = f.staff(session, "admin", f.region_tree(session).county)
+    draft = rules.draft_from(session, admin, 1)
+    steep = _indicators(draft)
+    steep[0]["multipliers"] = {"blue": 1, "yellow": 2, "orange": 3, "red": 11}
+    with pytest.raises(ValidationFailed) as err:
+        rules.update_draft(session, admin, draft.version, {"indicators": steep})
+    assert "INF-1.multipliers" in err.value.details and "10" in str(err.value.details["INF-1.multipliers"])
+    steep[0]["multipliers"]["red"] = 10
+    rules.update_draft(session, admin, draft.version, {"indicators": steep})
+    assert rules.validate(draft) == []
+
+
 def test_a_published_version_never_changes(session):
     admin = f.staff(session, "admin", f.region_tree(session).county)
     with pytest.raises(Conflict):
