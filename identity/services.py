@@ -174,7 +174,8 @@ def logout(session: Session, actor: Principal, token: str) -> None:
     session.execute(update(AuthToken).where(AuthToken.token_digest == digest_secret(token), AuthToken.revoked_at.is_(None))
                     .values(revoked_at=utcnow()))
     if actor.is_staff:
-        audit(session, actor, "staff.logout", object_type="staff_user", object_id=actor.id)
+        audit(session, actor, "staff.logout", object_type="staff_user", object_id=actor.id,
+              region_path=actor.scope_path)  # where the login was recorded: the same auditors see both
 
 
 # One query on the hot path of every counter request: key, outlet and partner together. Built

@@ -23,6 +23,18 @@ def test_staff_login_gives_a_token_that_works_and_is_stored_hashed(client, sessi
     assert login_audit.ip == "127.0.0.1"
 
 
+def test_a_township_auditor_sees_its_staff_sign_in_and_out(client, session):
+    tree = f.region_tree(session)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    token = client.post("/api/v1/auth/staff/login",
+                        json={"username": clerk.label, "password": "long-enough-password"}).json["token"]
+    assert client.post("/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"}).status_code == 204
+    for town, seen in ((tree.town_a, ["staff.logout", "staff.login"]), (tree.town_b, [])):
+        auditor = f.bearer(session, "staff", f.staff(session, "auditor", town).id)
+        log = client.get("/api/v1/admin/audit", headers=auditor, query_string={"actor_id": clerk.id}).json
+        assert [e["action"] for e in log["items"]] == seen
+
+
 def test_wrong_password_is_401_with_a_stable_code(client, session):
     tree = f.region_tree(session)
     clerk = f.staff(session, "clerk", tree.town_a)
