@@ -68,7 +68,6 @@ INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1  # PostgreSQL INTEGER: points, fen, lim
 INT8_MIN, INT8_MAX = -(2**63), 2**63 - 1  # PostgreSQL BIGINT: ids and cursors
 
 
-
 class Int4(fields.Integer):
     """An integer stored in an INTEGER column: its range is the column's unless narrowed, so that
     PostgreSQL's `integer out of range` (a 500) becomes this field's 422."""

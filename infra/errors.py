@@ -86,8 +86,8 @@ BAD_VALUE_SQLSTATES = frozenset({"22003", "22P05", "22021", "22008"})
 
 
 def sqlstate(exc: DBAPIError) -> str | None:
-    """The driver's SQLSTATE (psycopg 3 `sqlstate`, psycopg 2 `pgcode`), None when it has none."""
-    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    """The SQLSTATE psycopg gives a database error; None for errors of other databases."""
+    return getattr(exc.orig, "sqlstate", None)
 
 
 def _flatten_webargs(messages: dict[str, Any]) -> dict[str, Any]:

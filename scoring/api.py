@@ -10,10 +10,11 @@ from flask import current_app, request, send_file
 from flask.views import MethodView
 from sqlalchemy import select
 
-from infra.api import CONTROL_CHARACTERS, Blueprint
+from infra.api import Blueprint
 from infra.auth import Principal, current_principal, require
 from infra.db import db
 from infra.errors import Unauthorized, ValidationFailed
+from infra.security import CONTROL_CHARACTERS
 from scoring.models import Contribution, ContributionMember
 from scoring.schemas import (
     ContributionIn, ContributionPageOut, EvidenceOut, GradeOut, MemberContributionDetailOut, MineArgs, NoticeOut,

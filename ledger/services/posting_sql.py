@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from infra.driver import execute
-from infra.errors import NotFound
+from infra.errors import NotFound, sqlstate
 from ledger.models import Account
 
 ID_BLOCK = 64
@@ -109,11 +109,10 @@ def post_one(session: Session, params: list[Any]) -> dict[str, Any]:
     try:
         inserted, after = _raw(session, POST_ONE, params, fetch=True)[0]
     except DBAPIError as exc:
-        sqlstate, detail = getattr(exc.orig, "sqlstate", None), getattr(getattr(exc.orig, "diag", None),
-                                                                        "message_detail", None)
-        if sqlstate == INSUFFICIENT:
+        state, detail = sqlstate(exc), getattr(getattr(exc.orig, "diag", None), "message_detail", None)
+        if state == INSUFFICIENT:
             return {"inserted": 1, "short": json.loads(detail or "[]")}
-        if sqlstate == NOT_FOUND:
+        if state == NOT_FOUND:
             raise NotFound("Account not found.", code="account_not_found",
                            details={"account_id": json.loads(detail or "[]")}) from None
         raise

@@ -20,7 +20,7 @@ from identity.services import forget_key
 from infra.auth import Principal
 from infra.db import dialect_insert, utcnow
 from infra.driver import in_transaction, on_postgresql
-from infra.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from infra.errors import Conflict, NotFound, Unauthorized, ValidationFailed, sqlstate
 from infra.security import mask_name
 from ledger.services import accounts
 from ledger.services.chain import request_digest
@@ -199,16 +199,16 @@ def _replayed(values: dict[str, Any], digest: str) -> Redemption:
 
 def _raise_refusal(session: Session, exc: DBAPIError, outlet: Principal, idem_key: str, digest: str) -> None:
     """A refusal `redemption_redeem` raised (its writes undone with it), as the steps raise it."""
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    if sqlstate == INSUFFICIENT:
+    state = sqlstate(exc)
+    if state == INSUFFICIENT:
         raise refusals.not_enough_points() from None
-    if sqlstate == redeem_sql.REFUSED:
+    if state == redeem_sql.REFUSED:
         diag = exc.orig.diag  # type: ignore[union-attr]
         what, limit = diag.message_primary, int(diag.message_detail)
         if what == "quota_exhausted":
             refusals.quota_refused()
         refusals.limit_refused(what.removeprefix("limit_"), limit)
-    if sqlstate == redeem_sql.POSTING_TAKEN:
+    if state == redeem_sql.POSTING_TAKEN:
         # Another request with this key committed first: other content is a 422; the same content
         # is a retry, to be answered from that request once this one has rolled back.
         refusals.replay(session, Redemption, outlet, idem_key, digest)

@@ -18,6 +18,7 @@ from infra.exports import csv_bytes, xlsx_bytes
 from infra.security import mask_name
 from ledger.models import Account, Entry, Posting
 from redemption.models import Redemption, Refund, Scenario
+from redemption.services.catalogue import partner_path
 from redemption.services.common import yuan
 
 
@@ -64,7 +65,7 @@ def visible_partner(session: Session, actor: Principal, partner_id: int) -> Part
     if actor.kind == "outlet":
         if actor.partner_id != partner.id:
             raise NotFound("Partner not found.")
-    elif not actor.is_staff or not actor.in_scope(identity.get_region(session, partner.region_id).path):
+    elif not actor.is_staff or not actor.in_scope(partner_path(session, partner)):
         raise NotFound("Partner not found.")
     elif not actor.has_role("approver", "auditor", "clerk"):
         raise Forbidden("Your role does not see settlements.", code="role_required")
@@ -127,9 +128,8 @@ def settle(session: Session, actor: Principal, partner_id: int, month: str, time
         result.all_time_net = int(redeemed) - int(refunded)
     result.lines.sort(key=lambda line: (line["at"], line["type"]))
     if actor.is_staff:
-        # Audited in the partner's region, where that area's auditors look for it.
         identity.audit(session, actor, "settlement.view", object_type="partner", object_id=partner.id,
-                       region_path=identity.get_region(session, partner.region_id).path, details={"month": month})
+                       region_path=partner_path(session, partner), details={"month": month})
     return result
 
 
