@@ -139,6 +139,29 @@ def test_duplicate_requests_in_flight_make_exactly_one_posting(committed_factory
         assert session.scalar(select(func.count()).select_from(Posting).where(Posting.idem_key == key)) == 1
 
 
+def test_batches_in_flight_sharing_a_key_post_it_once(committed_factory):
+    """Sixteen batches at once, each with a key of its own and one key they all share: the shared
+    posting is made once (the others wait for it and replay it), every batch's own posting once."""
+    (account,), _shop, issuance = _setup(committed_factory)
+
+    def send(i: int) -> tuple[int, int]:
+        with committed_factory() as session:
+            shared, own = post_many(session, SYSTEM, [
+                PostingRequest(kind="award", reason="共同", idempotency_key="shared-in-batches",
+                               legs=[Leg(account, 1), Leg(issuance, -1)]),
+                PostingRequest(kind="award", reason="各自", idempotency_key=f"own-{i}",
+                               legs=[Leg(account, 2), Leg(issuance, -2)])])
+            session.commit()
+            return shared.posting_id, own.posting_id
+
+    results = _run_together(16, send)
+    assert len({shared for shared, _own in results}) == 1, results
+    assert len({own for _shared, own in results}) == 16
+    with committed_factory() as session:
+        assert accounts.balance(session, account) == 1 + 16 * 2
+        assert integrity.reconcile(session).ok
+
+
 def test_concurrent_reversals_reverse_once(committed_factory):
     (account,), _shop, _issuance = _setup(committed_factory)
     with committed_factory() as session:

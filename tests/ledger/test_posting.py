@@ -94,6 +94,28 @@ def test_same_key_different_payload_is_refused(session, person):
     assert err.value.status == 422 and "idempotency_key" in err.value.details
 
 
+def test_a_retried_batch_posts_only_what_is_new(session, person):
+    """A batch retried with one more posting: the earlier ones come back as they were (replays),
+    the new one is posted, and nothing is written twice."""
+    account = f.account_of(session, person)
+    issuance = accounts.system_account(session, accounts.ISSUANCE, f.SHARDS)
+
+    def awards(keys: list[str]) -> list[PostingRequest]:
+        return [PostingRequest(kind="award", reason="补发", idempotency_key=k,
+                               legs=[Leg(account.id, 2), Leg(issuance.id, -2)]) for k in keys]
+
+    first = post_many(session, SYSTEM, awards(["batch-a", "batch-b"]))
+    before = session.scalar(select(func.count()).select_from(Posting))
+    again = post_many(session, SYSTEM, awards(["batch-a", "batch-c", "batch-b"]))
+    assert [r.replayed for r in again] == [True, False, True]
+    assert again[0].posting_id == first[0].posting_id and again[2].posting_id == first[1].posting_id
+    assert session.scalar(select(func.count()).select_from(Posting)) == before + 1
+    assert accounts.balance(session, account.id) == 6
+    with pytest.raises(IdempotencyConflict):  # a reused key with other content is still refused
+        post_many(session, SYSTEM, [PostingRequest(kind="award", reason="另一笔", idempotency_key="batch-c",
+                                                   legs=[Leg(account.id, 2), Leg(issuance.id, -2)])])
+
+
 def test_a_batch_is_all_or_nothing(session, person):
     account = f.account_of(session, person)
     shop = f.partner_account(session, person.region)
