@@ -88,7 +88,7 @@ def list_partners(session: Session, actor: Principal) -> list[Partner]:
     if not actor.has_role("admin", "auditor"):
         raise Forbidden("Your role does not list partners.", code="role_required")
     return list(session.scalars(select(Partner).join(Region, Region.id == Partner.region_id)
-                                .where(Region.path.startswith(actor.scope_path or "\x00")).order_by(Partner.id)))
+                                .where(actor.scope_filter(Region.path)).order_by(Partner.id)))
 
 
 def audit_log(session: Session, actor: Principal, *, action: str | None = None, actor_kind: str | None = None,
@@ -99,7 +99,7 @@ def audit_log(session: Session, actor: Principal, *, action: str | None = None, 
     if not actor.has_role("auditor"):
         raise Forbidden("Only an auditor or admin reads the audit log.", code="role_required")
     stmt = (select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
-            .where(or_(AuditEntry.region_path.startswith(actor.scope_path or "\x00"),
+            .where(or_(actor.scope_filter(AuditEntry.region_path),
                        AuditEntry.region_path.is_(None) if identity.is_county_scope(actor) else false(),
                        (AuditEntry.actor_kind == "staff") & (AuditEntry.actor_id == actor.id))))
     for column, value in ((AuditEntry.action, action), (AuditEntry.actor_kind, actor_kind),

@@ -60,6 +60,36 @@ def test_staff_outside_scope_get_404_not_the_data(client, session):
     assert found["items"] == []
 
 
+def test_staff_lists_show_a_township_only_its_own_and_a_staff_member_without_a_scope_path_nothing(session):
+    """Every staff list filters with `Principal.scope_filter`; a principal that came without a
+    scope path must see an empty list, never the whole county."""
+    import dataclasses
+
+    from admin import services
+    from ledger.services import corrections
+
+    tree, person, account = _world(session)
+    partner, _outlets, _desks = f.shop(session, tree.town_a, outlets=1)
+    town_a = f.staff(session, "admin", tree.town_a)
+    services.reveal_participant(session, town_a, person.id)  # an audit entry in the township
+    pending = corrections.request_adjustment(session, town_a, participant_id=person.id, amount=500,
+                                             reason="补录季度调解积分", threshold=50, adjustment_shards=f.SHARDS)
+    assert pending.request is not None
+    lists = {
+        "accounts": lambda actor: [r.account.id for r in accounts.find_accounts(session, actor, limit=100)[0]],
+        "partners": lambda actor: [p.id for p in services.list_partners(session, actor)],
+        "audit": lambda actor: [e.object_id for e in services.audit_log(session, actor, limit=100)[0]],
+        "approvals": lambda actor: [r.id for r in corrections.list_requests(session, actor)],
+    }
+    mine = {"accounts": account.id, "partners": partner.id, "audit": str(person.id), "approvals": pending.request.id}
+    town_b = f.staff(session, "admin", tree.town_b)
+    scopeless = dataclasses.replace(f.staff(session, "admin", tree.county), scope_path=None)
+    for name, listed in lists.items():
+        assert mine[name] in listed(town_a), name
+        assert mine[name] not in listed(town_b), name
+        assert listed(scopeless) == [], name
+
+
 def test_revealing_a_phone_number_is_audited(client, session):
     tree, person, _account = _world(session)
     verifier = f.staff(session, "verifier", tree.town_a)
