@@ -36,7 +36,7 @@ class Queue(MethodView):
     @blp.response(200, ContributionPageOut)
     def get(self, args: dict[str, Any], actor: Principal) -> dict[str, Any]:
         """The queue in my scope, oldest first; possible duplicates are flagged in `duplicate_of`."""
-        stmt = (select(Contribution).where(Contribution.region_path.startswith(actor.scope_path or "\x00"))
+        stmt = (select(Contribution).where(actor.scope_filter(Contribution.region_path))
                 .order_by(Contribution.id).limit(args["limit"] + 1))
         if args["state"] != "all":
             stmt = stmt.where(Contribution.state == args["state"])

@@ -3,6 +3,8 @@ accounts), and reading the audit log within the reader's scope."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
 
 from sqlalchemy import false, or_, select
 from sqlalchemy.orm import Session
@@ -84,11 +86,34 @@ def create_outlet(session: Session, actor: Principal, partner_id: int, *, name: 
     return outlet
 
 
-def list_partners(session: Session, actor: Principal) -> list[Partner]:
+@dataclass(frozen=True)
+class PartnerView:
+    """A partner as one staff member sees it: a partner in their scope may have outlets outside
+    it (a township's shop with a branch in the next township), and those are not theirs to see.
+    A copy rather than the `Partner` row, so `Partner.outlets` stays whole for the session."""
+
+    id: int
+    code: str
+    name: str
+    name_en: str | None
+    region_id: int
+    active: bool
+    outlets: list[Outlet]
+
+
+def list_partners(session: Session, actor: Principal) -> list[PartnerView]:
+    """Partners whose region is in my scope, each with only its outlets located in my scope."""
     if not actor.has_role("admin", "auditor"):
         raise Forbidden("Your role does not list partners.", code="role_required")
-    return list(session.scalars(select(Partner).join(Region, Region.id == Partner.region_id)
-                                .where(Region.path.startswith(actor.scope_path or "\x00")).order_by(Partner.id)))
+    partners = list(session.scalars(select(Partner).join(Region, Region.id == Partner.region_id)
+                                    .where(actor.scope_filter(Region.path)).order_by(Partner.id)))
+    outlets: dict[int, list[Outlet]] = defaultdict(list)
+    for outlet in session.scalars(select(Outlet).join(Region, Region.id == Outlet.region_id)
+                                  .where(Outlet.partner_id.in_([p.id for p in partners]),
+                                         actor.scope_filter(Region.path)).order_by(Outlet.id)):
+        outlets[outlet.partner_id].append(outlet)
+    return [PartnerView(id=p.id, code=p.code, name=p.name, name_en=p.name_en, region_id=p.region_id,
+                        active=p.active, outlets=outlets[p.id]) for p in partners]
 
 
 def audit_log(session: Session, actor: Principal, *, action: str | None = None, actor_kind: str | None = None,
@@ -99,7 +124,7 @@ def audit_log(session: Session, actor: Principal, *, action: str | None = None, 
     if not actor.has_role("auditor"):
         raise Forbidden("Only an auditor or admin reads the audit log.", code="role_required")
     stmt = (select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
-            .where(or_(AuditEntry.region_path.startswith(actor.scope_path or "\x00"),
+            .where(or_(actor.scope_filter(AuditEntry.region_path),
                        AuditEntry.region_path.is_(None) if identity.is_county_scope(actor) else false(),
                        (AuditEntry.actor_kind == "staff") & (AuditEntry.actor_id == actor.id))))
     for column, value in ((AuditEntry.action, action), (AuditEntry.actor_kind, actor_kind),

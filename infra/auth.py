@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from flask import Response, after_this_request, request
+from sqlalchemy import ColumnElement, false
+from sqlalchemy.orm import QueryableAttribute
 
 from infra.errors import Forbidden, Unauthorized
 
@@ -46,6 +48,14 @@ class Principal:
         if not self.is_staff or region_path is None or self.scope_path is None:
             return False
         return region_path.startswith(self.scope_path)
+
+    def scope_filter(self, path_column: QueryableAttribute[str | None]) -> ColumnElement[bool]:
+        """`in_scope` as a SQL condition on a region-path column, so lists show what a detail
+        view would. A caller without a scope path matches no row (never "every row"), and the
+        path is matched literally (`autoescape`), as `str.startswith` matches it in `in_scope`."""
+        if not self.is_staff or self.scope_path is None:
+            return false()
+        return path_column.startswith(self.scope_path, autoescape=True)
 
 
 SYSTEM = Principal(kind="system", id=0, label="system")

@@ -244,7 +244,7 @@ def find_accounts(session: Session, actor: Principal, *, q: str | None = None, r
             .join(bal, bal.c.account_id == Account.id)
             .outerjoin(Participant, Participant.id == Account.participant_id)
             .order_by(Account.id).limit(limit + 1))
-    scope_filter = Participant.region_path.startswith(actor.scope_path or "\x00")
+    scope_filter = actor.scope_filter(Participant.region_path)
     if is_county_scope(actor):
         stmt = stmt.where(or_(Account.participant_id.is_(None), scope_filter))
     else:

@@ -250,7 +250,7 @@ def get_request(session: Session, actor: Principal, request_id: int, *, lock: bo
 
 def list_requests(session: Session, actor: Principal, *, status: str | None = "pending", limit: int = 50,
                   after_id: int | None = None) -> list[ApprovalRequest]:
-    stmt = (select(ApprovalRequest).where(ApprovalRequest.region_path.startswith(actor.scope_path or "\x00"))
+    stmt = (select(ApprovalRequest).where(actor.scope_filter(ApprovalRequest.region_path))
             .order_by(ApprovalRequest.id).limit(limit))
     if status:
         stmt = stmt.where(ApprovalRequest.status == status)

@@ -135,7 +135,7 @@ def create(session: Session, actor: Principal, values: dict[str, Any]) -> Scenar
         raise Conflict("Scenario code taken.", details={"code": ["Already taken."]})
     outlet_ids = values.pop("outlet_ids")
     scenario = Scenario(**values, outlets=[ScenarioOutlet(outlet_id=o) for o in _partner_outlets(
-        session, values["partner_id"], outlet_ids)])
+        session, actor, values["partner_id"], outlet_ids)])
     check(scenario)
     session.add(scenario)
     session.flush()
@@ -145,11 +145,23 @@ def create(session: Session, actor: Principal, values: dict[str, Any]) -> Scenar
     return scenario
 
 
-def _partner_outlets(session: Session, partner_id: int, outlet_ids: list[int]) -> list[int]:
-    valid = set(session.scalars(select(Outlet.id).where(Outlet.partner_id == partner_id, Outlet.id.in_(outlet_ids))))
+def _partner_outlets(session: Session, actor: Principal, partner_id: int, outlet_ids: list[int]) -> list[int]:
+    """The partner's outlets the staff member named, each inside their scope. One outside it is
+    refused exactly like one that does not exist, so the answer does not say that it does."""
+    valid = set(session.scalars(select(Outlet.id).join(Region, Region.id == Outlet.region_id).where(
+        Outlet.partner_id == partner_id, Outlet.id.in_(outlet_ids), actor.scope_filter(Region.path))))
     if set(outlet_ids) - valid or not outlet_ids:
         raise ValidationFailed("Choose outlets of this partner.", details={"outlet_ids": ["Not this partner's outlets."]})
-    return outlet_ids
+    return sorted(valid)
+
+
+def _outlets_beyond_scope(session: Session, actor: Principal, scenario: Scenario) -> list[int]:
+    """The scenario's outlets outside the staff member's scope: a change of outlets by township
+    staff keeps them, since where the next township's branch honours a scenario is not theirs."""
+    current = [o.outlet_id for o in scenario.outlets]
+    visible = set(session.scalars(select(Outlet.id).join(Region, Region.id == Outlet.region_id).where(
+        Outlet.id.in_(current), actor.scope_filter(Region.path))))
+    return [o for o in current if o not in visible]
 
 
 def update(session: Session, actor: Principal, scenario_id: int, changes: dict[str, Any]) -> Scenario:
@@ -161,11 +173,13 @@ def update(session: Session, actor: Principal, scenario_id: int, changes: dict[s
     before = {k: str(getattr(scenario, k)) for k in changes if k in EDITABLE}
     after = {k: str(changes[k]) for k in before}
     if "outlet_ids" in changes:  # where a scenario may be redeemed is a term like any other
+        outlet_ids = sorted(_partner_outlets(session, actor, scenario.partner_id, changes["outlet_ids"])
+                            + _outlets_beyond_scope(session, actor, scenario))
         before["outlet_ids"] = sorted(o.outlet_id for o in scenario.outlets)
-        after["outlet_ids"] = sorted(set(changes["outlet_ids"]))
+        after["outlet_ids"] = outlet_ids
     for key, value in changes.items():
         if key == "outlet_ids":
-            scenario.outlets = [ScenarioOutlet(outlet_id=o) for o in _partner_outlets(session, scenario.partner_id, value)]
+            scenario.outlets = [ScenarioOutlet(outlet_id=o) for o in outlet_ids]
         elif key in EDITABLE:
             setattr(scenario, key, value)
     if scenario.total_quota is not None and scenario.total_quota < scenario.quota_used:

@@ -43,12 +43,11 @@ def notices_for(session: Session, actor: Principal) -> list[NoticeView]:
     if actor.kind == "participant":
         person = session.get(Participant, actor.id)
         assert person is not None
-        path = village_path(person.region_path)
+        in_reach = Contribution.region_path.startswith(village_path(person.region_path))
     else:
-        path = actor.scope_path or "\x00"
-    items = list(session.scalars(select(Contribution).where(
-        Contribution.state == "in_notice", Contribution.region_path.startswith(path))
-        .order_by(Contribution.notice_until, Contribution.id).limit(200)))
+        in_reach = actor.scope_filter(Contribution.region_path)
+    items = list(session.scalars(select(Contribution).where(Contribution.state == "in_notice", in_reach)
+                                 .order_by(Contribution.notice_until, Contribution.id).limit(200)))
     ids = {m.participant_id for c in items for m in c.members}
     names = dict(session.execute(select(Participant.id, Participant.name).where(Participant.id.in_(ids))).all())
     return [NoticeView(id=c.id, indicator_code=c.indicator_code, name_zh=c.explanation.get("name_zh", ""),

@@ -59,17 +59,21 @@ def check(session: Session, actor: Principal, sub: Submission, today: dt.date) -
             raise Forbidden("You can submit only work you took part in.", code="not_a_member")
         # Co-workers come from the submitter's own village; the work belongs to the submitter's grid.
         home = people[actor.id]
-        allowed_path = home.region_path.rsplit("/", 2)[0] + "/"
+        village: str | None = home.region_path.rsplit("/", 2)[0] + "/"
     else:
         if not actor.has_role(*SUBMITTER_ROLES):
             raise Forbidden("Your role does not submit contributions.", code="role_required")
         if actor.participant_id in people:
             raise Forbidden("You cannot record points for yourself.", code="self_dealing")
-        home = None
-        allowed_path = actor.scope_path or "\x00"
+        home, village = None, None
+
+    def in_reach(path: str) -> bool:
+        """A resident names co-workers of their own village; staff, anyone inside their scope."""
+        return path.startswith(village) if village is not None else actor.in_scope(path)
+
     for pid in ids:
         person = people.get(pid)
-        if person is None or not person.active or not person.region_path.startswith(allowed_path):
+        if person is None or not person.active or not in_reach(person.region_path):
             raise _fail("members", "A named participant was not found here.")
 
     rule_set = rules.in_force(session, sub.work_date)

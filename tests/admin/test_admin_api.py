@@ -60,6 +60,36 @@ def test_staff_outside_scope_get_404_not_the_data(client, session):
     assert found["items"] == []
 
 
+def test_staff_lists_show_a_township_only_its_own_and_a_staff_member_without_a_scope_path_nothing(session):
+    """Every staff list filters with `Principal.scope_filter`; a principal that came without a
+    scope path must see an empty list, never the whole county."""
+    import dataclasses
+
+    from admin import services
+    from ledger.services import corrections
+
+    tree, person, account = _world(session)
+    partner, _outlets, _desks = f.shop(session, tree.town_a, outlets=1)
+    town_a = f.staff(session, "admin", tree.town_a)
+    services.reveal_participant(session, town_a, person.id)  # an audit entry in the township
+    pending = corrections.request_adjustment(session, town_a, participant_id=person.id, amount=500,
+                                             reason="补录季度调解积分", threshold=50, adjustment_shards=f.SHARDS)
+    assert pending.request is not None
+    lists = {
+        "accounts": lambda actor: [r.account.id for r in accounts.find_accounts(session, actor, limit=100)[0]],
+        "partners": lambda actor: [p.id for p in services.list_partners(session, actor)],
+        "audit": lambda actor: [e.object_id for e in services.audit_log(session, actor, limit=100)[0]],
+        "approvals": lambda actor: [r.id for r in corrections.list_requests(session, actor)],
+    }
+    mine = {"accounts": account.id, "partners": partner.id, "audit": str(person.id), "approvals": pending.request.id}
+    town_b = f.staff(session, "admin", tree.town_b)
+    scopeless = dataclasses.replace(f.staff(session, "admin", tree.county), scope_path=None)
+    for name, listed in lists.items():
+        assert mine[name] in listed(town_a), name
+        assert mine[name] not in listed(town_b), name
+        assert listed(scopeless) == [], name
+
+
 def test_revealing_a_phone_number_is_audited(client, session):
     tree, person, _account = _world(session)
     verifier = f.staff(session, "verifier", tree.town_a)
@@ -182,6 +212,42 @@ def test_township_admin_cannot_touch_another_townships_partners(client, session)
     assert client.post(f"/api/v1/admin/partners/{partner_b.id}/outlets", headers=admin_a,
                        json={"name": "越权门店", "region_id": tree.town_b.id}).status_code == 404
     assert client.post(f"/api/v1/admin/outlets/{outlet_b.id}/api-keys", headers=admin_a, json={}).status_code == 404
+
+
+def test_township_staff_see_and_manage_only_the_outlets_in_their_township(client, session):
+    """A township's partner may have a branch in the next township: staff of the partner's
+    township see the partner but not that branch, which is a 404 for them; the county sees both."""
+    from admin import services
+    from identity import services as identity
+
+    tree = f.region_tree(session)
+    partner = identity.create_partner(session, code=f.unique("PA"), name="甲镇超市", region=tree.town_a)
+    here = identity.create_outlet(session, partner, name="甲镇门店", region=tree.village_a)
+    there = identity.create_outlet(session, partner, name="乙乡分店", region=tree.town_b)
+    county = f.staff(session, "admin", tree.county)
+    _secret, key_there = identity.issue_api_key(session, county, there.id)
+    town_a = f.staff(session, "admin", tree.town_a)
+    admin_a = f.bearer(session, "staff", town_a.id)
+    auditor_a = f.bearer(session, "staff", f.staff(session, "auditor", tree.town_a).id)
+    for headers in (admin_a, auditor_a):
+        listed = client.get("/api/v1/admin/partners", headers=headers)
+        (seen,) = [p for p in listed.json if p["id"] == partner.id]
+        assert [o["id"] for o in seen["outlets"]] == [here.id]
+        assert "乙乡分店" not in listed.get_data(as_text=True)
+    for auditor in (f.staff(session, "auditor", tree.county), county):
+        (seen,) = [p for p in client.get("/api/v1/admin/partners", headers=f.bearer(session, "staff", auditor.id)).json
+                   if p["id"] == partner.id]
+        assert [o["id"] for o in seen["outlets"]] == [here.id, there.id]
+    assert client.post(f"/api/v1/admin/outlets/{there.id}/api-keys", headers=admin_a, json={}).status_code == 404
+    assert client.delete(f"/api/v1/admin/api-keys/{key_there.id}", headers=admin_a).status_code == 404
+    session.refresh(key_there)
+    assert key_there.revoked_at is None
+    issued = client.post(f"/api/v1/admin/outlets/{here.id}/api-keys", headers=admin_a, json={})
+    assert issued.status_code == 201
+    assert client.delete(f"/api/v1/admin/api-keys/{issued.json['id']}", headers=admin_a).status_code == 200
+    listed_here = services.list_partners(session, town_a)  # a copy: the partner's own collection stays whole
+    assert [o.id for p in listed_here if p.id == partner.id for o in p.outlets] == [here.id]
+    assert partner.outlets == [here, there]
 
 
 def test_failed_staff_logins_are_audited(client, session):

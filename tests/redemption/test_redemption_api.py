@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from identity import services as identity
 from identity.models import AuditEntry
+from redemption.models import ScenarioOutlet
 from tests import factories as f
 
 
@@ -319,3 +320,37 @@ def test_changing_a_scenarios_outlets_is_audited_where_the_partners_auditors_see
     other_auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.town_b).id)
     theirs = client.get("/api/v1/admin/audit", headers=other_auditor, query_string={"object_type": "scenario"}).json
     assert rice.id not in [int(e["object_id"]) for e in theirs["items"]]
+
+
+def _outlets_of(session, scenario) -> list[int]:
+    return sorted(session.scalars(select(ScenarioOutlet.outlet_id).where(ScenarioOutlet.scenario_id == scenario.id)))
+
+
+def test_township_staff_change_only_the_outlets_in_their_township(app, client, session):
+    """A township's partner with a branch in the next township: the branch is not the township
+    staff's to add to or drop from a scenario; naming it is refused as if it did not exist."""
+    tree = f.region_tree(session)
+    partner, (here,), _desks = f.shop(session, tree.town_a, outlets=1)
+    there = identity.create_outlet(session, partner, name="乙乡分店", region=tree.town_b)
+    rice = f.scenario(session, partner, [here, there])
+    town_admin = f.bearer(session, "staff", f.staff(session, "admin", tree.town_a).id)
+    url = f"/api/v1/admin/scenarios/{rice.id}"
+    unknown = client.patch(url, headers=town_admin, json={"outlet_ids": [there.id + 10**9]})
+    beyond = client.patch(url, headers=town_admin, json={"outlet_ids": [there.id]})
+    assert beyond.status_code == unknown.status_code == 422
+    assert beyond.json["error"] == unknown.json["error"]
+    assert client.patch(url, headers=town_admin, json={"outlet_ids": [here.id]}).status_code == 200
+    assert _outlets_of(session, rice) == [here.id, there.id]  # the branch keeps it
+    body = {"code": f.unique("S")[:16].upper(), "family": "shopping", "name_zh": "积分换油", "name_en": "Oil",
+            "partner_id": partner.id, "kind": "spend", "points_cost": 10, "valid_from": "2025-01-01"}
+    refused = client.post("/api/v1/admin/scenarios", headers=town_admin, json={**body, "outlet_ids": [here.id, there.id]})
+    assert refused.status_code == 422 and "outlet_ids" in refused.json["error"]["details"]
+    assert client.post("/api/v1/admin/scenarios", headers=town_admin,
+                       json={**body, "outlet_ids": [here.id]}).status_code == 201
+    county_admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    assert client.patch(url, headers=county_admin, json={"outlet_ids": [here.id]}).status_code == 200
+    assert _outlets_of(session, rice) == [here.id]
+    log = session.scalars(select(AuditEntry).where(AuditEntry.object_type == "scenario",
+                                                   AuditEntry.object_id == str(rice.id)).order_by(AuditEntry.id)).all()
+    assert [(e.details["before"]["outlet_ids"], e.details["after"]["outlet_ids"]) for e in log] == [
+        ([here.id, there.id], [here.id, there.id]), ([here.id, there.id], [here.id])]

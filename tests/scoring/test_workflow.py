@@ -72,13 +72,24 @@ def test_nobody_verifies_their_own_submission_or_work(session, world):
 
 
 def test_staff_outside_scope_cannot_see_or_verify(session, world):
-    tree, person, _n, clerk, _verifier = world
+    import dataclasses
+
+    tree, person, _n, clerk, verifier = world
     outsider = f.staff(session, "verifier", tree.town_b)
     c = f.contribution(session, clerk, person, "PRO-1")
     from infra.errors import NotFound
 
     with pytest.raises(NotFound):
         workflow.verify_many(session, outsider, [c.id])
+    workflow.verify_many(session, verifier, [c.id])
+    scopeless = dataclasses.replace(f.staff(session, "clerk", tree.county), scope_path=None)
+    assert c.id in [n.id for n in notices.notices_for(session, verifier)]
+    assert c.id not in [n.id for n in notices.notices_for(session, outsider)]
+    assert notices.notices_for(session, scopeless) == []
+    for stranger in (f.staff(session, "clerk", tree.town_b), scopeless):  # nor record work for our people
+        with pytest.raises(ValidationFailed) as err:
+            submissions.submit(session, stranger, f.submission("PRO-1", [(person.id, 1)]))
+        assert "members" in err.value.details
 
 
 def test_an_objection_blocks_the_award_until_resolved(session, world):
