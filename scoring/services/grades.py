@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from identity.models import Participant, Region
 from identity.services import audit, get_participant_in_scope, get_region, sees_full_names
 from infra.auth import Principal
+from infra.clock import local_date, local_midnight
 from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from infra.exports import csv_bytes, xlsx_bytes
 from infra.security import mask_name, mask_phone
@@ -59,11 +60,12 @@ class GradeView:
 
 
 def grade(session: Session, participant_id: int, *, today: dt.date | None = None) -> GradeView:
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    """The grade on the county's `today` (default: now), from whole local days of the window."""
+    today = today or local_date()
     start = today.replace(year=today.year - 1) if not (today.month == 2 and today.day == 29) else \
         today.replace(year=today.year - 1, day=28)
-    until = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
-    since = dt.datetime.combine(start + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
+    until = local_midnight(today + dt.timedelta(days=1))
+    since = local_midnight(start + dt.timedelta(days=1))
     rule_set = rules.in_force(session, today)
     points = points_earned(session, participant_id, since, until)
     current, above = grade_of(points, rule_set.grades)
@@ -89,10 +91,9 @@ def candidates(session: Session, actor: Principal, *, township_id: int, year: in
     if township.level != "township":
         raise ValidationFailed("Choose a township.", details={"township_id": ["Not a township."]})
     year_end = dt.date(year, 12, 31)
-    rule_set = rules.in_force(session, min(year_end, dt.datetime.now(dt.timezone.utc).date()))
+    rule_set = rules.in_force(session, min(year_end, local_date()))
     settings = (rule_set.honours or {}).get(honour, {})
-    since = dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc)
-    until = dt.datetime(year + 1, 1, 1, tzinfo=dt.timezone.utc)
+    since, until = local_midnight(dt.date(year, 1, 1)), local_midnight(dt.date(year + 1, 1, 1))  # the county's year
     totals = session.execute(
         select(Participant, func.sum(Entry.amount).label("points"))
         .join(Account, Account.participant_id == Participant.id).join(Entry, Entry.account_id == Account.id)

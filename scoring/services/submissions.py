@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from identity.models import Participant, Region
 from identity.services import audit
 from infra.auth import Principal
+from infra.clock import local_date
 from infra.errors import Forbidden, NotFound, ValidationFailed
 from scoring.models import COLOURS, Contribution, ContributionEvent, ContributionMember
 from scoring.services import rules
@@ -128,7 +129,7 @@ def record_event(session: Session, contribution: Contribution, actor: Principal,
 
 def submit(session: Session, actor: Principal, sub: Submission, *, today: dt.date | None = None,
            import_id: int | None = None) -> Contribution:
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    today = today or local_date(dt.datetime.now(dt.timezone.utc))  # the county's day, not UTC's
     _people, grid = check(session, actor, sub, today)
     duplicates = find_duplicates(session, sub, grid)
     contribution = Contribution(

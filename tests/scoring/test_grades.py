@@ -18,9 +18,13 @@ from tests import factories as f
 
 
 def _earn(session, account_id: int, points: int, days_ago: int = 10) -> int:
+    return _earn_at(session, account_id, points, dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days_ago))
+
+
+def _earn_at(session, account_id: int, points: int, at: dt.datetime) -> int:
     issuance = accounts.system_account(session, accounts.ISSUANCE, f.SHARDS)
     return post(session, SYSTEM, PostingRequest(
-        kind="award", reason="调解成功", effective_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days_ago),
+        kind="award", reason="调解成功", effective_at=at,
         legs=[Leg(account_id, points), Leg(issuance.id, -points)])).posting_id
 
 
@@ -45,6 +49,18 @@ def test_old_points_and_reversed_awards_do_not_count(session):
     corrections.reverse(session, SYSTEM, wrong, "错误奖励")
     view = grades.grade(session, person.id)
     assert view.points_12m == 30 and view.grade is None and view.next_grade["code"] == "A"
+
+
+def test_the_window_is_whole_days_of_the_countys_calendar(session, county_clock):
+    """At 01:30 on 11 March 2026 in Shanghai (17:30 UTC on the 10th) the window is 12 March 2025
+    to 11 March 2026, local days: 00:30 on 12 March 2025 counts, 23:30 on the 11th does not."""
+    county_clock(dt.datetime(2026, 3, 10, 17, 30, tzinfo=dt.timezone.utc))
+    person = f.participant(session, f.region_tree(session).grid_a)
+    account = f.account_of(session, person)
+    _earn_at(session, account.id, 50, dt.datetime(2025, 3, 11, 16, 30, tzinfo=dt.timezone.utc))
+    _earn_at(session, account.id, 70, dt.datetime(2025, 3, 11, 15, 30, tzinfo=dt.timezone.utc))
+    view = grades.grade(session, person.id)
+    assert (view.window_from, view.window_to, view.points_12m) == (dt.date(2025, 3, 12), dt.date(2026, 3, 11), 50)
 
 
 def test_honour_candidates_are_ranked_and_exported(session, client):
