@@ -175,6 +175,26 @@ def test_same_incident_is_flagged_and_awarded_once_per_indicator(session, world)
     workflow.verify_many(session, verifier, [follow_up.id])  # another indicator for the same incident is fine
 
 
+@pytest.mark.parametrize("typed", ["GRID-2026-0001 ", " grid-2026-0001", "ＧＲＩＤ－２０２６－０００１"])
+def test_one_incident_typed_another_way_is_still_one_incident(session, world, typed):
+    """A trailing space, lower case or full-width characters (a Chinese input method) do not make
+    a new incident: the key is normalised before it is stored and looked up."""
+    _tree, person, neighbour, clerk, verifier = world
+    first = f.contribution(session, clerk, person, "INF-3", incident_ref="GRID-2026-0001")
+    second = submissions.submit(session, clerk, f.submission("INF-3", [(neighbour.id, 1)], incident_ref=typed))
+    assert second.incident_key == first.incident_key == "GRID-2026-0001"
+    assert second.duplicate_of == [first.id] and second.duplicate_suspect
+    workflow.verify_many(session, verifier, [first.id])
+    with pytest.raises(Conflict) as err:
+        workflow.verify_many(session, verifier, [second.id])
+    assert err.value.code == "duplicate_incident"
+
+
+def test_a_blank_incident_number_is_no_incident_number(session, world):
+    _tree, person, _n, clerk, _v = world
+    assert f.contribution(session, clerk, person, "INF-3", incident_ref="   ").incident_key is None
+
+
 def test_work_done_today_in_the_county_is_not_refused_as_future(session, world, county_clock):
     """01:30 on 11 March in Shanghai is 17:30 on 10 March in UTC: work done this morning is today's."""
     _tree, person, _n, _clerk, _v = world
