@@ -2,7 +2,6 @@
 of my village and objections, and the reference lists (screening list, rules in force)."""
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from sqlalchemy import select
 
 from infra.api import Blueprint
 from infra.auth import Principal, current_principal, require
+from infra.clock import local_date
 from infra.db import db
 from infra.errors import Unauthorized, ValidationFailed
 from infra.security import CONTROL_CHARACTERS
@@ -141,4 +141,4 @@ class RulesInForce(MethodView):
     @blp.response(200, RuleSetOut)
     def get(self) -> Any:
         """The rule set in force today: the 12 indicators, their points and caps, and the grades."""
-        return rules.in_force(db.session, dt.datetime.now(dt.timezone.utc).date())
+        return rules.in_force(db.session, local_date())

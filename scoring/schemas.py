@@ -41,7 +41,8 @@ class ContributionIn(LoadSchema):
     case_record = fields.Nested(CaseRecordIn, load_default=dict)
     quantity = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1000))
     incident_ref = fields.String(load_default=None, validate=validate.Length(min=3, max=100),
-                                 metadata={"description": "The grid system's incident number, if any"})
+                                 metadata={"description": "The grid system's incident number, if any; stored "
+                                                          "trimmed and in upper case (one incident, one key)"})
 
 
 class MemberOut(DumpSchema):

@@ -3,17 +3,12 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
-from zoneinfo import ZoneInfo
 
 from infra.auth import Principal
+from infra.clock import local_date  # noqa: F401  (limits count by the county's day; re-exported here)
 from infra.errors import Forbidden
 
 IDEM_SCOPE = "redemption"
-
-
-def local_date(now: dt.datetime, timezone: str) -> dt.date:
-    """Limits count by the county's calendar day, not UTC's."""
-    return now.astimezone(ZoneInfo(timezone)).date()
 
 
 def periods(day: dt.date) -> dict[str, str]:

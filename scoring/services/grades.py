@@ -1,17 +1,19 @@
 """Credit grades and honours. A grade comes from points *earned* over the trailing 12 months
-(awards and adjustments, less their reversals), never from the balance left after spending."""
+(awards and adjustments, less their reversals), never from the balance left after spending.
+A reversal counts when the posting it cancels took effect, so the pair nets to zero in every window."""
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from identity.models import Participant, Region
 from identity.services import audit, get_participant_in_scope, get_region, sees_full_names
 from infra.auth import Principal
+from infra.clock import local_date, local_midnight
 from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from infra.exports import csv_bytes, xlsx_bytes
 from infra.security import mask_name, mask_phone
@@ -20,19 +22,26 @@ from scoring.models import HONOURS, Nomination
 from scoring.services import rules
 
 EARNING_KINDS = ("award", "adjustment")
+REVERSED = aliased(Posting, name="reversed_posting")  # the posting a reversal cancels
 
 
-def _earning_filter() -> Any:
-    reversed_kind = Posting.meta["reverses_kind"].as_string()
-    return or_(Posting.kind.in_(EARNING_KINDS), and_(Posting.kind == "reversal", reversed_kind.in_(EARNING_KINDS)))
+def _earnings(stmt: Select[Any], since: dt.datetime, until: dt.datetime) -> Select[Any]:
+    """Restrict a query over Entry and Posting to earnings in [since, until): awards and adjustments
+    at their effective time, and reversals of them at the *reversed* posting's effective time. So
+    revoking an award from before the window leaves the window's points alone (it was never
+    counted), and revoking one inside it takes exactly its points back out."""
+    earned_at: ColumnElement[dt.datetime] = func.coalesce(REVERSED.effective_at, Entry.effective_at)
+    return (stmt.outerjoin(REVERSED, REVERSED.id == Posting.reverses_id)
+            .where(earned_at >= since, earned_at < until,
+                   or_(Posting.kind.in_(EARNING_KINDS),
+                       and_(Posting.kind == "reversal", REVERSED.kind.in_(EARNING_KINDS)))))
 
 
 def points_earned(session: Session, participant_id: int, since: dt.datetime, until: dt.datetime) -> int:
-    return int(session.scalar(
+    return int(session.scalar(_earnings(
         select(func.coalesce(func.sum(Entry.amount), 0))
         .join(Posting, Posting.id == Entry.posting_id).join(Account, Account.id == Entry.account_id)
-        .where(Account.participant_id == participant_id, Entry.effective_at >= since, Entry.effective_at < until,
-               _earning_filter())) or 0)
+        .where(Account.participant_id == participant_id), since, until)) or 0)
 
 
 def grade_of(points: int, grades: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -59,11 +68,12 @@ class GradeView:
 
 
 def grade(session: Session, participant_id: int, *, today: dt.date | None = None) -> GradeView:
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    """The grade on the county's `today` (default: now), from whole local days of the window."""
+    today = today or local_date()
     start = today.replace(year=today.year - 1) if not (today.month == 2 and today.day == 29) else \
         today.replace(year=today.year - 1, day=28)
-    until = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
-    since = dt.datetime.combine(start + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
+    until = local_midnight(today + dt.timedelta(days=1))
+    since = local_midnight(start + dt.timedelta(days=1))
     rule_set = rules.in_force(session, today)
     points = points_earned(session, participant_id, since, until)
     current, above = grade_of(points, rule_set.grades)
@@ -89,16 +99,14 @@ def candidates(session: Session, actor: Principal, *, township_id: int, year: in
     if township.level != "township":
         raise ValidationFailed("Choose a township.", details={"township_id": ["Not a township."]})
     year_end = dt.date(year, 12, 31)
-    rule_set = rules.in_force(session, min(year_end, dt.datetime.now(dt.timezone.utc).date()))
+    rule_set = rules.in_force(session, min(year_end, local_date()))
     settings = (rule_set.honours or {}).get(honour, {})
-    since = dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc)
-    until = dt.datetime(year + 1, 1, 1, tzinfo=dt.timezone.utc)
-    totals = session.execute(
+    since, until = local_midnight(dt.date(year, 1, 1)), local_midnight(dt.date(year + 1, 1, 1))  # the county's year
+    totals = session.execute(_earnings(
         select(Participant, func.sum(Entry.amount).label("points"))
         .join(Account, Account.participant_id == Participant.id).join(Entry, Entry.account_id == Account.id)
         .join(Posting, Posting.id == Entry.posting_id)
-        .where(Participant.region_path.startswith(township.path), Entry.effective_at >= since,
-               Entry.effective_at < until, _earning_filter())
+        .where(Participant.region_path.startswith(township.path)), since, until)
         .group_by(Participant.id).having(func.sum(Entry.amount) >= settings.get("min_points", 0))
         .order_by(func.sum(Entry.amount).desc(), Participant.id)).all()
     nominated = set(session.scalars(select(Nomination.participant_id).where(

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from identity.services import audit, is_county_scope
 from infra.auth import Principal
+from infra.clock import local_date
 from infra.db import utcnow
 from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from scoring.models import CLASSES, COLOURS, HONOURS, MAX_FACTOR, UNITS, Indicator, RuleSet
@@ -117,7 +118,7 @@ def draft_from(session: Session, actor: Principal, base_version: int) -> RuleSet
     _require_admin(actor)
     base = get(session, base_version)
     version = (session.scalar(select(func.max(RuleSet.version))) or 0) + 1
-    draft = RuleSet(version=version, name=base.name, effective_from=max(base.effective_from, dt.date.today()),
+    draft = RuleSet(version=version, name=base.name, effective_from=max(base.effective_from, local_date()),
                     notice_days=base.notice_days, grades=list(base.grades), honours=dict(base.honours),
                     created_by=actor.id,
                     indicators=[Indicator(**{k: getattr(i, k) for k in INDICATOR_FIELDS}) for i in base.indicators])
@@ -256,7 +257,7 @@ def publish(session: Session, actor: Principal, version: int) -> RuleSet:
     problems = validate(draft)
     if problems:
         raise _invalid(problems)
-    if draft.effective_from < dt.datetime.now(dt.timezone.utc).date():
+    if draft.effective_from < local_date():  # the county's today: earlier work keeps its rules
         raise ValidationFailed("New rules take effect from today or later; past work keeps its rules.",
                                code="rules_invalid", details={"effective_from": ["Today or later."]})
     latest = session.scalar(select(func.max(RuleSet.effective_from)).where(RuleSet.status == "published"))

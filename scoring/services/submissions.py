@@ -4,6 +4,7 @@ possible duplicates of the same incident are flagged for the verifier."""
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from identity.models import Participant, Region
 from identity.services import audit
 from infra.auth import Principal
+from infra.clock import local_date
 from infra.errors import Forbidden, NotFound, ValidationFailed
 from scoring.models import COLOURS, Contribution, ContributionEvent, ContributionMember
 from scoring.services import rules
@@ -20,6 +22,16 @@ from scoring.services import rules
 EIGHT_STEPS = ("look", "listen", "ask", "help", "report", "analyse", "explain", "record")
 SUBMITTER_ROLES = ("clerk", "verifier", "approver")
 DUPLICATE_WINDOW = dt.timedelta(days=3)
+INCIDENT_REF_MAX = 100
+
+
+def normalise_incident_ref(raw: str | None) -> str | None:
+    """One incident, one key, however it was typed or pasted: the grid system's numbers (as
+    "WG-2026-0001") are compared width-folded (NFKC: full-width "ＷＧ－" is "WG-"), without
+    surrounding spaces and in upper case; nothing left means no reference."""
+    if raw is None:
+        return None
+    return unicodedata.normalize("NFKC", raw).strip().upper() or None
 
 
 @dataclass
@@ -33,6 +45,10 @@ class Submission:
     case_record: dict[str, str] = field(default_factory=dict)
     quantity: int = 1
     incident_ref: str | None = None
+
+    def __post_init__(self) -> None:
+        # Here, so the API, the import and any other caller store and look up the same key.
+        self.incident_ref = normalise_incident_ref(self.incident_ref)
 
 
 def _fail(field_name: str, message: str) -> ValidationFailed:
@@ -92,6 +108,8 @@ def check(session: Session, actor: Principal, sub: Submission, today: dt.date) -
                         + ", ".join(missing))
     if sub.quantity < 1:
         raise _fail("quantity", "At least 1.")
+    if sub.incident_ref is not None and len(sub.incident_ref) > INCIDENT_REF_MAX:
+        raise _fail("incident_ref", f"At most {INCIDENT_REF_MAX} characters.")
     if "quantity" not in needs and sub.quantity != 1:
         raise _fail("quantity", f"{indicator.code} counts one {indicator.unit} per contribution.")
     first = home or people[ids[0]]
@@ -128,14 +146,14 @@ def record_event(session: Session, contribution: Contribution, actor: Principal,
 
 def submit(session: Session, actor: Principal, sub: Submission, *, today: dt.date | None = None,
            import_id: int | None = None) -> Contribution:
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    today = today or local_date(dt.datetime.now(dt.timezone.utc))  # the county's day, not UTC's
     _people, grid = check(session, actor, sub, today)
     duplicates = find_duplicates(session, sub, grid)
     contribution = Contribution(
         indicator_code=sub.indicator_code, work_date=sub.work_date, region_id=grid.id, region_path=grid.path,
         description=sub.description.strip(), conflict_item=sub.conflict_item, warning_colour=sub.warning_colour,
         case_record={k: str(v) for k, v in sub.case_record.items() if k in EIGHT_STEPS}, quantity=sub.quantity,
-        incident_key=sub.incident_ref or None, duplicate_of=duplicates, duplicate_suspect=bool(duplicates),
+        incident_key=sub.incident_ref, duplicate_of=duplicates, duplicate_suspect=bool(duplicates),
         import_id=import_id,
         submitted_by_participant=actor.id if actor.kind == "participant" else None,
         submitted_by_staff=actor.id if actor.is_staff else None,

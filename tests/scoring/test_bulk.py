@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from identity.models import AuditEntry
+from infra.clock import local_date
 from infra.errors import Conflict, Forbidden
 from ledger.models import Posting
 from ledger.services import accounts
@@ -208,7 +209,7 @@ def test_work_scored_before_the_lock_counts_toward_a_later_version_cap(session, 
     """One batch spanning two rule versions: PRO-1 uncapped in force yesterday, capped at 6 a year
     from today. Uncapped work is scored before the tallies are locked; it must still count, in
     batch order, toward the cap of the work after it."""
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = local_date()
     if today.month == 1 and today.day == 1:
         pytest.skip("yesterday was another year")
     tree = f.region_tree(session)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from identity.models import AuditEntry
 from infra.auth import SYSTEM
+from infra.clock import local_date, local_midnight
 from infra.errors import Conflict
 from ledger.services import accounts, corrections
 from ledger.services.posting import Leg, PostingRequest, post
@@ -18,9 +19,13 @@ from tests import factories as f
 
 
 def _earn(session, account_id: int, points: int, days_ago: int = 10) -> int:
+    return _earn_at(session, account_id, points, dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days_ago))
+
+
+def _earn_at(session, account_id: int, points: int, at: dt.datetime) -> int:
     issuance = accounts.system_account(session, accounts.ISSUANCE, f.SHARDS)
     return post(session, SYSTEM, PostingRequest(
-        kind="award", reason="调解成功", effective_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days_ago),
+        kind="award", reason="调解成功", effective_at=at,
         legs=[Leg(account_id, points), Leg(issuance.id, -points)])).posting_id
 
 
@@ -45,6 +50,48 @@ def test_old_points_and_reversed_awards_do_not_count(session):
     corrections.reverse(session, SYSTEM, wrong, "错误奖励")
     view = grades.grade(session, person.id)
     assert view.points_12m == 30 and view.grade is None and view.next_grade["code"] == "A"
+
+
+def test_revoking_an_award_older_than_the_window_does_not_eat_this_years_earnings(session):
+    """160 earned in the window (AA); an award of 200 from 400 days ago, never counted, is reversed
+    today. The reversal counts when the award took effect, outside the window: still 160 and AA."""
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a)
+    account = f.account_of(session, person)
+    old = _earn(session, account.id, 200, days_ago=400)
+    _earn(session, account.id, 160, days_ago=10)
+    assert grades.grade(session, person.id).points_12m == 160
+    corrections.reverse(session, SYSTEM, old, "错误奖励")
+    view = grades.grade(session, person.id)
+    assert (view.points_12m, view.grade["code"], view.next_grade["code"], view.points_to_next) == (160, "AA", "AAA", 140)
+
+
+def test_the_window_is_whole_days_of_the_countys_calendar(session, county_clock):
+    """At 01:30 on 11 March 2026 in Shanghai (17:30 UTC on the 10th) the window is 12 March 2025
+    to 11 March 2026, local days: 00:30 on 12 March 2025 counts, 23:30 on the 11th does not."""
+    county_clock(dt.datetime(2026, 3, 10, 17, 30, tzinfo=dt.timezone.utc))
+    person = f.participant(session, f.region_tree(session).grid_a)
+    account = f.account_of(session, person)
+    _earn_at(session, account.id, 50, dt.datetime(2025, 3, 11, 16, 30, tzinfo=dt.timezone.utc))
+    _earn_at(session, account.id, 70, dt.datetime(2025, 3, 11, 15, 30, tzinfo=dt.timezone.utc))
+    view = grades.grade(session, person.id)
+    assert (view.window_from, view.window_to, view.points_12m) == (dt.date(2025, 3, 12), dt.date(2026, 3, 11), 50)
+
+
+def test_revoking_last_years_award_leaves_this_years_ranking_alone(session):
+    """Honours rank points earned in the county's calendar year; a reversal belongs to the year of
+    the award it cancels."""
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a, name="赵秀英")
+    account = f.account_of(session, person)
+    year = local_date().year
+    last_year = _earn_at(session, account.id, 300, local_midnight(dt.date(year - 1, 6, 1)))
+    _earn(session, account.id, 200, days_ago=0)
+    corrections.reverse(session, SYSTEM, last_year, "错误奖励")
+    verifier = f.staff(session, "verifier", tree.county)
+    ranked = {y: [(c.participant.id, c.points) for c in grades.candidates(
+        session, verifier, township_id=tree.town_a.id, year=y, honour="most_beautiful_family")] for y in (year - 1, year)}
+    assert ranked == {year - 1: [], year: [(person.id, 200)]}
 
 
 def test_honour_candidates_are_ranked_and_exported(session, client):

@@ -100,3 +100,20 @@ def test_odd_values_are_reported_not_crashed_on(client, session):
     assert status["status"] == "failed"
     assert sorted((e["line"], e["field"]) for e in status["errors"]) == [(2, "quantity"), (3, "quantity"),
                                                                            (4, "incident_ref")]
+
+
+def test_the_api_and_the_import_key_one_incident_alike(client, session):
+    """An incident number typed into the API with a trailing space and one imported in lower case
+    are the same incident: stored as one key, the second flagged as a duplicate of the first."""
+    _tree, a, b, _clerk, headers = _setup(session)
+    typed = client.post("/api/v1/admin/contributions", headers=headers, json={
+        "indicator_code": "INF-1", "work_date": "2026-11-02", "description": "发现宅基地纠纷苗头",
+        "members": [{"participant_id": a.id}], "conflict_item": "C2-01", "warning_colour": "yellow",
+        "incident_ref": "WG-2026-0001 "})
+    assert typed.status_code == 201 and typed.json["incident_key"] == "WG-2026-0001"
+    body = (HEADER.replace("\n", ",incident_ref\n") +
+            f"INF-1,2026-11-02,{b.phone},同一纠纷的线索,C2-01,yellow,1,wg-2026-0001\n").encode()
+    job = _upload(client, headers, "grid-export.csv", body)
+    assert client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=headers).json["status"] == "done"
+    imported = session.scalar(select(Contribution).where(Contribution.import_id == job.json["id"]))
+    assert imported.incident_key == "WG-2026-0001" and imported.duplicate_of == [typed.json["id"]]

@@ -8,6 +8,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from identity.models import AuditEntry
+from infra.clock import local_date
 from infra.errors import Conflict, Forbidden, ValidationFailed
 from ledger.services import accounts
 from scoring.services import awards, rules, workflow
@@ -89,7 +90,25 @@ def test_work_before_the_first_version_has_no_rules(session):
 
 
 def _today() -> str:
-    return dt.datetime.now(dt.timezone.utc).date().isoformat()
+    """The county's today: new rules may take effect from it, not from an earlier UTC date."""
+    return local_date().isoformat()
+
+
+def test_new_rules_take_effect_from_the_countys_today(client, session, county_clock):
+    """At 01:30 on 11 March in Shanghai it is still 10 March in UTC. A draft starts on the county's
+    11th, cannot take effect on the 10th (already past here), and once published for the 11th it
+    is the set in force that everyone is shown."""
+    county_clock(dt.datetime(2026, 3, 10, 17, 30, tzinfo=dt.timezone.utc))
+    admin = f.staff(session, "admin", f.region_tree(session).county)
+    draft = rules.draft_from(session, admin, 1)
+    assert draft.effective_from == dt.date(2026, 3, 11)
+    rules.update_draft(session, admin, draft.version, {"effective_from": dt.date(2026, 3, 10)})
+    with pytest.raises(ValidationFailed) as err:
+        rules.publish(session, admin, draft.version)
+    assert "effective_from" in err.value.details
+    rules.update_draft(session, admin, draft.version, {"effective_from": dt.date(2026, 3, 11)})
+    rules.publish(session, admin, draft.version)
+    assert client.get("/api/v1/reference/rules").json["version"] == draft.version
 
 
 def test_only_county_admins_draft_edit_and_publish_the_rules(client, session):
@@ -143,7 +162,7 @@ def test_indicators_edited_through_the_api_score_new_work_only(client, session):
     assert next(i for i in edited.json["indicators"] if i["code"] == "PRO-1")["base_points"] == 8
     assert client.post(f"/api/v1/admin/rules/{version}/validate", headers=admin).json == {"valid": True, "problems": []}
     assert client.post(f"/api/v1/admin/rules/{version}/publish", headers=admin).status_code == 200
-    newer = f.contribution(session, clerk, person, "PRO-1", work_date=dt.date.today())
+    newer = f.contribution(session, clerk, person, "PRO-1", work_date=local_date())
     workflow.verify_many(session, verifier, [newer.id])
     assert newer.proposed_points == 8 and newer.explanation["rule_version"] == version
     session.refresh(past)

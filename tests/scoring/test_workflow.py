@@ -6,6 +6,8 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from identity.services import participant_principal
+from infra.clock import local_date
 from infra.errors import Conflict, Forbidden, ValidationFailed
 from ledger.models import Posting
 from ledger.schemas import StatementLineOut
@@ -173,6 +175,40 @@ def test_same_incident_is_flagged_and_awarded_once_per_indicator(session, world)
     workflow.verify_many(session, verifier, [follow_up.id])  # another indicator for the same incident is fine
 
 
+@pytest.mark.parametrize("typed", ["GRID-2026-0001 ", " grid-2026-0001", "ＧＲＩＤ－２０２６－０００１"])
+def test_one_incident_typed_another_way_is_still_one_incident(session, world, typed):
+    """A trailing space, lower case or full-width characters (a Chinese input method) do not make
+    a new incident: the key is normalised before it is stored and looked up."""
+    _tree, person, neighbour, clerk, verifier = world
+    first = f.contribution(session, clerk, person, "INF-3", incident_ref="GRID-2026-0001")
+    second = submissions.submit(session, clerk, f.submission("INF-3", [(neighbour.id, 1)], incident_ref=typed))
+    assert second.incident_key == first.incident_key == "GRID-2026-0001"
+    assert second.duplicate_of == [first.id] and second.duplicate_suspect
+    workflow.verify_many(session, verifier, [first.id])
+    with pytest.raises(Conflict) as err:
+        workflow.verify_many(session, verifier, [second.id])
+    assert err.value.code == "duplicate_incident"
+
+
+def test_a_blank_incident_number_is_no_incident_number(session, world):
+    _tree, person, _n, clerk, _v = world
+    assert f.contribution(session, clerk, person, "INF-3", incident_ref="   ").incident_key is None
+
+
+def test_work_done_today_in_the_county_is_not_refused_as_future(session, world, county_clock):
+    """01:30 on 11 March in Shanghai is 17:30 on 10 March in UTC: work done this morning is today's."""
+    _tree, person, _n, _clerk, _v = world
+    county_clock(dt.datetime(2026, 3, 10, 17, 30, tzinfo=dt.timezone.utc))
+    today = dt.date(2026, 3, 11)
+    mine = submissions.submit(session, participant_principal(person), f.submission("PRO-1", [(person.id, 1)],
+                                                                                   work_date=today))
+    assert mine.work_date == today
+    with pytest.raises(ValidationFailed) as err:  # the county's tomorrow is still the future
+        submissions.submit(session, participant_principal(person), f.submission(
+            "PRO-1", [(person.id, 1)], work_date=today + dt.timedelta(days=1)))
+    assert "work_date" in err.value.details
+
+
 def test_joint_mediation_shares_fifteen_points(session, world):
     tree, person, neighbour, clerk, verifier = world
     third = f.participant(session, tree.grid_a)
@@ -201,17 +237,17 @@ def test_publishing_new_rules_never_changes_a_past_award(session, world):
     workflow.verify_many(session, verifier, [c.id])
     _award_all(session)
     admin = f.staff(session, "admin", tree.county)
-    draft = rules.draft_from(session, admin, rules.in_force(session, dt.date.today()).version)
+    draft = rules.draft_from(session, admin, rules.in_force(session, local_date()).version)
     indicators = [{"class": i.class_, **{k: getattr(i, k) for k in rules.INDICATOR_FIELDS if k != "class_"}}
                   for i in draft.indicators]
     for ind in indicators:
         if ind["code"] == "PRO-1":
             ind["base_points"] = 8
     rules.update_draft(session, admin, draft.version, {"indicators": indicators,
-                                                       "effective_from": dt.datetime.now(dt.timezone.utc).date()})
+                                                       "effective_from": local_date()})
     rules.publish(session, admin, draft.version)
     assert c.proposed_points == 4 and accounts.balance(session, f.account_of(session, person).id) == 4
-    newer = f.contribution(session, clerk, person, "PRO-1", work_date=dt.date.today())
+    newer = f.contribution(session, clerk, person, "PRO-1", work_date=local_date())
     older = f.contribution(session, clerk, person, "PRO-1", work_date=dt.date.today() - dt.timedelta(days=5))
     workflow.verify_many(session, verifier, [newer.id, older.id])
     assert (newer.proposed_points, older.proposed_points) == (8, 4)  # the rules in force on the day of the work
