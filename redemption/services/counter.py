@@ -136,7 +136,8 @@ def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int
     # The grade (a sum over a year of entries) only for scenarios that require one. Limits, quota
     # and the balance are taken atomically below, so they are not read here.
     view = grades.grade(session, participant_id) if scenario.required_grade is not None else None
-    _refuse_unless_eligible(static_reasons(scenario, today, view.grade["code"] if view and view.grade else None))
+    _refuse_unless_eligible(static_reasons(scenario, today, view.grade["code"] if view and view.grade else None,
+                                           view.ladder if view else ()))
     _take_limits(session, participant_id, scenario, today)
     posting_id = None
     if scenario.kind == "spend":
