@@ -46,7 +46,8 @@ def test_a_rule_set_grade_below_A_does_not_crash_eligibility(session, graded_b):
     starter = f.scenario(session, partner, outlets, kind="privilege", points_cost=0, required_grade="B")
     who = _standing(session, person)
     assert who.grade == "B"
-    verdicts = {v.scenario.id: [r["code"] for r in v.reasons] for v in eligibility.evaluate(session, who, [vip, starter])}
+    verdicts = {v.scenario.id: [r["code"] for r in v.reasons]
+                for v in eligibility.evaluate(session, who, [vip, starter])}
     assert verdicts == {vip.id: ["grade_required"], starter.id: []}  # was a ValueError: 'B' is not in tuple
     assert who.ladder == ("AAA", "AA", "A", "B")
     view = counter.lookup(session, desks[0], f.code_for(session, person), CFG)  # the counter's look-up too
