@@ -153,9 +153,13 @@ class SettlementOut(DumpSchema):
     refunded_yuan = fields.Function(lambda s: yuan(s.refunded_fen))
     net_yuan = fields.String()
     privilege_uses = fields.Integer()
-    ledger_month_net = fields.Integer(metadata={"description": "Net points on the partner's ledger account this month"})
-    ledger_balance = fields.Integer()
-    reconciled = fields.Boolean(metadata={"description": "Ledger account = redemptions - refunds, this month and ever"})
+    ledger_month_net = fields.Integer(allow_none=True, metadata={
+        "description": "Net points on the partner's ledger account this month; null on an outlet's own report"})
+    ledger_balance = fields.Integer(allow_none=True, metadata={
+        "description": "The partner's ledger account, ever; null on an outlet's own report"})
+    reconciled = fields.Boolean(allow_none=True, metadata={
+        "description": "Ledger account = redemptions - refunds, this month and ever; null (not applicable) on an "
+                       "outlet's own report, which holds only its counter's lines"})
     lines = fields.List(fields.Dict())
 
 

@@ -136,7 +136,8 @@ def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int
     # The grade (a sum over a year of entries) only for scenarios that require one. Limits, quota
     # and the balance are taken atomically below, so they are not read here.
     view = grades.grade(session, participant_id) if scenario.required_grade is not None else None
-    _refuse_unless_eligible(static_reasons(scenario, today, view.grade["code"] if view and view.grade else None))
+    _refuse_unless_eligible(static_reasons(scenario, today, view.grade["code"] if view and view.grade else None,
+                                           view.ladder if view else ()))
     _take_limits(session, participant_id, scenario, today)
     posting_id = None
     if scenario.kind == "spend":
@@ -273,7 +274,9 @@ def _locked_hold(session: Session, outlet: Principal, hold_id: int) -> Hold:
 
 def capture(session: Session, outlet: Principal, hold_id: int, *, points: int | None, idem_key: str,
             cfg: CounterConfig) -> tuple[Redemption, bool]:
-    """Turn a hold into a redemption of the same or a smaller amount; the rest goes back."""
+    """Turn a hold into a redemption of the same or a smaller amount; the rest goes back. Status, dates
+    and grade were judged at the hold and, like its terms, stand until it expires (minutes): a sale
+    under way completes after a suspension. Limits and quota are taken now."""
     require_outlet(outlet)
     digest = request_digest({"op": "capture", "hold": hold_id, "points": points})
     if (done := refusals.replay(session, Redemption, outlet, idem_key, digest)) is not None:

@@ -13,12 +13,12 @@ from redemption.models import Scenario, UsageCounter
 from redemption.services.common import local_date, periods
 from scoring.services import grades
 
-GRADE_ORDER = ("A", "AA", "AAA")
 REASONS = {
     "suspended": ("该场景已暂停", "This scenario is suspended"),
     "not_started": ("尚未开始", "Not started yet"),
     "ended": ("已结束", "Has ended"),
     "grade_required": ("信用等级不足", "A higher credit grade is required"),
+    "grade_not_defined": ("现行等级规则中没有该场景要求的等级", "The rules in force define no such grade"),
     "insufficient_points": ("积分不足", "Not enough points"),
     "limit_day": ("今日次数已用完", "Daily limit reached"),
     "limit_month": ("本月次数已用完", "Monthly limit reached"),
@@ -44,6 +44,8 @@ class Standing:
     balance: int
     grade: str | None
     today: dt.date
+    # The grade codes of the rule set the grade came from, highest first; empty when no grade was read.
+    ladder: tuple[str, ...] = ()
 
 
 def standing(session: Session, participant_id: int, *, now: dt.datetime, timezone: str,
@@ -54,18 +56,28 @@ def standing(session: Session, participant_id: int, *, now: dt.datetime, timezon
     view = grades.grade(session, participant_id) if with_grade else None
     return Standing(participant_id=participant_id, account_id=account.id,
                     balance=accounts.balance(session, account.id),
-                    grade=view.grade["code"] if view and view.grade else None, today=local_date(now, timezone))
+                    grade=view.grade["code"] if view and view.grade else None, today=local_date(now, timezone),
+                    ladder=view.ladder if view else ())
 
 
-def grade_meets(have: str | None, need: str | None) -> bool:
+def grade_reason(have: str | None, need: str | None, ladder: tuple[str, ...]) -> dict[str, Any] | None:
+    """Why `have` does not meet `need`, or None when it does. Grades rank by the rule set's own list
+    (highest threshold first), since a rule set names its grades: a grade outside the list ranks
+    below every requirement, and a requirement the rules in force do not define cannot be met;
+    it gets its own reason, because no amount of points would meet it."""
     if need is None:
-        return True
-    return have is not None and GRADE_ORDER.index(have) >= GRADE_ORDER.index(need)
+        return None
+    if need not in ladder:
+        return {"code": "grade_not_defined", "need": need, "have": have}
+    if have is None or have not in ladder or ladder.index(have) > ladder.index(need):
+        return {"code": "grade_required", "need": need, "have": have}
+    return None
 
 
-def static_reasons(s: Any, today: dt.date, grade: str | None) -> list[dict[str, Any]]:
-    """The reasons that need no counter or balance: status, dates, grade. `s` is a Scenario or a
-    row with the same columns (the counter's claim reads one without building an ORM object)."""
+def static_reasons(s: Any, today: dt.date, grade: str | None, ladder: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The reasons that need no counter or balance: status, dates, grade (ranked on `ladder`, the
+    rule set's grade codes, highest first). `s` is a Scenario or a row with the same columns (the
+    counter's claim reads one without building an ORM object)."""
     reasons: list[dict[str, Any]] = []
     if s.status != "active":
         reasons.append({"code": "suspended"})
@@ -73,8 +85,8 @@ def static_reasons(s: Any, today: dt.date, grade: str | None) -> list[dict[str, 
         reasons.append({"code": "not_started", "from": s.valid_from.isoformat()})
     if s.valid_until is not None and today > s.valid_until:
         reasons.append({"code": "ended", "until": s.valid_until.isoformat()})
-    if not grade_meets(grade, s.required_grade):
-        reasons.append({"code": "grade_required", "need": s.required_grade, "have": grade})
+    if (why := grade_reason(grade, s.required_grade, ladder)) is not None:
+        reasons.append(why)
     return reasons
 
 
@@ -87,7 +99,7 @@ def evaluate(session: Session, who: Standing, scenarios: list[Scenario], *, reve
         UsageCounter.scenario_id.in_(limited)))} if limited else {}
     verdicts = []
     for s in scenarios:
-        v = Verdict(scenario=s, reasons=static_reasons(s, who.today, who.grade))
+        v = Verdict(scenario=s, reasons=static_reasons(s, who.today, who.grade, who.ladder))
         if s.kind == "spend" and who.balance < s.points_cost:
             v.reasons.append({"code": "insufficient_points", "need": s.points_cost,
                               "have": who.balance if reveal_balance else None})

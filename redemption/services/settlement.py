@@ -1,5 +1,9 @@
 """Monthly settlement per partner: the redemptions and refunds of the month with points and yuan,
-and a reconciliation proving the partner's ledger account matches its redemptions exactly."""
+and a reconciliation proving the partner's ledger account matches its redemptions exactly.
+
+The month is cut on the county's calendar, so the exports give times on that calendar too. An
+outlet's own report holds only its counter's lines while the ledger account is the partner's: it
+carries no ledger figures and no reconciliation (None, "not applicable"), never a false "no"."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,6 +17,7 @@ from sqlalchemy.orm import Session
 from identity import services as identity
 from identity.models import Outlet, Participant, Partner
 from infra.auth import Principal
+from infra.config import Settings
 from infra.errors import Forbidden, NotFound
 from infra.exports import csv_bytes, xlsx_bytes
 from infra.security import mask_name
@@ -32,9 +37,11 @@ class Settlement:
     redeemed_fen: int = 0
     refunded_fen: int = 0
     privilege_uses: int = 0
-    ledger_month_net: int = 0
-    ledger_balance: int = 0
+    # The partner's ledger account: None on an outlet's own report, where they do not apply.
+    ledger_month_net: int | None = None
+    ledger_balance: int | None = None
     all_time_net: int = 0
+    timezone: str = Settings.local_timezone  # the county's, as the month was cut (settle sets it)
 
     @property
     def net_points(self) -> int:
@@ -45,7 +52,10 @@ class Settlement:
         return yuan(self.redeemed_fen - self.refunded_fen)
 
     @property
-    def reconciled(self) -> bool:
+    def reconciled(self) -> bool | None:
+        """None when the report carries no ledger figures (an outlet's own): nothing was compared."""
+        if self.ledger_month_net is None or self.ledger_balance is None:
+            return None
         return self.ledger_month_net == self.net_points and self.ledger_balance == self.all_time_net
 
 
@@ -75,7 +85,7 @@ def visible_partner(session: Session, actor: Principal, partner_id: int) -> Part
 def settle(session: Session, actor: Principal, partner_id: int, month: str, timezone: str) -> Settlement:
     partner = visible_partner(session, actor, partner_id)
     start, end = _month_bounds(month, timezone)
-    result = Settlement(partner=partner, month=month)
+    result = Settlement(partner=partner, month=month, timezone=timezone)
     # An outlet sees only its own counter's redemptions; staff see the partner's whole month.
     own_redemptions = [Redemption.outlet_id == actor.id] if actor.kind == "outlet" else []
     own_refunds = [Refund.outlet_id == actor.id] if actor.kind == "outlet" else []
@@ -112,20 +122,8 @@ def settle(session: Session, actor: Principal, partner_id: int, month: str, time
         names[pid] = mask_name(name)
     for line in result.lines:
         line["participant"] = names.get(line.pop("participant_id"), "")
-    account_id = session.scalar(select(Account.id).where(Account.code == f"partner:{partner.id}"))
-    if account_id is not None and actor.kind != "outlet":
-        result.ledger_month_net = int(session.scalar(
-            select(func.coalesce(func.sum(Entry.amount), 0)).join(Posting, Posting.id == Entry.posting_id)
-            .where(Entry.account_id == account_id, Entry.effective_at >= start, Entry.effective_at < end,
-                   Posting.kind.in_(("redemption", "refund")))) or 0)
-        result.ledger_balance = int(session.scalar(select(func.coalesce(func.sum(Entry.amount), 0))
-                                                   .where(Entry.account_id == account_id)) or 0)
     if actor.kind != "outlet":
-        redeemed = session.scalar(select(func.coalesce(func.sum(Redemption.points), 0))
-                                  .where(Redemption.partner_id == partner.id)) or 0
-        refunded = session.scalar(select(func.coalesce(func.sum(Refund.points), 0)).join(Redemption)
-                                  .where(Redemption.partner_id == partner.id)) or 0
-        result.all_time_net = int(redeemed) - int(refunded)
+        _reconcile(session, result, start, end)
     result.lines.sort(key=lambda line: (line["at"], line["type"]))
     if actor.is_staff:
         identity.audit(session, actor, "settlement.view", object_type="partner", object_id=partner.id,
@@ -133,22 +131,49 @@ def settle(session: Session, actor: Principal, partner_id: int, month: str, time
     return result
 
 
-HEADER = ["类型 type", "编号 id", "时间 time", "网点 outlet", "场景 scenario", "名称 name", "参与者 participant",
-          "积分 points", "金额(元) yuan"]
+def _reconcile(session: Session, result: Settlement, start: dt.datetime, end: dt.datetime) -> None:
+    """The partner's ledger account this month and ever, and its redemptions less refunds ever."""
+    partner = result.partner
+    result.ledger_month_net = result.ledger_balance = 0  # no account yet: nothing moved
+    account_id = session.scalar(select(Account.id).where(Account.code == f"partner:{partner.id}"))
+    if account_id is not None:
+        result.ledger_month_net = int(session.scalar(
+            select(func.coalesce(func.sum(Entry.amount), 0)).join(Posting, Posting.id == Entry.posting_id)
+            .where(Entry.account_id == account_id, Entry.effective_at >= start, Entry.effective_at < end,
+                   Posting.kind.in_(("redemption", "refund")))) or 0)
+        result.ledger_balance = int(session.scalar(select(func.coalesce(func.sum(Entry.amount), 0))
+                                                   .where(Entry.account_id == account_id)) or 0)
+    redeemed = session.scalar(select(func.coalesce(func.sum(Redemption.points), 0))
+                              .where(Redemption.partner_id == partner.id)) or 0
+    refunded = session.scalar(select(func.coalesce(func.sum(Refund.points), 0)).join(Redemption)
+                              .where(Redemption.partner_id == partner.id)) or 0
+    result.all_time_net = int(redeemed) - int(refunded)
+
+
+RECONCILED = {True: "是 yes", False: "否 NO", None: "不适用 n/a"}
+
+
+def header(s: Settlement) -> list[str]:
+    """The time column names its zone: the county's, the calendar the month was cut on."""
+    return ["类型 type", "编号 id", f"时间 time ({s.timezone})", "网点 outlet", "场景 scenario", "名称 name",
+            "参与者 participant", "积分 points", "金额(元) yuan"]
 
 
 def table(s: Settlement) -> list[list[Any]]:
-    rows = [[line["type"], line["id"], line["at"].astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+    """Rows dated on the county's calendar: a redemption at 02:30 on 1 March there is in March's
+    settlement and must not read as 28 February (UTC) in the download."""
+    zone = ZoneInfo(s.timezone)
+    rows = [[line["type"], line["id"], line["at"].astimezone(zone).strftime("%Y-%m-%d %H:%M"),
              line["outlet"], line["scenario"], line["scenario_name"], line["participant"], line["points"],
              line["yuan"]] for line in s.lines]
     rows.append(["合计 total", "", "", "", "", "", "", s.net_points, s.net_yuan])
-    rows.append(["对账 reconciled", "", "", "", "", "", "", "是 yes" if s.reconciled else "否 NO", ""])
+    rows.append(["对账 reconciled", "", "", "", "", "", "", RECONCILED[s.reconciled], ""])
     return rows
 
 
 def to_csv(s: Settlement) -> bytes:
-    return csv_bytes(HEADER, table(s))
+    return csv_bytes(header(s), table(s))
 
 
 def to_xlsx(s: Settlement) -> bytes:
-    return xlsx_bytes(HEADER, table(s), s.month, widths=(14, 8, 18, 20, 10, 24, 12, 10, 12))
+    return xlsx_bytes(header(s), table(s), s.month, widths=(14, 8, 24, 20, 10, 24, 12, 10, 12))

@@ -65,6 +65,8 @@ class GradeView:
     rule_version: int
     window_from: dt.date
     window_to: dt.date
+    # The rule set's grade codes, highest first: how grades rank (a rule set names its own).
+    ladder: tuple[str, ...] = ()
 
 
 def grade(session: Session, participant_id: int, *, today: dt.date | None = None) -> GradeView:
@@ -79,7 +81,8 @@ def grade(session: Session, participant_id: int, *, today: dt.date | None = None
     current, above = grade_of(points, rule_set.grades)
     return GradeView(participant_id=participant_id, points_12m=points, grade=current, next_grade=above,
                      points_to_next=(above["min_points"] - points) if above else None,
-                     rule_version=rule_set.version, window_from=since.date(), window_to=today)
+                     rule_version=rule_set.version, window_from=since.date(), window_to=today,
+                     ladder=tuple(g["code"] for g in rule_set.grades))
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,21 @@ def test_a_capture_keeps_the_terms_the_points_were_held_under(session, world):
     assert (later.points, later.yuan_value_fen) == (20, 5000)  # new business uses the new terms
 
 
+def test_a_hold_granted_before_a_suspension_still_captures_within_its_expiry(session, world):
+    """Eligibility is judged when the points are set aside; the sale under way completes, as its
+    terms do, and the hold's own expiry (minutes) bounds how long that lasts. New holds are refused."""
+    tree, person, _account, partner, _o, desks, rice = world
+    held, _ = counter.hold(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id, points=None,
+                           idem_key="till-0010-h", cfg=CFG)
+    catalogue.set_status(session, f.staff(session, "admin", tree.county), rice.id, "suspended")
+    redemption, _ = counter.capture(session, desks[0], held.id, points=None, idem_key="till-0010-c", cfg=CFG)
+    assert redemption.points == 30 and held.status == "captured"
+    with pytest.raises(Conflict) as err:
+        counter.hold(session, desks[0], digits=f.code_for(session, person), scenario_id=rice.id, points=None,
+                     idem_key="till-0010-i", cfg=CFG)
+    assert err.value.code == "suspended"
+
+
 def test_hold_above_the_cost_and_capture_above_the_hold_are_refused(session, world):
     _tree, person, _a, _p, _o, desks, rice = world
     with pytest.raises(ValidationFailed) as err:

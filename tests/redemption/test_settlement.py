@@ -1,0 +1,65 @@
+"""Settlement: exports on the county's calendar; reconciliation only where the ledger account is in view."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+from zoneinfo import ZoneInfo
+
+from openpyxl import load_workbook
+
+from redemption.services import settlement
+from tests import factories as f
+from tests.redemption.test_redemption_api import _code, _setup
+
+
+def _line(at: dt.datetime) -> dict:
+    return {"type": "redemption", "id": 1, "at": at, "outlet": "门店0", "scenario": "S1",
+            "scenario_name": "积分换购大米", "kind": "spend", "participant": "张*梅", "points": 30, "yuan": "30.00"}
+
+
+def test_settlement_export_times_are_in_the_county_calendar_like_the_month():
+    """March (Asia/Shanghai) holds a redemption at 02:30 on 1 March there, 18:30 UTC on 28 February:
+    its CSV/XLSX row must not date it in February, and the time column names the zone."""
+    start, end = settlement._month_bounds("2026-03", "Asia/Shanghai")
+    at = dt.datetime(2026, 2, 28, 18, 30, tzinfo=dt.timezone.utc)
+    assert start <= at < end  # it belongs to March's settlement
+    s = settlement.Settlement(partner=None, month="2026-03")  # type: ignore[arg-type]
+    s.lines.append(_line(at))
+    assert settlement.table(s)[0][2] == "2026-03-01 02:30"  # the county's zone by default
+    assert settlement.header(s)[2] == "时间 time (Asia/Shanghai)"
+    elsewhere = settlement.Settlement(partner=None, month="2026-03", timezone="Europe/Paris")  # type: ignore[arg-type]
+    elsewhere.lines.append(_line(at))
+    assert settlement.table(elsewhere)[0][2] == "2026-02-28 19:30"
+    sheet = load_workbook(io.BytesIO(settlement.to_xlsx(s))).active
+    assert (sheet["C1"].value, sheet["C2"].value) == ("时间 time (Asia/Shanghai)", "2026-03-01 02:30")
+    assert "2026-03-01 02:30" in settlement.to_csv(s).decode("utf-8-sig")
+
+
+def test_an_outlets_own_month_report_does_not_say_unreconciled(app, client, session):
+    """The ledger account is the partner's; an outlet's report holds only its own counter's lines,
+    so it carries no ledger figures and says reconciliation does not apply, never "no"."""
+    tree, person, partner, rice, (desk, _sibling), _admin = _setup(session, app)
+    r = client.post("/api/v1/outlet/redemptions", headers=desk, json={
+        "code": _code(client, session, person), "scenario_id": rice.id, "idempotency_key": "pos-settle-1"})
+    assert r.status_code == 201, r.json
+    month = dt.datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    mine = client.get("/api/v1/outlet/redemptions/month", headers=desk, query_string={"month": month}).json
+    assert mine["net_points"] == 30
+    assert (mine["ledger_month_net"], mine["ledger_balance"], mine["reconciled"]) == (None, None, None)
+    auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.county).id)
+    theirs = client.get("/api/v1/admin/settlement", headers=auditor,
+                        query_string={"partner_id": partner.id, "month": month}).json
+    assert (theirs["ledger_month_net"], theirs["ledger_balance"], theirs["reconciled"]) == (30, 30, True)
+    documented = client.get("/api/openapi.json").json["components"]["schemas"]["SettlementOut"]["properties"]
+    assert all(documented[k]["nullable"] for k in ("ledger_month_net", "ledger_balance", "reconciled"))
+
+
+def test_an_outlets_own_report_exports_not_applicable(session):
+    tree = f.region_tree(session)
+    partner, _outlets, desks = f.shop(session, tree.town_a)
+    own = settlement.settle(session, desks[0], partner.id, "2026-03", "Asia/Shanghai")
+    assert own.reconciled is None
+    assert settlement.table(own)[-1][7] == "不适用 n/a"
+    staff = f.staff(session, "auditor", tree.county)
+    whole = settlement.settle(session, staff, partner.id, "2026-03", "Asia/Shanghai")
+    assert whole.reconciled is True and settlement.table(whole)[-1][7] == "是 yes"
