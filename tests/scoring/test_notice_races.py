@@ -1,5 +1,6 @@
-"""Public notice under concurrency, on PostgreSQL with real threads and committed data: two
-decisions on one contribution (two upholds, an uphold and a reject) release its cap room once."""
+"""Public notice under concurrency, on PostgreSQL with real threads and committed data: an
+objection and the award job take turns on the contribution's row, and two decisions on one
+contribution (two upholds, an uphold and a reject) release its cap room once."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,11 +10,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from identity.services import participant_principal
-from scoring.models import AwardTally, ContributionEvent, Objection
+from infra.errors import Conflict
+from scoring.models import AwardTally, Contribution, ContributionEvent, Objection
 from scoring.services import awards, notices, submissions, workflow
 from tests import factories as f
 
@@ -58,6 +60,87 @@ def _while_holding(factory: sessionmaker[Session], first: Callable[[Session], An
     t.join(30)
     assert not t.is_alive()
     return errors
+
+
+def test_an_objection_lodged_while_the_award_job_runs_waits_and_is_refused(committed_factory):
+    with committed_factory() as setup:
+        tree = f.region_tree(setup)
+        person, neighbour = f.participant(setup, tree.grid_a), f.participant(setup, tree.grid_a)
+        clerk, verifier = f.staff(setup, "clerk", tree.town_a), f.staff(setup, "verifier", tree.town_a)
+        c = f.contribution(setup, clerk, person, "MED-2")
+        (v,) = workflow.verify_many(setup, verifier, [c.id])
+        setup.commit()
+        cid, ends, resident = c.id, v.notice_until, participant_principal(neighbour)
+
+    def claim(s: Session) -> None:
+        assert awards.award_due(s, now=ends + dt.timedelta(seconds=1), shards=f.SHARDS) >= 1  # not committed
+
+    def lodge(s: Session) -> None:
+        # One second before the notice ends by the web server's clock, after it by the worker's.
+        notices.lodge(s, resident, cid, "纠纷并未化解", now=ends - dt.timedelta(seconds=1))
+
+    errors = _while_holding(committed_factory, claim, lodge)
+    assert len(errors) == 1 and isinstance(errors[0], Conflict) and errors[0].code == "notice_closed", errors
+    with committed_factory() as check:
+        assert check.get(Contribution, cid).state == "awarded"
+        assert check.scalar(select(func.count()).select_from(Objection).where(Objection.contribution_id == cid)) == 0
+
+
+def test_the_award_job_skips_a_contribution_while_an_objection_is_being_lodged(committed_factory):
+    with committed_factory() as setup:
+        tree = f.region_tree(setup)
+        person, neighbour = f.participant(setup, tree.grid_a), f.participant(setup, tree.grid_a)
+        clerk, verifier = f.staff(setup, "clerk", tree.town_a), f.staff(setup, "verifier", tree.town_a)
+        c = f.contribution(setup, clerk, person, "MED-2")
+        (v,) = workflow.verify_many(setup, verifier, [c.id])
+        setup.commit()
+        cid, ends, resident = c.id, v.notice_until, participant_principal(neighbour)
+    with committed_factory() as lodging:
+        notices.lodge(lodging, resident, cid, "纠纷并未化解", now=ends - dt.timedelta(seconds=1))
+        with committed_factory() as worker:  # SKIP LOCKED: it does not wait for the lodge
+            awards.award_due(worker, now=ends + dt.timedelta(seconds=1), shards=f.SHARDS)
+            worker.commit()
+        lodging.commit()
+    _drain(committed_factory)  # the objection is open: still not awarded
+    with committed_factory() as check:
+        assert check.get(Contribution, cid).state == "in_notice"
+
+
+def test_an_objection_committed_after_the_claim_began_is_not_awarded_over(committed_factory, monkeypatch):
+    """The claim sees objections committed before its statement began; one committed after that
+    but before the claim reached the row is found by the look again after the claim."""
+    with committed_factory() as setup:
+        tree = f.region_tree(setup)
+        person, neighbour = f.participant(setup, tree.grid_a), f.participant(setup, tree.grid_a)
+        clerk, verifier = f.staff(setup, "clerk", tree.town_a), f.staff(setup, "verifier", tree.town_a)
+        c = f.contribution(setup, clerk, person, "MED-2")
+        (v,) = workflow.verify_many(setup, verifier, [c.id])
+        # Lodged and (below) reopened by another transaction once the claim has run: the same
+        # as a lodge committed between the claim's snapshot and its lock on the row.
+        o = notices.lodge(setup, participant_principal(neighbour), c.id, "纠纷并未化解")
+        o.status = "dismissed"
+        setup.commit()
+        cid, ends, oid = c.id, v.notice_until, o.id
+    real, calls = awards._claim_pg, []
+
+    def claim_then_commit_an_objection(*args: Any) -> Any:
+        got = real(*args)
+        calls.append([row[0] for row in got])
+        if len(calls) == 1:
+            with committed_factory() as other:
+                other.execute(update(Objection).where(Objection.id == oid).values(status="open"))
+                other.commit()
+        return got
+
+    monkeypatch.setattr(awards, "_claim_pg", claim_then_commit_an_objection)
+    with committed_factory() as worker:
+        awards.award_due(worker, now=ends + dt.timedelta(seconds=1), shards=f.SHARDS)
+        worker.commit()
+    with committed_factory() as check:
+        assert check.get(Contribution, cid).state == "in_notice"
+        assert not check.scalars(select(ContributionEvent).where(ContributionEvent.contribution_id == cid,
+                                                                 ContributionEvent.to_state == "awarded")).all()
+    assert cid in calls[0] and cid not in calls[1]  # claimed, undone, claimed again without it
 
 
 def _capped_with_two_objections(setup: Session) -> tuple[int, Any, tuple[int, int], Any, Any, Any]:

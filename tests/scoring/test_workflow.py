@@ -144,6 +144,27 @@ def test_an_objection_outlived_by_its_contribution_is_closed_without_a_second_de
     assert err.value.code == "notice_closed"
 
 
+def test_an_objection_to_an_award_already_made_is_upheld_only_after_a_revocation(session, world):
+    """Open against an award (lodged before the fix to `lodge`): upholding it alone would change
+    nothing, so it is refused until an approver revokes the award."""
+    tree, person, neighbour, clerk, verifier = world
+    from scoring.models import Objection
+
+    c = f.contribution(session, clerk, person, "MED-2")
+    workflow.verify_many(session, verifier, [c.id])
+    assert _award_all(session) == 1
+    stale = Objection(contribution_id=c.id, lodged_by=neighbour.id, text="纠纷并未化解")
+    session.add(stale)
+    session.flush()
+    approver = f.staff(session, "approver", tree.town_a)
+    with pytest.raises(Conflict) as err:
+        notices.resolve(session, approver, stale.id, uphold=True, resolution="属实")
+    assert err.value.code == "already_awarded" and stale.status == "open" and c.state == "awarded"
+    workflow.revoke(session, approver, c.id, "异议成立")
+    assert notices.resolve(session, approver, stale.id, uphold=True, resolution="属实").status == "upheld"
+    assert c.state == "revoked"
+
+
 def test_outsiders_cannot_object(session, world):
     tree, person, _n, clerk, verifier = world
     from identity.services import participant_principal
