@@ -123,7 +123,8 @@ class ResolveObjection(MethodView):
     @blp.arguments(ResolveIn)
     @blp.response(200)
     def post(self, args: dict[str, Any], objection_id: int, actor: Principal) -> dict[str, Any]:
-        """Uphold (the contribution is rejected) or dismiss (the award may go ahead)."""
+        """Uphold (the contribution is rejected) or dismiss (the award may go ahead). An award
+        already made is revoked first: upholding an objection to it is a 409 `already_awarded`."""
         objection = notices.resolve(db.session, actor, objection_id, uphold=args["uphold"],
                                     resolution=args["resolution"])
         after_commit(db.session, lambda: tasks.award_due.delay())

@@ -1,6 +1,7 @@
 """The award job: contributions whose public notice has ended with no open objection become
 ledger postings. Idempotent: each contribution's posting has the key `contribution:<id>`, and
-rows are claimed with SKIP LOCKED so several workers never award the same one.
+rows are claimed with SKIP LOCKED so several workers never award the same one (nor one whose
+objection is being lodged: see `_claim`).
 
 Set-based: on PostgreSQL one statement claims the batch, reads each one's members with their
 accounts and writes the events (`_claim_pg`); the postings go through the ledger's `post_many`;
@@ -125,13 +126,36 @@ def _claim_portable(session: Session, now: dt.datetime, limit: int, actor: Princ
     return claimed
 
 
+def _claim(session: Session, now: dt.datetime, limit: int, actor: Principal, postgres: bool) -> list[Claimed]:
+    """Claim a batch, then look again, with a fresh snapshot, for open objections to it.
+
+    The claim sees objections committed before its statement began. `notices.lodge` locks the
+    row, so while a lodge is in flight the claim skips the row, and a lodge that comes after the
+    claim waits and finds the award made. But a lodge that commits after the claim began and
+    before the claim reached the row is neither seen nor skipped. The look again finds it: the
+    claim (its locks and events) is undone to the savepoint and taken again, and the new claim
+    sees the objection. Rare (a resident objecting at the very end of the notice), and each
+    round needs another lodge to commit within it, so the loop ends."""
+    claim = _claim_pg if postgres else _claim_portable
+    while True:
+        savepoint = session.begin_nested()
+        batch = claim(session, now, limit, actor)
+        objected = session.scalar(select(Objection.id).where(
+            bulk_sql.any_of(Objection.contribution_id, [c[0] for c in batch], session),
+            Objection.status == "open").limit(1)) if batch else None
+        if objected is None:
+            savepoint.commit()
+            return batch
+        savepoint.rollback()
+
+
 def award_due(session: Session, *, now: dt.datetime | None = None, limit: int = 1000, shards: int = 16,
               actor: Principal = SYSTEM) -> int:
     """Award one batch; returns how many contributions it awarded (run until it returns 0)."""
     now = now or utcnow()
     session.flush()  # pending ORM changes first: what follows reads and writes the tables directly
     postgres = bulk_sql.is_postgres(session)
-    batch = (_claim_pg if postgres else _claim_portable)(session, now, limit, actor)
+    batch = _claim(session, now, limit, actor, postgres)
     if not batch:
         return 0
     issuance = accounts.system_account(session, accounts.ISSUANCE, shards)

@@ -16,7 +16,7 @@ from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from infra.security import mask_name
 from scoring.models import RESIDENT_LABEL, Contribution, Objection
 from scoring.services.submissions import record_event
-from scoring.services.workflow import VERIFIER_ROLES, check_four_eyes, reject_unchecked
+from scoring.services.workflow import VERIFIER_ROLES, check_four_eyes, lock, reject_unchecked
 
 
 def village_path(region_path: str) -> str:
@@ -59,6 +59,9 @@ def notices_for(session: Session, actor: Principal) -> list[NoticeView]:
 
 def lodge(session: Session, actor: Principal, contribution_id: int, text: str, *,
           now: dt.datetime | None = None) -> Objection:
+    """The contribution's row is locked before its state is checked, so lodging and the award
+    job's claim (SKIP LOCKED) take turns: either the claim skips or re-claims without the row, or
+    the objection waits for the award and is refused (notice_closed), never accepted and ignored."""
     now = now or utcnow()
     if actor.kind != "participant":
         raise Forbidden("Objections are lodged by residents.", code="participants_only")
@@ -67,6 +70,8 @@ def lodge(session: Session, actor: Principal, contribution_id: int, text: str, *
     if person is None or contribution is None or \
             not contribution.region_path.startswith(village_path(person.region_path)):
         raise NotFound("Notice not found.")
+    contribution = lock(session, contribution_id)
+    assert contribution is not None  # contributions are never deleted
     if contribution.state != "in_notice" or (contribution.notice_until and contribution.notice_until <= now):
         raise Conflict("The public notice for this award has ended.", code="notice_closed")
     if not text.strip():
@@ -91,11 +96,17 @@ def lodge(session: Session, actor: Principal, contribution_id: int, text: str, *
 
 def resolve(session: Session, actor: Principal, objection_id: int, *, uphold: bool, resolution: str) -> Objection:
     """Upholding rejects the contribution (and frees its cap room); dismissing lets the award go
-    ahead once no objection is open."""
+    ahead once no objection is open. The contribution is locked first (as every change of its
+    state does), then the objection, and both are checked after the locks: two upholds at once,
+    or an uphold and a verifier's reject, release the cap room once. Against a contribution
+    already rejected or revoked an objection may still be closed either way (nothing else
+    changes); upholding one against an award already made is refused: an approver revokes it."""
     if not actor.has_role(*VERIFIER_ROLES):
         raise Forbidden("Only a verifier or approver resolves objections.", code="role_required")
-    objection = session.get(Objection, objection_id, with_for_update=True)
-    contribution = session.get(Contribution, objection.contribution_id) if objection else None
+    contribution_id = session.scalar(select(Objection.contribution_id).where(Objection.id == objection_id))
+    contribution = lock(session, contribution_id) if contribution_id is not None else None
+    objection = session.scalar(select(Objection).where(Objection.id == objection_id).with_for_update()
+                               .execution_options(populate_existing=True)) if contribution else None
     if objection is None or contribution is None or not actor.in_scope(contribution.region_path):
         raise NotFound("Objection not found.")
     if objection.status != "open":
@@ -103,11 +114,15 @@ def resolve(session: Session, actor: Principal, objection_id: int, *, uphold: bo
     check_four_eyes(actor, contribution)
     if actor.participant_id is not None and actor.participant_id == objection.lodged_by:
         raise Forbidden("You cannot resolve an objection you lodged.", code="four_eyes")
+    if uphold and contribution.state == "awarded":
+        raise Conflict("The award has already been made: an approver must revoke it before this objection "
+                       "can be upheld.", code="already_awarded", details={"state": [contribution.state]})
     objection.status = "upheld" if uphold else "dismissed"
     objection.resolved_by, objection.resolved_at, objection.resolution = actor.id, utcnow(), resolution
     session.flush()
     audit(session, actor, f"objection.{objection.status}", object_type="objection", object_id=objection.id,
-          region_path=contribution.region_path, details={"contribution_id": contribution.id, "resolution": resolution})
+          region_path=contribution.region_path, details={"contribution_id": contribution.id, "resolution": resolution,
+                                                         "contribution_state": contribution.state})
     if uphold and contribution.state == "in_notice":
         reject_unchecked(session, actor, contribution, f"异议成立：{resolution}")
     return objection

@@ -76,10 +76,19 @@ def check_four_eyes(actor: Principal, contribution: Contribution) -> None:
                (m.participant_id for m in contribution.members))
 
 
+def lock(session: Session, contribution_id: int) -> Contribution | None:
+    """The ORM object and its members as committed now, row locked until the transaction ends.
+    Single-row changes (reject, revoke, an objection lodged or resolved) check the state only
+    after this, as batches do in SQL (verify, the award claim): a state read without the lock may
+    be gone by the time it is acted on (two upholds would release the cap room twice)."""
+    return session.scalar(select(Contribution).where(Contribution.id == contribution_id)
+                          .with_for_update(of=Contribution).execution_options(populate_existing=True)
+                          .options(selectinload(Contribution.members)))
+
+
 def _load_one(session: Session, actor: Principal, contribution_id: int) -> Contribution:
     """The ORM object, row locked (single-item paths: reject, revoke). Out of scope: 404."""
-    c = session.scalar(select(Contribution).where(Contribution.id == contribution_id).with_for_update(of=Contribution)
-                       .execution_options(populate_existing=True).options(selectinload(Contribution.members)))
+    c = lock(session, contribution_id)
     if c is None or not actor.in_scope(c.region_path):
         raise NotFound("Contribution not found.", details={"contribution_ids": [str(contribution_id)]})
     return c
@@ -355,6 +364,8 @@ def reject(session: Session, actor: Principal, contribution_id: int, reason: str
 
 
 def reject_unchecked(session: Session, actor: Principal, c: Contribution, reason: str) -> Contribution:
+    """Reject without the role and four-eyes checks. `c` must have been loaded by `lock` in
+    this transaction, so that its state is current: an in_notice one releases its cap room."""
     previous = c.state
     if previous == "in_notice":
         _release(session, c)

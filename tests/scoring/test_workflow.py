@@ -121,6 +121,52 @@ def test_an_upheld_objection_rejects_and_frees_the_cap(session, world):
     assert again.proposed_points == 10  # the rejected one's reservation was released
 
 
+def test_an_objection_outlived_by_its_contribution_is_closed_without_a_second_decision(session, world):
+    """Upheld after the contribution was rejected (another objection, a verifier): recorded,
+    and nothing else changes (no second rejection, no second release of the cap room)."""
+    tree, person, neighbour, clerk, verifier = world
+    from identity.services import participant_principal
+    from scoring.models import AwardTally, ContributionEvent
+
+    other = f.participant(session, tree.grid_a)
+    c0 = f.contribution(session, clerk, person, "INF-1", warning_colour="red", description="另一条线索")
+    c = f.contribution(session, clerk, person, "INF-1", warning_colour="red")
+    workflow.verify_many(session, verifier, [c0.id, c.id])
+    first, second = (notices.lodge(session, participant_principal(p), c.id, "重复上报") for p in (neighbour, other))
+    approver = f.staff(session, "approver", tree.town_a)
+    notices.resolve(session, approver, first.id, uphold=True, resolution="属实")
+    assert notices.resolve(session, approver, second.id, uphold=True, resolution="属实").status == "upheld"
+    assert c.state == "rejected"
+    assert [e.to_state for e in session.scalars(select(ContributionEvent).where(
+        ContributionEvent.contribution_id == c.id, ContributionEvent.to_state == "rejected"))] == ["rejected"]
+    assert session.scalar(select(AwardTally.points).where(
+        AwardTally.participant_id == person.id, AwardTally.period == c.work_date.strftime("%Y-%m"))) == 10
+    with pytest.raises(Conflict) as err:
+        notices.lodge(session, participant_principal(neighbour), c.id, "再提一次")
+    assert err.value.code == "notice_closed"
+
+
+def test_an_objection_to_an_award_already_made_is_upheld_only_after_a_revocation(session, world):
+    """Open against an award (lodged before the fix to `lodge`): upholding it alone would change
+    nothing, so it is refused until an approver revokes the award."""
+    tree, person, neighbour, clerk, verifier = world
+    from scoring.models import Objection
+
+    c = f.contribution(session, clerk, person, "MED-2")
+    workflow.verify_many(session, verifier, [c.id])
+    assert _award_all(session) == 1
+    stale = Objection(contribution_id=c.id, lodged_by=neighbour.id, text="纠纷并未化解")
+    session.add(stale)
+    session.flush()
+    approver = f.staff(session, "approver", tree.town_a)
+    with pytest.raises(Conflict) as err:
+        notices.resolve(session, approver, stale.id, uphold=True, resolution="属实")
+    assert err.value.code == "already_awarded" and stale.status == "open" and c.state == "awarded"
+    workflow.revoke(session, approver, c.id, "异议成立")
+    assert notices.resolve(session, approver, stale.id, uphold=True, resolution="属实").status == "upheld"
+    assert c.state == "revoked"
+
+
 def test_outsiders_cannot_object(session, world):
     tree, person, _n, clerk, verifier = world
     from identity.services import participant_principal
