@@ -22,11 +22,18 @@ log = logging.getLogger(__name__)
 
 @celery.task(name="scoring.award_due")
 def award_due(session: Session, batch: int = 1000) -> dict[str, Any]:
-    """Award every contribution whose public notice has ended without an open objection."""
+    """Award every contribution whose public notice has ended without an open objection.
+
+    Each batch is a unit of work of its own, committed before the next is claimed (the task's own
+    session is left unused): a run over a large backlog then holds each claimed row only for its
+    batch, so an objection lodged meanwhile waits for one batch, not the whole run; the claim's
+    savepoint stays the transaction's only subtransaction; and a run that dies keeps the batches it
+    finished (the next run takes the rest: awarding is idempotent)."""
     shards = current_app.config["SETTINGS"].system_account_shards
     total = 0
     while True:
-        done = awards.award_due(session, limit=batch, shards=shards)
+        with db.unit_of_work() as batch_session:
+            done = awards.award_due(batch_session, limit=batch, shards=shards)
         total += done
         if done < batch:
             break

@@ -206,3 +206,43 @@ def test_an_uphold_racing_a_reject_releases_the_cap_room_once(committed_factory)
     with committed_factory() as check:
         assert _month_tally(check, pid, work_date) == 10 and _rejections(check, o1) == 1
         assert check.get(Objection, o1).status == "upheld"
+
+
+def test_the_award_job_commits_batch_by_batch(committed_factory, monkeypatch):
+    """A run over a backlog commits each batch: when the worker dies in its third batch the first
+    two stay awarded (and a resident's objection never waits for the whole run), and the next run
+    takes the rest."""
+    from scoring import tasks
+
+    with committed_factory() as setup:
+        tree = f.region_tree(setup)
+        clerk, verifier = f.staff(setup, "clerk", tree.town_a), f.staff(setup, "verifier", tree.town_a)
+        made = [f.contribution(setup, clerk, f.participant(setup, tree.grid_a), "PRO-1") for _ in range(5)]
+        workflow.verify_many(setup, verifier, [c.id for c in made])
+        # Ended long ago, so the claims (oldest notice first) take these before anything else due.
+        setup.execute(update(Contribution).where(Contribution.id.in_([c.id for c in made]))
+                      .values(notice_until=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)))
+        setup.commit()
+        ids = [c.id for c in made]
+
+    real, calls = awards.award_due, []
+
+    def dies_in_the_third_batch(session: Session, **kwargs: Any) -> int:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("worker lost")
+        return real(session, **kwargs)
+
+    monkeypatch.setattr(awards, "award_due", dies_in_the_third_batch)
+    with pytest.raises(RuntimeError):
+        tasks.award_due.apply(kwargs={"batch": 2})
+
+    def awarded() -> int:
+        with committed_factory() as s:
+            return s.scalar(select(func.count()).select_from(Contribution)
+                            .where(Contribution.id.in_(ids), Contribution.state == "awarded"))
+
+    assert awarded() == 4
+    monkeypatch.setattr(awards, "award_due", real)
+    tasks.award_due.apply(kwargs={"batch": 2})
+    assert awarded() == 5
