@@ -42,10 +42,14 @@ _POSTING_COLUMNS = (Posting.id, Posting.kind, Posting.reason, Posting.actor_kind
 
 
 def verify_chains(session: Session, *, account_id: int | None = None) -> Report:
-    """Walk every chain in order; report the first broken link of each chain."""
+    """Walk every chain in order; report the first broken link of each chain.
+
+    The entry hash covers the posting's fingerprint (effective time included) but not the entry's
+    own copy of the effective time, which balance_at and statements read: it must equal the
+    posting's, or the entry was moved in time."""
     report = Report(kind="verify")
     stmt = (select(Entry.id.label("entry_id"), Entry.account_id, Entry.shard, Entry.seq, Entry.amount, Entry.balance_after,
-                   Entry.hash, *_POSTING_COLUMNS)
+                   Entry.hash, Entry.effective_at.label("entry_effective_at"), *_POSTING_COLUMNS)
             .join(Posting, Posting.id == Entry.posting_id)
             .order_by(Entry.account_id, Entry.shard, Entry.seq))
     heads = select(BalanceShard)
@@ -90,6 +94,11 @@ def verify_chains(session: Session, *, account_id: int | None = None) -> Report:
         if recomputed != row.hash or running_balance + row.amount != row.balance_after:
             report.problem(**where, problem="altered_entry",
                            detail="entry or its posting differs from what was hashed")
+            broken = True
+        elif row.entry_effective_at != row.effective_at:
+            report.problem(**where, problem="altered_entry",
+                           detail=f"entry effective at {row.entry_effective_at.isoformat()}, "
+                                  f"its posting at {row.effective_at.isoformat()}")
             broken = True
         running_hash, running_balance, next_seq = row.hash, running_balance + row.amount, next_seq + 1
     close_chain(chain)

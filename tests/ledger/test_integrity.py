@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select, text
 
 from ledger.models import Entry
-from ledger.services import integrity
+from ledger.services import accounts, integrity
 from ledger.services.chain import entry_hash, posting_fingerprint
 from tests import factories as f
 
@@ -62,6 +62,40 @@ def test_edited_posting_reason_is_caught(session, ledger_with_history):
     _restore_triggers(session)
     problems = integrity.verify_chains(session).problems
     assert {p["entry_id"] for p in problems if p["account_id"] == target.account_id} == {target.id}
+
+
+def test_entry_moved_in_time_is_named_by_verify(session, ledger_with_history):
+    """balance_at and statement windows read entries.effective_at, which the entry hash does not
+    cover: verify compares it with the posting's (which the hash does cover)."""
+    chain = _chain(session, ledger_with_history[0].id)
+    target = chain[0]
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
+    before = accounts.balance_at(session, target.account_id, later)
+    _bypass_triggers(session)
+    session.execute(text("UPDATE entries SET effective_at = effective_at + interval '3650 days' WHERE id = :i"),
+                    {"i": target.id})
+    _restore_triggers(session)
+    session.expire_all()
+    assert accounts.balance_at(session, target.account_id, later) == before - target.amount
+    report = integrity.verify_chains(session)
+    assert [(p["entry_id"], p["account_id"], p["seq"], p["problem"]) for p in report.problems] == \
+        [(target.id, target.account_id, 1, "altered_entry")]
+
+
+def test_posting_moved_in_time_with_its_entries_is_caught(session, ledger_with_history):
+    """Moving the posting along with its entries keeps them equal, but the posting's effective time
+    is in its fingerprint, which verify recomputes from the posting row."""
+    target = _chain(session, ledger_with_history[1].id)[1]
+    legs = session.scalars(select(Entry).where(Entry.posting_id == target.posting_id)).all()
+    _bypass_triggers(session)
+    session.execute(text("UPDATE postings SET effective_at = effective_at - interval '30 days' WHERE id = :p"),
+                    {"p": target.posting_id})
+    session.execute(text("UPDATE entries SET effective_at = effective_at - interval '30 days' WHERE posting_id = :p"),
+                    {"p": target.posting_id})
+    _restore_triggers(session)
+    session.expire_all()
+    problems = integrity.verify_chains(session).problems
+    assert {(p["entry_id"], p["problem"]) for p in problems} == {(leg.id, "altered_entry") for leg in legs}
 
 
 def test_deleted_entry_is_reported_missing(session, ledger_with_history):
