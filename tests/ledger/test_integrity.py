@@ -142,6 +142,29 @@ def test_reconcile_reports_a_cached_balance_that_drifted_and_fixes_nothing(sessi
     assert integrity.reconcile(session).problems == report.problems
 
 
+@pytest.mark.sqlite
+def test_reconcile_reports_entries_whose_balance_row_is_gone(any_session):
+    """Deleting a shard's balance row makes the cached balance read 0 while its entries still sum
+    to 10: reconcile starts from the entries too, not only from the balance rows."""
+    session = any_session
+    tree = f.region_tree(session)
+    account = f.account_of(session, f.participant(session, tree.grid_a))
+    f.award(session, account.id, 10)
+    assert integrity.reconcile(session).ok
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:  # SQLite has no guard on deleting balance rows
+        _bypass_triggers(session)
+    session.execute(text("DELETE FROM balances WHERE account_id = :a"), {"a": account.id})
+    if postgres:
+        _restore_triggers(session)
+    session.expire_all()
+    assert accounts.balance(session, account.id) == 0
+    report = integrity.reconcile(session)
+    assert [(p["account_id"], p["problem"], p["sum_of_entries"], p["entries"]) for p in report.problems] == \
+        [(account.id, "entries_without_balance_row", 10, 1)]
+    assert integrity.reconcile(session).problems == report.problems
+
+
 def test_daily_digest_is_recorded_once_per_day(session, ledger_with_history):
     first = integrity.record_digest(session, dt.date(2026, 2, 1))
     f.award(session, ledger_with_history[0].id, 1)
