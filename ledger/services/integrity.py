@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, null, select, union_all
 from sqlalchemy.orm import Session
 
 from infra.db import dialect_insert, utcnow
@@ -42,10 +42,14 @@ _POSTING_COLUMNS = (Posting.id, Posting.kind, Posting.reason, Posting.actor_kind
 
 
 def verify_chains(session: Session, *, account_id: int | None = None) -> Report:
-    """Walk every chain in order; report the first broken link of each chain."""
+    """Walk every chain in order; report the first broken link of each chain.
+
+    The entry hash covers the posting's fingerprint (effective time included) but not the entry's
+    own copy of the effective time, which balance_at and statements read: it must equal the
+    posting's, or the entry was moved in time."""
     report = Report(kind="verify")
     stmt = (select(Entry.id.label("entry_id"), Entry.account_id, Entry.shard, Entry.seq, Entry.amount, Entry.balance_after,
-                   Entry.hash, *_POSTING_COLUMNS)
+                   Entry.hash, Entry.effective_at.label("entry_effective_at"), *_POSTING_COLUMNS)
             .join(Posting, Posting.id == Entry.posting_id)
             .order_by(Entry.account_id, Entry.shard, Entry.seq))
     heads = select(BalanceShard)
@@ -91,6 +95,11 @@ def verify_chains(session: Session, *, account_id: int | None = None) -> Report:
             report.problem(**where, problem="altered_entry",
                            detail="entry or its posting differs from what was hashed")
             broken = True
+        elif row.entry_effective_at != row.effective_at:
+            report.problem(**where, problem="altered_entry",
+                           detail=f"entry effective at {row.entry_effective_at.isoformat()}, "
+                                  f"its posting at {row.effective_at.isoformat()}")
+            broken = True
         running_hash, running_balance, next_seq = row.hash, running_balance + row.amount, next_seq + 1
     close_chain(chain)
     for key, head in expected.items():
@@ -102,19 +111,37 @@ def verify_chains(session: Session, *, account_id: int | None = None) -> Report:
 
 
 def reconcile(session: Session) -> Report:
+    """Compare every shard's cached balance with its entries, from both sides: a shard with entries
+    but no balance row (deleted behind the triggers' back) reads as 0 to every reader."""
     report = Report(kind="reconcile")
-    sums = (select(Entry.account_id, Entry.shard, func.sum(Entry.amount).label("total"),
-                   func.count().label("n")).group_by(Entry.account_id, Entry.shard).subquery())
+    # A full outer join of balance rows and entry sums, written as UNION ALL + GROUP BY: one pass
+    # over the entries, and SQLite before 3.39 has no FULL JOIN.
+    zero = literal_column("0")
+    both = union_all(
+        select(BalanceShard.account_id, BalanceShard.shard, BalanceShard.balance.label("cached"),
+               BalanceShard.last_seq.label("cached_seq"), literal_column("1").label("has_row"),
+               zero.label("total"), zero.label("n")),
+        select(Entry.account_id, Entry.shard, null(), null(), zero, func.sum(Entry.amount), func.count())
+        .group_by(Entry.account_id, Entry.shard),
+    ).subquery()
     rows = session.execute(
-        select(BalanceShard.account_id, BalanceShard.shard, BalanceShard.balance, BalanceShard.last_seq,
-               sums.c.total, sums.c.n)
-        .outerjoin(sums, (sums.c.account_id == BalanceShard.account_id) & (sums.c.shard == BalanceShard.shard))
+        select(both.c.account_id, both.c.shard, func.sum(both.c.cached).label("cached"),
+               func.sum(both.c.cached_seq).label("cached_seq"), func.sum(both.c.has_row).label("has_row"),
+               func.sum(both.c.total).label("total"), func.sum(both.c.n).label("n"))
+        .group_by(both.c.account_id, both.c.shard)
     ).all()
+    balance_rows = 0
     for r in rows:
-        total, count = int(r.total or 0), int(r.n or 0)
-        if total != r.balance or count != r.last_seq:
+        total, count = int(r.total), int(r.n)
+        if not r.has_row:
+            report.problem(account_id=r.account_id, shard=r.shard, problem="entries_without_balance_row",
+                           cached_balance=None, sum_of_entries=total, cached_seq=None, entries=count)
+            continue
+        balance_rows += 1
+        cached, cached_seq = int(r.cached), int(r.cached_seq)
+        if total != cached or count != cached_seq:
             report.problem(account_id=r.account_id, shard=r.shard, problem="balance_mismatch",
-                           cached_balance=r.balance, sum_of_entries=total, cached_seq=r.last_seq, entries=count)
+                           cached_balance=cached, sum_of_entries=total, cached_seq=cached_seq, entries=count)
     grand = int(session.scalar(select(func.coalesce(func.sum(Entry.amount), 0))) or 0)
     if grand != 0:
         report.problem(problem="ledger_not_balanced", sum_of_all_entries=grand)
@@ -128,7 +155,7 @@ def reconcile(session: Session) -> Report:
                             .where(Entry.id.is_(None)).limit(MAX_PROBLEMS)).all()
     for posting_id in empty:
         report.problem(posting_id=posting_id, problem="posting_without_entries")
-    report.stats = {"balance_rows": len(rows), "sum_of_all_entries": grand}
+    report.stats = {"balance_rows": balance_rows, "sum_of_all_entries": grand}
     return report
 
 

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select, text
 
 from ledger.models import Entry
-from ledger.services import integrity
+from ledger.services import accounts, integrity
 from ledger.services.chain import entry_hash, posting_fingerprint
 from tests import factories as f
 
@@ -64,6 +64,40 @@ def test_edited_posting_reason_is_caught(session, ledger_with_history):
     assert {p["entry_id"] for p in problems if p["account_id"] == target.account_id} == {target.id}
 
 
+def test_entry_moved_in_time_is_named_by_verify(session, ledger_with_history):
+    """balance_at and statement windows read entries.effective_at, which the entry hash does not
+    cover: verify compares it with the posting's (which the hash does cover)."""
+    chain = _chain(session, ledger_with_history[0].id)
+    target = chain[0]
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
+    before = accounts.balance_at(session, target.account_id, later)
+    _bypass_triggers(session)
+    session.execute(text("UPDATE entries SET effective_at = effective_at + interval '3650 days' WHERE id = :i"),
+                    {"i": target.id})
+    _restore_triggers(session)
+    session.expire_all()
+    assert accounts.balance_at(session, target.account_id, later) == before - target.amount
+    report = integrity.verify_chains(session)
+    assert [(p["entry_id"], p["account_id"], p["seq"], p["problem"]) for p in report.problems] == \
+        [(target.id, target.account_id, 1, "altered_entry")]
+
+
+def test_posting_moved_in_time_with_its_entries_is_caught(session, ledger_with_history):
+    """Moving the posting along with its entries keeps them equal, but the posting's effective time
+    is in its fingerprint, which verify recomputes from the posting row."""
+    target = _chain(session, ledger_with_history[1].id)[1]
+    legs = session.scalars(select(Entry).where(Entry.posting_id == target.posting_id)).all()
+    _bypass_triggers(session)
+    session.execute(text("UPDATE postings SET effective_at = effective_at - interval '30 days' WHERE id = :p"),
+                    {"p": target.posting_id})
+    session.execute(text("UPDATE entries SET effective_at = effective_at - interval '30 days' WHERE posting_id = :p"),
+                    {"p": target.posting_id})
+    _restore_triggers(session)
+    session.expire_all()
+    problems = integrity.verify_chains(session).problems
+    assert {(p["entry_id"], p["problem"]) for p in problems} == {(leg.id, "altered_entry") for leg in legs}
+
+
 def test_deleted_entry_is_reported_missing(session, ledger_with_history):
     chain = _chain(session, ledger_with_history[2].id)
     _bypass_triggers(session)
@@ -105,6 +139,29 @@ def test_reconcile_reports_a_cached_balance_that_drifted_and_fixes_nothing(sessi
     session.execute(text("UPDATE balances SET balance = balance + 1 WHERE account_id = :a"), {"a": account_id})
     report = integrity.reconcile(session)
     assert [p["account_id"] for p in report.problems if p["problem"] == "balance_mismatch"] == [account_id]
+    assert integrity.reconcile(session).problems == report.problems
+
+
+@pytest.mark.sqlite
+def test_reconcile_reports_entries_whose_balance_row_is_gone(any_session):
+    """Deleting a shard's balance row makes the cached balance read 0 while its entries still sum
+    to 10: reconcile starts from the entries too, not only from the balance rows."""
+    session = any_session
+    tree = f.region_tree(session)
+    account = f.account_of(session, f.participant(session, tree.grid_a))
+    f.award(session, account.id, 10)
+    assert integrity.reconcile(session).ok
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:  # SQLite has no guard on deleting balance rows
+        _bypass_triggers(session)
+    session.execute(text("DELETE FROM balances WHERE account_id = :a"), {"a": account.id})
+    if postgres:
+        _restore_triggers(session)
+    session.expire_all()
+    assert accounts.balance(session, account.id) == 0
+    report = integrity.reconcile(session)
+    assert [(p["account_id"], p["problem"], p["sum_of_entries"], p["entries"]) for p in report.problems] == \
+        [(account.id, "entries_without_balance_row", 10, 1)]
     assert integrity.reconcile(session).problems == report.problems
 
 
