@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from tests import factories as f
 
+PASSWORD = "long-enough-password"
+
 
 def _ids(client, headers: dict[str, str], q: str) -> list[int]:
     return [r["id"] for r in client.get("/api/v1/admin/accounts", query_string={"q": q}, headers=headers).json["items"]]
@@ -30,3 +32,14 @@ def test_readers_who_see_names_in_full_still_search_by_fragment(client, session)
     clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
     assert account.id in _ids(client, clerk, "秀")
     assert account.id not in _ids(client, clerk, "丽")
+
+
+def test_staff_with_a_scope_outside_mine_names_scope_region_id(client, session):
+    """The 404 points at the body's field, not at `region_id`, which the body does not have."""
+    tree = f.region_tree(session)
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.town_a).id)
+    r = client.post("/api/v1/admin/staff", headers=admin, json={
+        "username": f.unique("clerk"), "display_name": "x", "role": "clerk", "scope_region_id": tree.town_b.id,
+        "password": PASSWORD})
+    assert r.status_code == 404
+    assert set(r.json["error"]["details"]) == {"scope_region_id"}, r.json
