@@ -275,7 +275,7 @@ def find_accounts(session: Session, actor: Principal, *, q: str | None = None, r
     return out, (out[-1].account.id if len(rows) > limit else None)
 
 
-_ACCOUNT_CODE = re.compile(r"^(?:(?:participant|partner):\d+|issuance|adjustment|escrow)$")
+_ACCOUNT_CODE = re.compile(r"^(?:(?:participant|partner):[0-9]+|issuance|adjustment|escrow)\Z")
 
 
 def query_for_audit(q: str) -> dict[str, str]:

@@ -2,6 +2,7 @@
 from fragments, or creating a look-alike user with a name that differs by a trailing newline."""
 from __future__ import annotations
 
+from identity.models import Partner, StaffUser
 from tests import factories as f
 
 PASSWORD = "long-enough-password"
@@ -43,3 +44,28 @@ def test_staff_with_a_scope_outside_mine_names_scope_region_id(client, session):
         "password": PASSWORD})
     assert r.status_code == 404
     assert set(r.json["error"]["details"]) == {"scope_region_id"}, r.json
+
+
+def test_staff_username_with_trailing_newline_is_refused(client, session):
+    """`$` matches before a final newline: "name\\n" passed the pattern and the exact-match
+    uniqueness check, and made a second user that looks like the first."""
+    tree = f.region_tree(session)
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    name = f.unique("clerk")
+    body = {"username": name, "display_name": "x", "role": "clerk", "scope_region_id": tree.town_a.id,
+            "password": PASSWORD}
+    assert client.post("/api/v1/admin/staff", headers=admin, json=body).status_code == 201
+    for twin in (name + "\n", "\n" + name, name + " "):
+        r = client.post("/api/v1/admin/staff", headers=admin, json={**body, "username": twin})
+        assert r.status_code == 422 and set(r.json["error"]["details"]) == {"username"}, (twin, r.json)
+    assert session.query(StaffUser).filter(StaffUser.username.startswith(name)).count() == 1
+
+
+def test_partner_code_with_trailing_newline_is_refused(client, session):
+    tree = f.region_tree(session)
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    code = f.unique("P")
+    r = client.post("/api/v1/admin/partners", headers=admin,
+                    json={"code": code + "\n", "name": "惠民超市", "region_id": tree.town_a.id})
+    assert r.status_code == 422 and set(r.json["error"]["details"]) == {"code"}, r.json
+    assert session.query(Partner).filter(Partner.code.startswith(code)).count() == 0
