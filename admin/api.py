@@ -47,7 +47,8 @@ class AccountSearch(MethodView):
     @blp.alt_response(200, schema=MaskedAccountPageOut, description="As seen by auditors (names masked)",
                       success=True)
     def get(self, args: dict[str, Any], actor: Principal) -> Any:
-        """Find accounts within my scope by name, phone fragment, region or kind."""
+        """Find accounts within my scope by name, phone (whole or last four digits), account code, region
+        or kind. Auditors, who read names masked, find a name only by the whole of it."""
         region_path = get_region(db.session, args["region_id"], actor).path if args["region_id"] else None
         rows, nxt = accounts.find_accounts(db.session, actor, q=args["q"], region_path=region_path, kind=args["kind"],
                                            limit=args["limit"], after_id=args["after"])

@@ -44,7 +44,7 @@ class ParticipantContactOut(ParticipantOut):
 
 
 class StaffIn(LoadSchema):
-    username = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_.-]{3,50}$",
+    username = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_.-]{3,50}\Z",
                                                                      error="3-50 lowercase letters, digits, _ . -"))
     display_name = fields.String(required=True, validate=validate.Length(min=1, max=50))
     role = fields.String(required=True, validate=validate.OneOf(STAFF_ROLES))
@@ -63,7 +63,7 @@ class StaffOut(DumpSchema):
 
 
 class PartnerIn(LoadSchema):
-    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{2,32}$"))
+    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{2,32}\Z"))
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     name_en = fields.String(load_default=None, validate=validate.Length(max=100))
     region_id = Id(required=True)

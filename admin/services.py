@@ -42,11 +42,11 @@ def create_staff_user(session: Session, actor: Principal, *, username: str, disp
                       scope_region_id: int, password: str, participant_id: int | None) -> StaffUser:
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin creates staff users.", code="role_required")
-    scope = identity.get_region(session, scope_region_id, actor)
+    scope = identity.get_region(session, scope_region_id, actor, field="scope_region_id")
     if role in ("admin", "approver") and not identity.is_county_scope(actor):
         raise Forbidden("Only a county admin creates admins and approvers.", code="scope_required")
     if participant_id is not None:
-        identity.get_participant_in_scope(session, actor, participant_id)
+        identity.get_participant_in_scope(session, actor, participant_id, field="participant_id")
     user = identity.create_staff(session, username=username, display_name=display_name, role=role, scope=scope,
                                  password=password, participant_id=participant_id)
     identity.audit(session, actor, "staff.create", object_type="staff_user", object_id=user.id,

@@ -5,7 +5,7 @@ from marshmallow import fields, validate
 
 from infra.api import DumpSchema, LoadSchema
 
-PHONE = validate.Regexp(r"^1\d{10}$", error="A mainland mobile number: 11 digits starting with 1.")
+PHONE = validate.Regexp(r"^1[0-9]{10}\Z", error="A mainland mobile number: 11 digits starting with 1.")
 
 
 class StaffLoginIn(LoadSchema):

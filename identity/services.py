@@ -39,11 +39,13 @@ def create_region(session: Session, *, level: str, code: str, name: str, parent:
     return region
 
 
-def get_region(session: Session, region_id: int, actor: Principal | None = None) -> Region:
-    """The region, if it exists and (given an actor) lies in the actor's scope; one 404 either way."""
+def get_region(session: Session, region_id: int, actor: Principal | None = None, *,
+               field: str = "region_id") -> Region:
+    """The region, if it exists and (given an actor) lies in the actor's scope; one 404 either way.
+    `field` is the request's name for the id (scope_region_id, township_id), so the 404 points at it."""
     region = session.get(Region, region_id)
     if region is None or (actor is not None and not actor.in_scope(region.path)):
-        raise NotFound("Region not found.", details={"region_id": ["No such region in your scope."]})
+        raise NotFound("Region not found.", details={field: ["No such region in your scope."]})
     return region
 
 
@@ -314,11 +316,14 @@ def get_outlet_in_scope(session: Session, actor: Principal, outlet_id: int) -> O
     return outlet
 
 
-def get_participant_in_scope(session: Session, actor: Principal, participant_id: int) -> Participant:
-    """Object-level check: a participant sees only themselves; staff only inside their scope."""
+def get_participant_in_scope(session: Session, actor: Principal, participant_id: int, *,
+                             field: str | None = None) -> Participant:
+    """Object-level check: a participant sees only themselves; staff only inside their scope.
+    Given the body field the id came in (`field`), the 404 names it; an id in the URL needs none."""
     person = session.get(Participant, participant_id)
     visible = person is not None and (
         (actor.kind == "participant" and actor.id == person.id) or actor.in_scope(person.region_path))
     if not visible:
-        raise NotFound("Participant not found.")
+        raise NotFound("Participant not found.",
+                       details={field: ["No such participant in your scope."]} if field else None)
     return person  # type: ignore[return-value]

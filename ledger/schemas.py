@@ -123,7 +123,8 @@ MaskedAccountPageOut = page_schema(MaskedAccountRowOut, "MaskedAccountPageOut")
 
 class AccountSearchArgs(LoadSchema):
     q = fields.String(load_default=None, validate=validate.Length(min=1, max=50),
-                      metadata={"description": "Part of a name or phone number, or an account code"})
+                      metadata={"description": "Part of a name (the whole name for auditors, who see names masked), "
+                                                "a whole phone number or its last four digits, or an account code"})
     region_id = Id(load_default=None)
     kind = fields.String(load_default=None, validate=validate.OneOf(
         ["participant", "issuance", "partner", "adjustment"]))

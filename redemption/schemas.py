@@ -9,7 +9,7 @@ from redemption.models import FAMILIES
 from redemption.services.common import yuan
 from redemption.services.eligibility import REASONS
 
-CODE = validate.Regexp(r"^\d{8}$", error="Eight digits.")
+CODE = validate.Regexp(r"^[0-9]{8}\Z", error="Eight digits.")
 
 
 
@@ -134,7 +134,7 @@ class RefundOut(DumpSchema):
 
 
 class MonthArgs(LoadSchema):
-    month = fields.String(required=True, validate=validate.Regexp(r"^20\d\d-(0[1-9]|1[0-2])$", error="YYYY-MM"))
+    month = fields.String(required=True, validate=validate.Regexp(r"^20[0-9][0-9]-(0[1-9]|1[0-2])\Z", error="YYYY-MM"))
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv", "xlsx"]))
 
 
@@ -164,7 +164,7 @@ class SettlementOut(DumpSchema):
 
 
 class ScenarioIn(LoadSchema):
-    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z0-9-]{2,16}$"))
+    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z0-9-]{2,16}\Z"))
     family = fields.String(required=True, validate=validate.OneOf(FAMILIES))
     name_zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
     name_en = fields.String(required=True, validate=validate.Length(min=1, max=200))

@@ -31,12 +31,12 @@ class CaseRecordIn(LoadSchema):
 
 
 class ContributionIn(LoadSchema):
-    indicator_code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}-\d{1,2}$"))
+    indicator_code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}-[0-9]{1,2}\Z"))
     work_date = fields.Date(required=True)
     description = fields.String(required=True, validate=validate.Length(min=4, max=2000))
     members = fields.List(fields.Nested(MemberIn), validate=validate.Length(min=1, max=20),
                           metadata={"description": "Participants; for a participant's own submission, may be omitted"})
-    conflict_item = fields.String(load_default=None, validate=validate.Regexp(r"^C\d-\d{2}$"))
+    conflict_item = fields.String(load_default=None, validate=validate.Regexp(r"^C[0-9]-[0-9]{2}\Z"))
     warning_colour = fields.String(load_default=None, validate=validate.OneOf(COLOURS))
     case_record = fields.Nested(CaseRecordIn, load_default=dict)
     quantity = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1000))
@@ -190,7 +190,7 @@ class NoticeOut(DumpSchema):
 
 
 class IndicatorSchema(LoadSchema):
-    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}-\d{1,2}$"))
+    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}-[0-9]{1,2}\Z"))
     class_ = fields.String(required=True, data_key="class", validate=validate.OneOf(CLASSES))
     name_zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
     name_en = fields.String(required=True, validate=validate.Length(min=1, max=200))

@@ -17,7 +17,7 @@ from infra.db import dialect_insert
 from infra.errors import NotFound
 from infra.security import mask_name, mask_phone
 from identity.models import Participant, Partner, Region
-from identity.services import is_county_scope
+from identity.services import is_county_scope, sees_full_names
 from ledger.models import Account, BalanceShard, Entry, Posting
 
 ISSUANCE = "issuance"
@@ -237,7 +237,7 @@ class AccountRow:
 
 def find_accounts(session: Session, actor: Principal, *, q: str | None = None, region_path: str | None = None,
                   kind: str | None = None, limit: int = 20, after_id: int | None = None) -> tuple[list[AccountRow], int | None]:
-    """Accounts the staff member may see, filtered by name / phone fragment / region."""
+    """Accounts the staff member may see, filtered by name / phone / account code / region."""
     bal = (select(BalanceShard.account_id, func.sum(BalanceShard.balance).label("balance"))
            .group_by(BalanceShard.account_id).subquery())
     stmt = (select(Account, bal.c.balance, Participant)
@@ -263,7 +263,11 @@ def find_accounts(session: Session, actor: Principal, *, q: str | None = None, r
             phone_match = Participant.phone.endswith(text)
         else:
             phone_match = false()
-        stmt = stmt.where(or_(Participant.name.contains(text, autoescape=True), phone_match, Account.code == text))
+        # Names likewise: a reader who sees them masked (张*梅) matches only a whole name, or a
+        # fragment search would confirm the hidden characters one guess at a time.
+        name_match = (Participant.name.contains(text, autoescape=True) if sees_full_names(actor)
+                      else Participant.name == text)
+        stmt = stmt.where(or_(name_match, phone_match, Account.code == text))
     if after_id is not None:
         stmt = stmt.where(Account.id > after_id)
     rows = session.execute(stmt).all()
@@ -271,7 +275,7 @@ def find_accounts(session: Session, actor: Principal, *, q: str | None = None, r
     return out, (out[-1].account.id if len(rows) > limit else None)
 
 
-_ACCOUNT_CODE = re.compile(r"^(?:(?:participant|partner):\d+|issuance|adjustment|escrow)$")
+_ACCOUNT_CODE = re.compile(r"^(?:(?:participant|partner):[0-9]+|issuance|adjustment|escrow)\Z")
 
 
 def query_for_audit(q: str) -> dict[str, str]:

@@ -92,8 +92,9 @@ def _check_reversible(session: Session, original: Posting) -> None:
                        details={"posting_id": [f"Reversed by posting {done}."]})
 
 
-def posting_region(session: Session, actor: Principal, posting: Posting) -> str:
-    """The posting's region for scope checks: its participant's, else the county's."""
+def posting_region(session: Session, actor: Principal, posting: Posting, *, field: str | None = None) -> str:
+    """The posting's region for scope checks: its participant's, else the county's. Outside the
+    actor's scope it is a 404 like a missing posting, naming `field` when the id came in a body."""
     paths = []
     for entry in posting.entries:
         account = session.get(Account, entry.account_id)
@@ -105,8 +106,13 @@ def posting_region(session: Session, actor: Principal, posting: Posting) -> str:
         assert account is not None
         paths.append(accounts.account_region_path(session, account))
     if not all(actor.in_scope(p) for p in paths):
-        raise NotFound("Posting not found.", code="posting_not_found")
+        raise NotFound("Posting not found.", code="posting_not_found", details=_no_posting(field))
     return paths[0]
+
+
+def _no_posting(field: str | None) -> dict[str, list[str]] | None:
+    """The 404's details: missing and out of scope read the same, so neither reveals the other."""
+    return {field: ["No such posting in your scope."]} if field else None
 
 
 def _beneficiaries(session: Session, posting: Posting) -> set[int]:
@@ -165,7 +171,7 @@ def request_adjustment(session: Session, actor: Principal, *, participant_id: in
     """Small adjustments post at once; larger ones wait for an approver."""
     if not actor.has_role(*REQUESTER_ROLES):
         raise Forbidden("Your role does not allow adjustments.", code="role_required")
-    person = get_participant_in_scope(session, actor, participant_id)
+    person = get_participant_in_scope(session, actor, participant_id, field="participant_id")
     _refuse_self_dealing(actor, {person.id})
     if amount == 0:
         raise ValidationFailed("Amount must not be zero.", details={"amount": ["Must not be zero."]})
@@ -215,8 +221,8 @@ def request_reversal(session: Session, actor: Principal, *, posting_id: int, rea
         raise Forbidden("Your role does not allow reversals.", code="role_required")
     posting = session.get(Posting, posting_id)
     if posting is None:
-        raise NotFound("Posting not found.", code="posting_not_found")
-    region = posting_region(session, actor, posting)
+        raise NotFound("Posting not found.", code="posting_not_found", details=_no_posting("posting_id"))
+    region = posting_region(session, actor, posting, field="posting_id")
     _refuse_counter_posting(posting)
     if posting.source_type in MANAGED_SOURCES:
         raise Conflict("This posting is corrected where it came from.", code="managed_source",

@@ -98,10 +98,11 @@ def check(s: Scenario) -> None:
         raise ValidationFailed("The scenario is invalid.", details=problems)
 
 
-def _partner_in_scope(session: Session, actor: Principal, partner_id: int) -> Partner:
+def _partner_in_scope(session: Session, actor: Principal, partner_id: int, *, field: str | None = None) -> Partner:
+    """One 404 for missing and out of scope; it names `field` when the id came in the body."""
     partner = session.get(Partner, partner_id)
     if partner is None or not actor.in_scope(partner_path(session, partner)):
-        raise NotFound("Partner not found.")
+        raise NotFound("Partner not found.", details={field: ["No such partner in your scope."]} if field else None)
     return partner
 
 
@@ -130,7 +131,7 @@ def list_all(session: Session, *, partner_id: int | None = None, family: str | N
 def create(session: Session, actor: Principal, values: dict[str, Any]) -> Scenario:
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin manages scenarios.", code="role_required")
-    partner = _partner_in_scope(session, actor, values["partner_id"])
+    partner = _partner_in_scope(session, actor, values["partner_id"], field="partner_id")
     if session.scalar(select(Scenario.id).where(Scenario.code == values["code"])):
         raise Conflict("Scenario code taken.", details={"code": ["Already taken."]})
     outlet_ids = values.pop("outlet_ids")

@@ -67,23 +67,26 @@ def _month_bounds(month: str, timezone: str) -> tuple[dt.datetime, dt.datetime]:
     return start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
 
 
-def visible_partner(session: Session, actor: Principal, partner_id: int) -> Partner:
-    """Staff in scope, or any outlet of the partner itself."""
+def visible_partner(session: Session, actor: Principal, partner_id: int, *, field: str | None = None) -> Partner:
+    """Staff in scope, or any outlet of the partner itself. One 404 for missing and out of reach,
+    naming `field` when the id came in the request."""
     partner = session.get(Partner, partner_id)
+    missing = NotFound("Partner not found.", details={field: ["No such partner in your scope."]} if field else None)
     if partner is None:
-        raise NotFound("Partner not found.")
+        raise missing
     if actor.kind == "outlet":
         if actor.partner_id != partner.id:
-            raise NotFound("Partner not found.")
+            raise missing
     elif not actor.is_staff or not actor.in_scope(partner_path(session, partner)):
-        raise NotFound("Partner not found.")
+        raise missing
     elif not actor.has_role("approver", "auditor", "clerk"):
         raise Forbidden("Your role does not see settlements.", code="role_required")
     return partner
 
 
-def settle(session: Session, actor: Principal, partner_id: int, month: str, timezone: str) -> Settlement:
-    partner = visible_partner(session, actor, partner_id)
+def settle(session: Session, actor: Principal, partner_id: int, month: str, timezone: str, *,
+           field: str | None = None) -> Settlement:
+    partner = visible_partner(session, actor, partner_id, field=field)
     start, end = _month_bounds(month, timezone)
     result = Settlement(partner=partner, month=month, timezone=timezone)
     # An outlet sees only its own counter's redemptions; staff see the partner's whole month.

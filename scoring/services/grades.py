@@ -98,7 +98,7 @@ def candidates(session: Session, actor: Principal, *, township_id: int, year: in
     """Participants of a township ranked by points earned in the year, above the honour's threshold."""
     if honour not in HONOURS:
         raise ValidationFailed("Unknown honour.", details={"honour": [f"One of {', '.join(HONOURS)}."]})
-    township = get_region(session, township_id, actor)
+    township = get_region(session, township_id, actor, field="township_id")
     if township.level != "township":
         raise ValidationFailed("Choose a township.", details={"township_id": ["Not a township."]})
     year_end = dt.date(year, 12, 31)
@@ -131,7 +131,7 @@ def nominate(session: Session, actor: Principal, *, year: int, honour: str, part
              note: str | None) -> Nomination:
     if not actor.has_role("verifier", "approver"):
         raise Forbidden("Only a verifier or approver records nominations.", code="role_required")
-    person = get_participant_in_scope(session, actor, participant_id)
+    person = get_participant_in_scope(session, actor, participant_id, field="participant_id")
     if actor.participant_id == person.id:
         raise Forbidden("You cannot nominate yourself.", code="self_dealing")
     township_path = "/".join(person.region_path.split("/")[:3]) + "/"
@@ -161,7 +161,7 @@ def export(session: Session, actor: Principal, rows: list[Candidate], *, townshi
            fmt: str) -> list[list[Any]]:
     """The rows of a download, audited where the township's auditors see it. Names are full only
     for staff who work with people; an auditor's copy masks them as the screen does."""
-    township = get_region(session, township_id, actor)
+    township = get_region(session, township_id, actor, field="township_id")
     audit(session, actor, "honour.export", object_type="township", object_id=township.id, region_path=township.path,
           details={"year": year, "honour": honour, "format": fmt})
     return export_rows(session, rows, full_names=sees_full_names(actor))

@@ -262,3 +262,31 @@ def test_a_counter_reversal_requested_before_the_fix_cannot_be_approved(session,
     assert err.value.code == "managed_source" and accounts.balance(session, account.id) == balance
     rejected = corrections.decide(session, approver, old.id, approve=False, note="到柜台退款", adjustment_shards=f.SHARDS)
     assert rejected.status == "rejected"
+
+
+MISSING = 9_000_000_000
+
+
+def test_reversal_of_an_unknown_or_unseen_posting_names_posting_id(client, session, world):
+    """Missing and out of scope answer alike (nothing about existence), and name the body field."""
+    tree, _person, account = world
+    posting_id = f.award(session, account.id, 3).posting_id
+    stranger = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_b).id)
+    bodies = []
+    for target in (MISSING, posting_id):
+        r = client.post("/api/v1/admin/reversals", headers=stranger, json={"posting_id": target, "reason": "误发积分"})
+        assert r.status_code == 404 and set(r.json["error"]["details"]) == {"posting_id"}, r.json
+        bodies.append(r.json)
+    assert bodies[0] == bodies[1]
+
+
+def test_adjustment_for_an_unknown_or_unseen_participant_names_participant_id(client, session, world):
+    tree, person, _account = world
+    stranger = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_b).id)
+    bodies = []
+    for target in (MISSING, person.id):
+        r = client.post("/api/v1/admin/adjustments", headers=stranger,
+                        json={"participant_id": target, "amount": 5, "reason": "补录"})
+        assert r.status_code == 404 and set(r.json["error"]["details"]) == {"participant_id"}, r.json
+        bodies.append(r.json)
+    assert bodies[0] == bodies[1]

@@ -1,0 +1,71 @@
+"""What a staff member's search and staff form cannot be used for: rebuilding a masked name
+from fragments, or creating a look-alike user with a name that differs by a trailing newline."""
+from __future__ import annotations
+
+from identity.models import Partner, StaffUser
+from tests import factories as f
+
+PASSWORD = "long-enough-password"
+
+
+def _ids(client, headers: dict[str, str], q: str) -> list[int]:
+    return [r["id"] for r in client.get("/api/v1/admin/accounts", query_string={"q": q}, headers=headers).json["items"]]
+
+
+def test_auditor_cannot_unmask_a_name_by_searching_fragments(client, session):
+    """Auditors read 张*梅; if a fragment search matched, searching 秀 (found) and 丽 (not found)
+    would give the hidden character away, as phone fragments would give away a masked number."""
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a, name="张秀梅")
+    account = f.account_of(session, person)
+    auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.town_a).id)
+    listed = client.get("/api/v1/admin/accounts", query_string={"q": "张秀梅"}, headers=auditor).json["items"]
+    assert [r["participant"]["name"] for r in listed if r["id"] == account.id] == ["张*梅"]
+    for fragment in ("秀", "丽", "张", "梅", "张秀", "秀梅", "张*梅"):
+        assert account.id not in _ids(client, auditor, fragment), fragment
+    assert account.id in _ids(client, auditor, f"participant:{person.id}")  # by account code, as before
+
+
+def test_readers_who_see_names_in_full_still_search_by_fragment(client, session):
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a, name="张秀梅")
+    account = f.account_of(session, person)
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    assert account.id in _ids(client, clerk, "秀")
+    assert account.id not in _ids(client, clerk, "丽")
+
+
+def test_staff_with_a_scope_outside_mine_names_scope_region_id(client, session):
+    """The 404 points at the body's field, not at `region_id`, which the body does not have."""
+    tree = f.region_tree(session)
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.town_a).id)
+    r = client.post("/api/v1/admin/staff", headers=admin, json={
+        "username": f.unique("clerk"), "display_name": "x", "role": "clerk", "scope_region_id": tree.town_b.id,
+        "password": PASSWORD})
+    assert r.status_code == 404
+    assert set(r.json["error"]["details"]) == {"scope_region_id"}, r.json
+
+
+def test_staff_username_with_trailing_newline_is_refused(client, session):
+    """`$` matches before a final newline: "name\\n" passed the pattern and the exact-match
+    uniqueness check, and made a second user that looks like the first."""
+    tree = f.region_tree(session)
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    name = f.unique("clerk")
+    body = {"username": name, "display_name": "x", "role": "clerk", "scope_region_id": tree.town_a.id,
+            "password": PASSWORD}
+    assert client.post("/api/v1/admin/staff", headers=admin, json=body).status_code == 201
+    for twin in (name + "\n", "\n" + name, name + " "):
+        r = client.post("/api/v1/admin/staff", headers=admin, json={**body, "username": twin})
+        assert r.status_code == 422 and set(r.json["error"]["details"]) == {"username"}, (twin, r.json)
+    assert session.query(StaffUser).filter(StaffUser.username.startswith(name)).count() == 1
+
+
+def test_partner_code_with_trailing_newline_is_refused(client, session):
+    tree = f.region_tree(session)
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    code = f.unique("P")
+    r = client.post("/api/v1/admin/partners", headers=admin,
+                    json={"code": code + "\n", "name": "惠民超市", "region_id": tree.town_a.id})
+    assert r.status_code == 422 and set(r.json["error"]["details"]) == {"code"}, r.json
+    assert session.query(Partner).filter(Partner.code.startswith(code)).count() == 0
