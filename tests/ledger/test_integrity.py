@@ -5,6 +5,7 @@ import datetime as dt
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from ledger.models import Entry
 from ledger.services import accounts, integrity
@@ -151,12 +152,16 @@ def test_reconcile_reports_entries_whose_balance_row_is_gone(any_session):
     account = f.account_of(session, f.participant(session, tree.grid_a))
     f.award(session, account.id, 10)
     assert integrity.reconcile(session).ok
-    postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres:  # SQLite has no guard on deleting balance rows
+    delete = text("DELETE FROM balances WHERE account_id = :a")
+    with pytest.raises(DBAPIError, match="DELETE refused"), session.begin_nested():
+        session.execute(delete, {"a": account.id})  # both databases refuse it...
+    if session.get_bind().dialect.name == "postgresql":  # ...until their owner steps round the guard
         _bypass_triggers(session)
-    session.execute(text("DELETE FROM balances WHERE account_id = :a"), {"a": account.id})
-    if postgres:
+        session.execute(delete, {"a": account.id})
         _restore_triggers(session)
+    else:
+        session.execute(text("DROP TRIGGER balances_no_delete"))  # (rolled back with the test)
+        session.execute(delete, {"a": account.id})
     session.expire_all()
     assert accounts.balance(session, account.id) == 0
     report = integrity.reconcile(session)
