@@ -189,7 +189,8 @@ class DigestExport(MethodView):
     @require("staff", "auditor")
     @blp.response(200, DigestOut)
     def get(self, day: str, actor: Principal) -> Any:
-        """One day's digest with every head: download it and keep it outside the database."""
+        """One day's digest with every head: download it and keep it outside the database. `day` is
+        the county's date (Asia/Shanghai) the nightly job labels it with, not the UTC date."""
         _county_only(actor)
         try:
             when = dt.date.fromisoformat(day)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, Task
+from celery.schedules import BaseSchedule
 from flask import Flask
 
 from infra.db import db
@@ -27,7 +28,10 @@ class UnitOfWorkTask(Task):
 celery = Celery("jieyou", task_cls=UnitOfWorkTask)
 
 
-def init_celery(app: Flask, broker_url: str, result_backend: str, beat_schedule: dict[str, Any]) -> Celery:
+def init_celery(app: Flask, broker_url: str, result_backend: str, beat_schedule: dict[str, Any],
+                timezone: str = "Asia/Shanghai") -> Celery:
+    """`timezone` is the county's (the `local_timezone` setting): beat reads crontab hours in it, and
+    the jobs label their day with the same calendar (`infra.clock.local_date`), so they agree."""
     UnitOfWorkTask.flask_app = app
     celery.conf.update(
         broker_url=broker_url or "memory://",
@@ -39,10 +43,15 @@ def init_celery(app: Flask, broker_url: str, result_backend: str, beat_schedule:
         worker_prefetch_multiplier=1,
         task_serializer="json",
         accept_content=["json"],
-        timezone="Asia/Shanghai",
+        timezone=timezone,
         enable_utc=True,
         beat_schedule=beat_schedule,
         broker_connection_retry_on_startup=True,
     )
+    celery.__dict__.pop("timezone", None)  # cached from the setting; a second app may name another zone
+    for entry in beat_schedule.values():  # read in our timezone, whichever Celery app is "current"
+        if isinstance(entry["schedule"], BaseSchedule):
+            entry["schedule"].app = celery
+            entry["schedule"].__dict__.pop("tz", None)
     app.extensions["celery"] = celery
     return celery

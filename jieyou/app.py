@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None, *, engine: Any = None) -> Flask
                          distrust=distrust_outlet)
     init_i18n(app, settings.default_locale, Path(__file__).resolve().parent / "translations")
     limiter.init_app(app)
-    init_celery(app, settings.broker_url, settings.result_backend, BEAT_SCHEDULE)
+    init_celery(app, settings.broker_url, settings.result_backend, BEAT_SCHEDULE, settings.local_timezone)
 
     app.url_map.converters["int"] = BoundedIntegerConverter  # before any route is added
     api = Api(app)

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from identity import services as identity
 from identity.models import Participant, Region
 from infra.auth import SYSTEM
+from infra.clock import local_date
 from infra.config import Settings
 from infra.db import db
 from infra.scheduler import start_inprocess_beat
@@ -138,14 +139,21 @@ def ledger_reconcile() -> None:
 
 
 @ledger.command("digest")
-@click.option("--day", default=None, help="YYYY-MM-DD; default today (UTC)")
+@click.option("--day", default=None, help="YYYY-MM-DD; default today in the county's time zone (the "
+              "local_timezone setting, Asia/Shanghai), the day the 02:30 nightly job labels")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the export here (else stdout).")
 def ledger_digest(day: str | None, out: str | None) -> None:
-    """Record (once per day) and export the chain-head digest, to keep outside the database."""
-    when = dt.date.fromisoformat(day) if day else dt.datetime.now(dt.timezone.utc).date()
+    """Record (once per day) and export the chain-head digest, to keep outside the database.
+
+    The day is the county's date, the one the 02:30 (local) nightly job labels, so a run during the
+    day exports that night's snapshot rather than recording one of its own under another label."""
+    try:
+        when = dt.date.fromisoformat(day) if day else None
+    except ValueError:
+        raise click.BadParameter("use YYYY-MM-DD", param_hint="--day") from None
     app = _app()
     with app.app_context(), db.unit_of_work() as session:
-        document = integrity.export_digest(integrity.record_digest(session, when))
+        document = integrity.export_digest(integrity.record_digest(session, when or local_date()))
     text = json.dumps(document, ensure_ascii=False, indent=1)
     if out:
         Path(out).write_text(text)

@@ -12,6 +12,7 @@ from identity import services as identity
 from identity.models import Outlet, Participant
 from identity.services import participant_principal
 from infra.auth import Principal
+from infra.clock import local_date, local_midnight
 from infra.config import Settings
 from infra.db import db
 from infra.security import hash_password
@@ -57,6 +58,23 @@ CASE = {"look": "到现场察看矛盾情况", "listen": "分别听取双方诉�
         "explain": "讲解相关法律和政策", "record": "签订调解协议并归档"}
 
 
+def demo_days(now: dt.datetime, months: int = 11) -> tuple[dt.date, list[dt.date]]:
+    """The county's today at `now` and the last days of the `months` months before its month,
+    oldest first. Local, not UTC: from 00:00 to 08:00 in Shanghai UTC's day (and, on the 1st,
+    month) is the one before, and work dated "today" would fall in the wrong month."""
+    today = local_date(now)
+    ends = [today.replace(day=1) - dt.timedelta(days=1)]
+    while len(ends) < months:
+        ends.append(ends[-1].replace(day=1) - dt.timedelta(days=1))
+    return today, ends[::-1]
+
+
+def month_evening(day: dt.date) -> dt.datetime:
+    """18:00 in the county on `day`: a month's work is verified on its own last evening, locally
+    (18:00 UTC would be 02:00 on the next month's first day in Shanghai)."""
+    return (local_midnight(day) + dt.timedelta(hours=18)).astimezone(dt.timezone.utc)
+
+
 def _scoring_history(session, rng, people, staff, now):  # type: ignore[no-untyped-def]
     """A year of contributions through the real workflow: reported by the women themselves,
     verified by the county approver, publicly noticed, awarded by the award job; the current
@@ -65,7 +83,7 @@ def _scoring_history(session, rng, people, staff, now):  # type: ignore[no-untyp
     by_village: dict[str, list] = {}
     for person in people:
         by_village.setdefault(person.region_path.rsplit("/", 2)[0], []).append(person)
-    today = now.date()
+    today, month_ends = demo_days(now)
     # Some women are far more active than others: that is what makes grades differ.
     activity = {p.id: rng.choice(([6, 3, 1, 0, 0, 0, 0],) * 3 + ([2, 4, 3, 1, 0, 0, 0],) * 4
                                  + ([0, 1, 2, 3, 2, 1, 1],) * 2 + ([0, 0, 1, 2, 3, 3, 3],))
@@ -86,13 +104,10 @@ def _scoring_history(session, rng, people, staff, now):  # type: ignore[no-untyp
             incident_ref=f"WG-{work_date:%Y%m}-{person.id:04d}-{n}" if code == "INF-1" else None)
         return submissions.submit(session, participant_principal(person), sub)
 
-    for months_back in range(11, 0, -1):
-        month_end = (today.replace(day=1) - dt.timedelta(days=1))
-        for _ in range(months_back - 1):
-            month_end = month_end.replace(day=1) - dt.timedelta(days=1)
+    for month_end in month_ends:
         batch = [make(person, month_end.replace(day=rng.randint(1, month_end.day)), n).id
                  for person in people for n in range(rng.choices(range(7), weights=activity[person.id])[0])]
-        verified_at = dt.datetime.combine(month_end, dt.time(18), tzinfo=dt.timezone.utc)
+        verified_at = month_evening(month_end)
         print(f"  {month_end:%Y-%m}: {len(batch)} contributions reported, verified, noticed and awarded", flush=True)
         workflow.verify_many(session, verifier, batch, now=verified_at)
         while awards.award_due(session, now=verified_at + dt.timedelta(days=7), limit=2000):
@@ -224,7 +239,7 @@ def load_demo(settings: Settings, *, participants: int = 200) -> str:
         verify = integrity.verify_chains(session)
         integrity.record_check(session, verify)
         integrity.record_check(session, integrity.reconcile(session))
-        integrity.record_digest(session, now.date())
+        integrity.record_digest(session, local_date(now))  # the label the nightly job gives today
         total_postings = session.scalar(select(func.count()).select_from(Posting))
 
     lines = [

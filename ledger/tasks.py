@@ -1,4 +1,7 @@
-"""Scheduled integrity jobs. Each is keyed by its period so a double fire records one run."""
+"""Scheduled integrity jobs. Each is keyed by its period so a double fire records one run.
+
+Days are the county's (`infra.clock.local_date`), as a clerk running `jieyou ledger digest` names
+them: a UTC label would let a morning's manual digest take the day the 02:30 job should snapshot."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,6 +11,7 @@ from typing import Any
 from celery.schedules import crontab
 from sqlalchemy.orm import Session
 
+from infra.clock import local_date
 from infra.tasks import celery
 from ledger.services import integrity
 
@@ -34,7 +38,8 @@ def reconcile_ledger(session: Session, period_key: str | None = None) -> dict[st
 
 @celery.task(name="ledger.daily_digest")
 def daily_digest(session: Session, day: str | None = None) -> dict[str, Any]:
-    when = dt.date.fromisoformat(day) if day else dt.datetime.now(dt.timezone.utc).date()
+    """Record and export the heads for `day` (YYYY-MM-DD; default the county's today)."""
+    when = dt.date.fromisoformat(day) if day else local_date()
     digest = integrity.record_digest(session, when)
     return integrity.export_digest(digest)
 
@@ -42,12 +47,14 @@ def daily_digest(session: Session, day: str | None = None) -> dict[str, Any]:
 @celery.task(name="ledger.scheduled_checks")
 def scheduled_checks(session: Session) -> dict[str, Any]:
     """Nightly: verify chains, reconcile, and snapshot the heads, once per day."""
-    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    today = local_date().isoformat()  # beat fires at 02:30 local time, on this same calendar
     out = {"verify": verify_ledger.run(session, today), "reconcile": reconcile_ledger.run(session, today)}
     integrity.record_digest(session, dt.date.fromisoformat(today))
     return out
 
 
+# 02:30 in Celery's timezone, the county's (`init_celery`): the night's run labels the day that
+# has just begun in the county, never the UTC day before.
 BEAT_SCHEDULE = {
     "ledger-nightly-checks": {"task": "ledger.scheduled_checks", "schedule": crontab(hour=2, minute=30)},
 }

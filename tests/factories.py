@@ -111,9 +111,12 @@ CASE_RECORD = {"look": "观察到双方争吵", "listen": "分别倾听", "ask":
 def submission(indicator: str = "INF-1", members: list[tuple[int, int]] | None = None, **overrides):  # noqa: ANN201
     import datetime as dt
 
+    from infra.clock import local_date
     from scoring.services.submissions import Submission
 
-    values = {"indicator_code": indicator, "work_date": dt.date.today() - dt.timedelta(days=1),
+    # Yesterday on the county's calendar, which the service checks work dates against: the
+    # server's date is UTC's, a day behind from 00:00 to 08:00 in Shanghai.
+    values = {"indicator_code": indicator, "work_date": local_date() - dt.timedelta(days=1),
               "description": "发现邻里宅基地纠纷苗头并上报", "members": members or [],
               "conflict_item": "C2-01", "warning_colour": "yellow", "case_record": {}, "quantity": 1}
     if indicator.startswith("MED"):

@@ -1,12 +1,12 @@
 """Caps hold whatever the order in which contributions are verified (property test on PostgreSQL)."""
 from __future__ import annotations
 
-import datetime as dt
 from collections import defaultdict
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from infra.clock import local_date
 from scoring.services import submissions, workflow
 from tests import factories as f
 
@@ -26,7 +26,7 @@ def test_caps_are_never_exceeded_in_any_verification_order(session, items, order
         people = [f.participant(session, tree.grid_a) for _ in range(3)]
         clerk = f.staff(session, "clerk", tree.town_a)
         verifier = f.staff(session, "verifier", tree.town_a)
-        day = dt.date.today().replace(day=1)
+        day = local_date().replace(day=1)
         made = []
         for n, (code, colour, qty, who) in enumerate(items):
             extra = {"conflict_item": "C2-01", "warning_colour": colour} if code == "INF-1" else \

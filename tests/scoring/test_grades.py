@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from identity.models import AuditEntry
 from infra.auth import SYSTEM
-from infra.clock import local_date, local_midnight
+from infra.clock import local_midnight
 from infra.errors import Conflict
 from ledger.services import accounts, corrections
 from ledger.services.posting import Leg, PostingRequest, post
@@ -20,6 +20,16 @@ from tests import factories as f
 
 def _earn(session, account_id: int, points: int, days_ago: int = 10) -> int:
     return _earn_at(session, account_id, points, dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days_ago))
+
+
+# Honours rank a calendar year of the county's: the tests rank a year gone by, with awards placed on
+# explicit dates inside it, so they pass on any day (the first days of January, 00:00-08:00 local).
+HONOURS_YEAR = 2025
+
+
+def _earn_in(session, account_id: int, points: int, year: int = HONOURS_YEAR) -> int:
+    """An award at noon on 15 June of the county's `year`."""
+    return _earn_at(session, account_id, points, local_midnight(dt.date(year, 6, 15)) + dt.timedelta(hours=12))
 
 
 def _earn_at(session, account_id: int, points: int, at: dt.datetime) -> int:
@@ -84,9 +94,9 @@ def test_revoking_last_years_award_leaves_this_years_ranking_alone(session):
     tree = f.region_tree(session)
     person = f.participant(session, tree.grid_a, name="赵秀英")
     account = f.account_of(session, person)
-    year = local_date().year
+    year = HONOURS_YEAR
     last_year = _earn_at(session, account.id, 300, local_midnight(dt.date(year - 1, 6, 1)))
-    _earn(session, account.id, 200, days_ago=0)
+    _earn_at(session, account.id, 200, local_midnight(dt.date(year, 1, 1)))  # the county's new year, 00:00
     corrections.reverse(session, SYSTEM, last_year, "错误奖励")
     verifier = f.staff(session, "verifier", tree.county)
     ranked = {y: [(c.participant.id, c.points) for c in grades.candidates(
@@ -98,9 +108,9 @@ def test_honour_candidates_are_ranked_and_exported(session, client):
     tree = f.region_tree(session)
     people = [f.participant(session, tree.grid_a, name=n) for n in ("赵秀英", "钱玉兰", "孙丽娟")]
     for person, points in zip(people, (260, 320, 90)):
-        _earn(session, f.account_of(session, person).id, points)
+        _earn_in(session, f.account_of(session, person).id, points)
     verifier = f.staff(session, "verifier", tree.county)
-    year = dt.date.today().year
+    year = HONOURS_YEAR
     ranked = grades.candidates(session, verifier, township_id=tree.town_a.id, year=year, honour="most_beautiful_family")
     assert [(c.rank, c.participant.name, c.points) for c in ranked] == [(1, "钱玉兰", 320), (2, "赵秀英", 260)]
     nomination = grades.nominate(session, verifier, year=year, honour="most_beautiful_family",
@@ -124,10 +134,10 @@ def test_auditors_see_honour_candidates_masked_on_screen_and_in_downloads(sessio
     tree = f.region_tree(session)
     people = [f.participant(session, tree.grid_a, name=n) for n in ("赵秀英", "钱玉兰")]
     for person, points in zip(people, (260, 320)):
-        _earn(session, f.account_of(session, person).id, points)
+        _earn_in(session, f.account_of(session, person).id, points)
     auditor = f.staff(session, "auditor", tree.town_a)
     headers = f.bearer(session, "staff", auditor.id)
-    query = {"township_id": tree.town_a.id, "year": dt.date.today().year, "honour": "most_beautiful_family"}
+    query = {"township_id": tree.town_a.id, "year": HONOURS_YEAR, "honour": "most_beautiful_family"}
     listed = client.get("/api/v1/admin/honours/candidates", headers=headers, query_string=query)
     assert [(c["rank"], c["name"], c["points"]) for c in listed.json] == [(1, "钱*兰", 320), (2, "赵*英", 260)]
     csv_body = client.get("/api/v1/admin/honours/candidates", headers=headers,

@@ -21,7 +21,7 @@ def _indicators(rule_set):
 
 
 def test_the_starting_set_has_twelve_indicators_in_three_classes(session):
-    current = rules.in_force(session, dt.date.today())
+    current = rules.in_force(session, local_date())
     assert len(current.indicators) == 12
     assert {i.class_ for i in current.indicators} == {"information", "mediation", "promotion"}
     assert [g["code"] for g in current.grades] == ["AAA", "AA", "A"]
@@ -144,7 +144,7 @@ def test_indicators_edited_through_the_api_score_new_work_only(client, session):
     person = f.participant(session, tree.grid_a)
     clerk = f.staff(session, "clerk", tree.town_a)
     verifier = f.staff(session, "verifier", tree.town_a)
-    past = f.contribution(session, clerk, person, "PRO-1", work_date=dt.date.today() - dt.timedelta(days=3))
+    past = f.contribution(session, clerk, person, "PRO-1", work_date=local_date() - dt.timedelta(days=3))
     workflow.verify_many(session, verifier, [past.id])
     awards.award_due(session, now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30), shards=f.SHARDS)
     assert past.state == "awarded" and past.proposed_points == 4
@@ -195,7 +195,7 @@ def test_honours_are_typed_and_checked_against_the_grades(client, session):
     assert ok.status_code == 200 and ok.json["honours"]["loan_priority"]["min_points"] == 0
     assert client.post(f"{url}/publish", headers=admin).status_code == 200
     candidates = client.get("/api/v1/admin/honours/candidates", headers=admin, query_string={
-        "township_id": tree.town_a.id, "year": dt.date.today().year, "honour": "loan_priority"})
+        "township_id": tree.town_a.id, "year": local_date().year, "honour": "loan_priority"})
     assert candidates.status_code == 200
 
 

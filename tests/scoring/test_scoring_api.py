@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 
+from infra.clock import local_date
 from tests import factories as f
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -20,7 +21,7 @@ def _people(session):
 def test_participant_reports_work_and_follows_it_to_the_award(client, session):
     tree, person, neighbour, verifier = _people(session)
     me = f.bearer(session, "participant", person.id)
-    yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    yesterday = (local_date() - dt.timedelta(days=1)).isoformat()
     created = client.post("/api/v1/me/contributions", headers=me, json={
         "indicator_code": "INF-1", "work_date": yesterday, "description": "发现两户因宅基地争执，及时上报",
         "conflict_item": "C2-01", "warning_colour": "orange"})
@@ -89,7 +90,7 @@ def test_bad_contribution_input_names_every_field(client, session):
     assert set(response.json["error"]["details"]) == {"indicator_code", "work_date", "warning_colour", "quantity",
                                                       "description", "mood"}
     future = client.post("/api/v1/me/contributions", headers=f.bearer(session, "participant", person.id), json={
-        "indicator_code": "PRO-1", "work_date": (dt.date.today() + dt.timedelta(days=2)).isoformat(),
+        "indicator_code": "PRO-1", "work_date": (local_date() + dt.timedelta(days=2)).isoformat(),
         "description": "明天的活动"})
     assert future.status_code == 422 and "work_date" in future.json["error"]["details"]
 
@@ -97,7 +98,7 @@ def test_bad_contribution_input_names_every_field(client, session):
 def test_participants_cannot_submit_for_others(client, session):
     _tree, person, neighbour, _v = _people(session)
     response = client.post("/api/v1/me/contributions", headers=f.bearer(session, "participant", person.id), json={
-        "indicator_code": "PRO-1", "work_date": dt.date.today().isoformat(), "description": "替别人报",
+        "indicator_code": "PRO-1", "work_date": local_date().isoformat(), "description": "替别人报",
         "members": [{"participant_id": neighbour.id}]})
     assert response.status_code == 403 and response.json["error"]["code"] == "not_a_member"
 
@@ -119,7 +120,7 @@ def test_admin_drafts_validates_and_publishes_rules_over_http(client, session):
         {"code": "A", "min_points": 50}, {"code": "AA", "min_points": 150}]})
     assert bad.status_code == 422 and any(k.startswith("grade") for k in bad.json["error"]["details"])
     good = client.patch(f"/api/v1/admin/rules/{version}", headers=admin,
-                        json={"notice_days": 7, "effective_from": (dt.date.today() + dt.timedelta(days=1)).isoformat()})
+                        json={"notice_days": 7, "effective_from": (local_date() + dt.timedelta(days=1)).isoformat()})
     assert good.status_code == 200 and good.json["notice_days"] == 7
     assert client.post(f"/api/v1/admin/rules/{version}/validate", headers=admin).json == {"valid": True, "problems": []}
     published = client.post(f"/api/v1/admin/rules/{version}/publish", headers=admin)

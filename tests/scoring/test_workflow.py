@@ -255,6 +255,13 @@ def test_work_done_today_in_the_county_is_not_refused_as_future(session, world, 
     assert "work_date" in err.value.details
 
 
+def test_the_factorys_default_work_date_is_the_countys_yesterday(session, world, county_clock):
+    """The tests' default work is dated by the county's calendar, as the service checks it."""
+    _tree, person, _n, clerk, _v = world
+    county_clock(dt.datetime(2026, 3, 10, 17, 30, tzinfo=dt.timezone.utc))  # 01:30 on 11 March in Shanghai
+    assert f.contribution(session, clerk, person, "PRO-1").work_date == dt.date(2026, 3, 10)
+
+
 def test_joint_mediation_shares_fifteen_points(session, world):
     tree, person, neighbour, clerk, verifier = world
     third = f.participant(session, tree.grid_a)
@@ -279,7 +286,7 @@ def test_a_joint_award_pays_each_member_their_own_points(session, world):
 
 def test_publishing_new_rules_never_changes_a_past_award(session, world):
     tree, person, _n, clerk, verifier = world
-    c = f.contribution(session, clerk, person, "PRO-1", work_date=dt.date.today() - dt.timedelta(days=3))
+    c = f.contribution(session, clerk, person, "PRO-1", work_date=local_date() - dt.timedelta(days=3))
     workflow.verify_many(session, verifier, [c.id])
     _award_all(session)
     admin = f.staff(session, "admin", tree.county)
@@ -294,7 +301,7 @@ def test_publishing_new_rules_never_changes_a_past_award(session, world):
     rules.publish(session, admin, draft.version)
     assert c.proposed_points == 4 and accounts.balance(session, f.account_of(session, person).id) == 4
     newer = f.contribution(session, clerk, person, "PRO-1", work_date=local_date())
-    older = f.contribution(session, clerk, person, "PRO-1", work_date=dt.date.today() - dt.timedelta(days=5))
+    older = f.contribution(session, clerk, person, "PRO-1", work_date=local_date() - dt.timedelta(days=5))
     workflow.verify_many(session, verifier, [newer.id, older.id])
     assert (newer.proposed_points, older.proposed_points) == (8, 4)  # the rules in force on the day of the work
 

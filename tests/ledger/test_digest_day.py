@@ -1,0 +1,89 @@
+"""The daily digest is labelled with the county's date wherever the day is chosen by default (the
+nightly beat job, the `daily_digest` task, `jieyou ledger digest`), and beat's 02:30 is the county's
+02:30, so the night's run and a clerk's run during the day name the same day."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from zoneinfo import ZoneInfo
+
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from infra.clock import local_date, local_timezone
+from infra.tasks import celery
+from jieyou import cli
+from jieyou.app import BEAT_SCHEDULE
+from ledger import tasks
+from ledger.models import ChainDigest, LedgerCheck
+from tests import factories as f
+from tests.scoring.conftest import county_clock  # noqa: F401  (the frozen county clock)
+
+# 01:30 on 11 March 2026 in Shanghai: UTC is still on the 10th.
+EARLY = dt.datetime(2026, 3, 10, 17, 30, tzinfo=dt.timezone.utc)
+LOCAL_DAY, UTC_DAY = dt.date(2026, 3, 11), dt.date(2026, 3, 10)
+
+
+def _some_ledger(session) -> None:  # type: ignore[no-untyped-def]
+    tree = f.region_tree(session)
+    f.award(session, f.account_of(session, f.participant(session, tree.grid_a)).id, 5)
+
+
+def _digest_days(session) -> set[dt.date]:  # type: ignore[no-untyped-def]
+    return set(session.scalars(select(ChainDigest.day).where(ChainDigest.day.in_([LOCAL_DAY, UTC_DAY]))))
+
+
+def test_the_nightly_job_labels_its_digest_and_checks_with_the_countys_date(session, county_clock):  # noqa: F811
+    _some_ledger(session)
+    county_clock(EARLY)
+    tasks.scheduled_checks.run(session)
+    assert _digest_days(session) == {LOCAL_DAY}
+    keys = set(session.scalars(select(LedgerCheck.period_key).where(LedgerCheck.period_key.in_(
+        [LOCAL_DAY.isoformat(), UTC_DAY.isoformat()]))))
+    assert keys == {LOCAL_DAY.isoformat()}
+
+
+def test_the_digest_task_defaults_to_the_countys_date_and_keeps_an_explicit_one(session, county_clock):  # noqa: F811
+    _some_ledger(session)
+    county_clock(EARLY)
+    assert tasks.daily_digest.run(session)["day"] == LOCAL_DAY.isoformat()
+    assert tasks.daily_digest.run(session, "2026-03-10")["day"] == "2026-03-10"
+    assert _digest_days(session) == {LOCAL_DAY, UTC_DAY}
+
+
+def test_the_cli_digest_defaults_to_the_countys_date(app, session, county_clock, monkeypatch):  # noqa: F811
+    """A clerk running `jieyou ledger digest` at 01:30 in Shanghai gets the county's day, the one the
+    02:30 job labels, and the API exports it under that day."""
+    _some_ledger(session)
+    county_clock(EARLY)
+    monkeypatch.setattr(cli, "_app", lambda: app)
+    runner = CliRunner()
+    default = runner.invoke(cli.main, ["ledger", "digest"])
+    assert default.exit_code == 0, default.output
+    assert json.loads(default.output)["day"] == LOCAL_DAY.isoformat()
+    explicit = runner.invoke(cli.main, ["ledger", "digest", "--day", "2026-03-10"])
+    assert explicit.exit_code == 0 and json.loads(explicit.output)["day"] == "2026-03-10"
+    bad = runner.invoke(cli.main, ["ledger", "digest", "--day", "11/03/2026"])
+    assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
+    assert "county's time zone" in runner.invoke(cli.main, ["ledger", "digest", "--help"]).output
+    auditor = f.bearer(session, "staff", f.staff(session, "auditor", f.region_tree(session).county).id)
+    exported = f"/api/v1/admin/ledger/digests/{LOCAL_DAY.isoformat()}"
+    assert app.test_client().get(exported, headers=auditor).json["day"] == LOCAL_DAY.isoformat()
+
+
+def test_beat_fires_at_the_countys_0230_and_the_run_labels_that_local_day(app, session, county_clock):  # noqa: F811
+    """Celery's timezone is the county's setting and the crontab reads its hours in it, so the
+    02:30 run (18:30 UTC the day before) and the digest's label are on one calendar."""
+    zone = ZoneInfo(local_timezone())
+    assert celery.conf.timezone == local_timezone() == "Asia/Shanghai"
+    nightly = BEAT_SCHEDULE["ledger-nightly-checks"]["schedule"]
+    assert nightly.app is celery and nightly.tz == zone
+    last_run = dt.datetime(2026, 3, 10, 12, 0, tzinfo=zone)  # noon the day before
+    start, delta, _now = nightly.remaining_delta(last_run)
+    fires = (start + delta).astimezone(dt.timezone.utc)
+    assert fires == dt.datetime(2026, 3, 10, 18, 30, tzinfo=dt.timezone.utc)
+    _some_ledger(session)
+    county_clock(fires)
+    assert local_date() == LOCAL_DAY
+    tasks.scheduled_checks.run(session)
+    assert _digest_days(session) == {LOCAL_DAY}
