@@ -284,6 +284,9 @@ def capture(session: Session, outlet: Principal, hold_id: int, *, points: int | 
     record = _locked_hold(session, outlet, hold_id)
     now = utcnow()
     if record.status != "held":
+        # A duplicate of this request may have captured it while this one waited on the lock.
+        if (done := refusals.replay(session, Redemption, outlet, idem_key, digest)) is not None:
+            return done, True
         raise Conflict("This hold is no longer open.", code=f"hold_{record.status}")
     if record.expires_at <= now:
         raise Conflict("This hold has expired; its points are being released.", code="hold_expired")
@@ -359,9 +362,12 @@ def refund(session: Session, outlet: Principal, redemption_id: int, *, points: i
     digest = request_digest({"op": "refund", "redemption": redemption_id, "points": points, "reason": reason})
     if (done := refusals.replay(session, Refund, outlet, idem_key, digest)) is not None:
         return done, True
-    redemption = session.get(Redemption, redemption_id)
+    # Refunds of one redemption take turns on its row: a duplicate in flight then replays the first.
+    redemption = session.get(Redemption, redemption_id, with_for_update={"key_share": True}, populate_existing=True)
     if redemption is None or redemption.outlet_id != outlet.id:
         raise NotFound("Redemption not found.")
+    if (done := refusals.replay(session, Refund, outlet, idem_key, digest)) is not None:
+        return done, True
     if redemption.kind != "spend":
         raise Conflict("A privilege deducts no points; there is nothing to refund.", code="nothing_to_refund")
     now = utcnow()
