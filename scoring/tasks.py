@@ -44,14 +44,20 @@ def award_due(session: Session, batch: int = 1000) -> dict[str, Any]:
 
 @celery.task(name="scoring.run_import")
 def run_import(session: Session, job_id: int) -> dict[str, Any]:
-    job = session.get(ImportJob, job_id)
-    if job is None or job.status in ("done", "failed"):
+    """Import one uploaded file. The task may be delivered twice (acks_late): `imports.claim` lets
+    exactly one run import it, the other waits and does nothing."""
+    job = imports.claim(session, job_id)
+    if job is None:
         return {"skipped": job_id}
     user = session.get(StaffUser, job.created_by)
     assert user is not None
     storage = Path(current_app.config["SETTINGS"].instance_dir) / "imports"
 
     def progress(done: int, total: int) -> None:
+        """Written by a transaction of its own, so that staff see it while the import runs. Not on
+        SQLite: its one writer at a time is this run, and a second would wait for it."""
+        if db.is_sqlite:
+            return
         with db.unit_of_work() as other:
             other.execute(update(ImportJob).where(ImportJob.id == job_id)
                           .values(status="importing", processed_rows=done, total_rows=total))

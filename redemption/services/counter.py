@@ -1,9 +1,9 @@
 """At the counter: look a code up, redeem a spend scenario or record a privilege, hold then
 capture or void, refund. Every write takes an idempotency key scoped to the outlet.
 
-Limits hold under concurrency because each is taken with one conditional statement: usage
-counters with an upsert that refuses past the limit, the quota with a guarded UPDATE, and the
-balance by the ledger's row lock and CHECK. All happen in the request's transaction, so a refusal
+Limits hold under concurrency because each is taken with one conditional statement (`limits`):
+usage counters with an upsert that refuses past the limit, the quota with a guarded UPDATE, and the
+balance by the ledger's row lock and CHECK; a full refund gives the limits and the quota back. All happen in the request's transaction, so a refusal
 anywhere leaves nothing behind (the code stays unused)."""
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from identity.models import Participant
 from identity.services import forget_key
 from infra.auth import Principal
-from infra.db import dialect_insert, utcnow
+from infra.db import utcnow
 from infra.driver import in_transaction, on_postgresql
 from infra.errors import Conflict, NotFound, Unauthorized, ValidationFailed, sqlstate
 from infra.security import mask_name
@@ -26,9 +26,9 @@ from ledger.services import accounts
 from ledger.services.chain import request_digest
 from ledger.services.posting import InsufficientBalance, Leg, PostingRequest, post
 from ledger.services.posting_sql import INSUFFICIENT
-from redemption.models import Hold, Redemption, Refund, Scenario, ScenarioOutlet, UsageCounter
-from redemption.services import claim, codes, redeem_sql, refusals, rows
-from redemption.services.common import IDEM_SCOPE, local_date, periods, require_outlet
+from redemption.models import Hold, Redemption, Refund, Scenario, ScenarioOutlet
+from redemption.services import claim, codes, limits, redeem_sql, refusals, rows
+from redemption.services.common import IDEM_SCOPE, local_date, require_outlet
 from redemption.services.eligibility import Verdict, evaluate, standing, static_reasons
 from scoring.services import grades
 
@@ -73,35 +73,6 @@ def _refuse_unless_eligible(reasons: list[dict[str, Any]], *, ignore: tuple[str,
                        details={"reasons": blocking})
 
 
-def _take_limits(session: Session, participant_id: int, scenario: Any, today: dt.date) -> None:
-    """All of the scenario's period limits in one conditional upsert (a row per period; a full
-    period returns nothing), then the quota with a guarded UPDATE."""
-    table = UsageCounter.__table__
-    keys = periods(today)
-    wanted = [(period, keys[period], limit) for period, limit in (
-        ("day", scenario.limit_day), ("month", scenario.limit_month), ("year", scenario.limit_year))
-        if limit is not None]
-    if wanted:
-        limit_of = case(*[(table.c.period == key, limit) for _p, key, limit in wanted])
-        stmt = (dialect_insert(session)(table).values([
-            {"participant_id": participant_id, "scenario_id": scenario.id, "period": key, "used": 1}
-            for _p, key, _l in wanted])
-            .on_conflict_do_update(index_elements=["participant_id", "scenario_id", "period"],
-                                   set_={"used": table.c.used + 1}, where=table.c.used < limit_of)
-            .returning(table.c.period))
-        taken = set(session.scalars(stmt).all())
-        for period, key, limit in wanted:
-            if key not in taken:
-                refusals.limit_refused(period, limit)
-    if scenario.total_quota is not None:
-        taken_quota = session.execute(update(Scenario).where(Scenario.id == scenario.id,
-                                                             Scenario.quota_used < Scenario.total_quota)
-                                      .values(quota_used=Scenario.quota_used + 1)
-                                      .execution_options(synchronize_session=False))
-        if taken_quota.rowcount != 1:
-            refusals.quota_refused()
-
-
 def _terms(scenario: Any) -> dict[str, Any]:
     return {k: getattr(scenario, k) if not isinstance(getattr(scenario, k), dt.date) else getattr(scenario, k).isoformat()
             for k in ("code", "name_zh", "name_en", "kind", "points_cost", "required_grade", "yuan_value_fen",
@@ -138,7 +109,7 @@ def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int
     view = grades.grade(session, participant_id) if scenario.required_grade is not None else None
     _refuse_unless_eligible(static_reasons(scenario, today, view.grade["code"] if view and view.grade else None,
                                            view.ladder if view else ()))
-    _take_limits(session, participant_id, scenario, today)
+    limits.take(session, participant_id, scenario, today)
     posting_id = None
     if scenario.kind == "spend":
         account_id = got.account_id or accounts.participant_account(session, participant_id).id
@@ -284,6 +255,9 @@ def capture(session: Session, outlet: Principal, hold_id: int, *, points: int | 
     record = _locked_hold(session, outlet, hold_id)
     now = utcnow()
     if record.status != "held":
+        # A duplicate of this request may have captured it while this one waited on the lock.
+        if (done := refusals.replay(session, Redemption, outlet, idem_key, digest)) is not None:
+            return done, True
         raise Conflict("This hold is no longer open.", code=f"hold_{record.status}")
     if record.expires_at <= now:
         raise Conflict("This hold has expired; its points are being released.", code="hold_expired")
@@ -292,7 +266,7 @@ def capture(session: Session, outlet: Principal, hold_id: int, *, points: int | 
         raise ValidationFailed("Capture at most what was held.", details={"points": [f"1 to {record.points}."]})
     scenario = session.get(Scenario, record.scenario_id)
     assert scenario is not None
-    _take_limits(session, record.participant_id, scenario, local_date(now, cfg.timezone))
+    limits.take(session, record.participant_id, scenario, local_date(now, cfg.timezone))
     escrow = accounts.system_account(session, accounts.ESCROW, cfg.shards)
     posting_id = _post(session, outlet, cfg, kind="redemption", key=f"capture:{idem_key}",
                        reason=f"{scenario.name_zh}（{scenario.code}）",
@@ -359,9 +333,12 @@ def refund(session: Session, outlet: Principal, redemption_id: int, *, points: i
     digest = request_digest({"op": "refund", "redemption": redemption_id, "points": points, "reason": reason})
     if (done := refusals.replay(session, Refund, outlet, idem_key, digest)) is not None:
         return done, True
-    redemption = session.get(Redemption, redemption_id)
+    # Refunds of one redemption take turns on its row: a duplicate in flight then replays the first.
+    redemption = session.get(Redemption, redemption_id, with_for_update={"key_share": True}, populate_existing=True)
     if redemption is None or redemption.outlet_id != outlet.id:
         raise NotFound("Redemption not found.")
+    if (done := refusals.replay(session, Refund, outlet, idem_key, digest)) is not None:
+        return done, True
     if redemption.kind != "spend":
         raise Conflict("A privilege deducts no points; there is nothing to refund.", code="nothing_to_refund")
     now = utcnow()
@@ -384,6 +361,7 @@ def refund(session: Session, outlet: Principal, redemption_id: int, *, points: i
     session.refresh(redemption)
     if redemption.refunded_points == redemption.points:
         value = redemption.yuan_value_fen - redemption.refunded_fen  # the last refund squares the yuan exactly
+        limits.give_back(session, redemption, local_date(redemption.created_at, cfg.timezone))
     redemption.refunded_fen += value
     scenario = session.get(Scenario, redemption.scenario_id)
     assert scenario is not None

@@ -1,6 +1,7 @@
 """Bulk import of contributions from the grid system's CSV or XLSX export. Every row is checked;
 if any row is bad, the job fails listing every bad row with its line and reason, and nothing is
-imported. A file is never half-imported."""
+imported. A file is never half-imported, never imported twice by two deliveries of its task, and
+the same file is not taken again while an earlier upload of it is queued, running or done."""
 from __future__ import annotations
 
 import csv
@@ -11,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -19,7 +20,8 @@ from identity.models import Participant
 from identity.services import audit
 from infra.auth import Principal
 from infra.db import utcnow
-from infra.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from infra.driver import on_postgresql
+from infra.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from infra.security import CONTROL_CHARACTER_ERROR, CONTROL_CHARACTERS
 from scoring.models import ImportJob
 from scoring.services.submissions import EIGHT_STEPS, SUBMITTER_ROLES, Submission, submit
@@ -37,6 +39,8 @@ HEADERS = {
 REQUIRED = ("indicator_code", "work_date", "participant_phones", "description")
 LIMITS = {"indicator_code": 16, "description": 2000, "conflict_item": 10, "warning_colour": 8, "incident_ref": 100,
           **{f"case_{step}": 2000 for step in EIGHT_STEPS}}
+# Advisory lock spaces (pg_advisory_xact_lock(space, key)): one import job; one file's content.
+JOB_LOCK, FILE_LOCK = 0x4A59_0001, 0x4A59_0002
 COLOUR_WORDS = {"红": "red", "红色": "red", "橙": "orange", "橙色": "orange", "黄": "yellow", "黄色": "yellow",
                 "蓝": "blue", "蓝色": "blue"}
 
@@ -52,6 +56,7 @@ def create_job(session: Session, actor: Principal, filename: str, content: bytes
     if suffix == ".xlsx" and not content.startswith(b"PK"):
         raise ValidationFailed("This is not an XLSX file.", details={"file": ["Not an XLSX workbook."]})
     digest = hashlib.sha256(content).hexdigest()
+    _refuse_same_file(session, digest)
     storage.mkdir(parents=True, exist_ok=True)
     (storage / f"{digest}{suffix}").write_bytes(content)
     job = ImportJob(filename=Path(filename).name[:200], stored_name=f"{digest}{suffix}", created_by=actor.id,
@@ -60,6 +65,41 @@ def create_job(session: Session, actor: Principal, filename: str, content: bytes
     session.flush()
     audit(session, actor, "contribution.import", object_type="import_job", object_id=job.id,
           region_path=actor.scope_path, details={"filename": job.filename, "sha256": digest})
+    return job
+
+
+def _refuse_same_file(session: Session, digest: str) -> None:
+    """The same export uploaded again (a double click, or last week's file) would submit every row
+    twice: a 409 naming the earlier import, unless that one failed (then nothing of it was
+    imported). Uploads of one content take turns on a lock held until their commit, so two at once
+    cannot both pass."""
+    if on_postgresql(session):
+        session.execute(select(func.pg_advisory_xact_lock(FILE_LOCK, func.hashtext(digest))))
+    earlier = session.scalars(select(ImportJob).where(ImportJob.stored_name.startswith(digest),
+                                                      ImportJob.status != "failed")
+                              .order_by(ImportJob.id).limit(1)).first()
+    if earlier is not None:
+        when = earlier.created_at.strftime("%Y-%m-%d %H:%M") + " UTC"
+        raise Conflict("This file was already uploaded as import %(job)s (%(filename)s, %(when)s).",
+                       code="duplicate_import", job=earlier.id, filename=earlier.filename, when=when,
+                       details={"file": [f"Same content as import {earlier.id} ({earlier.filename}, {when}, "
+                                         f"{earlier.status})."], "import_id": [str(earlier.id)]})
+
+
+def claim(session: Session, job_id: int) -> ImportJob | None:
+    """The job if this run is the one to import it, else None (unknown, or already done or failed).
+
+    Celery may deliver the task twice (acks_late, reject_on_worker_lost), even at once. On
+    PostgreSQL the run takes the job's advisory lock for its whole transaction: a second delivery
+    waits for the first to commit and then finds the job finished; if the first worker died, its
+    transaction and lock went with it and the second imports. An advisory lock, not the row's:
+    progress is written to the job row by another transaction while the import runs (SQLite takes
+    its write lock with the transaction, which serialises runs alike)."""
+    if on_postgresql(session):
+        session.execute(select(func.pg_advisory_xact_lock(JOB_LOCK, func.hashtext(str(job_id)))))
+    job = session.get(ImportJob, job_id, populate_existing=True)  # read after the lock
+    if job is None or job.status in ("done", "failed"):
+        return None
     return job
 
 
@@ -140,7 +180,8 @@ def run_import(session: Session, job: ImportJob, actor: Principal, storage: Path
                progress: Callable[[int, int], None] | None = None) -> ImportJob:
     """Validate and import every row inside one savepoint; any bad row rolls all of them back.
     `progress(done, total)` reports as it goes (the caller writes it in its own transaction, so the
-    job row is touched here only at the end)."""
+    job row is written here only at the end: an earlier write would hold its row lock and leave the
+    progress waiting on this very run). The caller has `claim`ed the job."""
     errors: list[dict[str, Any]] = []
     imported = 0
     rows: list[tuple[int, dict[str, str]]] = []
@@ -152,7 +193,6 @@ def run_import(session: Session, job: ImportJob, actor: Principal, storage: Path
         errors.append({"line": 0, "field": "file", "reason": f"Cannot read the file: {type(exc).__name__}"})
     if len(rows) > MAX_ROWS:
         errors.append({"line": 0, "field": "file", "reason": f"At most {MAX_ROWS} rows per file."})
-    job.total_rows = len(rows)
     savepoint = session.begin_nested()
     if not errors:
         for n, (line, values) in enumerate(rows, start=1):
@@ -177,6 +217,6 @@ def run_import(session: Session, job: ImportJob, actor: Principal, storage: Path
     else:
         savepoint.commit()
         job.status, job.imported_rows = "done", imported
-    job.processed_rows, job.finished_at = len(rows), utcnow()
+    job.total_rows, job.processed_rows, job.finished_at = len(rows), len(rows), utcnow()
     session.flush()
     return job

@@ -258,3 +258,27 @@ def test_scenario_changes_never_rewrite_a_past_redemption(session, world):
     catalogue.update(session, admin, rice.id, {"points_cost": 45, "name_zh": "积分换购大米（新包装）"})
     assert redemption.points == 30 and redemption.terms["points_cost"] == 30
     assert redemption.terms["name_zh"] == "积分换购大米"
+
+
+def test_a_full_refund_gives_back_the_limit_and_the_stock_a_partial_one_does_not(session, world):
+    """A redemption refunded in full never happened for the participant's limits and the
+    scenario's stock: redeem, refund everything, and the same participant may redeem again today;
+    a partial refund leaves the redemption standing, so it still counts."""
+    _tree, person, account, partner, outlets, desks, _rice = world
+    gift = f.scenario(session, partner, outlets, points_cost=10, yuan_value_fen=500, limit_day=1, total_quota=1)
+
+    def redeem(key: str):  # noqa: ANN202
+        return counter.redeem(session, desks[0], digits=f.code_for(session, person), scenario_id=gift.id,
+                              idem_key=key, cfg=CFG)[0]
+
+    first = redeem("till-0020-a")
+    counter.refund(session, desks[0], first.id, points=None, reason="顾客退货", idem_key="ref-0020-a", cfg=CFG)
+    second = redeem("till-0020-b")  # once refused: limit_day, though the first was given back
+    session.refresh(gift)
+    assert gift.quota_used == 1 and accounts.balance(session, account.id) == 90
+    counter.refund(session, desks[0], second.id, points=4, reason="少给", idem_key="ref-0020-b", cfg=CFG)
+    with pytest.raises(Conflict) as err:
+        redeem("till-0020-c")
+    assert err.value.code == "limit_day"
+    counter.refund(session, desks[0], second.id, points=None, reason="退完", idem_key="ref-0020-c", cfg=CFG)
+    assert not redeem("till-0020-d").refunded_points

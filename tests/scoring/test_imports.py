@@ -117,3 +117,25 @@ def test_the_api_and_the_import_key_one_incident_alike(client, session):
     assert client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=headers).json["status"] == "done"
     imported = session.scalar(select(Contribution).where(Contribution.import_id == job.json["id"]))
     assert imported.incident_key == "WG-2026-0001" and imported.duplicate_of == [typed.json["id"]]
+
+
+def test_the_same_file_uploaded_again_is_a_409_naming_the_earlier_import(client, session):
+    """A clerk who uploads last week's export again by mistake gets a clear refusal, not every
+    contribution twice; a file whose import failed (nothing of it imported) may be sent again."""
+    _tree, a, _b, _clerk, headers = _setup(session)
+    body = (HEADER + f"PRO-3,2026-11-03,{a.phone},入户宣讲反家暴法,,,6\n").encode("utf-8-sig")
+    first = _upload(client, headers, "grid-export.csv", body)
+    assert first.status_code == 202
+    again = _upload(client, headers, "grid-export (1).csv", body)
+    assert again.status_code == 409 and again.json["error"]["code"] == "duplicate_import"
+    assert again.json["error"]["details"]["import_id"] == [str(first.json["id"])]
+    assert "grid-export.csv" in again.json["error"]["message"] and str(first.json["id"]) in again.json["error"]["message"]
+    english = _upload(client, {**headers, "Accept-Language": "en"}, "copy.csv", body)
+    assert english.json["error"]["message"].startswith("This file was already uploaded as import")
+    assert session.scalar(select(func.count()).select_from(Contribution).where(
+        Contribution.description == "入户宣讲反家暴法", Contribution.import_id.is_not(None))) == 1
+
+    failing = (HEADER + "PRO-3,2026-11-03,13000000000,无此手机号,,,1\n").encode()
+    failed = _upload(client, headers, "bad.csv", failing)
+    assert client.get(f"/api/v1/admin/imports/{failed.json['id']}", headers=headers).json["status"] == "failed"
+    assert _upload(client, headers, "bad.csv", failing).status_code == 202
