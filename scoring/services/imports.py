@@ -4,10 +4,13 @@ imported. A file is never half-imported, never imported twice by two deliveries 
 the same file is not taken again while an earlier upload of it is queued, running or done."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
 import io
+import itertools
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,9 @@ from scoring.services.submissions import EIGHT_STEPS, SUBMITTER_ROLES, Submissio
 
 MAX_ROWS = 20000
 MAX_BYTES = 5 * 1024 * 1024
+# A workbook inflates about tenfold; a zip bomb by thousands. What the parts of an XLSX say they
+# inflate to is the most zipfile ever decompresses, so it is checked before openpyxl opens one.
+MAX_UNZIPPED = 100 * 1024 * 1024
 HEADERS = {
     "indicator_code": ("indicator_code", "指标代码"), "work_date": ("work_date", "工作日期"),
     "participant_phones": ("participant_phones", "参与者手机号"), "description": ("description", "工作描述"),
@@ -53,8 +59,9 @@ def create_job(session: Session, actor: Principal, filename: str, content: bytes
         raise ValidationFailed("Upload a CSV or XLSX file.", details={"file": ["Only .csv or .xlsx."]})
     if not content or len(content) > MAX_BYTES:
         raise ValidationFailed("The file is empty or too large.", details={"file": [f"At most {MAX_BYTES} bytes."]})
-    if suffix == ".xlsx" and not content.startswith(b"PK"):
-        raise ValidationFailed("This is not an XLSX file.", details={"file": ["Not an XLSX workbook."]})
+    problem = check_xlsx(io.BytesIO(content)) if suffix == ".xlsx" else check_csv(content)
+    if problem:
+        raise ValidationFailed("This is not a file we can import.", details={"file": [problem]})
     digest = hashlib.sha256(content).hexdigest()
     _refuse_same_file(session, digest)
     storage.mkdir(parents=True, exist_ok=True)
@@ -66,6 +73,31 @@ def create_job(session: Session, actor: Principal, filename: str, content: bytes
     audit(session, actor, "contribution.import", object_type="import_job", object_id=job.id,
           region_path=actor.scope_path, details={"filename": job.filename, "sha256": digest})
     return job
+
+
+def check_xlsx(source: io.BytesIO | Path) -> str | None:
+    """Why this is no XLSX we will open (None if fine): by its content, not its name, and refusing
+    a zip bomb before openpyxl inflates it."""
+    try:
+        with zipfile.ZipFile(source) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return "Not an XLSX workbook."
+    if not {"[Content_Types].xml", "xl/workbook.xml"} <= {part.filename for part in parts}:
+        return "Not an XLSX workbook."
+    if sum(part.file_size for part in parts) > MAX_UNZIPPED:
+        return f"The workbook unpacks to more than {MAX_UNZIPPED} bytes."
+    return None
+
+
+def check_csv(content: bytes) -> str | None:
+    """Why this is no CSV text (None if fine): the reader takes UTF-8 only, so a GBK export or a
+    binary file renamed .csv is refused now rather than failing later in the queue."""
+    try:
+        content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return "Not UTF-8 text: save the CSV as UTF-8 (Excel: CSV UTF-8)."
+    return None  # a control character in a cell is reported later with its line
 
 
 def _refuse_same_file(session: Session, digest: str) -> None:
@@ -115,11 +147,28 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     if path.suffix == ".xlsx":
         from openpyxl import load_workbook
 
+        problem = check_xlsx(path)  # files stored before the upload checked it
+        if problem:
+            raise ValidationFailed("This is not a file we can import.", details={"file": [problem]})
         book = load_workbook(path, read_only=True, data_only=True)
-        raw_rows: Iterator[list[Any]] = (list(r) for r in book.active.iter_rows(values_only=True))
-    else:
-        text = path.read_bytes().decode("utf-8-sig")
-        raw_rows = iter(csv.reader(io.StringIO(text)))
+        try:
+            yield from _rows(list(r) for r in book.active.iter_rows(values_only=True))
+        finally:
+            book.close()  # read-only workbooks keep their file open until closed
+        return
+    text = path.read_bytes().decode("utf-8-sig")
+    yield from _rows(iter(csv.reader(io.StringIO(text))))
+
+
+def load_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """The rows to import, reading at most one past MAX_ROWS: a longer file is refused for its
+    length and the rest is never held in memory."""
+    with contextlib.closing(read_rows(path)) as rows:  # closes the workbook now, not at collection
+        return list(itertools.islice(rows, MAX_ROWS + 1))
+
+
+def _rows(raw_rows: Iterator[list[Any]]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number as the user sees it, row by canonical column name) after the header row."""
     header = next(raw_rows, None)
     if header is None:
         return
@@ -186,7 +235,7 @@ def run_import(session: Session, job: ImportJob, actor: Principal, storage: Path
     imported = 0
     rows: list[tuple[int, dict[str, str]]] = []
     try:
-        rows = list(read_rows(storage / job.stored_name))
+        rows = load_rows(storage / job.stored_name)
     except DomainError as exc:
         errors.append({"line": 1, "field": "file", "reason": "; ".join(sum(exc.details.values(), []))})
     except Exception as exc:  # unreadable file: say so, import nothing

@@ -139,3 +139,55 @@ def test_the_same_file_uploaded_again_is_a_409_naming_the_earlier_import(client,
     failed = _upload(client, headers, "bad.csv", failing)
     assert client.get(f"/api/v1/admin/imports/{failed.json['id']}", headers=headers).json["status"] == "failed"
     assert _upload(client, headers, "bad.csv", failing).status_code == 202
+
+
+def _zip(entries: dict[str, bytes | int]) -> bytes:
+    """A zip whose int entries are that many spaces, written in chunks (a bomb costs no memory)."""
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, body in entries.items():
+            with archive.open(name, "w", force_zip64=True) as member:
+                if isinstance(body, int):
+                    for _ in range(body // (1 << 20)):
+                        member.write(b" " * (1 << 20))
+                else:
+                    member.write(body)
+    return buffer.getvalue()
+
+
+def test_an_xlsx_zip_bomb_is_refused_at_upload(client, session):
+    """A few hundred kilobytes that inflate past the limit would exhaust the worker's memory."""
+    _tree, _a, _b, _clerk, headers = _setup(session)
+    bomb = _zip({"[Content_Types].xml": b"<Types/>", "xl/workbook.xml": b"<workbook/>",
+                 "xl/sharedStrings.xml": 160 << 20})
+    assert len(bomb) < 1 << 20
+    response = _upload(client, headers, "grid-export.xlsx", bomb)
+    assert response.status_code == 422 and "file" in response.json["error"]["details"], response.json
+
+
+def test_a_zip_that_is_not_a_workbook_is_refused_at_upload(client, session):
+    _tree, _a, _b, _clerk, headers = _setup(session)
+    docx = _zip({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"<document/>"})
+    response = _upload(client, headers, "report.xlsx", docx)
+    assert response.status_code == 422 and "file" in response.json["error"]["details"], response.json
+
+
+def test_a_csv_that_is_not_utf8_text_is_refused_at_upload(client, session):
+    """A photo or a GBK export renamed .csv is refused with a reason, not queued to fail later."""
+    _tree, a, _b, _clerk, headers = _setup(session)
+    png = _upload(client, headers, "photo.csv", b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    assert png.status_code == 422 and "file" in png.json["error"]["details"], png.json
+    gbk = _upload(client, headers, "gbk.csv", (HEADER + f"PRO-3,2026-11-03,{a.phone},入户宣讲,,,6\n").encode("gbk"))
+    assert gbk.status_code == 422 and "UTF-8" in gbk.json["error"]["details"]["file"][0], gbk.json
+
+
+def test_reading_stops_after_the_row_limit(tmp_path, monkeypatch):
+    """Rows past the limit are never held in memory: the file is refused on the first one over."""
+    from scoring.services import imports
+
+    monkeypatch.setattr(imports, "MAX_ROWS", 3)
+    path = tmp_path / "many.csv"
+    path.write_text(HEADER + "PRO-3,2026-11-03,13900000001,宣讲,,,1\n" * 50, encoding="utf-8")
+    assert len(imports.load_rows(path)) == 4
