@@ -45,7 +45,12 @@ def xlsx_bytes(header: Sequence[str], rows: Sequence[Sequence[Any]], title: str,
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for row in rows:
-        sheet.append([safe_cell(c) for c in row])
+        sheet.append(list(row))
+        for cell in sheet[sheet.max_row]:
+            if safe_cell(cell.value) is not cell.value:
+                # Kept as typed (an apostrophe would show in the cell), stored as text, not a formula,
+                # and marked quote-prefixed so that Excel keeps it text when the cell is edited.
+                cell.data_type, cell.quotePrefix = "s", True
     for index, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = width
     buffer = io.BytesIO()
