@@ -90,13 +90,27 @@ def check_xlsx(source: io.BytesIO | Path) -> str | None:
     return None
 
 
+# What Excel writes as "CSV" on a Chinese Windows (the code page 936 / GBK, of which GB18030 is the
+# superset) and as "CSV UTF-8": both are taken, UTF-8 first (GB18030 would misread its bytes).
+CSV_ENCODINGS = ("utf-8-sig", "gb18030")
+NOT_CSV_TEXT = "Not a text CSV: save it as CSV (UTF-8 or the Chinese default, GBK)."
+
+
+def decode_csv(content: bytes) -> str | None:
+    """The CSV's text, or None if it is neither UTF-8 nor GB18030 text (a binary file renamed .csv;
+    a stray control character in a cell is reported later, with its line)."""
+    for encoding in CSV_ENCODINGS:
+        try:
+            return content.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
 def check_csv(content: bytes) -> str | None:
-    """Why this is no CSV text (None if fine): the reader takes UTF-8 only, so a GBK export or a
-    binary file renamed .csv is refused now rather than failing later in the queue."""
-    try:
-        content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return "Not UTF-8 text: save the CSV as UTF-8 (Excel: CSV UTF-8)."
+    """Why this is no CSV text (None if fine), found at upload rather than later in the queue."""
+    if decode_csv(content) is None:
+        return NOT_CSV_TEXT
     return None  # a control character in a cell is reported later with its line
 
 
@@ -156,7 +170,9 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
         finally:
             book.close()  # read-only workbooks keep their file open until closed
         return
-    text = path.read_bytes().decode("utf-8-sig")
+    text = decode_csv(path.read_bytes())
+    if text is None:  # files stored before the upload checked them
+        raise ValidationFailed("This is not a file we can import.", details={"file": [NOT_CSV_TEXT]})
     yield from _rows(iter(csv.reader(io.StringIO(text))))
 
 

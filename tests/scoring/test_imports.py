@@ -174,13 +174,23 @@ def test_a_zip_that_is_not_a_workbook_is_refused_at_upload(client, session):
     assert response.status_code == 422 and "file" in response.json["error"]["details"], response.json
 
 
-def test_a_csv_that_is_not_utf8_text_is_refused_at_upload(client, session):
-    """A photo or a GBK export renamed .csv is refused with a reason, not queued to fail later."""
-    _tree, a, _b, _clerk, headers = _setup(session)
+def test_a_file_that_is_not_csv_text_is_refused_at_upload(client, session):
+    """A photo renamed .csv is refused with a reason, not queued to fail later."""
+    _tree, _a, _b, _clerk, headers = _setup(session)
     png = _upload(client, headers, "photo.csv", b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
-    assert png.status_code == 422 and "file" in png.json["error"]["details"], png.json
-    gbk = _upload(client, headers, "gbk.csv", (HEADER + f"PRO-3,2026-11-03,{a.phone},入户宣讲,,,6\n").encode("gbk"))
-    assert gbk.status_code == 422 and "UTF-8" in gbk.json["error"]["details"]["file"][0], gbk.json
+    assert png.status_code == 422 and "CSV" in png.json["error"]["details"]["file"][0], png.json
+
+
+def test_a_csv_saved_by_a_chinese_excel_is_read_as_gbk(client, session):
+    """Excel on a Chinese Windows saves "CSV" in GBK: imported as written, names and all."""
+    _tree, a, _b, _clerk, headers = _setup(session)
+    body = (HEADER + f"PRO-3,2026-11-03,{a.phone},入户宣讲反家暴法（村委会）,,,6\n").encode("gbk")
+    job = _upload(client, headers, "gbk.csv", body)
+    assert job.status_code == 202, job.json
+    status = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=headers).json
+    assert status["status"] == "done" and status["imported_rows"] == 1, status
+    assert session.scalar(select(Contribution.description).where(Contribution.import_id == job.json["id"])) == \
+        "入户宣讲反家暴法（村委会）"
 
 
 def test_reading_stops_after_the_row_limit(tmp_path, monkeypatch):
