@@ -1,0 +1,46 @@
+"""Code guessing: the failure budget holds for guesses in flight at once, and codes cannot be made
+without end."""
+from __future__ import annotations
+
+import pytest
+from flask import Response
+
+from infra.limits import RateLimited
+from redemption.api import CODE_LIMITS
+from tests import factories as f
+
+
+@pytest.fixture
+def guesses(app):
+    """Opens counter requests whose view answers a given status; closes whatever stays open."""
+    settings, opened = app.config["SETTINGS"], []
+    settings.code_failure_limit = "1 per 10 minutes"
+    view = CODE_LIMITS[0](lambda status: Response(status=status))
+
+    def guess(n: int, status: int) -> Response:
+        ctx = app.test_request_context("/api/v1/outlet/lookup", method="POST", json={"code": f"{n:08d}"})
+        ctx.push()
+        opened.append(ctx)
+        return view(status)
+
+    yield guess
+    for ctx in reversed(opened):
+        ctx.pop()
+    settings.code_failure_limit = "10 per 10 minutes"
+
+
+def test_guesses_in_flight_at_once_cannot_pass_the_failure_budget(app, session, guesses):
+    """Checked before the view and counted only after it, two guesses sent together both passed
+    a budget of one: an outlet could guess at the whole look-up rate by sending them in parallel."""
+    first = guesses(1, 404)
+    with pytest.raises(RateLimited):
+        guesses(2, 404)  # while the first is still in flight
+    app.process_response(first)
+
+
+def test_answers_that_are_not_failures_do_not_spend_the_failure_budget(app, session, guesses):
+    for n, status in enumerate((200, 409, 201, 422)):
+        app.process_response(guesses(n, status))
+    app.process_response(guesses(8, 404))
+    with pytest.raises(RateLimited):
+        guesses(9, 404)
