@@ -44,3 +44,18 @@ def test_answers_that_are_not_failures_do_not_spend_the_failure_budget(app, sess
     app.process_response(guesses(8, 404))
     with pytest.raises(RateLimited):
         guesses(9, 404)
+
+
+def test_a_participant_cannot_make_codes_without_end(app, client, session):
+    """Each code is a row, and every code ever made keeps its digits from new ones (the digest is
+    unique): unlimited codes would fill the table and shrink the space a new code is drawn from."""
+    tree = f.region_tree(session)
+    me = f.bearer(session, "participant", f.participant(session, tree.grid_a).id)
+    other = f.bearer(session, "participant", f.participant(session, tree.grid_a).id)
+    before, app.config["SETTINGS"].code_issue_limit = app.config["SETTINGS"].code_issue_limit, "3 per 10 minutes"
+    try:
+        made = [client.post("/api/v1/me/codes", headers=me).status_code for _ in range(4)]
+        theirs = client.post("/api/v1/me/codes", headers=other).status_code
+    finally:
+        app.config["SETTINGS"].code_issue_limit = before
+    assert made == [201, 201, 201, 429] and theirs == 201
