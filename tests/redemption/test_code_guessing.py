@@ -2,6 +2,8 @@
 without end."""
 from __future__ import annotations
 
+import io
+
 import pytest
 from flask import Response
 
@@ -59,3 +61,18 @@ def test_a_participant_cannot_make_codes_without_end(app, client, session):
     finally:
         app.config["SETTINGS"].code_issue_limit = before
     assert made == [201, 201, 201, 429] and theirs == 201
+
+
+def test_the_qr_image_holds_the_code_and_nothing_else(app, client, session):
+    """A counter's scanner types what the image holds into the code field, which takes the eight
+    digits only: a prefix made every scanned code a 422."""
+    import qrcode
+    import qrcode.image.svg
+
+    tree = f.region_tree(session)
+    me = f.bearer(session, "participant", f.participant(session, tree.grid_a).id)
+    issued = client.post("/api/v1/me/codes", headers=me).json
+    image = client.get(issued["qr_svg_url"], headers=me).data
+    expected = io.BytesIO()
+    qrcode.make(issued["code"], image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2).save(expected)
+    assert image == expected.getvalue()
