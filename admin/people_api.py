@@ -104,6 +104,24 @@ class Outlets(MethodView):
         return services.create_outlet(db.session, actor, partner_id, **args)
 
 
+@blp.route("/partners/<int:partner_id>/<any(suspend, resume):action>")
+class PartnerStatus(MethodView):
+    @require("staff", "admin")
+    @blp.response(200, PartnerOut)
+    def post(self, partner_id: int, action: str, actor: Principal) -> Any:
+        """Suspend or resume a partner: its outlets' keys are refused from the next request on."""
+        return services.set_partner_active(db.session, actor, partner_id, action == "resume")
+
+
+@blp.route("/outlets/<int:outlet_id>/<any(suspend, resume):action>")
+class OutletStatus(MethodView):
+    @require("staff", "admin")
+    @blp.response(200, OutletOut)
+    def post(self, outlet_id: int, action: str, actor: Principal) -> Any:
+        """Suspend or resume one outlet: its keys are refused from the next request on."""
+        return services.set_outlet_active(db.session, actor, outlet_id, action == "resume")
+
+
 @blp.route("/outlets/<int:outlet_id>/api-keys")
 class OutletKeys(MethodView):
     @require("staff", "admin")

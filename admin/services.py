@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from infra.auth import Principal
 from infra.errors import Forbidden, NotFound
 from identity import services as identity
-from identity.models import AuditEntry, Outlet, Participant, Partner, Region, StaffUser
+from identity.models import ApiKey, AuditEntry, Outlet, Participant, Partner, Region, StaffUser
 from ledger.services import accounts
 
 
@@ -86,6 +86,43 @@ def create_outlet(session: Session, actor: Principal, partner_id: int, *, name: 
     return outlet
 
 
+def set_partner_active(session: Session, actor: Principal, partner_id: int, active: bool) -> PartnerView:
+    """Suspend or resume a partner: every key of its outlets is refused from the next request on
+    (each request checks the partner, the counter's redeem in its own statement), audited."""
+    if not actor.has_role("admin"):
+        raise Forbidden("Only an admin suspends partners.", code="role_required")
+    partner = session.get(Partner, partner_id)
+    path = identity.get_region(session, partner.region_id).path if partner is not None else None
+    if partner is None or not actor.in_scope(path):
+        raise NotFound("Partner not found.")
+    partner.active = active
+    session.flush()
+    _forget_keys(session, [o.id for o in partner.outlets])
+    identity.audit(session, actor, f"partner.{'resume' if active else 'suspend'}", object_type="partner",
+                   object_id=partner.id, region_path=path, details={"code": partner.code})
+    return _partner_view(session, actor, partner)
+
+
+def set_outlet_active(session: Session, actor: Principal, outlet_id: int, active: bool) -> Outlet:
+    """Suspend or resume one outlet (its keys stop at once; the partner's others go on), audited."""
+    if not actor.has_role("admin"):
+        raise Forbidden("Only an admin suspends outlets.", code="role_required")
+    outlet = identity.get_outlet_in_scope(session, actor, outlet_id)
+    outlet.active = active
+    session.flush()
+    _forget_keys(session, [outlet.id])
+    identity.audit(session, actor, f"outlet.{'resume' if active else 'suspend'}", object_type="outlet",
+                   object_id=outlet.id, region_path=identity.get_region(session, outlet.region_id).path,
+                   details={"partner_id": outlet.partner_id})
+    return outlet
+
+
+def _forget_keys(session: Session, outlet_ids: list[int]) -> None:
+    """This process's memory of the keys, so that none is taken on trust (others check in SQL)."""
+    for key_id in session.scalars(select(ApiKey.id).where(ApiKey.outlet_id.in_(outlet_ids))):
+        identity.forget_key(key_id)
+
+
 @dataclass(frozen=True)
 class PartnerView:
     """A partner as one staff member sees it: a partner in their scope may have outlets outside
@@ -114,6 +151,14 @@ def list_partners(session: Session, actor: Principal) -> list[PartnerView]:
         outlets[outlet.partner_id].append(outlet)
     return [PartnerView(id=p.id, code=p.code, name=p.name, name_en=p.name_en, region_id=p.region_id,
                         active=p.active, outlets=outlets[p.id]) for p in partners]
+
+
+def _partner_view(session: Session, actor: Principal, p: Partner) -> PartnerView:
+    """One partner with only its outlets in my scope, as `list_partners` shows it."""
+    mine = list(session.scalars(select(Outlet).join(Region, Region.id == Outlet.region_id)
+                                .where(Outlet.partner_id == p.id, actor.scope_filter(Region.path)).order_by(Outlet.id)))
+    return PartnerView(id=p.id, code=p.code, name=p.name, name_en=p.name_en, region_id=p.region_id,
+                       active=p.active, outlets=mine)
 
 
 def audit_log(session: Session, actor: Principal, *, action: str | None = None, actor_kind: str | None = None,

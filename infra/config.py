@@ -55,6 +55,7 @@ class Settings:
     lookup_rate_limit: str = "60 per minute"
     code_rate_limit: str = "5 per minute"
     code_failure_limit: str = "10 per 10 minutes"
+    code_issue_limit: str = "10 per 10 minutes"  # per participant: codes are rows, and hold digits
     local_timezone: str = "Asia/Shanghai"
     # Number of trusted reverse proxies in front of the app (0: none; addresses are taken as seen).
     proxy_hops: int = 0
@@ -85,6 +86,7 @@ class Settings:
             lookup_rate_limit=env.get("LOOKUP_RATE_LIMIT", "60 per minute"),
             code_rate_limit=env.get("CODE_RATE_LIMIT", "5 per minute"),
             code_failure_limit=env.get("CODE_FAILURE_LIMIT", "10 per 10 minutes"),
+            code_issue_limit=env.get("CODE_ISSUE_LIMIT", "10 per 10 minutes"),
             local_timezone=env.get("LOCAL_TIMEZONE", "Asia/Shanghai"),
         )
         for key, value in overrides.items():

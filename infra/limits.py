@@ -88,8 +88,9 @@ class RateLimited(TooManyRequests):
 class Rule:
     """One limit of a view: `limit()` gives its text ("60 per minute", read per request so settings
     changes apply), `key()` whom it counts, `scope` which budget (views naming the same scope share
-    it). With `deduct_when`, a request is only checked against the limit beforehand and counted
-    afterwards when `deduct_when(response)` holds (failures only, for instance)."""
+    it). With `deduct_when`, a request takes a unit beforehand (so requests in flight at once
+    cannot overrun it) and gives it back afterwards unless `deduct_when(response)` holds: only
+    failures, for instance, stay counted."""
 
     limit: Callable[[], str]
     key: Callable[[], str]
@@ -142,22 +143,36 @@ def _limited_by_its_view() -> bool:
 
 
 def _take(rules: tuple[Rule, ...]) -> None:
+    """Every rule is counted before the view runs, so requests in flight at once cannot all pass a
+    budget that each only tested (guesses sent in parallel went through a failure budget at the
+    whole request rate). A `deduct_when` rule gives its unit back afterwards unless the response
+    is one it counts; a refused request gives back what it took of the rules already passed."""
     strategy = limiter.limiter
-    deferred: list[tuple[Rule, RateLimitItem, str, str]] = []
+    taken: list[tuple[Rule, RateLimitItem, str]] = []
     for rule in rules:
         item, key = _parsed(rule.limit()), rule.key()
-        if rule.deduct_when is None:
-            allowed = strategy.hit(item, key, rule.scope)
-        else:
-            allowed = strategy.test(item, key, rule.scope)
-            deferred.append((rule, item, key, rule.scope))
+        allowed = strategy.hit(item, key, rule.scope)
+        if rule.deduct_when is not None:
+            taken.append((rule, item, key))
         if not allowed:
+            for held, held_item, held_key in taken:  # reservations, this rule's among them
+                _give_back(held_item, held_key, held.scope)
             raise RateLimited(item.get_expiry())
-    if deferred:
-        def deduct(response: Response) -> Response:  # runs for error responses too
-            for rule, item, key, scope in deferred:
-                if rule.deduct_when(response):  # type: ignore[misc]
-                    strategy.hit(item, key, scope)
+    if taken:
+        def settle(response: Response) -> Response:  # runs for error responses too
+            for rule, item, key in taken:
+                if not rule.deduct_when(response):  # type: ignore[misc]
+                    _give_back(item, key, rule.scope)
             return response
 
-        after_this_request(deduct)
+        after_this_request(settle)
+
+
+def _give_back(item: RateLimitItem, key: str, scope: str) -> None:
+    """Undo one hit of a fixed-window count (the configured strategy); never below zero in memory."""
+    storage = limiter.limiter.storage
+    name = item.key_for(key, scope)
+    if hasattr(storage, "decr"):
+        storage.decr(name)
+    else:
+        storage.incr(name, item.get_expiry(), amount=-1)

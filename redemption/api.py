@@ -56,6 +56,11 @@ CODE_LIMITS = [view_limits(
 )]
 
 
+def _participant_key() -> str:
+    actor = current_principal()
+    return f"participant:{actor.id}" if actor and actor.kind == "participant" else f"addr:{request.remote_addr}"
+
+
 def _created(obj: Any, replayed: bool) -> tuple[Any, int]:
     return obj, 200 if replayed else 201
 
@@ -71,6 +76,10 @@ class Catalogue(MethodView):
 
 @blp.route("/me/codes")
 class MyCodes(MethodView):
+    # Each code is a row whose digits no later code may take (the digest is unique): without a
+    # limit one participant could fill the table and shrink the space new codes are drawn from.
+    decorators = [view_limits(Rule(lambda: _settings().code_issue_limit, _participant_key, scope="me-codes"))]
+
     @require("participant")
     @blp.response(201, CodeOut)
     def post(self, actor: Principal) -> dict[str, Any]:

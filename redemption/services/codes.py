@@ -59,7 +59,9 @@ def find(session: Session, digits: str, *, secret_key: str, now: dt.datetime | N
 
 
 def qr_svg(digits: str) -> bytes:
-    image = qrcode.make(f"JIEYOU:{digits}", image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
+    """The digits alone: a counter's scanner types what it reads into the code field, which takes
+    exactly eight digits (a prefix made every scanned code a 422)."""
+    image = qrcode.make(digits, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
     buffer = io.BytesIO()
     image.save(buffer)
     return buffer.getvalue()

@@ -1,0 +1,78 @@
+"""Code guessing: the failure budget holds for guesses in flight at once, and codes cannot be made
+without end."""
+from __future__ import annotations
+
+import io
+
+import pytest
+from flask import Response
+
+from infra.limits import RateLimited
+from redemption.api import CODE_LIMITS
+from tests import factories as f
+
+
+@pytest.fixture
+def guesses(app):
+    """Opens counter requests whose view answers a given status; closes whatever stays open."""
+    settings, opened = app.config["SETTINGS"], []
+    settings.code_failure_limit = "1 per 10 minutes"
+    view = CODE_LIMITS[0](lambda status: Response(status=status))
+
+    def guess(n: int, status: int) -> Response:
+        ctx = app.test_request_context("/api/v1/outlet/lookup", method="POST", json={"code": f"{n:08d}"})
+        ctx.push()
+        opened.append(ctx)
+        return view(status)
+
+    yield guess
+    for ctx in reversed(opened):
+        ctx.pop()
+    settings.code_failure_limit = "10 per 10 minutes"
+
+
+def test_guesses_in_flight_at_once_cannot_pass_the_failure_budget(app, session, guesses):
+    """Checked before the view and counted only after it, two guesses sent together both passed
+    a budget of one: an outlet could guess at the whole look-up rate by sending them in parallel."""
+    first = guesses(1, 404)
+    with pytest.raises(RateLimited):
+        guesses(2, 404)  # while the first is still in flight
+    app.process_response(first)
+
+
+def test_answers_that_are_not_failures_do_not_spend_the_failure_budget(app, session, guesses):
+    for n, status in enumerate((200, 409, 201, 422)):
+        app.process_response(guesses(n, status))
+    app.process_response(guesses(8, 404))
+    with pytest.raises(RateLimited):
+        guesses(9, 404)
+
+
+def test_a_participant_cannot_make_codes_without_end(app, client, session):
+    """Each code is a row, and every code ever made keeps its digits from new ones (the digest is
+    unique): unlimited codes would fill the table and shrink the space a new code is drawn from."""
+    tree = f.region_tree(session)
+    me = f.bearer(session, "participant", f.participant(session, tree.grid_a).id)
+    other = f.bearer(session, "participant", f.participant(session, tree.grid_a).id)
+    before, app.config["SETTINGS"].code_issue_limit = app.config["SETTINGS"].code_issue_limit, "3 per 10 minutes"
+    try:
+        made = [client.post("/api/v1/me/codes", headers=me).status_code for _ in range(4)]
+        theirs = client.post("/api/v1/me/codes", headers=other).status_code
+    finally:
+        app.config["SETTINGS"].code_issue_limit = before
+    assert made == [201, 201, 201, 429] and theirs == 201
+
+
+def test_the_qr_image_holds_the_code_and_nothing_else(app, client, session):
+    """A counter's scanner types what the image holds into the code field, which takes the eight
+    digits only: a prefix made every scanned code a 422."""
+    import qrcode
+    import qrcode.image.svg
+
+    tree = f.region_tree(session)
+    me = f.bearer(session, "participant", f.participant(session, tree.grid_a).id)
+    issued = client.post("/api/v1/me/codes", headers=me).json
+    image = client.get(issued["qr_svg_url"], headers=me).data
+    expected = io.BytesIO()
+    qrcode.make(issued["code"], image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2).save(expected)
+    assert image == expected.getvalue()
