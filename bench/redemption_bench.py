@@ -115,7 +115,7 @@ def prepare(url: str, n: int) -> tuple[str, Path]:
 def start_gunicorn(url: str, port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": SECRET, "JIEYOU_INSTANCE_DIR": tempfile.mkdtemp(),
            "LOOKUP_RATE_LIMIT": "1000000 per minute", "CODE_RATE_LIMIT": "1000000 per minute",
-           "CODE_FAILURE_LIMIT": "1000000 per minute"}
+           "CODE_FAILURE_LIMIT": "1000000 per minute", "CODE_FAILURE_DAILY_LIMIT": "1000000 per day"}
     proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "jieyou.wsgi:app", "--bind",
                              f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
                              "--access-logfile", "/dev/null", "--error-logfile", "-", "--log-level", "warning",

@@ -45,13 +45,19 @@ def _code_key() -> str:
     return "code:" + hashlib.sha256(code.encode()).hexdigest()[:16]
 
 
+def _unknown_code(response: Response) -> bool:
+    return response.status_code == 404
+
+
 # Codes are guessed through look-up, redeem and hold alike: one budget shared by the three per
-# outlet key, a tighter one for failed attempts (unknown codes), and one per code tried. Checked
+# outlet key, tighter ones for failed attempts (unknown codes: per 10 minutes and per day), and one per code tried. Checked
 # before the view and its API-key check (an unknown key counts against its address).
 CODE_LIMITS = [view_limits(
     Rule(lambda: _settings().lookup_rate_limit, _outlet_key, scope="counter-code"),
     Rule(lambda: _settings().code_failure_limit, _outlet_key, scope="counter-code-failures",
-         deduct_when=lambda response: response.status_code == 404),
+         deduct_when=_unknown_code),
+    Rule(lambda: _settings().code_failure_daily_limit, _outlet_key, scope="counter-code-failures-day",
+         deduct_when=_unknown_code),
     Rule(lambda: _settings().code_rate_limit, _code_key, scope="counter-code-tried"),
 )]
 

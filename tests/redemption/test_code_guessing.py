@@ -76,3 +76,17 @@ def test_the_qr_image_holds_the_code_and_nothing_else(app, client, session):
     expected = io.BytesIO()
     qrcode.make(issued["code"], image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2).save(expected)
     assert image == expected.getvalue()
+
+
+def test_a_day_of_spaced_guesses_stops_at_the_daily_budget(app, session, guesses):
+    """Guesses kept under the 10-minute budget still stop at the day's: with 1,000 codes live,
+    1,440 guesses a day hit one with a chance of about 1.4 % per outlet, 50 with 0.05 %."""
+    settings = app.config["SETTINGS"]
+    settings.code_failure_limit, settings.code_failure_daily_limit = "1000 per 10 minutes", "3 per day"
+    try:
+        for n in range(3):
+            app.process_response(guesses(n, 404))
+        with pytest.raises(RateLimited):
+            guesses(3, 404)
+    finally:
+        settings.code_failure_daily_limit = "50 per day"
