@@ -66,13 +66,14 @@ def mask_phone(phone: str | None) -> str:
 
 
 def mask_name(name: str | None) -> str:
-    """张*梅 / 王* / J*** S****: the first character (and the last for three or more)."""
+    """张*梅 / 王* / J*** S****: the first character (and the last for three or more); a name of
+    one character has nothing to show that would not be the whole name."""
     if not name:
         return ""
     if name.isascii():
-        return " ".join(part[0] + "*" * (len(part) - 1) for part in name.split())
+        return " ".join(part[0] + "*" * (len(part) - 1) if len(part) > 1 else "*" for part in name.split())
     if len(name) == 1:
-        return name
+        return "*"
     if len(name) == 2:
         return name[0] + "*"
     return name[0] + "*" * (len(name) - 2) + name[-1]
