@@ -122,8 +122,19 @@ def register_error_handlers(app: Flask) -> None:
             message = gettext("Too many requests; try again later.")
         elif status == 401:
             message = gettext("Sign in first.")
+        elif status == 413:
+            message = gettext("The request is too large.")
+        elif status == 415:
+            message = gettext("Unsupported content type.")
+        elif status == 403:
+            message = gettext("Your role does not allow this action.")
+        elif status == 503:
+            message = gettext("The service is busy; try again.")
+        elif status >= 500:
+            message = gettext("Internal error.")
         else:
-            message = exc.description or exc.name
+            # Werkzeug's descriptions are English only: a message in the reader's language instead.
+            message = gettext("The request could not be processed.")
         response = jsonify(error_body(_HTTP_CODES.get(status, "error"), message, details))
         response.status_code = status
         limit = getattr(exc, "limit", None)  # flask-limiter's RateLimitExceeded

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext
 from marshmallow import fields, validate
 
 from infra.api import DumpSchema, Id, Int4, LoadSchema, page_schema
@@ -55,9 +56,17 @@ class EventOut(DumpSchema):
     from_state = fields.String(allow_none=True)
     to_state = fields.String()
     actor_kind = fields.String()
-    actor_label = fields.String()
+    actor_label = fields.Method("_actor_label")
     at = fields.DateTime()
     note = fields.String(allow_none=True)
+
+    def _actor_label(self, event: Any) -> str:
+        return resident_label() if event.actor_label == RESIDENT_LABEL else event.actor_label
+
+
+def resident_label() -> str:
+    """How an objector is named (`RESIDENT_LABEL`, stored in English), in the reader's language."""
+    return gettext("village resident")
 
 
 class EvidenceOut(DumpSchema):
@@ -120,7 +129,7 @@ class _MemberEvents(fields.List):
         members = {m.participant_id for m in obj.members}
         for event, out in zip(value, dumped):
             if event.actor_kind == "participant" and event.actor_id not in members:
-                out["actor_label"] = RESIDENT_LABEL
+                out["actor_label"] = resident_label()
         return dumped
 
 

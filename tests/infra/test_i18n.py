@@ -1,6 +1,8 @@
 """Chinese first, English too: every user-facing message has a Chinese translation."""
 from __future__ import annotations
 
+import datetime as dt
+import json
 from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
@@ -41,3 +43,33 @@ def test_errors_are_chinese_by_default_and_english_on_request(client):
     assert chinese.json["error"]["message"] == "请先登录。"
     english = client.get("/api/v1/me/balance", headers={"Accept-Language": "en-GB,en;q=0.9"})
     assert english.json["error"]["message"] == "Sign in first."
+
+
+def test_http_errors_are_chinese_by_default_and_english_on_request(client):
+    """Werkzeug's own descriptions are English only: a body over the size limit is refused in the reader's language."""
+    too_big = "x" * (10 * 1024 * 1024 + 1)
+    chinese = client.post("/api/v1/auth/staff/login", data=too_big, content_type="application/json")
+    assert chinese.status_code == 413 and chinese.json["error"]["message"] == "提交的内容过大。"
+    english = client.post("/api/v1/auth/staff/login", data=too_big, content_type="application/json",
+                          headers={"Accept-Language": "en"})
+    assert english.json["error"]["message"] == "The request is too large."
+
+
+def test_bilingual_tables_have_chinese_for_every_code_the_code_can_produce():
+    """Labels, refusal reasons and the words of explanations are kept as (zh, en) pairs, not in the catalogue."""
+    from ledger.models import POSTING_KINDS
+    from ledger.schemas import KIND_LABELS
+    from redemption.services.common import periods
+    from redemption.services.eligibility import REASONS
+    from scoring.models import COLOURS, RESIDENT_LABEL, UNITS
+    from scoring.services.engine import COLOUR_ZH, UNIT_ZH
+    from scoring.services.rules import DATA
+
+    assert all(KIND_LABELS[k][0] and KIND_LABELS[k][1] for k in POSTING_KINDS)
+    produced = {"suspended", "not_started", "ended", "grade_required", "grade_not_defined", "insufficient_points",
+                "quota_exhausted"} | {f"limit_{p}" for p in periods(dt.date(2026, 1, 1))}
+    assert all(REASONS[code][0] and REASONS[code][1] for code in produced)
+    assert all(UNIT_ZH.get(u) for u in UNITS) and all(COLOUR_ZH.get(c) for c in COLOURS)
+    seeded = json.loads((DATA / "rules_v1.json").read_text())
+    assert all(g["zh"] and g["en"] for g in seeded["grades"])  # grade texts
+    assert RESIDENT_LABEL in _source_messages()  # translated at dump time by its msgid

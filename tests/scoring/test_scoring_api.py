@@ -147,7 +147,10 @@ def test_members_do_not_learn_who_objected_but_auditors_do(client, session):
     detail = client.get(f"/api/v1/me/contributions/{c.id}", headers=f.bearer(session, "participant", person.id))
     assert f"participant:{neighbour.id}" not in detail.get_data(as_text=True)
     objections = [e for e in detail.json["events"] if (e["note"] or "").startswith("objection")]
-    assert [e["actor_label"] for e in objections] == ["village resident", "village resident"]
+    assert [e["actor_label"] for e in objections] == ["村（社区）居民", "村（社区）居民"]  # Chinese first
+    english = client.get(f"/api/v1/me/contributions/{c.id}", headers={
+        **f.bearer(session, "participant", person.id), "Accept-Language": "en"}).json["events"]
+    assert [e["actor_label"] for e in english if (e["note"] or "").startswith("objection")] == ["village resident"] * 2
     assert [e["actor_label"] for e in detail.json["events"][:2]] == [clerk.label, verifier.label]  # staff stay named
     auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.town_a).id)
     log = client.get("/api/v1/admin/audit", headers=auditor, query_string={"action": "objection.lodge"}).json["items"]
