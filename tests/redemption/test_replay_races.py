@@ -4,9 +4,6 @@ committed data: the duplicate gets the first's result once it commits (same cont
 (other content), never a 409 as though another request had closed the hold."""
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,34 +15,10 @@ from ledger.services import accounts, integrity
 from redemption.models import Redemption, Refund
 from redemption.services import counter
 from tests import factories as f
+from tests.concurrency import while_holding
 
 pytestmark = pytest.mark.concurrency
 CFG = f.counter_config()
-
-
-def _in_flight(factory: sessionmaker[Session], first: Callable[[Session], Any],
-               duplicate: Callable[[Session], Any]) -> tuple[Any, Any]:
-    """Run `first` uncommitted, send `duplicate` from a thread, commit `first` a second later;
-    return what each gave (the duplicate's exception, if it raised)."""
-    got: list[Any] = []
-
-    def run() -> None:
-        with factory() as s:
-            try:
-                got.append(duplicate(s))
-                s.commit()
-            except Exception as exc:  # noqa: BLE001  (asserted by the test)
-                got.append(exc)
-
-    with factory() as s:
-        mine = first(s)
-        t = threading.Thread(target=run)
-        t.start()
-        time.sleep(1.0)
-        s.commit()
-    t.join(30)
-    assert not t.is_alive()
-    return mine, got[0]
 
 
 def _world(factory: sessionmaker[Session]) -> tuple[Any, int, Any, int]:
@@ -68,7 +41,7 @@ def test_a_capture_retried_while_in_flight_replays_the_first(committed_factory):
     def capture(s: Session) -> tuple[Redemption, bool]:
         return counter.capture(s, desk, hold_id, points=25, idem_key=f"cap-{hold_id}", cfg=CFG)
 
-    (first, replayed_first), second = _in_flight(committed_factory, capture, capture)
+    (first, replayed_first), second = while_holding(committed_factory, capture, capture)
     assert not replayed_first
     assert not isinstance(second, Exception), second
     again, replayed = second
@@ -82,7 +55,7 @@ def test_a_capture_retried_while_in_flight_replays_the_first(committed_factory):
 def test_a_capture_key_reused_for_other_content_in_flight_is_a_422(committed_factory):
     desk, hold_id, _person, account = _world(committed_factory)
     key = f"cap-{hold_id}"
-    _first, second = _in_flight(
+    _first, second = while_holding(
         committed_factory,
         lambda s: counter.capture(s, desk, hold_id, points=25, idem_key=key, cfg=CFG),
         lambda s: counter.capture(s, desk, hold_id, points=30, idem_key=key, cfg=CFG))
@@ -100,7 +73,7 @@ def test_a_full_refund_retried_while_in_flight_replays_the_first(committed_facto
     def refund(s: Session) -> tuple[Refund, bool]:
         return counter.refund(s, desk, redemption.id, points=None, reason="退货", idem_key=f"ref-{hold_id}", cfg=CFG)
 
-    (first, _), second = _in_flight(committed_factory, refund, refund)
+    (first, _), second = while_holding(committed_factory, refund, refund)
     assert not isinstance(second, Exception), second
     again, replayed = second
     assert replayed and again.id == first.id
@@ -118,7 +91,7 @@ def test_a_partial_refund_retried_while_in_flight_replays_the_first(committed_fa
     def refund(s: Session) -> tuple[Refund, bool]:
         return counter.refund(s, desk, redemption.id, points=10, reason="少给一袋", idem_key=f"ref-{hold_id}", cfg=CFG)
 
-    (first, _), second = _in_flight(committed_factory, refund, refund)
+    (first, _), second = while_holding(committed_factory, refund, refund)
     assert not isinstance(second, Exception), second
     again, replayed = second
     assert replayed and again.id == first.id

@@ -18,6 +18,7 @@ from scoring import tasks
 from scoring.models import Contribution, ImportJob
 from scoring.services import imports
 from tests import factories as f
+from tests.concurrency import while_holding
 
 pytestmark = pytest.mark.concurrency
 HEADER = "indicator_code,work_date,participant_phones,description,quantity\n"
@@ -119,23 +120,8 @@ def test_the_same_file_uploaded_twice_at_once_is_taken_once(committed_factory, a
         clerk = f.staff(s, "clerk", tree.town_a)
         s.commit()
     body = (HEADER + f"PRO-3,2026-11-03,{a.phone},双击上传 {a.id},6\n").encode()
-    errors: list[BaseException] = []
-
-    def second() -> None:
-        with committed_factory() as s:
-            try:
-                imports.create_job(s, clerk, "again.csv", body, _storage(app))
-                s.commit()
-            except Conflict as exc:
-                errors.append(exc)
-
-    with committed_factory() as s:
-        first = imports.create_job(s, clerk, "grid-export.csv", body, _storage(app))
-        t = threading.Thread(target=second)
-        t.start()
-        time.sleep(1.0)
-        s.commit()
-    t.join(30)
-    assert not t.is_alive()
-    assert len(errors) == 1 and errors[0].code == "duplicate_import"
-    assert errors[0].details["file"] and str(first.id) in errors[0].details["file"][0]
+    first, refused = while_holding(
+        committed_factory, lambda s: imports.create_job(s, clerk, "grid-export.csv", body, _storage(app)),
+        lambda s: imports.create_job(s, clerk, "again.csv", body, _storage(app)))
+    assert isinstance(refused, Conflict) and refused.code == "duplicate_import", refused
+    assert refused.details["file"] and str(first.id) in refused.details["file"][0]

@@ -4,8 +4,6 @@ contribution (two upholds, an uphold and a reject) release its cap room once."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,6 +16,7 @@ from infra.errors import Conflict
 from scoring.models import AwardTally, Contribution, ContributionEvent, Objection
 from scoring.services import awards, notices, submissions, workflow
 from tests import factories as f
+from tests.concurrency import while_holding
 
 pytestmark = pytest.mark.concurrency
 
@@ -39,27 +38,9 @@ def _award_what_is_left(committed_factory: sessionmaker[Session]) -> Iterator[No
 
 def _while_holding(factory: sessionmaker[Session], first: Callable[[Session], Any],
                    second: Callable[[Session], Any]) -> list[BaseException]:
-    """Run `first` in a transaction, start `second` in a thread (it waits on the rows `first`
-    locked), commit `first` a second later, and return what `second` raised."""
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            with factory() as s:
-                second(s)
-                s.commit()
-        except Exception as exc:  # noqa: BLE001  (asserted by the test)
-            errors.append(exc)
-
-    with factory() as s:
-        first(s)
-        t = threading.Thread(target=run)
-        t.start()
-        time.sleep(1.0)
-        s.commit()
-    t.join(30)
-    assert not t.is_alive()
-    return errors
+    """What `second` raised while `first` held its rows (see `tests.concurrency.while_holding`)."""
+    _mine, outcome = while_holding(factory, first, second)
+    return [outcome] if isinstance(outcome, BaseException) else []
 
 
 def test_an_objection_lodged_while_the_award_job_runs_waits_and_is_refused(committed_factory):
