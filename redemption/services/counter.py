@@ -69,8 +69,7 @@ def _refuse_unless_eligible(reasons: list[dict[str, Any]], *, ignore: tuple[str,
     taken atomically afterwards, so a stale read can never let one through."""
     blocking = [r for r in reasons if r["code"] not in ignore]
     if blocking:
-        raise Conflict("The participant cannot use this scenario now.", code=blocking[0]["code"],
-                       details={"reasons": blocking})
+        raise refusals.not_usable(blocking)
 
 
 def _terms(scenario: Any) -> dict[str, Any]:

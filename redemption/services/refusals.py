@@ -12,6 +12,29 @@ from infra.auth import Principal
 from infra.errors import Conflict, IdempotencyConflict, NotFound
 
 
+def not_usable(reasons: list[dict[str, Any]]) -> Conflict:
+    """The first reason a scenario cannot be used now, in words the clerk can read out (the same
+    reasons the participant's eligibility list gives; all of them stay in `details`)."""
+    code, details = reasons[0]["code"], {"reasons": reasons}
+    if code == "suspended":
+        return Conflict("This scenario is suspended.", code=code, details=details)
+    if code == "not_started":
+        return Conflict("This scenario has not started yet.", code=code, details=details)
+    if code == "ended":
+        return Conflict("This scenario has ended.", code=code, details=details)
+    if code == "grade_required":
+        return Conflict("This scenario needs a higher credit grade.", code=code, details=details)
+    if code == "grade_not_defined":
+        return Conflict("The rules in force define no such grade.", code=code, details=details)
+    if code == "insufficient_points":
+        return not_enough_points()
+    if code == "quota_exhausted":
+        return Conflict("This scenario's quota is used up.", code=code, details=details)
+    if code.startswith("limit_"):
+        return Conflict("The participant has reached this scenario's limit.", code=code, details=details)
+    return Conflict("The participant cannot use this scenario now.", code=code, details=details)
+
+
 def limit_refused(period: str, limit: int) -> None:
     raise Conflict("The participant has reached this scenario's limit.", code=f"limit_{period}",
                    details={"reasons": [{"code": f"limit_{period}", "limit": limit}]})

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from identity import services as identity
 from identity.models import AuditEntry
 from redemption.models import ScenarioOutlet
+from redemption.services import catalogue
 from tests import factories as f
 
 
@@ -354,3 +355,17 @@ def test_township_staff_change_only_the_outlets_in_their_township(app, client, s
                                                    AuditEntry.object_id == str(rice.id)).order_by(AuditEntry.id)).all()
     assert [(e.details["before"]["outlet_ids"], e.details["after"]["outlet_ids"]) for e in log] == [
         ([here.id, there.id], [here.id, there.id]), ([here.id, there.id], [here.id])]
+
+
+def test_a_refusal_tells_the_clerk_why_in_the_readers_language(app, client, session):
+    """A suspended scenario is refused with its reason in words (Chinese by default, English on
+    request), not only a code; every reason stays in the details."""
+    tree, person, _p, rice, (desk, _), admin = _setup(session, app)
+    catalogue.set_status(session, admin, rice.id, "suspended")
+    body = {"code": _code(client, session, person), "scenario_id": rice.id, "idempotency_key": "pos-000090"}
+    chinese = client.post("/api/v1/outlet/redemptions", headers=desk, json=body)
+    assert chinese.status_code == 409 and chinese.json["error"]["code"] == "suspended"
+    assert chinese.json["error"]["message"] == "该场景已暂停。"
+    assert [r["code"] for r in chinese.json["error"]["details"]["reasons"]] == ["suspended"]
+    english = client.post("/api/v1/outlet/redemptions", headers={**desk, "Accept-Language": "en"}, json=body)
+    assert english.json["error"]["message"] == "This scenario is suspended."
