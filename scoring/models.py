@@ -167,6 +167,10 @@ class ContributionMember(Base):
 # The actor label of an event a resident caused on someone else's work (an objection): members
 # read the history, and objectors stay anonymous to them.
 RESIDENT_LABEL = "village resident"
+# Notes the system writes on events, stored in English like the label and shown in the reader's
+# language (scoring.schemas.system_note); staff's own notes (reasons) are shown as written.
+OBJECTION_NOTE = "objection {id} lodged"
+NOTHING_TO_POST = "every member at the cap: nothing to post"
 
 
 class ContributionEvent(Base):

@@ -1,6 +1,7 @@
 """Scoring schemas: contributions, workflow actions, notices, rules, grades and honours."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask_babel import gettext
@@ -9,7 +10,7 @@ from marshmallow import fields, validate
 from infra.api import DumpSchema, Id, Int4, LoadSchema, page_schema
 from infra.i18n import is_english
 from infra.security import mask_name
-from scoring.models import CLASSES, COLOURS, HONOURS, MAX_FACTOR, RESIDENT_LABEL, UNITS
+from scoring.models import CLASSES, COLOURS, HONOURS, MAX_FACTOR, NOTHING_TO_POST, OBJECTION_NOTE, RESIDENT_LABEL, UNITS
 
 
 
@@ -58,10 +59,24 @@ class EventOut(DumpSchema):
     actor_kind = fields.String()
     actor_label = fields.Method("_actor_label")
     at = fields.DateTime()
-    note = fields.String(allow_none=True)
+    note = fields.Function(lambda event: system_note(event.note))
 
     def _actor_label(self, event: Any) -> str:
         return resident_label() if event.actor_label == RESIDENT_LABEL else event.actor_label
+
+
+_OBJECTION_NOTE = re.compile(re.escape(OBJECTION_NOTE).replace(re.escape("{id}"), r"(\d+)"))
+
+
+def system_note(note: str | None) -> str | None:
+    """An event's note in the reader's language when the system wrote it (`OBJECTION_NOTE`,
+    `NOTHING_TO_POST`, stored in English); a note staff wrote (a reason) as written."""
+    if note == NOTHING_TO_POST:
+        return gettext("Every member was at the cap: nothing to post.")
+    found = _OBJECTION_NOTE.fullmatch(note or "")
+    if found:
+        return gettext("Objection %(id)s lodged.", id=found.group(1))
+    return note
 
 
 def resident_label() -> str:

@@ -24,12 +24,11 @@ from infra.driver import execute
 from ledger.models import Account
 from ledger.services import accounts
 from ledger.services.posting import Leg, PostingRequest, post_many
-from scoring.models import Contribution, ContributionEvent, ContributionMember, Objection
+from scoring.models import NOTHING_TO_POST, Contribution, ContributionEvent, ContributionMember, Objection
 from scoring.services import bulk_sql
 from scoring.services.engine import explain
 
 IDEM_SCOPE = "scoring"
-NOTHING_TO_POST = "every member at the cap: nothing to post"
 
 
 def statement_words(session: Session, contribution_ids: Sequence[str], participant_id: int) -> dict[str, dict[str, str]]:

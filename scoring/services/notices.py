@@ -14,7 +14,7 @@ from infra.auth import Principal
 from infra.db import utcnow
 from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from infra.security import mask_name
-from scoring.models import RESIDENT_LABEL, Contribution, Objection
+from scoring.models import OBJECTION_NOTE, RESIDENT_LABEL, Contribution, Objection
 from scoring.services.submissions import record_event
 from scoring.services.workflow import VERIFIER_ROLES, check_four_eyes, lock, reject_unchecked
 
@@ -88,7 +88,7 @@ def lodge(session: Session, actor: Principal, contribution_id: int, text: str, *
     # The members read this history: the objector is a village resident there, not an id (the
     # row keeps actor_id). Who objected, from where, is in the audit log, for auditors.
     record_event(session, contribution, replace(actor, label=RESIDENT_LABEL), "in_notice",
-                 note=f"objection {objection.id} lodged", from_state="in_notice")
+                 note=OBJECTION_NOTE.format(id=objection.id), from_state="in_notice")
     audit(session, actor, "objection.lodge", object_type="objection", object_id=objection.id,
           region_path=contribution.region_path, details={"contribution_id": contribution.id})
     return objection

@@ -146,11 +146,14 @@ def test_members_do_not_learn_who_objected_but_auditors_do(client, session):
     session.flush()
     detail = client.get(f"/api/v1/me/contributions/{c.id}", headers=f.bearer(session, "participant", person.id))
     assert f"participant:{neighbour.id}" not in detail.get_data(as_text=True)
-    objections = [e for e in detail.json["events"] if (e["note"] or "").startswith("objection")]
+    objections = [e for e in detail.json["events"] if e["from_state"] == e["to_state"] == "in_notice"]
     assert [e["actor_label"] for e in objections] == ["村（社区）居民", "村（社区）居民"]  # Chinese first
+    assert objections[-1]["note"] == "收到异议（编号 0）。"  # the system's own note, in the reader's language
     english = client.get(f"/api/v1/me/contributions/{c.id}", headers={
         **f.bearer(session, "participant", person.id), "Accept-Language": "en"}).json["events"]
-    assert [e["actor_label"] for e in english if (e["note"] or "").startswith("objection")] == ["village resident"] * 2
+    english_objections = [e for e in english if e["from_state"] == e["to_state"] == "in_notice"]
+    assert [e["actor_label"] for e in english_objections] == ["village resident"] * 2
+    assert english_objections[-1]["note"] == "Objection 0 lodged."
     assert [e["actor_label"] for e in detail.json["events"][:2]] == [clerk.label, verifier.label]  # staff stay named
     auditor = f.bearer(session, "staff", f.staff(session, "auditor", tree.town_a).id)
     log = client.get("/api/v1/admin/audit", headers=auditor, query_string={"action": "objection.lodge"}).json["items"]
