@@ -10,7 +10,7 @@ from sqlalchemy import false, or_, select
 from sqlalchemy.orm import Session
 
 from infra.auth import Principal
-from infra.errors import Forbidden, NotFound
+from infra.errors import Forbidden
 from identity import services as identity
 from identity.models import ApiKey, AuditEntry, Outlet, Participant, Partner, Region, StaffUser
 from ledger.services import accounts
@@ -76,9 +76,7 @@ def create_outlet(session: Session, actor: Principal, partner_id: int, *, name: 
                   address: str | None) -> Outlet:
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin registers outlets.", code="role_required")
-    partner = session.get(Partner, partner_id)
-    if partner is None or not actor.in_scope(identity.get_region(session, partner.region_id).path):
-        raise NotFound("Partner not found.")
+    partner = identity.get_partner_in_scope(session, actor, partner_id)
     region = identity.get_region(session, region_id, actor)
     outlet = identity.create_outlet(session, partner, name=name, region=region, address=address)
     identity.audit(session, actor, "outlet.create", object_type="outlet", object_id=outlet.id,
@@ -91,15 +89,13 @@ def set_partner_active(session: Session, actor: Principal, partner_id: int, acti
     (each request checks the partner, the counter's redeem in its own statement), audited."""
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin suspends partners.", code="role_required")
-    partner = session.get(Partner, partner_id)
-    path = identity.get_region(session, partner.region_id).path if partner is not None else None
-    if partner is None or not actor.in_scope(path):
-        raise NotFound("Partner not found.")
+    partner = identity.get_partner_in_scope(session, actor, partner_id)
     partner.active = active
     session.flush()
     _forget_keys(session, [o.id for o in partner.outlets])
     identity.audit(session, actor, f"partner.{'resume' if active else 'suspend'}", object_type="partner",
-                   object_id=partner.id, region_path=path, details={"code": partner.code})
+                   object_id=partner.id, region_path=identity.partner_path(session, partner),
+                   details={"code": partner.code})
     return _partner_view(session, actor, partner)
 
 

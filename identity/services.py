@@ -316,6 +316,20 @@ def get_outlet_in_scope(session: Session, actor: Principal, outlet_id: int) -> O
     return outlet
 
 
+def partner_path(session: Session, partner: Partner) -> str:
+    """The partner's region path: its scope, and where its changes are audited, so that the
+    auditors of that area (not only the county's) see what changes for their residents."""
+    return get_region(session, partner.region_id).path
+
+
+def get_partner_in_scope(session: Session, actor: Principal, partner_id: int, *, field: str | None = None) -> Partner:
+    """One 404 for missing and out of scope; it names `field` when the id came in the body."""
+    partner = session.get(Partner, partner_id)
+    if partner is None or not actor.in_scope(partner_path(session, partner)):
+        raise NotFound("Partner not found.", details={field: ["No such partner in your scope."]} if field else None)
+    return partner
+
+
 def get_participant_in_scope(session: Session, actor: Principal, participant_id: int, *,
                              field: str | None = None) -> Participant:
     """Object-level check: a participant sees only themselves; staff only inside their scope.

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from flask import Flask, jsonify, request
-from flask_babel import gettext
+from flask_babel import gettext, lazy_gettext
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -77,6 +77,14 @@ _HTTP_CODES = {
     409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_failed",
     429: "rate_limited", 500: "internal_error", 503: "unavailable",
 }
+# What the reader is told for each status, in their language (Werkzeug's descriptions are English
+# only); any other status is "could not be processed", or "internal error" from 500 up.
+_HTTP_MESSAGES = {
+    401: lazy_gettext("Sign in first."), 403: lazy_gettext("Your role does not allow this action."),
+    404: lazy_gettext("Not found."), 405: lazy_gettext("Method not allowed."),
+    413: lazy_gettext("The request is too large."), 415: lazy_gettext("Unsupported content type."),
+    429: lazy_gettext("Too many requests; try again later."), 503: lazy_gettext("The service is busy; try again."),
+}
 
 
 # SQLSTATEs of a value the database cannot hold: numeric out of range, untranslatable character,
@@ -114,26 +122,11 @@ def register_error_handlers(app: Flask) -> None:
         if "messages" in data:
             details = _flatten_webargs(data["messages"])
             message = gettext("Some fields are invalid.")
-        elif status == 404:
-            message = gettext("Not found.")
-        elif status == 405:
-            message = gettext("Method not allowed.")
-        elif status == 429:
-            message = gettext("Too many requests; try again later.")
-        elif status == 401:
-            message = gettext("Sign in first.")
-        elif status == 413:
-            message = gettext("The request is too large.")
-        elif status == 415:
-            message = gettext("Unsupported content type.")
-        elif status == 403:
-            message = gettext("Your role does not allow this action.")
-        elif status == 503:
-            message = gettext("The service is busy; try again.")
+        elif status in _HTTP_MESSAGES:
+            message = str(_HTTP_MESSAGES[status])
         elif status >= 500:
             message = gettext("Internal error.")
         else:
-            # Werkzeug's descriptions are English only: a message in the reader's language instead.
             message = gettext("The request could not be processed.")
         response = jsonify(error_body(_HTTP_CODES.get(status, "error"), message, details))
         response.status_code = status

@@ -98,20 +98,6 @@ def check(s: Scenario) -> None:
         raise ValidationFailed("The scenario is invalid.", details=problems)
 
 
-def _partner_in_scope(session: Session, actor: Principal, partner_id: int, *, field: str | None = None) -> Partner:
-    """One 404 for missing and out of scope; it names `field` when the id came in the body."""
-    partner = session.get(Partner, partner_id)
-    if partner is None or not actor.in_scope(partner_path(session, partner)):
-        raise NotFound("Partner not found.", details={field: ["No such partner in your scope."]} if field else None)
-    return partner
-
-
-def partner_path(session: Session, partner: Partner) -> str:
-    """The partner's region path: where its scenarios are audited, so that the auditors of that
-    area (not only the county's) see changes to what their residents may redeem."""
-    return identity.get_region(session, partner.region_id).path
-
-
 def get(session: Session, scenario_id: int) -> Scenario:
     scenario = session.get(Scenario, scenario_id)
     if scenario is None:
@@ -131,7 +117,7 @@ def list_all(session: Session, *, partner_id: int | None = None, family: str | N
 def create(session: Session, actor: Principal, values: dict[str, Any]) -> Scenario:
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin manages scenarios.", code="role_required")
-    partner = _partner_in_scope(session, actor, values["partner_id"], field="partner_id")
+    partner = identity.get_partner_in_scope(session, actor, values["partner_id"], field="partner_id")
     if session.scalar(select(Scenario.id).where(Scenario.code == values["code"])):
         raise Conflict("Scenario code taken.", details={"code": ["Already taken."]})
     outlet_ids = values.pop("outlet_ids")
@@ -141,7 +127,7 @@ def create(session: Session, actor: Principal, values: dict[str, Any]) -> Scenar
     session.add(scenario)
     session.flush()
     identity.audit(session, actor, "scenario.create", object_type="scenario", object_id=scenario.id,
-                   region_path=partner_path(session, partner),
+                   region_path=identity.partner_path(session, partner),
                    details={"code": scenario.code, "outlet_ids": sorted(set(outlet_ids))})
     return scenario
 
@@ -170,7 +156,7 @@ def update(session: Session, actor: Principal, scenario_id: int, changes: dict[s
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin manages scenarios.", code="role_required")
     scenario = get(session, scenario_id)
-    partner = _partner_in_scope(session, actor, scenario.partner_id)
+    partner = identity.get_partner_in_scope(session, actor, scenario.partner_id)
     before = {k: str(getattr(scenario, k)) for k in changes if k in EDITABLE}
     after = {k: str(changes[k]) for k in before}
     if "outlet_ids" in changes:  # where a scenario may be redeemed is a term like any other
@@ -190,7 +176,7 @@ def update(session: Session, actor: Principal, scenario_id: int, changes: dict[s
     scenario.updated_at = utcnow()
     session.flush()
     identity.audit(session, actor, "scenario.update", object_type="scenario", object_id=scenario.id,
-                   region_path=partner_path(session, partner), details={"before": before, "after": after})
+                   region_path=identity.partner_path(session, partner), details={"before": before, "after": after})
     return scenario
 
 
@@ -198,10 +184,10 @@ def set_status(session: Session, actor: Principal, scenario_id: int, status: str
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin manages scenarios.", code="role_required")
     scenario = get(session, scenario_id)
-    partner = _partner_in_scope(session, actor, scenario.partner_id)
+    partner = identity.get_partner_in_scope(session, actor, scenario.partner_id)
     scenario.status = status
     scenario.updated_at = utcnow()
     session.flush()
     identity.audit(session, actor, f"scenario.{'suspend' if status == 'suspended' else 'resume'}",
-                   object_type="scenario", object_id=scenario.id, region_path=partner_path(session, partner))
+                   object_type="scenario", object_id=scenario.id, region_path=identity.partner_path(session, partner))
     return scenario

@@ -23,7 +23,6 @@ from infra.exports import csv_bytes, xlsx_bytes
 from infra.security import mask_name
 from ledger.models import Account, Entry, Posting
 from redemption.models import Redemption, Refund, Scenario
-from redemption.services.catalogue import partner_path
 from redemption.services.common import yuan
 
 
@@ -77,7 +76,7 @@ def visible_partner(session: Session, actor: Principal, partner_id: int, *, fiel
     if actor.kind == "outlet":
         if actor.partner_id != partner.id:
             raise missing
-    elif not actor.is_staff or not actor.in_scope(partner_path(session, partner)):
+    elif not actor.is_staff or not actor.in_scope(identity.partner_path(session, partner)):
         raise missing
     elif not actor.has_role("approver", "auditor", "clerk"):
         raise Forbidden("Your role does not see settlements.", code="role_required")
@@ -130,7 +129,7 @@ def settle(session: Session, actor: Principal, partner_id: int, month: str, time
     result.lines.sort(key=lambda line: (line["at"], line["type"]))
     if actor.is_staff:
         identity.audit(session, actor, "settlement.view", object_type="partner", object_id=partner.id,
-                       region_path=partner_path(session, partner), details={"month": month})
+                       region_path=identity.partner_path(session, partner), details={"month": month})
     return result
 
 

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from identity import services as identity
-from infra.api import INT4_MAX, INT8_MAX, LoadSchema, UtcDateTime
+from infra.api import INT4_MAX, INT8_MAX, UtcDateTime
 from infra.db import Base
 from tests import factories as f
+from tests.schemas import load_schemas
 
 HUGE = 2**64 + 5
 BIG = INT8_MAX + 1  # one past BIGINT
@@ -346,17 +347,6 @@ def test_other_database_errors_stay_500(client, session, world, monkeypatch):
 
 # --- every input schema, now and later --------------------------------------------------------
 
-def _load_schemas() -> list[type[Schema]]:
-    import jieyou.app  # noqa: F401  every package's schemas, imported by the app
-
-    found, todo = [], [LoadSchema]
-    while todo:
-        cls = todo.pop()
-        found.append(cls)
-        todo.extend(cls.__subclasses__())
-    return found
-
-
 def _leaves(field: fields.Field) -> list[fields.Field]:
     if isinstance(field, fields.List):
         return [field, *_leaves(field.inner)]
@@ -367,7 +357,7 @@ def _leaves(field: fields.Field) -> list[fields.Field]:
 
 def test_every_input_integer_has_bounds_that_fit_bigint_and_every_moment_loads_as_utc():
     unbounded, naive = [], []
-    for schema in _load_schemas():
+    for schema in load_schemas():
         for name, declared in schema._declared_fields.items():
             for field in _leaves(declared):
                 if isinstance(field, fields.Integer):

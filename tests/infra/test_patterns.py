@@ -3,25 +3,14 @@ newline ("clerk1\\n" beside "clerk1"), and `\\d` any script's digits ("１３８
 from __future__ import annotations
 
 import pytest
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import ValidationError, fields, validate
 
-from infra.api import LoadSchema
-
-
-def _load_schemas() -> list[type[Schema]]:
-    import jieyou.app  # noqa: F401  every package's schemas, imported by the app
-
-    found, todo = [], [LoadSchema]
-    while todo:
-        cls = todo.pop()
-        found.append(cls)
-        todo.extend(cls.__subclasses__())
-    return found
+from tests.schemas import load_schemas
 
 
 def _patterns() -> dict[str, validate.Regexp]:
     out = {}
-    for schema in _load_schemas():
+    for schema in load_schemas():
         for name, field in schema._declared_fields.items():
             inner = field.inner if isinstance(field, fields.List) else field
             for v in inner.validators:

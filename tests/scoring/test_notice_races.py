@@ -43,15 +43,21 @@ def _while_holding(factory: sessionmaker[Session], first: Callable[[Session], An
     return [outcome] if isinstance(outcome, BaseException) else []
 
 
-def test_an_objection_lodged_while_the_award_job_runs_waits_and_is_refused(committed_factory):
-    with committed_factory() as setup:
+def _on_notice(factory: sessionmaker[Session]) -> tuple[int, dt.datetime, Any]:
+    """A verified contribution on public notice: its id, when the notice ends, and a neighbour
+    (as a principal) who may object."""
+    with factory() as setup:
         tree = f.region_tree(setup)
         person, neighbour = f.participant(setup, tree.grid_a), f.participant(setup, tree.grid_a)
         clerk, verifier = f.staff(setup, "clerk", tree.town_a), f.staff(setup, "verifier", tree.town_a)
         c = f.contribution(setup, clerk, person, "MED-2")
         (v,) = workflow.verify_many(setup, verifier, [c.id])
         setup.commit()
-        cid, ends, resident = c.id, v.notice_until, participant_principal(neighbour)
+        return c.id, v.notice_until, participant_principal(neighbour)
+
+
+def test_an_objection_lodged_while_the_award_job_runs_waits_and_is_refused(committed_factory):
+    cid, ends, resident = _on_notice(committed_factory)
 
     def claim(s: Session) -> None:
         assert awards.award_due(s, now=ends + dt.timedelta(seconds=1), shards=f.SHARDS) >= 1  # not committed
@@ -68,14 +74,7 @@ def test_an_objection_lodged_while_the_award_job_runs_waits_and_is_refused(commi
 
 
 def test_the_award_job_skips_a_contribution_while_an_objection_is_being_lodged(committed_factory):
-    with committed_factory() as setup:
-        tree = f.region_tree(setup)
-        person, neighbour = f.participant(setup, tree.grid_a), f.participant(setup, tree.grid_a)
-        clerk, verifier = f.staff(setup, "clerk", tree.town_a), f.staff(setup, "verifier", tree.town_a)
-        c = f.contribution(setup, clerk, person, "MED-2")
-        (v,) = workflow.verify_many(setup, verifier, [c.id])
-        setup.commit()
-        cid, ends, resident = c.id, v.notice_until, participant_principal(neighbour)
+    cid, ends, resident = _on_notice(committed_factory)
     with committed_factory() as lodging:
         notices.lodge(lodging, resident, cid, "纠纷并未化解", now=ends - dt.timedelta(seconds=1))
         with committed_factory() as worker:  # SKIP LOCKED: it does not wait for the lodge
