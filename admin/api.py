@@ -52,9 +52,17 @@ class AccountSearch(MethodView):
         region_path = get_region(db.session, args["region_id"], actor).path if args["region_id"] else None
         rows, nxt = accounts.find_accounts(db.session, actor, q=args["q"], region_path=region_path, kind=args["kind"],
                                            limit=args["limit"], after_id=args["after"])
+        # Who searched or browsed whose accounts: one record per request, recorded where it looked
+        # (the region asked for, else the reader's whole scope). A page of only system or partner
+        # accounts, asked for by kind and without a query, names nobody and is not recorded.
+        filters = {k: v for k, v in (("region_id", args["region_id"]), ("account_kind", args["kind"]),
+                                     ("after", args["after"])) if v is not None}
         if args["q"]:
-            audit(db.session, actor, "ledger.accounts.search", region_path=actor.scope_path,
-                  details={**accounts.query_for_audit(args["q"]), "results": len(rows)})
+            audit(db.session, actor, "ledger.accounts.search", region_path=region_path or actor.scope_path,
+                  details={**accounts.query_for_audit(args["q"]), **filters, "results": len(rows)})
+        elif args["kind"] in (None, "participant"):
+            audit(db.session, actor, "ledger.accounts.list", region_path=region_path or actor.scope_path,
+                  details={**filters, "results": len(rows)})
         page = {"items": rows, "next": nxt}
         # Auditors check the books, not the people: they see names masked.
         schema = AccountPageOut() if sees_full_names(actor) else MaskedAccountPageOut()

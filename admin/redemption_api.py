@@ -61,7 +61,8 @@ class Settlement(MethodView):
         """A partner's month: redemptions, refunds, points and yuan, and whether its ledger account
         reconciles exactly. `format=csv` or `xlsx` to download."""
         result = settlement.settle(db.session, actor, args["partner_id"], args["month"],
-                                   current_app.config["SETTINGS"].local_timezone, field="partner_id")
+                                   current_app.config["SETTINGS"].local_timezone, field="partner_id",
+                                   fmt=args["format"])
         if args["format"] == "json":
             return result
         name = f"settlement-{result.partner.code}-{args['month']}.{args['format']}"

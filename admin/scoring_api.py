@@ -8,7 +8,7 @@ from flask import Response, jsonify
 from flask.views import MethodView
 from sqlalchemy import select
 
-from identity.services import get_participant_in_scope, sees_full_names
+from identity.services import audit, get_participant_in_scope, sees_full_names
 from infra.api import INT4_MAX, Blueprint
 from infra.auth import Principal, require
 from infra.db import after_commit, db
@@ -47,7 +47,11 @@ class Queue(MethodView):
         if args["after"]:
             stmt = stmt.where(Contribution.id > args["after"])
         rows = list(db.session.scalars(stmt))
-        return {"items": rows[: args["limit"]], "next": rows[args["limit"] - 1].id if len(rows) > args["limit"] else None}
+        items = rows[: args["limit"]]
+        audit(db.session, actor, "contribution.list", region_path=actor.scope_path, details={
+            "state": args["state"], "results": len(items),
+            **{k: args[k] for k in ("indicator_code", "duplicates_only", "after") if args[k]}})
+        return {"items": items, "next": rows[args["limit"] - 1].id if len(rows) > args["limit"] else None}
 
     @require("staff", "clerk", "verifier", "approver")
     @blp.arguments(ContributionIn)
@@ -64,8 +68,11 @@ class ContributionDetail(MethodView):
     @require("staff", *STAFF)
     @blp.response(200, ContributionDetailOut)
     def get(self, contribution_id: int, actor: Principal) -> Any:
-        """A contribution in my scope with its history, objections and evidence."""
-        return submissions.get_visible(db.session, actor, contribution_id)
+        """A contribution in my scope with its history, objections and evidence. Reading it is audited."""
+        contribution = submissions.get_visible(db.session, actor, contribution_id)
+        audit(db.session, actor, "contribution.view", object_type="contribution", object_id=contribution.id,
+              region_path=contribution.region_path)
+        return contribution
 
 
 def _enqueue_award_if_due(items: list[workflow.Verified]) -> None:
@@ -211,6 +218,8 @@ class ParticipantGrade(MethodView):
     def get(self, participant_id: int, actor: Principal) -> Any:
         """A participant's credit grade (points earned in the trailing 12 months)."""
         person = get_participant_in_scope(db.session, actor, participant_id)
+        audit(db.session, actor, "participant.grade.view", object_type="participant", object_id=person.id,
+              region_path=person.region_path)
         return grades.grade(db.session, person.id)
 
 
@@ -225,6 +234,8 @@ class HonourCandidates(MethodView):
         rows = grades.candidates(db.session, actor, township_id=args["township_id"], year=args["year"],
                                  honour=args["honour"])
         if args["format"] == "json":
+            grades.audit_candidates(db.session, actor, rows, township_id=args["township_id"], year=args["year"],
+                                    honour=args["honour"])
             schema = CandidateOut(many=True) if sees_full_names(actor) else MaskedCandidateOut(many=True)
             return jsonify(schema.dump(rows))  # a Response passes through flask-smorest as is
         table = grades.export(db.session, actor, rows, township_id=args["township_id"], year=args["year"],

@@ -84,7 +84,8 @@ def visible_partner(session: Session, actor: Principal, partner_id: int, *, fiel
 
 
 def settle(session: Session, actor: Principal, partner_id: int, month: str, timezone: str, *,
-           field: str | None = None) -> Settlement:
+           field: str | None = None, fmt: str = "json") -> Settlement:
+    """A partner's month. Staff reading it (on screen or as the `fmt` download) are audited."""
     partner = visible_partner(session, actor, partner_id, field=field)
     start, end = _month_bounds(month, timezone)
     result = Settlement(partner=partner, month=month, timezone=timezone)
@@ -129,7 +130,7 @@ def settle(session: Session, actor: Principal, partner_id: int, month: str, time
     result.lines.sort(key=lambda line: (line["at"], line["type"]))
     if actor.is_staff:
         identity.audit(session, actor, "settlement.view", object_type="partner", object_id=partner.id,
-                       region_path=identity.partner_path(session, partner), details={"month": month})
+                       region_path=identity.partner_path(session, partner), details={"month": month, "format": fmt})
     return result
 
 

@@ -167,6 +167,14 @@ def export(session: Session, actor: Principal, rows: list[Candidate], *, townshi
     return export_rows(session, rows, full_names=sees_full_names(actor))
 
 
+def audit_candidates(session: Session, actor: Principal, rows: list[Candidate], *, township_id: int, year: int,
+                     honour: str) -> None:
+    """The ranking read on screen, audited as a download is (`export`): one record per request."""
+    township = get_region(session, township_id, actor, field="township_id")
+    audit(session, actor, "honour.candidates.list", object_type="township", object_id=township.id,
+          region_path=township.path, details={"year": year, "honour": honour, "results": len(rows)})
+
+
 def export_rows(session: Session, rows: list[Candidate], *, full_names: bool = False) -> list[list[Any]]:
     """Phones always masked; names masked unless the reader needs them (`full_names`)."""
     grids = {r.id: r.name for r in session.scalars(select(Region).where(
