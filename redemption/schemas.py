@@ -172,7 +172,8 @@ class ScenarioIn(LoadSchema):
     outlet_ids = fields.List(Id(), required=True, validate=validate.Length(min=1))
     kind = fields.String(required=True, validate=validate.OneOf(["spend", "privilege"]))
     points_cost = fields.Integer(load_default=0, validate=validate.Range(min=0, max=100000))
-    required_grade = fields.String(load_default=None, validate=validate.OneOf(["A", "AA", "AAA"]))
+    required_grade = fields.String(load_default=None, validate=validate.Length(min=1, max=10), metadata={
+        "description": "A grade of the published rules in force on the scenario's dates (rules_v1: A, AA, AAA)"})
     yuan_value_fen = Int4(load_default=0, min=0)
     limit_day = Int4(load_default=None, min=1)
     limit_month = Int4(load_default=None, min=1)
@@ -191,7 +192,8 @@ class ScenarioPatch(LoadSchema):
     name_en = fields.String(validate=validate.Length(min=1, max=200))
     outlet_ids = fields.List(Id(), validate=validate.Length(min=1))
     points_cost = fields.Integer(validate=validate.Range(min=0, max=100000))
-    required_grade = fields.String(allow_none=True, validate=validate.OneOf(["A", "AA", "AAA"]))
+    required_grade = fields.String(allow_none=True, validate=validate.Length(min=1, max=10), metadata={
+        "description": "A grade of the published rules in force on the scenario's dates"})
     yuan_value_fen = Int4(min=0)
     limit_day = Int4(allow_none=True, min=1)
     limit_month = Int4(allow_none=True, min=1)

@@ -13,17 +13,20 @@ from sqlalchemy.orm import Session
 from identity import services as identity
 from identity.models import Outlet, Partner, Region
 from infra.auth import Principal
+from infra.clock import local_date
 from infra.db import utcnow
 from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ledger.services import accounts
 from redemption.models import FAMILIES, Scenario, ScenarioOutlet
 from redemption.services.common import fen
+from scoring.services import rules
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "scenarios.json"
 EDITABLE = ("name_zh", "name_en", "family", "points_cost", "required_grade", "yuan_value_fen", "limit_day",
             "limit_month", "limit_year", "total_quota", "stock_note", "valid_from", "valid_until", "terms_zh",
             "terms_en")
-GRADES = ("A", "AA", "AAA")
+# What a change must touch for the required grade to be checked again against the rules.
+GRADE_TERMS = frozenset({"required_grade", "valid_from", "valid_until"})
 
 
 def seed(session: Session, shards: int, data: dict[str, Any] | None = None) -> dict[str, int]:
@@ -67,15 +70,26 @@ def seed(session: Session, shards: int, data: dict[str, Any] | None = None) -> d
             valid_until=dt.date.fromisoformat(s["valid_until"]) if s["valid_until"] else None,
             terms_zh=s["terms_zh"], terms_en=s["terms_en"],
             outlets=[ScenarioOutlet(outlet_id=outlets_by_key[k].id) for k in keys])
-        check(scenario)
+        check(scenario, defined_grades(session, scenario))
         session.add(scenario)
         made["scenarios"] += 1
     session.flush()
     return made
 
 
-def check(s: Scenario) -> None:
-    """Field-level checks shared by seeding and staff edits."""
+def defined_grades(session: Session, s: Scenario) -> list[str]:
+    """The grades a scenario may require: those the published rules define on some day it can
+    still be used (from today, or its start if later, to its end), since eligibility ranks grades
+    by the rule set in force on the day. A scenario already over keeps the rules of its own dates."""
+    start, end = max(s.valid_from, local_date()), s.valid_until
+    if end is not None and end < start:
+        start = s.valid_from
+    return rules.grades_in_force(session, start, end)
+
+
+def check(s: Scenario, grades: list[str] | None = None) -> None:
+    """Field-level checks shared by seeding and staff edits. `grades`: the grade names the rules
+    define for the scenario's dates (`defined_grades`); None leaves the grade's name unchecked."""
     problems: dict[str, list[str]] = {}
     if s.family not in FAMILIES:
         problems["family"] = [f"One of {', '.join(FAMILIES)}."]
@@ -84,10 +98,12 @@ def check(s: Scenario) -> None:
     if s.kind == "privilege":
         if s.points_cost:
             problems["points_cost"] = ["A privilege deducts nothing."]
-        if s.required_grade not in GRADES:
-            problems["required_grade"] = ["A privilege requires a grade: A, AA or AAA."]
-    if s.required_grade is not None and s.required_grade not in GRADES:
-        problems["required_grade"] = ["A, AA or AAA."]
+        if s.required_grade is None:
+            problems["required_grade"] = ["A privilege requires a grade."]
+    if s.required_grade is not None and grades is not None and s.required_grade not in grades:
+        problems["required_grade"] = [
+            f"Not a grade of the rules in force on the scenario's dates; one of {', '.join(grades)}." if grades
+            else "No published rules define grades on the scenario's dates."]
     for name in ("limit_day", "limit_month", "limit_year", "total_quota"):
         value = getattr(s, name)
         if value is not None and value < 1:
@@ -123,7 +139,7 @@ def create(session: Session, actor: Principal, values: dict[str, Any]) -> Scenar
     outlet_ids = values.pop("outlet_ids")
     scenario = Scenario(**values, outlets=[ScenarioOutlet(outlet_id=o) for o in _partner_outlets(
         session, actor, values["partner_id"], outlet_ids)])
-    check(scenario)
+    check(scenario, defined_grades(session, scenario))
     session.add(scenario)
     session.flush()
     identity.audit(session, actor, "scenario.create", object_type="scenario", object_id=scenario.id,
@@ -172,7 +188,9 @@ def update(session: Session, actor: Principal, scenario_id: int, changes: dict[s
     if scenario.total_quota is not None and scenario.total_quota < scenario.quota_used:
         raise ValidationFailed("The quota is below what is already used.",
                                details={"total_quota": [f"At least {scenario.quota_used}."]})
-    check(scenario)
+    # The grade is checked when it or the dates change: terms edited alone never fail on a grade
+    # that later rules renamed (eligibility then says `grade_not_defined` at the counter).
+    check(scenario, defined_grades(session, scenario) if GRADE_TERMS & changes.keys() else None)
     scenario.updated_at = utcnow()
     session.flush()
     identity.audit(session, actor, "scenario.update", object_type="scenario", object_id=scenario.id,

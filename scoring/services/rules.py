@@ -82,6 +82,24 @@ def in_force(session: Session, on: dt.date) -> RuleSet:
     return rule_set
 
 
+def grades_in_force(session: Session, start: dt.date, end: dt.date | None) -> list[str]:
+    """The grade codes of the published rule sets in force on some day from `start` to `end`
+    (None: open-ended), each once, in each rule set's order (highest first). Eligibility ranks a
+    required grade on the rule set in force on the day (`in_force`): a grade none of these define
+    could never be met in that time (`grade_not_defined`)."""
+    in_force_from: dict[dt.date, RuleSet] = {}  # on a tie of dates the highest version is in force
+    for rule_set in session.scalars(select(RuleSet).where(RuleSet.status == "published")
+                                    .order_by(RuleSet.effective_from, RuleSet.version)):
+        in_force_from[rule_set.effective_from] = rule_set
+    days = sorted(in_force_from)
+    first = [d for d in days if d <= start][-1:]  # the one in force on `start`, if any
+    later = [d for d in days if d > start and (end is None or d <= end)]
+    codes: list[str] = []
+    for day in first + later:
+        codes.extend(g["code"] for g in in_force_from[day].grades or [] if g.get("code") not in codes)
+    return codes
+
+
 def indicator_rule(rule_set: RuleSet, code: str) -> tuple[Indicator, IndicatorRule]:
     for ind in rule_set.indicators:
         if ind.code == code:

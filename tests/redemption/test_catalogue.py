@@ -8,9 +8,11 @@ from sqlalchemy import func, select
 
 from identity import services as identity
 from identity.models import Partner
+from infra.clock import local_date
 from infra.errors import ValidationFailed
 from redemption.models import FAMILIES, Scenario
 from redemption.services import catalogue
+from scoring.services import rules
 from tests import factories as f
 
 
@@ -44,3 +46,81 @@ def test_invalid_scenarios_name_the_field(changes, field):
     with pytest.raises(ValidationFailed) as err:
         catalogue.check(Scenario(**{**base, **changes}))
     assert field in err.value.details
+
+
+STARS = [{"code": "STAR3", "min_points": 300, "zh": "三星", "en": "Three stars"},
+         {"code": "STAR2", "min_points": 150, "zh": "二星", "en": "Two stars"},
+         {"code": "STAR1", "min_points": 50, "zh": "一星", "en": "One star"}]
+STAR_HONOURS = {"most_beautiful_family": {"min_points": 200, "min_grade": "STAR2"}, "loan_priority": {"min_points": 150}}
+
+
+def _publish_stars(session, tree, effective_from: dt.date) -> None:
+    """A rule set naming its grades STAR1..STAR3, in force from `effective_from`."""
+    admin = f.staff(session, "admin", tree.county)
+    draft = rules.draft_from(session, admin, 1)
+    rules.update_draft(session, admin, draft.version, {"grades": STARS, "honours": STAR_HONOURS,
+                                                       "effective_from": effective_from})
+    rules.publish(session, admin, draft.version)
+
+
+def _privilege_body(partner, outlets, grade: str, **extra) -> dict:
+    return {"code": f.unique("G")[:16].upper(), "family": "loans", "name_zh": "贷款优先", "name_en": "Loan priority",
+            "partner_id": partner.id, "outlet_ids": [o.id for o in outlets], "kind": "privilege", "points_cost": 0,
+            "required_grade": grade, "valid_from": local_date().isoformat(), **extra}
+
+
+def test_a_scenario_requires_a_grade_the_rules_in_force_name(client, session):
+    tree = f.region_tree(session)
+    partner, outlets, _desks = f.shop(session, tree.town_a)
+    old = f.scenario(session, partner, outlets, kind="privilege", points_cost=0, required_grade="AA")
+    _publish_stars(session, tree, local_date())
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    made = client.post("/api/v1/admin/scenarios", headers=admin, json=_privilege_body(partner, outlets, "STAR2"))
+    assert made.status_code == 201 and made.json["required_grade"] == "STAR2"
+    for grade in ("AA", "GOLD"):  # the grades of rules no longer in force, and no grade at all
+        refused = client.post("/api/v1/admin/scenarios", headers=admin, json=_privilege_body(partner, outlets, grade))
+        assert refused.status_code == 422, grade
+        assert list(refused.json["error"]["details"]) == ["required_grade"]
+        assert "STAR3, STAR2, STAR1" in refused.json["error"]["details"]["required_grade"][0]
+    url = f"/api/v1/admin/scenarios/{made.json['id']}"
+    assert client.patch(url, headers=admin, json={"required_grade": "STAR1"}).json["required_grade"] == "STAR1"
+    refused = client.patch(url, headers=admin, json={"required_grade": "AAA"})
+    assert refused.status_code == 422 and "required_grade" in refused.json["error"]["details"]
+    too_long = client.patch(url, headers=admin, json={"required_grade": "S" * 11})
+    assert too_long.status_code == 422 and "required_grade" in too_long.json["error"]["details"]
+    # Terms changed alone stand on a scenario whose grade the new rules renamed; its grade is
+    # checked again once it is changed (or its dates are).
+    assert client.patch(f"/api/v1/admin/scenarios/{old.id}", headers=admin,
+                        json={"terms_zh": "凭码办理"}).status_code == 200
+    again = client.patch(f"/api/v1/admin/scenarios/{old.id}", headers=admin, json={"valid_until": "2099-12-31"})
+    assert again.status_code == 422 and "required_grade" in again.json["error"]["details"]
+
+
+def test_a_grade_is_checked_against_the_rules_in_force_on_the_scenarios_own_dates(client, session):
+    tree = f.region_tree(session)
+    partner, outlets, _desks = f.shop(session, tree.town_a)
+    switch = local_date() + dt.timedelta(days=30)
+    _publish_stars(session, tree, switch)  # published now, in force from `switch`
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+
+    def create(grade: str, **dates) -> int:
+        return client.post("/api/v1/admin/scenarios", headers=admin,
+                           json=_privilege_body(partner, outlets, grade, **dates)).status_code
+
+    before = {"valid_until": (switch - dt.timedelta(days=1)).isoformat()}
+    assert create("AA", **before) == 201 and create("STAR2", **before) == 422  # over before the stars shine
+    assert create("AA") == 201 and create("STAR2") == 201  # open-ended: both rule sets will be in force
+    after = {"valid_from": switch.isoformat()}
+    assert create("STAR2", **after) == 201 and create("AA", **after) == 422  # begins under the stars
+    assert rules.grades_in_force(session, local_date(), None) == ["AAA", "AA", "A", "STAR3", "STAR2", "STAR1"]
+
+
+def test_the_grade_check_reports_with_the_other_fields():
+    s = Scenario(code="X2", family="casino", name_zh="x", name_en="x", partner_id=1, kind="privilege", points_cost=0,
+                 required_grade="B", yuan_value_fen=0, valid_from=dt.date(2024, 1, 1))
+    with pytest.raises(ValidationFailed) as err:
+        catalogue.check(s, ["AAA", "AA", "A"])
+    assert set(err.value.details) == {"family", "required_grade"}
+    catalogue.check(Scenario(**{**{c: getattr(s, c) for c in ("code", "name_zh", "name_en", "partner_id", "kind",
+                                                                   "points_cost", "yuan_value_fen", "valid_from")},
+                                "family": "loans", "required_grade": "B"}), ["A", "B"])
