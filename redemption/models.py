@@ -142,6 +142,9 @@ class Redemption(Base):
     refunded_fen: Mapped[int] = mapped_column(Integer, default=0)
     posting_id: Mapped[int | None] = mapped_column(ForeignKey("postings.id"))
     terms: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the scenario's terms at the time
+    # What was taken for it, which a full refund gives back: {"periods": usage counter periods
+    # raised, "quota": whether a unit of the quota} (`limits.take`). None: made before migration 0019.
+    consumed: Mapped[dict[str, Any] | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     idem_key: Mapped[str] = mapped_column(String(100))
     request_digest: Mapped[str] = mapped_column(String(64))

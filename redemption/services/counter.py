@@ -3,8 +3,9 @@ capture or void, refund. Every write takes an idempotency key scoped to the outl
 
 Limits hold under concurrency because each is taken with one conditional statement (`limits`):
 usage counters with an upsert that refuses past the limit, the quota with a guarded UPDATE, and the
-balance by the ledger's row lock and CHECK; a full refund gives the limits and the quota back. All happen in the request's transaction, so a refusal
-anywhere leaves nothing behind (the code stays unused)."""
+balance by the ledger's row lock and CHECK; a full refund gives back exactly what its redemption
+took, as it recorded it. All happen in the request's transaction, so a refusal anywhere leaves
+nothing behind (the code stays unused)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -108,7 +109,7 @@ def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int
     view = grades.grade(session, participant_id) if scenario.required_grade is not None else None
     _refuse_unless_eligible(static_reasons(scenario, today, view.grade["code"] if view and view.grade else None,
                                            view.ladder if view else ()))
-    limits.take(session, participant_id, scenario, today)
+    consumed = limits.take(session, participant_id, scenario, today)
     posting_id = None
     if scenario.kind == "spend":
         account_id = got.account_id or accounts.participant_account(session, participant_id).id
@@ -118,18 +119,18 @@ def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int
                            reason=f"{scenario.name_zh}（{scenario.code}）",
                            legs=[(account_id, -scenario.points_cost), (partner_account_id, scenario.points_cost)],
                            source=None)
-    values = _redemption_values(scenario, outlet, participant_id, posting_id, idem_key, digest, now)
+    values = _redemption_values(scenario, outlet, participant_id, posting_id, idem_key, digest, now, consumed)
     return rows.persisted(session, Redemption, values), False
 
 
 def _redemption_values(scenario: Any, outlet: Principal, participant_id: int, posting_id: int | None, idem_key: str,
-                       digest: str, now: dt.datetime) -> dict[str, Any]:
+                       digest: str, now: dt.datetime, consumed: dict[str, Any]) -> dict[str, Any]:
     return {"scenario_id": scenario.id, "partner_id": scenario.partner_id, "outlet_id": outlet.id,
             "participant_id": participant_id, "kind": scenario.kind,
             "points": scenario.points_cost if scenario.kind == "spend" else 0,
             "yuan_value_fen": scenario.yuan_value_fen, "refunded_points": 0, "refunded_fen": 0,
-            "posting_id": posting_id, "terms": _terms(scenario), "idem_key": idem_key, "request_digest": digest,
-            "created_at": now}
+            "posting_id": posting_id, "terms": _terms(scenario), "consumed": consumed, "idem_key": idem_key,
+            "request_digest": digest, "created_at": now}
 
 
 def _redeem_in_one_call(session: Session, outlet: Principal, *, scenario_id: int, code_digest: str, idem_key: str,
@@ -144,7 +145,9 @@ def _redeem_in_one_call(session: Session, outlet: Principal, *, scenario_id: int
         raise
     row = got.row
     if got.outcome == redeem_sql.DONE:
-        values = _redemption_values(row, outlet, row.participant_id, row.posting_id, idem_key, digest, now)
+        # What the call took and recorded, worked out here as it did there (`limits.consumption`).
+        values = _redemption_values(row, outlet, row.participant_id, row.posting_id, idem_key, digest, now,
+                                    limits.consumption(row, today))
         if in_transaction(session):  # written in the session's transaction: part of it
             return rows.attached(session, Redemption, row.redemption_id, values), False
         return rows.loaded(Redemption, row.redemption_id, values), False  # committed on its own
@@ -265,7 +268,9 @@ def capture(session: Session, outlet: Principal, hold_id: int, *, points: int | 
         raise ValidationFailed("Capture at most what was held.", details={"points": [f"1 to {record.points}."]})
     scenario = session.get(Scenario, record.scenario_id)
     assert scenario is not None
-    limits.take(session, record.participant_id, scenario, local_date(now, cfg.timezone))
+    # The limits and the quota as they stand now (the counters are now's); the redemption records
+    # what was taken, and a full refund gives back exactly that.
+    consumed = limits.take(session, record.participant_id, scenario, local_date(now, cfg.timezone))
     escrow = accounts.system_account(session, accounts.ESCROW, cfg.shards)
     posting_id = _post(session, outlet, cfg, kind="redemption", key=f"capture:{idem_key}",
                        reason=f"{scenario.name_zh}（{scenario.code}）",
@@ -277,8 +282,8 @@ def capture(session: Session, outlet: Principal, hold_id: int, *, points: int | 
     value = record.terms["yuan_value_fen"] * amount // record.terms["points_cost"]
     redemption = Redemption(scenario_id=scenario.id, partner_id=scenario.partner_id, outlet_id=outlet.id,
                             participant_id=record.participant_id, kind="spend", points=amount, yuan_value_fen=value,
-                            posting_id=posting_id, terms=record.terms, idem_key=idem_key, request_digest=digest,
-                            created_at=now)
+                            posting_id=posting_id, terms=record.terms, consumed=consumed, idem_key=idem_key,
+                            request_digest=digest, created_at=now)
     session.add(redemption)
     session.flush()
     record.status, record.redemption_id, record.closed_at = "captured", redemption.id, now

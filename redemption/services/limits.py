@@ -1,7 +1,13 @@
 """Per-participant limits (day, month, year) and the scenario's quota: taken at the counter with
 one conditional statement each, and given back when a redemption is refunded in full (it then
 never happened for the participant's allowance nor for the stock; a partial refund leaves it
-standing). The one-statement redemption (`redemption_redeem`) takes them in SQL the same way."""
+standing). The one-statement redemption (`redemption_redeem`) takes them in SQL the same way.
+
+Each redemption records what was taken for it (`Redemption.consumed`: the usage counters' periods
+and whether a unit of the quota), and a full refund gives back exactly that. Staff may change a
+scenario's limits and quota between a redemption and its refund: a quota added since was never
+taken by it and is not given back (that would make stock out of nothing); a unit it took comes
+back even if the quota was lifted since, so that the count is right when a quota is set again."""
 from __future__ import annotations
 
 import datetime as dt
@@ -16,9 +22,20 @@ from redemption.services import refusals
 from redemption.services.common import periods
 
 
-def take(session: Session, participant_id: int, scenario: Any, today: dt.date) -> None:
+def consumption(scenario: Any, today: dt.date) -> dict[str, Any]:
+    """What `take` takes for a redemption of `scenario` (a Scenario or a row with its columns) on
+    `today`, as the redemption records it: the period keys of its limits and whether a unit of
+    its quota. `redemption_redeem` records the same in SQL (migration 0019)."""
+    keys = periods(today)
+    return {"periods": [keys[p] for p, limit in (("day", scenario.limit_day), ("month", scenario.limit_month),
+                                                 ("year", scenario.limit_year)) if limit is not None],
+            "quota": scenario.total_quota is not None}
+
+
+def take(session: Session, participant_id: int, scenario: Any, today: dt.date) -> dict[str, Any]:
     """All of the scenario's period limits in one conditional upsert (a row per period; a full
-    period returns nothing), then the quota with a guarded UPDATE."""
+    period returns nothing), then the quota with a guarded UPDATE. Returns what it took
+    (`consumption`), for the redemption to record."""
     table = UsageCounter.__table__
     keys = periods(today)
     wanted = [(period, keys[period], limit) for period, limit in (
@@ -43,18 +60,28 @@ def take(session: Session, participant_id: int, scenario: Any, today: dt.date) -
                                       .execution_options(synchronize_session=False))
         if taken_quota.rowcount != 1:
             refusals.quota_refused()
+    return consumption(scenario, today)
 
 
 def give_back(session: Session, redemption: Redemption, day: dt.date) -> None:
-    """Undo what `take` took for `redemption`, made on `day` (the county's calendar): the periods
-    its terms had a limit for, and a unit of the quota. Guarded so that no counter goes below zero."""
+    """Undo what `take` took for `redemption`: the usage counters and the unit of quota it
+    recorded (`consumed`), whatever the scenario's limits and quota are now. Guarded so that no
+    counter goes below zero. A redemption made before the record was kept (migration 0019) gives
+    back the periods its terms had a limit for, on `day` (the county's calendar, when it was
+    made), and a unit of the quota if the scenario has one now, as before."""
+    consumed = redemption.consumed
+    if consumed is None:  # before migration 0019
+        keys = periods(day)
+        taken = [keys[p] for p in ("day", "month", "year") if redemption.terms.get(f"limit_{p}") is not None]
+        unit = [Scenario.total_quota.is_not(None)]  # a unit back only if the scenario has a quota now
+    else:
+        taken = list(consumed["periods"])
+        unit = [] if consumed["quota"] else None  # its unit back, whatever the quota is now; else none
     table = UsageCounter.__table__
-    keys = periods(day)
-    taken = [keys[p] for p in ("day", "month", "year") if redemption.terms.get(f"limit_{p}") is not None]
     if taken:
         session.execute(table.update().where(
             table.c.participant_id == redemption.participant_id, table.c.scenario_id == redemption.scenario_id,
             table.c.period.in_(taken), table.c.used > 0).values(used=table.c.used - 1))
-    session.execute(update(Scenario).where(Scenario.id == redemption.scenario_id, Scenario.total_quota.is_not(None),
-                                           Scenario.quota_used > 0)
-                    .values(quota_used=Scenario.quota_used - 1).execution_options(synchronize_session=False))
+    if unit is not None:
+        session.execute(update(Scenario).where(Scenario.id == redemption.scenario_id, Scenario.quota_used > 0, *unit)
+                        .values(quota_used=Scenario.quota_used - 1).execution_options(synchronize_session=False))

@@ -4,13 +4,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import null, select, update
 
 from infra.auth import SYSTEM
 from infra.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
 from ledger.models import Posting
 from ledger.services import accounts
-from redemption.models import Hold
+from redemption.models import Hold, Redemption, UsageCounter
 from redemption.services import catalogue, counter
 from tests import factories as f
 
@@ -282,3 +282,122 @@ def test_a_full_refund_gives_back_the_limit_and_the_stock_a_partial_one_does_not
     assert err.value.code == "limit_day"
     counter.refund(session, desks[0], second.id, points=None, reason="退完", idem_key="ref-0020-c", cfg=CFG)
     assert not redeem("till-0020-d").refunded_points
+
+
+def _used(session, scenario) -> int:
+    session.refresh(scenario)
+    return scenario.quota_used
+
+
+def test_a_refund_never_gives_back_quota_its_redemption_did_not_take(session, world):
+    """Stock added after a redemption was never consumed by it: refunding it in full leaves the
+    new stock as it is, so no unit is made out of nothing."""
+    tree, person, _account, partner, outlets, desks, _rice = world
+    admin = f.staff(session, "admin", tree.county)
+    tea = f.scenario(session, partner, outlets, points_cost=5, yuan_value_fen=500)  # no quota yet
+    people = [person] + [f.participant(session, tree.grid_a) for _ in range(3)]
+    for other in people[1:]:
+        f.award(session, f.account_of(session, other).id, 50)
+
+    def redeem(who, key: str):  # noqa: ANN001, ANN202
+        return counter.redeem(session, desks[0], digits=f.code_for(session, who), scenario_id=tea.id, idem_key=key,
+                              cfg=CFG)[0]
+
+    before = redeem(people[0], "till-0030-a")
+    catalogue.update(session, admin, tea.id, {"total_quota": 2})  # two units of stock, from now on
+    redeem(people[1], "till-0030-b")
+    redeem(people[2], "till-0030-c")
+    assert _used(session, tea) == 2
+    counter.refund(session, desks[0], before.id, points=None, reason="顾客退货", idem_key="ref-0030-a", cfg=CFG)
+    assert _used(session, tea) == 2  # was 1: a third unit out of nothing
+    with pytest.raises(Conflict) as err:
+        redeem(people[3], "till-0030-d")
+    assert err.value.code == "quota_exhausted"
+
+
+def test_a_refund_gives_back_the_unit_its_redemption_took_whatever_the_quota_became(session, world):
+    """The unit a redemption took comes back on its full refund, exactly once, even when staff
+    lifted the quota in between (so that restoring it later finds the stock whole) or lowered it
+    to what was used."""
+    tree, person, _account, partner, outlets, desks, _rice = world
+    admin = f.staff(session, "admin", tree.county)
+    other = f.participant(session, tree.grid_a)
+    f.award(session, f.account_of(session, other).id, 50)
+    tea = f.scenario(session, partner, outlets, points_cost=5, yuan_value_fen=500, total_quota=1)
+    first = counter.redeem(session, desks[0], digits=f.code_for(session, person), scenario_id=tea.id,
+                           idem_key="till-0031-a", cfg=CFG)[0]
+    catalogue.update(session, admin, tea.id, {"total_quota": None})  # the quota lifted
+    counter.refund(session, desks[0], first.id, points=None, reason="顾客退货", idem_key="ref-0031-a", cfg=CFG)
+    assert _used(session, tea) == 0  # was 1: the unit was lost when the quota came back
+    catalogue.update(session, admin, tea.id, {"total_quota": 1})
+    second = counter.redeem(session, desks[0], digits=f.code_for(session, other), scenario_id=tea.id,
+                            idem_key="till-0031-b", cfg=CFG)[0]
+    assert _used(session, tea) == 1
+    # Raised, then lowered to what is used: the refund gives back its one unit, no more.
+    catalogue.update(session, admin, tea.id, {"total_quota": 5})
+    third = counter.redeem(session, desks[0], digits=f.code_for(session, person), scenario_id=tea.id,
+                           idem_key="till-0031-c", cfg=CFG)[0]
+    catalogue.update(session, admin, tea.id, {"total_quota": 2})
+    counter.refund(session, desks[0], third.id, points=2, reason="少给", idem_key="ref-0031-b", cfg=CFG)
+    assert _used(session, tea) == 2  # a partial refund leaves the redemption standing
+    counter.refund(session, desks[0], third.id, points=None, reason="退完", idem_key="ref-0031-c", cfg=CFG)
+    counter.refund(session, desks[0], third.id, points=None, reason="退完", idem_key="ref-0031-c", cfg=CFG)  # replay
+    with pytest.raises(Conflict):
+        counter.refund(session, desks[0], third.id, points=None, reason="再退", idem_key="ref-0031-d", cfg=CFG)
+    assert _used(session, tea) == 1 and second.refunded_points == 0
+
+
+def test_a_capture_and_a_redemption_made_in_python_give_back_what_they_took(session, world):
+    """A capture takes the limits and quota as they stand at the capture, not as the hold's terms
+    say; its refund gives back exactly those. The same on the step-by-step path of a redeem."""
+    tree, person, account, partner, outlets, desks, _rice = world
+    admin = f.staff(session, "admin", tree.county)
+    tea = f.scenario(session, partner, outlets, points_cost=5, yuan_value_fen=500)  # no limit, no quota
+    held, _ = counter.hold(session, desks[0], digits=f.code_for(session, person), scenario_id=tea.id, points=None,
+                           idem_key="till-0032-h", cfg=CFG)
+    catalogue.update(session, admin, tea.id, {"limit_day": 1, "total_quota": 1})
+    captured, _ = counter.capture(session, desks[0], held.id, points=None, idem_key="till-0032-c", cfg=CFG)
+    day = f"D{counter.local_date(captured.created_at, CFG.timezone).isoformat()}"
+    assert captured.terms["limit_day"] is None and captured.consumed == {"periods": [day], "quota": True}
+    assert (_used(session, tea), _usage(session, person, tea, day)) == (1, 1)
+    counter.refund(session, desks[0], captured.id, points=None, reason="顾客退货", idem_key="ref-0032-a", cfg=CFG)
+    assert (_used(session, tea), _usage(session, person, tea, day)) == (0, 0)
+    # The other way round: held under a limit and a quota that are gone by the capture.
+    held, _ = counter.hold(session, desks[0], digits=f.code_for(session, person), scenario_id=tea.id, points=None,
+                           idem_key="till-0033-h", cfg=CFG)
+    catalogue.update(session, admin, tea.id, {"limit_day": None, "total_quota": None})
+    captured, _ = counter.capture(session, desks[0], held.id, points=None, idem_key="till-0033-c", cfg=CFG)
+    assert captured.terms["limit_day"] == 1 and captured.consumed == {"periods": [], "quota": False}
+    catalogue.update(session, admin, tea.id, {"limit_day": 1, "total_quota": 1})
+    other = counter.redeem(session, desks[1], digits=f.code_for(session, person), scenario_id=tea.id,
+                           idem_key="till-0033-r", cfg=CFG)[0]
+    counter.refund(session, desks[0], captured.id, points=None, reason="顾客退货", idem_key="ref-0033-a", cfg=CFG)
+    assert (_used(session, tea), _usage(session, person, tea, day)) == (1, 1)  # still the other redemption's
+    # A redemption the Python way (a name Python would trim) records the same.
+    padded = f.scenario(session, partner, outlets, name_zh="\u3000 大米", points_cost=5, limit_month=3, total_quota=4)
+    done, _ = counter.redeem(session, desks[0], digits=f.code_for(session, person), scenario_id=padded.id,
+                             idem_key="till-0034-a", cfg=CFG)
+    month = f"M{day[1:8]}"
+    assert done.consumed == {"periods": [month], "quota": True} and other.consumed["quota"] is True
+    counter.refund(session, desks[0], done.id, points=None, reason="顾客退货", idem_key="ref-0034-a", cfg=CFG)
+    assert (_used(session, padded), _usage(session, person, padded, month)) == (0, 0)
+    assert accounts.balance(session, account.id) == 95  # only `other` stands
+
+
+def _usage(session, person, scenario, period: str) -> int:
+    return session.scalar(select(UsageCounter.used).where(
+        UsageCounter.participant_id == person.id, UsageCounter.scenario_id == scenario.id,
+        UsageCounter.period == period).execution_options(populate_existing=True)) or 0
+
+
+def test_a_redemption_made_before_the_record_was_kept_is_given_back_as_before(session, world):
+    _tree, person, _account, partner, outlets, desks, _rice = world
+    tea = f.scenario(session, partner, outlets, points_cost=5, yuan_value_fen=500, limit_year=4, total_quota=3)
+    done = counter.redeem(session, desks[0], digits=f.code_for(session, person), scenario_id=tea.id,
+                          idem_key="till-0035-a", cfg=CFG)[0]
+    session.execute(update(Redemption).where(Redemption.id == done.id).values(consumed=null()))  # as before 0019
+    session.expire_all()
+    year = f"Y{counter.local_date(done.created_at, CFG.timezone).year}"
+    assert (_used(session, tea), _usage(session, person, tea, year)) == (1, 1)
+    counter.refund(session, desks[0], done.id, points=None, reason="顾客退货", idem_key="ref-0035-a", cfg=CFG)
+    assert (_used(session, tea), _usage(session, person, tea, year)) == (0, 0)

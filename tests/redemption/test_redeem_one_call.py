@@ -13,7 +13,7 @@ from ledger.models import Posting
 from ledger.services import accounts, integrity
 from ledger.services.posting import Leg, PostingRequest
 from redemption.models import OneTimeCode, Redemption, UsageCounter
-from redemption.services import codes, counter, redeem_sql
+from redemption.services import codes, counter, limits, redeem_sql
 from tests import factories as f
 
 CFG = f.counter_config()
@@ -58,9 +58,13 @@ def test_one_call_writes_what_the_ledger_would(session, world, outcomes, name):
                                     idem_key="one-call-0001", cfg=CFG)
     assert outcomes == ["done"] and not replayed
     assert session.get(Redemption, done.id) is done
-    stored = session.execute(select(Redemption.terms, Redemption.points, Redemption.request_digest)
-                             .where(Redemption.id == done.id)).one()
+    stored = session.execute(select(Redemption.terms, Redemption.points, Redemption.request_digest,
+                                    Redemption.consumed).where(Redemption.id == done.id)).one()
     assert stored.terms == done.terms == counter._terms(rice) and stored.points == done.points == 30
+    # What it took, recorded as the step-by-step path records it: a full refund gives back that.
+    today = counter.local_date(done.created_at, CFG.timezone)
+    assert stored.consumed == done.consumed == limits.consumption(rice, today) == {
+        "periods": [f"D{today.isoformat()}"], "quota": True}
     posting = session.get(Posting, done.posting_id)
     assert posting.reason == f"{name}（{rice.code}）" and posting.kind == "redemption"
     assert posting.idem_scope == "redemption" and posting.idem_key == f"{desks[0].id}:redeem:one-call-0001"
