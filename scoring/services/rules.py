@@ -243,7 +243,11 @@ def validate(rule_set: RuleSet) -> list[dict[str, str]]:
     if rule_set.indicators and missing:
         bad("-", "class", f"No indicator for class {', '.join(sorted(missing))}.")
     previous = None
+    grade_codes: set[str] = set()
     for grade in rule_set.grades or []:
+        if grade.get("code") in grade_codes:  # a code names one threshold: honours and privileges require it
+            bad(f"grade {grade['code']}", "code", "Duplicate grade code.")
+        grade_codes.add(grade.get("code"))
         if not isinstance(grade.get("min_points"), int) or grade["min_points"] < 0 or not grade.get("code"):
             bad(f"grade {grade.get('code', '?')}", "min_points", "Each grade has a code and whole min_points.")
         elif previous is not None and grade["min_points"] >= previous:
