@@ -101,6 +101,8 @@ def deactivate_staff(session: Session, actor: Principal, user_id: int) -> StaffU
         raise NotFound("Staff user not found.")
     if user.id == actor.id:
         raise Conflict("You cannot deactivate yourself.", code="self_deactivation")
+    if user.role in ("admin", "approver") and not is_county_scope(actor):  # as only one creates them
+        raise Forbidden("Only a county admin deactivates admins and approvers.", code="scope_required")
     user.active = False
     session.execute(update(AuthToken).where(AuthToken.subject_kind == "staff", AuthToken.subject_id == user.id,
                                             AuthToken.revoked_at.is_(None)).values(revoked_at=utcnow()))

@@ -392,3 +392,19 @@ def test_a_failed_login_keeps_a_typed_password_out_of_the_audit_log(client, sess
     assert [(e["object_id"], e["details"]) for e in log.json["items"]] == [  # newest first
         (str(clerk.id), {"username": clerk.label, "known": True}), (None, {"username": "S***", "known": False})]
     assert all(e["ip"] == "127.0.0.1" for e in log.json["items"])
+
+
+@pytest.mark.parametrize("role", ["admin", "approver"])
+def test_only_county_admins_deactivate_admins_and_approvers(client, session, role):
+    """Regression: a township admin, who may not create an admin or an approver, could deactivate
+    the other admin or the approver of the township (and so lock out the staff who revoke awards)."""
+    tree = f.region_tree(session)
+    town_admin = f.bearer(session, "staff", f.staff(session, "admin", tree.town_a).id)
+    peer = f.staff(session, role, tree.town_a)
+    refused = client.post(f"/api/v1/admin/staff/{peer.id}/deactivate", headers=town_admin)
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "scope_required", refused.json
+    assert client.get("/api/v1/auth/me", headers=f.bearer(session, "staff", peer.id)).status_code == 200
+    clerk = f.staff(session, "clerk", tree.town_a)  # the township admin's own staff: still theirs to cut off
+    assert client.post(f"/api/v1/admin/staff/{clerk.id}/deactivate", headers=town_admin).status_code == 200
+    county_admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    assert client.post(f"/api/v1/admin/staff/{peer.id}/deactivate", headers=county_admin).status_code == 200
