@@ -408,3 +408,20 @@ def test_only_county_admins_deactivate_admins_and_approvers(client, session, rol
     assert client.post(f"/api/v1/admin/staff/{clerk.id}/deactivate", headers=town_admin).status_code == 200
     county_admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
     assert client.post(f"/api/v1/admin/staff/{peer.id}/deactivate", headers=county_admin).status_code == 200
+
+
+@pytest.mark.parametrize(("path", "body", "name"), [
+    ("/api/v1/admin/staff", {"username": "newclerk", "display_name": "新录入员", "role": "clerk"}, "newclerk"),
+    ("/api/v1/admin/participants", {"name": "王秀英", "phone": "13712345679"}, "13712345679"),
+])
+@pytest.mark.parametrize("password", [" " * 12, "a" * 12, "1" * 12, "abababababab", "{name}{name}", "My-{name}"])
+def test_a_password_anyone_could_guess_is_refused(client, session, path, body, name, password):
+    """Regression: twelve spaces, one key held down, or the username (a participant's phone
+    number) twice were accepted as a staff member's or a participant's password."""
+    tree = f.region_tree(session)
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.town_a).id)
+    where = {"scope_region_id": tree.village_a.id} if "staff" in path else {"region_id": tree.grid_a.id}
+    refused = client.post(path, headers=admin, json={**body, **where, "password": password.format(name=name)})
+    assert refused.status_code == 422 and set(refused.json["error"]["details"]) == {"password"}, refused.json
+    accepted = client.post(path, headers=admin, json={**body, **where, "password": "a-long-password"})
+    assert accepted.status_code == 201, accepted.json
