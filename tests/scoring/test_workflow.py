@@ -366,3 +366,23 @@ def test_work_reported_today_is_verified_against_rules_published_today(client, s
     assert set(error["details"]) == {field, "contribution_ids"} and error["details"]["contribution_ids"] == [str(c.id)]
     assert {x.state for x in workflow.load(session, [c.id, other.id])} == {"submitted"}  # all or none
     assert workflow.reject(session, verifier, c.id, "按新规则补充材料后重新提交").state == "rejected"
+
+
+def test_a_resident_whose_objection_was_dismissed_cannot_hold_the_award_back_again(client, session, world):
+    """Regression: once staff dismissed a resident's objection, the same resident could lodge
+    another (the same words again) at once, and each held the award back until staff resolved it
+    again, to the end of the notice. One resident, one objection per award; others may still object."""
+    tree, person, neighbour, clerk, verifier = world
+    other = f.participant(session, tree.grid_a, name="李春兰")
+    c = f.contribution(session, clerk, person, "MED-2")
+    workflow.verify_many(session, verifier, [c.id])
+    url = f"/api/v1/notices/{c.id}/objections"
+    resident = f.bearer(session, "participant", neighbour.id)
+    first = client.post(url, headers=resident, json={"text": "该纠纷并未真正化解"})
+    assert first.status_code == 201
+    approver = f.staff(session, "approver", tree.town_a)
+    notices.resolve(session, approver, first.json["id"], uphold=False, resolution="经回访，纠纷已化解")
+    again = client.post(url, headers=resident, json={"text": "该纠纷并未真正化解"})
+    assert again.status_code == 409 and again.json["error"]["code"] == "objection_heard", again.json
+    assert client.post(url, headers=f.bearer(session, "participant", other.id),
+                       json={"text": "调解记录与事实不符"}).status_code == 201
