@@ -61,6 +61,15 @@ def sees_full_names(actor: Principal) -> bool:
 
 # --- people ----------------------------------------------------------------------------------
 
+def check_password(password: str, account_name: str) -> None:
+    """Refuse a password anyone could guess, whatever its length: blank or nearly one character
+    over and over ("aaaaaaaaaa", "ababababab"), or holding the account's own name (a staff member's
+    username, a participant's phone number)."""
+    if len(set(password.strip())) < 3 or account_name.casefold() in password.casefold():
+        raise ValidationFailed("Password too easy to guess.", details={"password": [
+            "Use at least three different characters, and not the username or phone number."]})
+
+
 def create_participant(session: Session, *, name: str, phone: str, region: Region, password: str | None = None,
                        role: str = "grid_leader") -> Participant:
     if region.level != "grid":
@@ -68,6 +77,8 @@ def create_participant(session: Session, *, name: str, phone: str, region: Regio
     if session.scalar(select(Participant.id).where(Participant.phone == phone)):
         raise Conflict("This phone number is already registered.", code="phone_taken",
                        details={"phone": ["Already registered."]})
+    if password:
+        check_password(password, phone)
     participant = Participant(name=name, phone=phone, region_id=region.id, region_path=region.path, role=role,
                               password_hash=hash_password(password) if password else None)
     session.add(participant)
@@ -81,6 +92,7 @@ def create_staff(session: Session, *, username: str, display_name: str, role: st
         raise ValidationFailed("Unknown role.", details={"role": [f"One of {', '.join(STAFF_ROLES)}."]})
     if len(password) < 10:
         raise ValidationFailed("Password too short.", details={"password": ["At least 10 characters."]})
+    check_password(password, username)
     if scope.level == "grid":
         raise ValidationFailed("Staff scope is a county, township or village.", details={"scope_region_id": ["Not a grid."]})
     if session.scalar(select(StaffUser.id).where(StaffUser.username == username)):
@@ -101,6 +113,8 @@ def deactivate_staff(session: Session, actor: Principal, user_id: int) -> StaffU
         raise NotFound("Staff user not found.")
     if user.id == actor.id:
         raise Conflict("You cannot deactivate yourself.", code="self_deactivation")
+    if user.role in ("admin", "approver") and not is_county_scope(actor):  # as only one creates them
+        raise Forbidden("Only a county admin deactivates admins and approvers.", code="scope_required")
     user.active = False
     session.execute(update(AuthToken).where(AuthToken.subject_kind == "staff", AuthToken.subject_id == user.id,
                                             AuthToken.revoked_at.is_(None)).values(revoked_at=utcnow()))

@@ -102,7 +102,11 @@ def candidates(session: Session, actor: Principal, *, township_id: int, year: in
     if township.level != "township":
         raise ValidationFailed("Choose a township.", details={"township_id": ["Not a township."]})
     year_end = dt.date(year, 12, 31)
-    rule_set = rules.in_force(session, min(year_end, local_date()))
+    try:
+        rule_set = rules.in_force(session, min(year_end, local_date()))
+    except ValidationFailed as exc:  # it names the work date of a contribution: here the year is asked for
+        raise ValidationFailed("No rules were in force on that date.", code=exc.code,
+                               details={"year": [f"No published rule set covers any day of {year}."]}) from exc
     settings = (rule_set.honours or {}).get(honour, {})
     since, until = local_midnight(dt.date(year, 1, 1)), local_midnight(dt.date(year + 1, 1, 1))  # the county's year
     totals = session.execute(_earnings(

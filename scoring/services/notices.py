@@ -78,10 +78,15 @@ def lodge(session: Session, actor: Principal, contribution_id: int, text: str, *
         raise ValidationFailed("Say what is wrong.", details={"text": ["Required."]})
     if person.id in {m.participant_id for m in contribution.members}:
         raise Forbidden("You cannot object to your own work.", code="own_work")
-    already = session.scalar(select(Objection.id).where(Objection.contribution_id == contribution.id,
-                                                        Objection.lodged_by == person.id, Objection.status == "open"))
-    if already is not None:
+    # One resident, one objection per award: a dismissed one lodged again would hold the award back
+    # again, as often as the resident liked, until the notice ends.
+    already = session.scalar(select(Objection.status).where(Objection.contribution_id == contribution.id,
+                                                            Objection.lodged_by == person.id,
+                                                            Objection.status.in_(("open", "dismissed"))).limit(1))
+    if already == "open":
         raise Conflict("You already have an open objection to this award.", code="objection_open")
+    if already == "dismissed":
+        raise Conflict("Your objection to this award has been heard and dismissed.", code="objection_heard")
     objection = Objection(contribution_id=contribution.id, lodged_by=person.id, text=text.strip())
     session.add(objection)
     session.flush()

@@ -16,6 +16,7 @@ from identity.services import audit, is_county_scope
 from infra.auth import Principal
 from infra.clock import local_date
 from infra.db import utcnow
+from infra.driver import on_postgresql
 from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from scoring.models import CLASSES, COLOURS, HONOURS, MAX_FACTOR, UNITS, Indicator, RuleSet
 from scoring.services.engine import IndicatorRule
@@ -24,6 +25,9 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 INDICATOR_FIELDS = ("code", "class_", "name_zh", "name_en", "base_points", "unit", "multiplier", "multipliers",
                     "cap_month", "cap_year", "cap_activity", "shared", "requires")
 REQUIREMENTS = ("conflict_item", "warning_colour", "case_record", "quantity")
+# Advisory lock (pg_advisory_xact_lock(space, key), spaces as in scoring.services.imports) that
+# every change of the rules holds until its commit: drafting, editing and publishing take turns.
+RULES_LOCK = (0x4A59_0003, 0)
 
 
 @functools.cache
@@ -111,8 +115,12 @@ def indicator_rule(rule_set: RuleSet, code: str) -> tuple[Indicator, IndicatorRu
                            details={"indicator_code": [f"{code} is not in rule set version {rule_set.version}."]})
 
 
-def get(session: Session, version: int) -> RuleSet:
-    rule_set = session.scalar(select(RuleSet).where(RuleSet.version == version))
+def get(session: Session, version: int, *, fresh: bool = False) -> RuleSet:
+    """A version; `fresh`: as committed now, whatever this session read of it before."""
+    stmt = select(RuleSet).where(RuleSet.version == version)
+    if fresh:
+        stmt = stmt.execution_options(populate_existing=True)
+    rule_set = session.scalar(stmt)
     if rule_set is None:
         raise NotFound("Rule set not found.", details={"version": [str(version)]})
     return rule_set
@@ -131,9 +139,20 @@ def _require_admin(actor: Principal) -> None:
         raise Forbidden("Only a county admin edits the county's rules.", code="scope_required")
 
 
+def _take_turns(session: Session) -> None:
+    """Changes of the rules one at a time, each seeing the last one committed: two publishes at
+    once would both find the same latest date and both go out (the same day twice, or out of
+    order), and an edit racing a publish either met the freezing trigger (a 500) or, replacing
+    only indicators (rows the publish does not lock), changed a version just published. On
+    SQLite, writers take turns anyway."""
+    if on_postgresql(session):
+        session.execute(select(func.pg_advisory_xact_lock(*RULES_LOCK)))
+
+
 def draft_from(session: Session, actor: Principal, base_version: int) -> RuleSet:
     """A new draft copying a version; edit it, validate it, publish it."""
     _require_admin(actor)
+    _take_turns(session)
     base = get(session, base_version)
     version = (session.scalar(select(func.max(RuleSet.version))) or 0) + 1
     draft = RuleSet(version=version, name=base.name, effective_from=max(base.effective_from, local_date()),
@@ -151,7 +170,8 @@ def update_draft(session: Session, actor: Principal, version: int, changes: dict
     """Replace a draft's settings and indicators. Published versions are refused (and the
     database refuses them too)."""
     _require_admin(actor)
-    draft = get(session, version)
+    _take_turns(session)
+    draft = get(session, version, fresh=True)
     if draft.status != "draft":
         raise Conflict("A published rule set never changes; draft a new version.", code="rules_published")
     candidate = RuleSet(version=draft.version, name=changes.get("name", draft.name),
@@ -223,7 +243,11 @@ def validate(rule_set: RuleSet) -> list[dict[str, str]]:
     if rule_set.indicators and missing:
         bad("-", "class", f"No indicator for class {', '.join(sorted(missing))}.")
     previous = None
+    grade_codes: set[str] = set()
     for grade in rule_set.grades or []:
+        if grade.get("code") in grade_codes:  # a code names one threshold: honours and privileges require it
+            bad(f"grade {grade['code']}", "code", "Duplicate grade code.")
+        grade_codes.add(grade.get("code"))
         if not isinstance(grade.get("min_points"), int) or grade["min_points"] < 0 or not grade.get("code"):
             bad(f"grade {grade.get('code', '?')}", "min_points", "Each grade has a code and whole min_points.")
         elif previous is not None and grade["min_points"] >= previous:
@@ -269,7 +293,8 @@ def _invalid(problems: list[dict[str, str]]) -> ValidationFailed:
 
 def publish(session: Session, actor: Principal, version: int) -> RuleSet:
     _require_admin(actor)
-    draft = get(session, version)
+    _take_turns(session)
+    draft = get(session, version, fresh=True)
     if draft.status != "draft":
         raise Conflict("Already published.", code="rules_published")
     problems = validate(draft)

@@ -16,7 +16,7 @@ from identity.services import audit
 from infra.auth import Principal
 from infra.clock import local_date
 from infra.errors import Forbidden, NotFound, ValidationFailed
-from scoring.models import COLOURS, Contribution, ContributionEvent, ContributionMember
+from scoring.models import COLOURS, Contribution, ContributionEvent, ContributionMember, Indicator
 from scoring.services import rules
 
 EIGHT_STEPS = ("look", "listen", "ask", "help", "report", "analyse", "explain", "record")
@@ -94,28 +94,44 @@ def check(session: Session, actor: Principal, sub: Submission, today: dt.date) -
 
     rule_set = rules.in_force(session, sub.work_date)
     indicator, _rule = rules.indicator_rule(rule_set, sub.indicator_code)
-    needs = set(indicator.requires or [])
-    if "conflict_item" in needs and sub.conflict_item not in rules.conflict_items():
-        raise _fail("conflict_item", "Choose an item of the screening list (8 categories, 26 items).")
     if sub.conflict_item is not None and sub.conflict_item not in rules.conflict_items():
         raise _fail("conflict_item", "Not an item of the screening list.")
-    if "warning_colour" in needs and sub.warning_colour not in COLOURS:
-        raise _fail("warning_colour", "Choose red, orange, yellow or blue.")
-    if "case_record" in needs:
-        missing = [s for s in EIGHT_STEPS if not str(sub.case_record.get(s, "")).strip()]
-        if missing:
-            raise _fail("case_record", "A mediation needs its case record following the eight steps; missing: "
-                        + ", ".join(missing))
     if sub.quantity < 1:
         raise _fail("quantity", "At least 1.")
     if sub.incident_ref is not None and len(sub.incident_ref) > INCIDENT_REF_MAX:
         raise _fail("incident_ref", f"At most {INCIDENT_REF_MAX} characters.")
-    if "quantity" not in needs and sub.quantity != 1:
-        raise _fail("quantity", f"{indicator.code} counts one {indicator.unit} per contribution.")
+    missing = unmet_requirement(indicator, conflict_item=sub.conflict_item, warning_colour=sub.warning_colour,
+                                quantity=sub.quantity, missing_steps=missing_steps(sub.case_record))
+    if missing is not None:
+        raise _fail(*missing)
     first = home or people[ids[0]]
     grid = session.get(Region, first.region_id)
     assert grid is not None
     return [people[pid] for pid in ids], grid
+
+
+def missing_steps(case_record: dict[str, Any]) -> list[str]:
+    """The steps of the eight a case record leaves out or blank."""
+    return [s for s in EIGHT_STEPS if not str(case_record.get(s, "")).strip()]
+
+
+def unmet_requirement(indicator: Indicator, *, conflict_item: str | None, warning_colour: str | None, quantity: int,
+                      missing_steps: list[str]) -> tuple[str, str] | None:
+    """What the indicator requires of the work that it lacks, as (field, reason); None if nothing.
+    Checked at submission and again at verification, against the version then in force on the
+    day of the work (a version published to take effect today may require more than the one the
+    work was reported under)."""
+    needs = set(indicator.requires or [])
+    if "conflict_item" in needs and conflict_item not in rules.conflict_items():
+        return "conflict_item", "Choose an item of the screening list (8 categories, 26 items)."
+    if ("warning_colour" in needs or indicator.multiplier == "warning_colour") and warning_colour not in COLOURS:
+        return "warning_colour", "Choose red, orange, yellow or blue."
+    if "case_record" in needs and missing_steps:
+        return "case_record", ("A mediation needs its case record following the eight steps; missing: "
+                               + ", ".join(missing_steps))
+    if "quantity" not in needs and quantity != 1:
+        return "quantity", f"{indicator.code} counts one {indicator.unit} per contribution."
+    return None
 
 
 def find_duplicates(session: Session, sub: Submission, grid: Region, exclude_id: int | None = None) -> list[int]:

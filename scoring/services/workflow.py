@@ -27,10 +27,10 @@ from infra.db import utcnow
 from infra.driver import driver_rows, execute
 from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ledger.services import corrections
-from scoring.models import HOLDING_STATES, Contribution, ContributionEvent, ContributionMember
+from scoring.models import HOLDING_STATES, Contribution, ContributionEvent, ContributionMember, Indicator
 from scoring.services import bulk_sql, rules
 from scoring.services.engine import Facts, IndicatorRule, Score, score
-from scoring.services.submissions import record_event
+from scoring.services.submissions import EIGHT_STEPS, missing_steps, record_event, unmet_requirement
 
 VERIFIER_ROLES = ("verifier", "approver")
 AUDIT_EACH_UP_TO = 50  # larger batches get one audit record naming every id
@@ -104,14 +104,18 @@ def load(session: Session, contribution_ids: Sequence[int]) -> list[Contribution
 
 _VERIFY_COLUMNS = (Contribution.id, Contribution.state, Contribution.region_path, Contribution.indicator_code,
                    Contribution.work_date, Contribution.quantity, Contribution.warning_colour,
-                   Contribution.incident_key, Contribution.submitted_by_staff, Contribution.submitted_by_participant)
+                   Contribution.incident_key, Contribution.submitted_by_staff, Contribution.submitted_by_participant,
+                   Contribution.conflict_item, Contribution.case_record)
 
 
 # PostgreSQL: the rows, locked in id order, and each one's members (by participant) in one round trip.
+# Of the case record, only the steps it leaves blank (which the rules in force may require).
 _LOAD_PG = """
 WITH c AS (
     SELECT id, state, region_path, indicator_code, work_date, quantity, warning_colour, incident_key,
-           submitted_by_staff, submitted_by_participant
+           submitted_by_staff, submitted_by_participant, conflict_item,
+           ARRAY(SELECT s FROM unnest(%(steps)s::text[]) WITH ORDINALITY AS t(s, n)
+                 WHERE coalesce(case_record->>s, '') ~ '^[[:space:]]*$' ORDER BY n) AS missing_steps
     FROM contributions WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id FOR UPDATE),
 m AS (
     SELECT contribution_id, array_agg(participant_id ORDER BY participant_id) AS pids,
@@ -130,7 +134,7 @@ def _load_rows(session: Session, actor: Principal, ids: Sequence[int]) -> tuple[
     members: dict[int, list[tuple[int, int]]] = defaultdict(list)
     if bulk_sql.is_postgres(session):
         found = {}
-        for r in driver_rows(session, _LOAD_PG, {"ids": bulk_sql.int_array(ids)}):
+        for r in driver_rows(session, _LOAD_PG, {"ids": bulk_sql.int_array(ids), "steps": list(EIGHT_STEPS)}):
             found[r.id] = r
             if r.pids:
                 members[r.id] = list(zip(r.pids, r.shares))
@@ -174,6 +178,19 @@ def _refuse_duplicate_incidents(session: Session, items: list[Any]) -> None:
                            details={"incident_ref": [f"Incident {r.incident_key} is held by contribution "
                                                      f"{holder or 'in this batch'}."]})
         seen.add(key)
+
+
+def _meets(r: Any, indicator: Indicator) -> None:
+    """What the version in force on the day of the work requires of it, checked again: work done
+    today may have been reported under the version before one published to take effect today."""
+    steps = getattr(r, "missing_steps", None)  # PostgreSQL's rows carry them (`_LOAD_PG`); others the record
+    unmet = unmet_requirement(indicator, conflict_item=r.conflict_item, warning_colour=r.warning_colour,
+                              quantity=r.quantity,
+                              missing_steps=list(steps) if steps is not None else missing_steps(r.case_record or {}))
+    if unmet is not None:
+        field_name, reason = unmet
+        raise ValidationFailed("The contribution is incomplete or invalid.", code="invalid_contribution",
+                               details={field_name: [reason], "contribution_ids": [str(r.id)]})
 
 
 def _capped(rule: IndicatorRule) -> bool:
@@ -244,17 +261,18 @@ def _score_and_reserve(session: Session, actor: Principal, items: list[Any], mem
     capped work is scored and written."""
     # Per (work date, indicator): the rule set in force (as plain values), the rule and the periods,
     # looked up once per batch rather than once per contribution.
-    found: dict[tuple[dt.date, str], tuple[_InForce, IndicatorRule, str, str]] = {}
+    found: dict[tuple[dt.date, str], tuple[_InForce, Indicator, IndicatorRule, str, str]] = {}
     plan: list[tuple[Any, _InForce, IndicatorRule, Facts, str, str]] = []
     keys: set[bulk_sql.TallyKey] = set()
-    for r in items:  # rules first: an unknown indicator fails before any tally is locked
+    for r in items:  # rules first: an unknown indicator or unmet requirement fails before any tally is locked
         code = r.indicator_code
         got = found.get((r.work_date, code))
         if got is None:
             rule_set = rules.in_force(session, r.work_date)
             got = found[(r.work_date, code)] = (_InForce(rule_set.id, rule_set.notice_days),
-                                                rules.indicator_rule(rule_set, code)[1], *_periods(r.work_date))
-        in_force, rule, month, year = got
+                                                *rules.indicator_rule(rule_set, code), *_periods(r.work_date))
+        in_force, indicator, rule, month, year = got
+        _meets(r, indicator)
         mine = members[r.id]
         plan.append((r, in_force, rule, Facts(mine, r.quantity, r.warning_colour), month, year))
         for pid, _share in mine:

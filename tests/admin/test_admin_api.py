@@ -392,3 +392,36 @@ def test_a_failed_login_keeps_a_typed_password_out_of_the_audit_log(client, sess
     assert [(e["object_id"], e["details"]) for e in log.json["items"]] == [  # newest first
         (str(clerk.id), {"username": clerk.label, "known": True}), (None, {"username": "S***", "known": False})]
     assert all(e["ip"] == "127.0.0.1" for e in log.json["items"])
+
+
+@pytest.mark.parametrize("role", ["admin", "approver"])
+def test_only_county_admins_deactivate_admins_and_approvers(client, session, role):
+    """Regression: a township admin, who may not create an admin or an approver, could deactivate
+    the other admin or the approver of the township (and so lock out the staff who revoke awards)."""
+    tree = f.region_tree(session)
+    town_admin = f.bearer(session, "staff", f.staff(session, "admin", tree.town_a).id)
+    peer = f.staff(session, role, tree.town_a)
+    refused = client.post(f"/api/v1/admin/staff/{peer.id}/deactivate", headers=town_admin)
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "scope_required", refused.json
+    assert client.get("/api/v1/auth/me", headers=f.bearer(session, "staff", peer.id)).status_code == 200
+    clerk = f.staff(session, "clerk", tree.town_a)  # the township admin's own staff: still theirs to cut off
+    assert client.post(f"/api/v1/admin/staff/{clerk.id}/deactivate", headers=town_admin).status_code == 200
+    county_admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    assert client.post(f"/api/v1/admin/staff/{peer.id}/deactivate", headers=county_admin).status_code == 200
+
+
+@pytest.mark.parametrize(("path", "body", "name"), [
+    ("/api/v1/admin/staff", {"username": "newclerk", "display_name": "新录入员", "role": "clerk"}, "newclerk"),
+    ("/api/v1/admin/participants", {"name": "王秀英", "phone": "13712345679"}, "13712345679"),
+])
+@pytest.mark.parametrize("password", [" " * 12, "a" * 12, "1" * 12, "abababababab", "{name}{name}", "My-{name}"])
+def test_a_password_anyone_could_guess_is_refused(client, session, path, body, name, password):
+    """Regression: twelve spaces, one key held down, or the username (a participant's phone
+    number) twice were accepted as a staff member's or a participant's password."""
+    tree = f.region_tree(session)
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.town_a).id)
+    where = {"scope_region_id": tree.village_a.id} if "staff" in path else {"region_id": tree.grid_a.id}
+    refused = client.post(path, headers=admin, json={**body, **where, "password": password.format(name=name)})
+    assert refused.status_code == 422 and set(refused.json["error"]["details"]) == {"password"}, refused.json
+    accepted = client.post(path, headers=admin, json={**body, **where, "password": "a-long-password"})
+    assert accepted.status_code == 201, accepted.json

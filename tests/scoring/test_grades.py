@@ -156,3 +156,19 @@ def test_auditors_see_honour_candidates_masked_on_screen_and_in_downloads(sessio
     assert set(session.scalars(select(AuditEntry.region_path).where(AuditEntry.action == "honour.export",
                                                                     AuditEntry.actor_id == auditor.id))) \
         == {tree.town_a.path}
+
+
+def test_a_year_before_any_rules_is_refused_naming_the_year(session, client):
+    """Regression: asking for the candidates or nominating for 2021 (the rules start in 2024) was
+    a 422 naming `work_date`, a field neither request has."""
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a)
+    headers = f.bearer(session, "staff", f.staff(session, "verifier", tree.county).id)
+    listed = client.get("/api/v1/admin/honours/candidates", headers=headers, query_string={
+        "township_id": tree.town_a.id, "year": 2021, "honour": "loan_priority"})
+    nominated = client.post("/api/v1/admin/honours/nominations", headers=headers, json={
+        "year": 2021, "honour": "loan_priority", "participant_id": person.id})
+    for response in (listed, nominated):
+        assert response.status_code == 422, response.json
+        assert response.json["error"]["code"] == "no_rules_in_force"
+        assert set(response.json["error"]["details"]) == {"year"}

@@ -208,3 +208,16 @@ def test_validation_names_bad_honours_stored_by_any_path(session):
     with pytest.raises(ValidationFailed) as err:
         rules.publish(session, admin, draft.version)
     assert "honours.loan_priority" in err.value.details
+
+
+def test_a_grade_code_is_given_once(client, session):
+    """Regression: two grades named AA (at 300 and at 150) were accepted, so an honour or a
+    privilege requiring AA meant 300 points here and 150 in a participant's grade."""
+    admin = f.bearer(session, "staff", f.staff(session, "admin", f.region_tree(session).county).id)
+    version = client.post("/api/v1/admin/rules", headers=admin, json={"from_version": 1}).json["version"]
+    url = f"/api/v1/admin/rules/{version}"
+    twice = client.patch(url, headers=admin, json={"grades": [
+        {"code": "AA", "min_points": 300}, {"code": "AA", "min_points": 150}, {"code": "A", "min_points": 50}]})
+    assert twice.status_code == 422 and twice.json["error"]["code"] == "rules_invalid", twice.json
+    assert set(twice.json["error"]["details"]) == {"grade AA.code"}
+    assert [g["code"] for g in client.get(url, headers=admin).json["grades"]] == ["AAA", "AA", "A"]

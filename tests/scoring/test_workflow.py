@@ -326,3 +326,63 @@ def test_a_contribution_award_is_not_reversed_behind_scorings_back(session, worl
     with pytest.raises(Conflict) as err:
         corrections.request_reversal(session, clerk, posting_id=c.posting_id, reason="直接冲正")
     assert err.value.code == "managed_source"
+
+
+def _publish_today(session, admin, edit):
+    """A new version in force from the county's today, its indicators changed by `edit(code, ind)`."""
+    draft = rules.draft_from(session, admin, rules.in_force(session, local_date()).version)
+    indicators = [{"class": i.class_, **{k: getattr(i, k) for k in rules.INDICATOR_FIELDS if k != "class_"}}
+                  for i in draft.indicators]
+    for ind in indicators:
+        edit(ind["code"], ind)
+    rules.update_draft(session, admin, draft.version, {"indicators": indicators, "effective_from": local_date()})
+    return rules.publish(session, admin, draft.version)
+
+
+@pytest.mark.parametrize(("indicator", "change", "submitted", "field"), [
+    # The new version weighs INF-4 by warning colour: scoring a visit reported without one failed (a 500).
+    ("INF-4", {"multiplier": "warning_colour", "multipliers": {"blue": 1, "yellow": 2, "orange": 3, "red": 5},
+               "requires": ["warning_colour"]}, {}, "warning_colour"),
+    # PRO-3 no longer counts households: 40 households reported under the old rules scored 40 x 1.
+    ("PRO-3", {"requires": []}, {"quantity": 40}, "quantity"),
+    ("PRO-1", {"requires": ["case_record"]}, {}, "case_record"),
+    ("PRO-2", {"requires": ["conflict_item"]}, {}, "conflict_item"),
+])
+def test_work_reported_today_is_verified_against_rules_published_today(client, session, world, indicator, change,
+                                                                       submitted, field):
+    """Work done today and reported this morning is scored by a version published this afternoon
+    to take effect today: what that version requires of the work is checked at verification, a
+    422 naming the field and the contribution, never a 500 or points the new rules do not give."""
+    tree, person, _n, clerk, verifier = world
+    c = f.contribution(session, clerk, person, indicator, work_date=local_date(), **submitted)
+    other = f.contribution(session, clerk, person, "MED-2", work_date=local_date())
+    _publish_today(session, f.staff(session, "admin", tree.county),
+                   lambda code, ind: ind.update(change) if code == indicator else None)
+    response = client.post("/api/v1/admin/contributions/verify", headers=f.bearer(session, "staff", verifier.id),
+                           json={"contribution_ids": [other.id, c.id]})
+    assert response.status_code == 422, response.json
+    error = response.json["error"]
+    assert error["code"] == "invalid_contribution"
+    assert set(error["details"]) == {field, "contribution_ids"} and error["details"]["contribution_ids"] == [str(c.id)]
+    assert {x.state for x in workflow.load(session, [c.id, other.id])} == {"submitted"}  # all or none
+    assert workflow.reject(session, verifier, c.id, "按新规则补充材料后重新提交").state == "rejected"
+
+
+def test_a_resident_whose_objection_was_dismissed_cannot_hold_the_award_back_again(client, session, world):
+    """Regression: once staff dismissed a resident's objection, the same resident could lodge
+    another (the same words again) at once, and each held the award back until staff resolved it
+    again, to the end of the notice. One resident, one objection per award; others may still object."""
+    tree, person, neighbour, clerk, verifier = world
+    other = f.participant(session, tree.grid_a, name="李春兰")
+    c = f.contribution(session, clerk, person, "MED-2")
+    workflow.verify_many(session, verifier, [c.id])
+    url = f"/api/v1/notices/{c.id}/objections"
+    resident = f.bearer(session, "participant", neighbour.id)
+    first = client.post(url, headers=resident, json={"text": "该纠纷并未真正化解"})
+    assert first.status_code == 201
+    approver = f.staff(session, "approver", tree.town_a)
+    notices.resolve(session, approver, first.json["id"], uphold=False, resolution="经回访，纠纷已化解")
+    again = client.post(url, headers=resident, json={"text": "该纠纷并未真正化解"})
+    assert again.status_code == 409 and again.json["error"]["code"] == "objection_heard", again.json
+    assert client.post(url, headers=f.bearer(session, "participant", other.id),
+                       json={"text": "调解记录与事实不符"}).status_code == 201
