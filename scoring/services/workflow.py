@@ -105,17 +105,14 @@ def load(session: Session, contribution_ids: Sequence[int]) -> list[Contribution
 _VERIFY_COLUMNS = (Contribution.id, Contribution.state, Contribution.region_path, Contribution.indicator_code,
                    Contribution.work_date, Contribution.quantity, Contribution.warning_colour,
                    Contribution.incident_key, Contribution.submitted_by_staff, Contribution.submitted_by_participant,
-                   Contribution.conflict_item, Contribution.case_record)
+                   Contribution.conflict_item, Contribution.submitted_at)
 
 
 # PostgreSQL: the rows, locked in id order, and each one's members (by participant) in one round trip.
-# Of the case record, only the steps it leaves blank (which the rules in force may require).
 _LOAD_PG = """
 WITH c AS (
     SELECT id, state, region_path, indicator_code, work_date, quantity, warning_colour, incident_key,
-           submitted_by_staff, submitted_by_participant, conflict_item,
-           ARRAY(SELECT s FROM unnest(%(steps)s::text[]) WITH ORDINALITY AS t(s, n)
-                 WHERE coalesce(case_record->>s, '') ~ '^[[:space:]]*$' ORDER BY n) AS missing_steps
+           submitted_by_staff, submitted_by_participant, conflict_item, submitted_at
     FROM contributions WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id FOR UPDATE),
 m AS (
     SELECT contribution_id, array_agg(participant_id ORDER BY participant_id) AS pids,
@@ -134,7 +131,7 @@ def _load_rows(session: Session, actor: Principal, ids: Sequence[int]) -> tuple[
     members: dict[int, list[tuple[int, int]]] = defaultdict(list)
     if bulk_sql.is_postgres(session):
         found = {}
-        for r in driver_rows(session, _LOAD_PG, {"ids": bulk_sql.int_array(ids), "steps": list(EIGHT_STEPS)}):
+        for r in driver_rows(session, _LOAD_PG, {"ids": bulk_sql.int_array(ids)}):
             found[r.id] = r
             if r.pids:
                 members[r.id] = list(zip(r.pids, r.shares))
@@ -180,17 +177,35 @@ def _refuse_duplicate_incidents(session: Session, items: list[Any]) -> None:
         seen.add(key)
 
 
-def _meets(r: Any, indicator: Indicator) -> None:
-    """What the version in force on the day of the work requires of it, checked again: work done
-    today may have been reported under the version before one published to take effect today."""
-    steps = getattr(r, "missing_steps", None)  # PostgreSQL's rows carry them (`_LOAD_PG`); others the record
-    unmet = unmet_requirement(indicator, conflict_item=r.conflict_item, warning_colour=r.warning_colour,
-                              quantity=r.quantity,
-                              missing_steps=list(steps) if steps is not None else missing_steps(r.case_record or {}))
-    if unmet is not None:
-        field_name, reason = unmet
-        raise ValidationFailed("The contribution is incomplete or invalid.", code="invalid_contribution",
-                               details={field_name: [reason], "contribution_ids": [str(r.id)]})
+# The steps of the eight a case record leaves out or blank, read in the database for the few rows
+# checked again (`_recheck`): the record itself need not travel.
+_MISSING_STEPS_PG = """
+SELECT id, ARRAY(SELECT s FROM unnest(%(steps)s::text[]) WITH ORDINALITY AS t(s, n)
+                 WHERE coalesce(case_record->>s, '') ~ '^[[:space:]]*$' ORDER BY n) AS missing_steps
+FROM contributions WHERE id = ANY(%(ids)s::bigint[])
+"""
+
+
+def _recheck(session: Session, pending: list[tuple[Any, Indicator]]) -> None:
+    """What the version scoring the work requires of it, checked again for the work that version
+    was published after: its submission was checked against the version then in force (the
+    same check, `unmet_requirement`), and a version published since to take effect on the day of
+    the work may require more. Everything else passed this very check when it was submitted."""
+    if not pending:
+        return
+    ids = [r.id for r, _indicator in pending]
+    if bulk_sql.is_postgres(session):
+        steps = dict(driver_rows(session, _MISSING_STEPS_PG, {"ids": bulk_sql.int_array(ids), "steps": list(EIGHT_STEPS)}))
+    else:
+        steps = {cid: missing_steps(record or {}) for cid, record in session.execute(
+            select(Contribution.id, Contribution.case_record).where(bulk_sql.any_of(Contribution.id, ids, session)))}
+    for r, indicator in pending:
+        unmet = unmet_requirement(indicator, conflict_item=r.conflict_item, warning_colour=r.warning_colour,
+                                  quantity=r.quantity, missing_steps=list(steps[r.id] or []))
+        if unmet is not None:
+            field_name, reason = unmet
+            raise ValidationFailed("The contribution is incomplete or invalid.", code="invalid_contribution",
+                                   details={field_name: [reason], "contribution_ids": [str(r.id)]})
 
 
 def _capped(rule: IndicatorRule) -> bool:
@@ -261,23 +276,27 @@ def _score_and_reserve(session: Session, actor: Principal, items: list[Any], mem
     capped work is scored and written."""
     # Per (work date, indicator): the rule set in force (as plain values), the rule and the periods,
     # looked up once per batch rather than once per contribution.
-    found: dict[tuple[dt.date, str], tuple[_InForce, Indicator, IndicatorRule, str, str]] = {}
+    found: dict[tuple[dt.date, str], tuple[_InForce, Indicator, IndicatorRule, str, str, dt.datetime]] = {}
     plan: list[tuple[Any, _InForce, IndicatorRule, Facts, str, str]] = []
     keys: set[bulk_sql.TallyKey] = set()
+    recheck: list[tuple[Any, Indicator]] = []
     for r in items:  # rules first: an unknown indicator or unmet requirement fails before any tally is locked
         code = r.indicator_code
         got = found.get((r.work_date, code))
         if got is None:
             rule_set = rules.in_force(session, r.work_date)
             got = found[(r.work_date, code)] = (_InForce(rule_set.id, rule_set.notice_days),
-                                                *rules.indicator_rule(rule_set, code), *_periods(r.work_date))
-        in_force, indicator, rule, month, year = got
-        _meets(r, indicator)
+                                                *rules.indicator_rule(rule_set, code), *_periods(r.work_date),
+                                                rule_set.published_at or now)
+        in_force, indicator, rule, month, year, published_at = got
+        if published_at >= r.submitted_at:
+            recheck.append((r, indicator))
         mine = members[r.id]
         plan.append((r, in_force, rule, Facts(mine, r.quantity, r.warning_colour), month, year))
         for pid, _share in mine:
             keys.add((pid, code, month))
             keys.add((pid, code, year))
+    _recheck(session, recheck)
     results: list[Score | None] = [None if _capped(rule) else score(rule, facts, {}, {})
                                    for _r, _rs, rule, facts, _m, _y in plan]
     _write_scores(session, actor, now, [(p[0], p[1], res) for p, res in zip(plan, results) if res is not None])
