@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from infra.api import DumpSchema, Id, IdempotentArgs, LoadSchema, UtcDateTime, page_schema
+from infra.api import DumpSchema, Id, IdempotentArgs, LoadSchema, UtcDateTime, page_schema, words
 from infra.i18n import is_english
 from infra.security import mask_name, mask_phone
 
@@ -135,7 +135,7 @@ class AccountSearchArgs(LoadSchema):
 class AdjustmentIn(IdempotentArgs):
     participant_id = Id(required=True)
     amount = fields.Integer(required=True, strict=True, validate=validate.Range(min=-100000, max=100000))
-    reason = fields.String(required=True, validate=validate.Length(min=2, max=500))
+    reason = fields.String(required=True, validate=words(max=500))
 
     @validates_schema
     def _non_zero(self, data: dict, **_kw: object) -> None:
@@ -145,7 +145,7 @@ class AdjustmentIn(IdempotentArgs):
 
 class ReversalIn(IdempotentArgs):
     posting_id = Id(required=True)
-    reason = fields.String(required=True, validate=validate.Length(min=2, max=500))
+    reason = fields.String(required=True, validate=words(max=500))
 
 
 class ApprovalOut(DumpSchema):
