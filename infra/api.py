@@ -152,6 +152,25 @@ class DumpSchema(Schema):
     """Output only; never used to load."""
 
 
+class Words(validate.Validator):
+    """At least `min` characters that are not blanks: a reason or a note "in words". Why: a length
+    check alone let a reason of two spaces (or ideographic spaces) through, which the ledger then
+    refused when the posting was finally made, after an approver had been asked to decide it."""
+
+    def __init__(self, min: int = 2) -> None:
+        self.min = min
+
+    def __call__(self, value: str) -> str:
+        if len(value.strip()) < self.min:
+            raise ValidationError(f"Write at least {self.min} characters, not only blanks.")
+        return value
+
+
+def words(*, min: int = 2, max: int) -> list[validate.Validator]:
+    """The validators of a free-text reason: its length, and not only blanks."""
+    return [validate.Length(min=min, max=max), Words(min)]
+
+
 class IdempotentArgs(LoadSchema):
     idempotency_key = fields.String(load_default=None, validate=validate.Length(min=8, max=100),
                                     metadata={"description": "Retry with the same key to get the same result."})

@@ -152,8 +152,14 @@ def ledger_digest(day: str | None, out: str | None) -> None:
     except ValueError:
         raise click.BadParameter("use YYYY-MM-DD", param_hint="--day") from None
     app = _app()
-    with app.app_context(), db.unit_of_work() as session:
-        document = integrity.export_digest(integrity.record_digest(session, when or local_date()))
+    with app.app_context():
+        today = local_date()
+        try:
+            integrity.refuse_day_to_come(when or today, today)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--day") from None
+        with db.unit_of_work() as session:
+            document = integrity.export_digest(integrity.record_digest(session, when or today))
     text = json.dumps(document, ensure_ascii=False, indent=1)
     if out:
         Path(out).write_text(text)

@@ -1,11 +1,14 @@
 """Ledger schemas: balances, statements, postings, corrections and integrity checks."""
 from __future__ import annotations
 
-from marshmallow import ValidationError, fields, validate, validates_schema
+import datetime as dt
 
-from infra.api import DumpSchema, Id, IdempotentArgs, LoadSchema, UtcDateTime, page_schema
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
+
+from infra.api import DumpSchema, Id, IdempotentArgs, LoadSchema, UtcDateTime, page_schema, words
 from infra.i18n import is_english
 from infra.security import mask_name, mask_phone
+from ledger.services.posting import FUTURE_SKEW
 
 
 KIND_LABELS = {
@@ -16,7 +19,16 @@ KIND_LABELS = {
 
 
 class BalanceArgs(LoadSchema):
-    at = UtcDateTime(load_default=None, metadata={"description": "Balance as of this moment (ISO 8601 with zone)."})
+    at = UtcDateTime(load_default=None, metadata={
+        "description": "Balance as of this moment (ISO 8601 with zone); not one still to come."})
+
+    @validates("at")
+    def _not_to_come(self, value: dt.datetime | None, **_kw: object) -> None:
+        """A balance later than now is not known yet (a hold may be released, points awarded):
+        answering today's balance labelled with that moment would be a guess. A few minutes
+        ahead, as a phone's clock may be, is the ledger's own tolerance for effective times."""
+        if value is not None and value > dt.datetime.now(dt.timezone.utc) + FUTURE_SKEW:
+            raise ValidationError("Must not be in the future.")
 
 
 class BalanceOut(DumpSchema):
@@ -135,7 +147,7 @@ class AccountSearchArgs(LoadSchema):
 class AdjustmentIn(IdempotentArgs):
     participant_id = Id(required=True)
     amount = fields.Integer(required=True, strict=True, validate=validate.Range(min=-100000, max=100000))
-    reason = fields.String(required=True, validate=validate.Length(min=2, max=500))
+    reason = fields.String(required=True, validate=words(max=500))
 
     @validates_schema
     def _non_zero(self, data: dict, **_kw: object) -> None:
@@ -145,7 +157,7 @@ class AdjustmentIn(IdempotentArgs):
 
 class ReversalIn(IdempotentArgs):
     posting_id = Id(required=True)
-    reason = fields.String(required=True, validate=validate.Length(min=2, max=500))
+    reason = fields.String(required=True, validate=words(max=500))
 
 
 class ApprovalOut(DumpSchema):

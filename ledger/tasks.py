@@ -39,7 +39,9 @@ def reconcile_ledger(session: Session, period_key: str | None = None) -> dict[st
 @celery.task(name="ledger.daily_digest")
 def daily_digest(session: Session, day: str | None = None) -> dict[str, Any]:
     """Record and export the heads for `day` (YYYY-MM-DD; default the county's today)."""
-    when = dt.date.fromisoformat(day) if day else local_date()
+    today = local_date()
+    when = dt.date.fromisoformat(day) if day else today
+    integrity.refuse_day_to_come(when, today)
     digest = integrity.record_digest(session, when)
     return integrity.export_digest(digest)
 

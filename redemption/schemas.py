@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from infra.api import DumpSchema, Id, IdempotentArgs, Int4, LoadSchema
+from infra.api import DumpSchema, Id, IdempotentArgs, Int4, LoadSchema, words
 from infra.i18n import is_english
 from redemption.models import FAMILIES
 from redemption.services.common import yuan
@@ -97,7 +97,7 @@ class CaptureIn(LoadSchema):
 class RefundIn(LoadSchema):
     points = fields.Integer(load_default=None, validate=validate.Range(min=1, max=100000),
                             metadata={"description": "Omit for a full refund of what remains"})
-    reason = fields.String(required=True, validate=validate.Length(min=2, max=300))
+    reason = fields.String(required=True, validate=words(max=300))
     idempotency_key = fields.String(required=True, validate=validate.Length(min=8, max=100))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from flask_babel import gettext
 from marshmallow import fields, validate
 
-from infra.api import DumpSchema, Id, Int4, LoadSchema, page_schema
+from infra.api import DumpSchema, Id, Int4, LoadSchema, page_schema, words
 from infra.i18n import is_english
 from infra.security import mask_name
 from scoring.models import CLASSES, COLOURS, HONOURS, MAX_FACTOR, NOTHING_TO_POST, OBJECTION_NOTE, RESIDENT_LABEL, UNITS
@@ -184,16 +184,16 @@ class BulkVerifyIn(LoadSchema):
 
 
 class ReasonIn(LoadSchema):
-    reason = fields.String(required=True, validate=validate.Length(min=2, max=500))
+    reason = fields.String(required=True, validate=words(max=500))
 
 
 class ObjectionIn(LoadSchema):
-    text = fields.String(required=True, validate=validate.Length(min=4, max=1000))
+    text = fields.String(required=True, validate=words(min=4, max=1000))
 
 
 class ResolveIn(LoadSchema):
     uphold = fields.Boolean(required=True, truthy={True}, falsy={False})
-    resolution = fields.String(required=True, validate=validate.Length(min=2, max=500))
+    resolution = fields.String(required=True, validate=words(max=500))
 
 
 class NoticeOut(DumpSchema):

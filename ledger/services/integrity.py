@@ -169,6 +169,15 @@ def heads_digest(heads: dict[str, list[Any]]) -> str:
     return hashlib.sha256(canonical_json(heads).encode()).hexdigest()
 
 
+def refuse_day_to_come(day: dt.date, today: dt.date) -> None:
+    """A digest records the heads as they are now, labelled with its day, once per day: recorded
+    for a later day it would hold that day's label with heads of today, and that night's job would
+    find the day taken and record nothing. So a day after the county's today is refused."""
+    if day > today:
+        raise ValueError(f"{day.isoformat()} is still to come (today is {today.isoformat()} in the county): "
+                         "a digest records the heads as they are now.")
+
+
 def record_digest(session: Session, day: dt.date) -> ChainDigest:
     """Snapshot the heads once per day (idempotent: a second run that day returns the first)."""
     heads = chain_heads(session)

@@ -190,13 +190,16 @@ def _raise_refusal(session: Session, exc: DBAPIError, outlet: Principal, idem_ke
 
 
 def _post(session: Session, outlet: Principal, cfg: CounterConfig, *, kind: str, key: str, reason: str,
-          legs: list[tuple[int, int]], source: tuple[str, str] | None) -> int:
+          legs: list[tuple[int, int]], source: tuple[str, str] | None, at: dt.datetime | None = None) -> int:
+    """`at`: the time of the counter's record (a capture's redemption, a refund), which the posting
+    takes as its effective time, so that settlement cuts both into the same month: taken a moment
+    later by the ledger, a refund at midnight at a month's end was March's line and April's entry."""
     legs = [(a, n) for a, n in legs if n != 0]
     try:
         return post(session, outlet, PostingRequest(
             kind=kind, reason=reason, idempotency_key=f"{outlet.id}:{key}",
             source_type=source[0] if source else None, source_id=source[1] if source else None,
-            legs=[Leg(a, n) for a, n in legs]), idem_scope=IDEM_SCOPE).posting_id
+            legs=[Leg(a, n) for a, n in legs], effective_at=at), idem_scope=IDEM_SCOPE).posting_id
     except InsufficientBalance:
         raise refusals.not_enough_points() from None
 
@@ -277,7 +280,7 @@ def capture(session: Session, outlet: Principal, hold_id: int, *, points: int | 
                        legs=[(escrow.id, -record.points),
                              (accounts.partner_account(session, scenario.partner_id, cfg.shards).id, amount),
                              (accounts.participant_account(session, record.participant_id).id, record.points - amount)],
-                       source=("hold", str(record.id)))
+                       source=("hold", str(record.id)), at=now)
     # Priced by the terms shown when the points were held, not by any change made since.
     value = record.terms["yuan_value_fen"] * amount // record.terms["points_cost"]
     redemption = Redemption(scenario_id=scenario.id, partner_id=scenario.partner_id, outlet_id=outlet.id,
@@ -373,7 +376,7 @@ def refund(session: Session, outlet: Principal, redemption_id: int, *, points: i
                        reason=f"{scenario.name_zh}（{scenario.code}）退回：{reason}",
                        legs=[(accounts.partner_account(session, redemption.partner_id, cfg.shards).id, -amount),
                              (accounts.participant_account(session, redemption.participant_id).id, amount)],
-                       source=("redemption", str(redemption.id)))
+                       source=("redemption", str(redemption.id)), at=now)
     record = Refund(redemption_id=redemption.id, outlet_id=outlet.id, points=amount, yuan_value_fen=value,
                     reason=reason, posting_id=posting_id, idem_key=idem_key, request_digest=digest, created_at=now)
     session.add(record)

@@ -290,3 +290,21 @@ def test_adjustment_for_an_unknown_or_unseen_participant_names_participant_id(cl
         assert r.status_code == 404 and set(r.json["error"]["details"]) == {"participant_id"}, r.json
         bodies.append(r.json)
     assert bodies[0] == bodies[1]
+
+
+@pytest.mark.parametrize("blank", ["  ", "\u3000\u3000", " \u00a0 "])
+def test_a_correction_needs_a_reason_in_words_not_blanks(client, session, world, blank):
+    """Regression: a reason of spaces passed the length check, so a reversal or a large adjustment
+    waited for an approver with no reason at all, and approving it was a 422 from the ledger (a
+    small adjustment too, with `posting_index` in details). Now the request itself is the 422."""
+    tree, person, account = world
+    posting_id = f.award(session, account.id, 3).posting_id
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    pending = session.scalar(select(func.count()).select_from(ApprovalRequest))
+    for path, body in (("/api/v1/admin/reversals", {"posting_id": posting_id}),
+                       ("/api/v1/admin/adjustments", {"participant_id": person.id, "amount": 50}),
+                       ("/api/v1/admin/adjustments", {"participant_id": person.id, "amount": 5})):
+        r = client.post(path, headers=clerk, json={**body, "reason": blank})
+        assert r.status_code == 422 and set(r.json["error"]["details"]) == {"reason"}, r.json
+    assert session.scalar(select(func.count()).select_from(ApprovalRequest)) == pending
+    assert accounts.balance(session, account.id) == 3

@@ -87,3 +87,25 @@ def test_beat_fires_at_the_countys_0230_and_the_run_labels_that_local_day(app, s
     assert local_date() == LOCAL_DAY
     tasks.scheduled_checks.run(session)
     assert _digest_days(session) == {LOCAL_DAY}
+
+
+def test_a_digest_is_never_recorded_for_a_day_still_to_come(app, session, county_clock, monkeypatch):  # noqa: F811
+    """Regression: `jieyou ledger digest --day` (or the task) with a later date recorded today's
+    heads under that day's label, and on that night the 02:30 job found the day taken and recorded
+    nothing: the day's digest held heads weeks old, the entries in between under no digest. Now
+    the command is refused (exit 2 naming --day), the task raises, and nothing is recorded."""
+    _some_ledger(session)
+    county_clock(EARLY)
+    monkeypatch.setattr(cli, "_app", lambda: app)
+    tomorrow = LOCAL_DAY + dt.timedelta(days=1)
+    refused = CliRunner().invoke(cli.main, ["ledger", "digest", "--day", tomorrow.isoformat()])
+    assert refused.exit_code == 2 and "--day" in refused.output, refused.output
+    import pytest
+
+    with pytest.raises(ValueError, match="still to come"):
+        tasks.daily_digest.run(session, tomorrow.isoformat())
+    assert session.scalar(select(ChainDigest.id).where(ChainDigest.day == tomorrow)) is None
+    tasks.scheduled_checks.run(session)  # that night's job still records that day's digest
+    county_clock(EARLY + dt.timedelta(days=1))
+    tasks.scheduled_checks.run(session)
+    assert session.scalar(select(ChainDigest.created_at).where(ChainDigest.day == tomorrow)) is not None

@@ -369,3 +369,15 @@ def test_a_refusal_tells_the_clerk_why_in_the_readers_language(app, client, sess
     assert [r["code"] for r in chinese.json["error"]["details"]["reasons"]] == ["suspended"]
     english = client.post("/api/v1/outlet/redemptions", headers={**desk, "Accept-Language": "en"}, json=body)
     assert english.json["error"]["message"] == "This scenario is suspended."
+
+
+def test_a_refund_needs_a_reason_in_words_not_blanks(app, client, session):
+    """Regression: a refund's reason of two spaces went into the partner's settlement and the
+    participant's statement as "退回：  "; now a 422 naming reason, and nothing is refunded."""
+    _tree, person, _p, rice, (desk, _other), _admin = _setup(session, app)
+    done = client.post("/api/v1/outlet/redemptions", headers=desk, json={
+        "code": _code(client, session, person), "scenario_id": rice.id, "idempotency_key": "pos-blank-1"}).json
+    refund = client.post(f"/api/v1/outlet/redemptions/{done['id']}/refunds", headers=desk,
+                         json={"reason": "\u3000 ", "idempotency_key": "ref-blank-1"})
+    assert refund.status_code == 422 and set(refund.json["error"]["details"]) == {"reason"}
+    assert client.get("/api/v1/me/balance", headers=f.bearer(session, "participant", person.id)).json["balance"] == 50

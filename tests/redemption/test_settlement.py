@@ -63,3 +63,37 @@ def test_an_outlets_own_report_exports_not_applicable(session):
     staff = f.staff(session, "auditor", tree.county)
     whole = settlement.settle(session, staff, partner.id, "2026-03", "Asia/Shanghai")
     assert whole.reconciled is True and settlement.table(whole)[-1][7] == "是 yes"
+
+
+def test_a_capture_and_a_refund_at_midnight_at_the_end_of_the_month_reconcile(session, monkeypatch):
+    """Regression: a capture's and a refund's record took the counter's time and its ledger
+    posting the ledger's own, a moment later. At midnight on the last day of a month (county time)
+    the line went into March's settlement and the partner's ledger entry into April's, so both
+    months said 否 NO. Now the posting is effective at the record's time, and both reconcile."""
+    from ledger.services import posting as ledger_posting
+    from redemption.services import counter
+
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a)
+    f.award(session, f.account_of(session, person).id, 100)
+    partner, outlets, (desk, _other) = f.shop(session, tree.town_a)
+    rice = f.scenario(session, partner, outlets, points_cost=10, yuan_value_fen=1000)
+    cfg = f.counter_config()
+    auditor = f.staff(session, "auditor", tree.county)
+    last_second = dt.datetime(2026, 3, 31, 15, 59, 59, tzinfo=dt.timezone.utc)  # 23:59:59 on 31 March there
+    monkeypatch.setattr(counter, "utcnow", lambda: last_second)
+    # The ledger's clock a moment later: 00:00:01 on 1 April in the county.
+    monkeypatch.setattr(ledger_posting, "utcnow", lambda: last_second + dt.timedelta(seconds=2))
+
+    def months() -> list[tuple[int, int | None, bool | None]]:
+        return [(s.net_points, s.ledger_month_net, s.reconciled) for s in (
+            settlement.settle(session, auditor, partner.id, month, "Asia/Shanghai") for month in ("2026-03", "2026-04"))]
+
+    sold, _ = counter.redeem(session, desk, digits=f.code_for(session, person), scenario_id=rice.id,
+                             idem_key="midnight-redeem", cfg=cfg)
+    counter.refund(session, desk, sold.id, points=None, reason="顾客退货", idem_key="midnight-refund", cfg=cfg)
+    assert months() == [(0, 0, True), (0, 0, True)]
+    held, _ = counter.hold(session, desk, digits=f.code_for(session, person), scenario_id=rice.id, points=None,
+                           idem_key="midnight-hold", cfg=cfg)
+    counter.capture(session, desk, held.id, points=6, idem_key="midnight-capture", cfg=cfg)
+    assert months() == [(6, 6, True), (0, 0, True)]

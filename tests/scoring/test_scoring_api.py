@@ -159,3 +159,21 @@ def test_members_do_not_learn_who_objected_but_auditors_do(client, session):
     log = client.get("/api/v1/admin/audit", headers=auditor, query_string={"action": "objection.lodge"}).json["items"]
     assert [(e["actor_kind"], e["actor_id"], e["object_id"], e["details"]) for e in log] == [
         ("participant", neighbour.id, str(objected.json["id"]), {"contribution_id": c.id})]
+
+
+def test_reasons_objections_and_resolutions_need_words_not_blanks(client, session):
+    """Regression: a rejection reason the participant reads, an objection and its resolution
+    could be only spaces; now each is a 422 naming its field."""
+    tree, person, neighbour, verifier = _people(session)
+    c = f.contribution(session, f.staff(session, "clerk", tree.town_a), person, "PRO-1")
+    staff = f.bearer(session, "staff", verifier.id)
+    r = client.post(f"/api/v1/admin/contributions/{c.id}/reject", headers=staff, json={"reason": "   "})
+    assert r.status_code == 422 and set(r.json["error"]["details"]) == {"reason"}
+    client.post(f"/api/v1/admin/contributions/{c.id}/verify", headers=staff, json={})
+    neighbour_h = f.bearer(session, "participant", neighbour.id)
+    r = client.post(f"/api/v1/notices/{c.id}/objections", headers=neighbour_h, json={"text": "\u3000\u3000\u3000\u3000"})
+    assert r.status_code == 422 and set(r.json["error"]["details"]) == {"text"}
+    objection = client.post(f"/api/v1/notices/{c.id}/objections", headers=neighbour_h, json={"text": "活动当天她并未组织"})
+    r = client.post(f"/api/v1/admin/objections/{objection.json['id']}/resolve", headers=staff,
+                    json={"uphold": False, "resolution": "  "})
+    assert r.status_code == 422 and set(r.json["error"]["details"]) == {"resolution"}
