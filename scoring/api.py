@@ -17,7 +17,7 @@ from infra.errors import Unauthorized, ValidationFailed
 from infra.security import CONTROL_CHARACTERS
 from scoring.models import Contribution, ContributionMember
 from scoring.schemas import (
-    ContributionIn, ContributionPageOut, EvidenceOut, GradeOut, MemberContributionDetailOut, MineArgs, NoticeOut,
+    ContributionIn, ContributionPageOut, EvidenceOut, GradeOut, MemberContributionDetailOut, MineArgs, NoticeArgs, NoticePageOut,
     ObjectionIn, ObjectionOut, RuleSetOut, ScreeningOut,
 )
 from scoring.services import evidence, grades, notices, rules, submissions
@@ -112,10 +112,12 @@ class MyGrade(MethodView):
 
 @blp.route("/notices")
 class Notices(MethodView):
-    @blp.response(200, NoticeOut(many=True))
-    def get(self) -> Any:
-        """Proposed awards on public notice in my village (staff: in their scope)."""
-        return notices.notices_for(db.session, _signed_in())
+    @blp.arguments(NoticeArgs, location="query")
+    @blp.response(200, NoticePageOut)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Proposed awards on public notice in my village (staff: in their scope), the notice ending
+        soonest first, a page at a time (`next` is the `after` of the next page)."""
+        return notices.notices_for(db.session, _signed_in(), limit=args["limit"], after=args["after"])
 
 
 @blp.route("/notices/<int:contribution_id>/objections")

@@ -213,6 +213,14 @@ class NoticeOut(DumpSchema):
         return getattr(notice, "name_en" if is_english() else "name_zh")
 
 
+NoticePageOut = page_schema(NoticeOut, "NoticePageOut")
+
+
+class NoticeArgs(LoadSchema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    after = Id(load_default=None, metadata={"description": "Cursor: the `next` value of the previous page."})
+
+
 class IndicatorSchema(LoadSchema):
     code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}-[0-9]{1,2}\Z"))
     class_ = fields.String(required=True, data_key="class", validate=validate.OneOf(CLASSES))

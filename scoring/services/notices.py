@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from identity.models import Participant
@@ -38,23 +38,41 @@ class NoticeView:
     open_objections: int
 
 
-def notices_for(session: Session, actor: Principal) -> list[NoticeView]:
-    """Proposed awards on notice in the reader's village (participants) or scope (staff)."""
+@dataclass(frozen=True)
+class NoticePage:
+    items: list[NoticeView]
+    next: int | None  # the last item's id, to pass as `after`; None on the last page
+
+
+def notices_for(session: Session, actor: Principal, *, limit: int = 50, after: int | None = None) -> NoticePage:
+    """Proposed awards on notice in the reader's village (participants) or scope (staff), the
+    notice ending soonest first, a page at a time: a busy village can have more on notice than
+    one page, and each of them must be visible to be objected to. `after`: the previous page's
+    `next` (its last contribution; a notice's end never moves, so the position stays valid)."""
     if actor.kind == "participant":
         person = session.get(Participant, actor.id)
         assert person is not None
         in_reach = Contribution.region_path.startswith(village_path(person.region_path))
     else:
         in_reach = actor.scope_filter(Contribution.region_path)
-    items = list(session.scalars(select(Contribution).where(Contribution.state == "in_notice", in_reach)
-                                 .order_by(Contribution.notice_until, Contribution.id).limit(200)))
+    query = select(Contribution).where(Contribution.state == "in_notice", in_reach)
+    if after is not None:
+        anchor = session.execute(select(Contribution.notice_until, Contribution.id)
+                                 .where(Contribution.id == after, in_reach)).first()
+        if anchor is None or anchor.notice_until is None:
+            raise NotFound("Contribution not found.", details={"after": [str(after)]})
+        query = query.where(or_(Contribution.notice_until > anchor.notice_until,
+                                and_(Contribution.notice_until == anchor.notice_until, Contribution.id > anchor.id)))
+    items = list(session.scalars(query.order_by(Contribution.notice_until, Contribution.id).limit(limit + 1)))
+    more, items = len(items) > limit, items[:limit]
     ids = {m.participant_id for c in items for m in c.members}
     names = dict(session.execute(select(Participant.id, Participant.name).where(Participant.id.in_(ids))).all())
-    return [NoticeView(id=c.id, indicator_code=c.indicator_code, name_zh=c.explanation.get("name_zh", ""),
-                       name_en=c.explanation.get("name_en", ""), work_date=c.work_date, description=c.description,
-                       proposed_points=c.proposed_points or 0, notice_until=c.notice_until,  # type: ignore[arg-type]
-                       names=[mask_name(names.get(m.participant_id, "")) for m in c.members],
-                       open_objections=sum(1 for o in c.objections if o.status == "open")) for c in items]
+    views = [NoticeView(id=c.id, indicator_code=c.indicator_code, name_zh=c.explanation.get("name_zh", ""),
+                        name_en=c.explanation.get("name_en", ""), work_date=c.work_date, description=c.description,
+                        proposed_points=c.proposed_points or 0, notice_until=c.notice_until,  # type: ignore[arg-type]
+                        names=[mask_name(names.get(m.participant_id, "")) for m in c.members],
+                        open_objections=sum(1 for o in c.objections if o.status == "open")) for c in items]
+    return NoticePage(items=views, next=views[-1].id if more else None)
 
 
 def lodge(session: Session, actor: Principal, contribution_id: int, text: str, *,

@@ -136,7 +136,7 @@ def test_bulk_verify_audits_once_and_notices_every_item(world):
                                                         AuditEntry.actor_id == verifier.id)).all()
     assert entry.details == {"count": len(made), "ids": [c.id for c in made]}
     assert all(c.events[-1].note == "批量核实" and c.events[-1].actor_id == verifier.id for c in made)
-    listed = {n.id for n in notices.notices_for(session, verifier)}
+    listed = {n.id for n in notices.notices_for(session, verifier, limit=200).items}
     assert {c.id for c in made} <= listed
 
 

@@ -32,12 +32,41 @@ def test_participant_reports_work_and_follows_it_to_the_award(client, session):
     assert cid in [c["id"] for c in queue]
     verified = client.post(f"/api/v1/admin/contributions/{cid}/verify", headers=staff, json={})
     assert verified.status_code == 200 and verified.json["proposed_points"] == 6
-    notice = client.get("/api/v1/notices", headers=f.bearer(session, "participant", neighbour.id)).json
+    notice = client.get("/api/v1/notices", headers=f.bearer(session, "participant", neighbour.id)).json["items"]
     mine = next(n for n in notice if n["id"] == cid)
     assert mine["names"] == ["张*梅"] and mine["proposed_points"] == 6 and "张秀梅" not in str(notice)
     assert client.get(f"/api/v1/me/contributions/{cid}", headers=me).json["state"] == "in_notice"
     assert client.get(f"/api/v1/me/contributions/{cid}", headers=f.bearer(session, "participant", neighbour.id)
                       ).status_code == 404
+
+
+def test_the_public_notice_pages_through_everything_on_notice(client, session):
+    """More on notice than one page: every proposed award can be reached (and so objected to),
+    each once, the notice ending soonest first."""
+    tree, person, neighbour, verifier = _people(session)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    staff = f.bearer(session, "staff", verifier.id)
+    made = [f.contribution(session, clerk, person, "PRO-1") for _ in range(5)]
+    for c in made:
+        assert client.post(f"/api/v1/admin/contributions/{c.id}/verify", headers=staff, json={}).status_code == 200
+    reader = f.bearer(session, "participant", neighbour.id)
+    seen, after, pages = [], None, 0
+    while True:
+        page = client.get("/api/v1/notices", headers=reader,
+                          query_string={"limit": 2, **({"after": after} if after else {})})
+        assert page.status_code == 200
+        pages += 1
+        seen += page.json["items"]
+        after = page.json["next"]
+        if after is None:
+            break
+    assert pages == 3 and sorted(n["id"] for n in seen) == sorted(c.id for c in made)
+    assert [n["notice_until"] for n in seen] == sorted(n["notice_until"] for n in seen)
+    assert all(n["names"] == ["张*梅"] for n in seen)
+    unknown = client.get("/api/v1/notices", headers=reader, query_string={"after": 10**9})
+    assert unknown.status_code == 404 and "after" in unknown.json["error"]["details"]
+    too_many = client.get("/api/v1/notices", headers=reader, query_string={"limit": 500})
+    assert too_many.status_code == 422 and "limit" in too_many.json["error"]["details"]
 
 
 def test_objection_over_http_blocks_then_dismissal_releases(client, session):

@@ -85,9 +85,9 @@ def test_staff_outside_scope_cannot_see_or_verify(session, world):
         workflow.verify_many(session, outsider, [c.id])
     workflow.verify_many(session, verifier, [c.id])
     scopeless = dataclasses.replace(f.staff(session, "clerk", tree.county), scope_path=None)
-    assert c.id in [n.id for n in notices.notices_for(session, verifier)]
-    assert c.id not in [n.id for n in notices.notices_for(session, outsider)]
-    assert notices.notices_for(session, scopeless) == []
+    assert c.id in [n.id for n in notices.notices_for(session, verifier).items]
+    assert c.id not in [n.id for n in notices.notices_for(session, outsider).items]
+    assert notices.notices_for(session, scopeless).items == []
     for stranger in (f.staff(session, "clerk", tree.town_b), scopeless):  # nor record work for our people
         with pytest.raises(ValidationFailed) as err:
             submissions.submit(session, stranger, f.submission("PRO-1", [(person.id, 1)]))
