@@ -9,7 +9,8 @@ from flask.views import MethodView
 from admin import services
 from admin.schemas import (
     ApiKeyIn, ApiKeyOut, AuditArgs, AuditPageOut, IssuedKeyOut, MaskedParticipantOut, OutletIn, OutletOut,
-    ParticipantContactOut, ParticipantIn, ParticipantOut, PartnerIn, PartnerOut, StaffIn, StaffOut,
+    ParticipantChangeIn, ParticipantContactOut, ParticipantIn, ParticipantOut,
+    ParticipantStateIn, PartnerIn, PartnerOut, StaffIn, StaffOut,
 )
 from identity import services as identity
 from infra.api import Blueprint
@@ -41,6 +42,26 @@ class ParticipantDetail(MethodView):
                        region_path=person.region_path)
         schema = ParticipantOut() if identity.sees_full_names(actor) else MaskedParticipantOut()
         return jsonify(schema.dump(person))  # a Response passes through flask-smorest as is
+
+
+    @require("staff", "clerk")
+    @blp.arguments(ParticipantChangeIn)
+    @blp.response(200, ParticipantOut)
+    def patch(self, args: dict[str, Any], participant_id: int, actor: Principal) -> Any:
+        """Correct a participant's name, phone number or grid (audited)."""
+        return services.change_participant(db.session, actor, participant_id, **args)
+
+
+@blp.route("/participants/<int:participant_id>/<any(deactivate, reactivate):action>")
+class ParticipantState(MethodView):
+    @require("staff", "clerk")
+    @blp.arguments(ParticipantStateIn)
+    @blp.response(200, ParticipantOut)
+    def post(self, args: dict[str, Any], participant_id: int, action: str, actor: Principal) -> Any:
+        """Take a participant off the programme (sign-in refused, tokens and unused codes end at
+        once; points and history stay) or back on; a reason is required and audited."""
+        return services.set_participant_active(db.session, actor, participant_id, active=action == "reactivate",
+                                               reason=args["reason"])
 
 
 @blp.route("/participants/<int:participant_id>/contact")

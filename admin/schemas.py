@@ -7,7 +7,7 @@ from marshmallow import fields, validate
 
 from identity.schemas import PHONE
 from identity.services import mask_typed_name
-from infra.api import DumpSchema, Id, LoadSchema, UtcDateTime, page_schema
+from infra.api import DumpSchema, Id, LoadSchema, UtcDateTime, page_schema, words
 from infra.auth import STAFF_ROLES
 from infra.security import mask_name, mask_phone
 from ledger.services.accounts import query_for_audit
@@ -21,6 +21,18 @@ class ParticipantIn(LoadSchema):
     region_id = Id(required=True, metadata={"description": "The participant's grid"})
     role = fields.String(load_default="grid_leader", validate=validate.OneOf(PARTICIPANT_ROLES))
     password = fields.String(load_default=None, validate=validate.Length(min=8, max=200), load_only=True)
+
+
+class ParticipantChangeIn(LoadSchema):
+    """Only the fields to change."""
+
+    name = fields.String(validate=words(min=1, max=50))
+    phone = fields.String(validate=PHONE, metadata={"description": "The number they sign in with"})
+    region_id = Id(metadata={"description": "The participant's new grid, in your scope"})
+
+
+class ParticipantStateIn(LoadSchema):
+    reason = fields.String(required=True, validate=words(max=500))
 
 
 class ParticipantOut(DumpSchema):

@@ -10,10 +10,12 @@ from sqlalchemy import false, or_, select
 from sqlalchemy.orm import Session
 
 from infra.auth import Principal
-from infra.errors import Forbidden
+from infra.db import utcnow
+from infra.errors import Conflict, Forbidden, ValidationFailed
 from identity import services as identity
 from identity.models import ApiKey, AuditEntry, Outlet, Participant, Partner, Region, StaffUser
 from ledger.services import accounts
+from redemption.services import codes
 
 
 def enrol_participant(session: Session, actor: Principal, *, name: str, phone: str, region_id: int,
@@ -25,6 +27,62 @@ def enrol_participant(session: Session, actor: Principal, *, name: str, phone: s
     accounts.participant_account(session, person.id)
     identity.audit(session, actor, "participant.enrol", object_type="participant", object_id=person.id,
                    region_path=person.region_path, details={"region_id": region.id, "role": role})
+    return person
+
+
+def change_participant(session: Session, actor: Principal, participant_id: int, *, name: str | None = None,
+                       phone: str | None = None, region_id: int | None = None) -> Participant:
+    """Correct a participant's record: name, phone number (which they sign in with) or grid, the
+    new grid also in the clerk's scope. The audit log names the fields changed, not the values."""
+    if not actor.has_role("clerk"):
+        raise Forbidden("Only a clerk or admin changes participants' records.", code="role_required")
+    person = identity.get_participant_in_scope(session, actor, participant_id)
+    changed: dict[str, object] = {}
+    if name is not None and name != person.name:
+        person.name = changed["name"] = name
+    if phone is not None and phone != person.phone:
+        if session.scalar(select(Participant.id).where(Participant.phone == phone, Participant.id != person.id)):
+            raise Conflict("This phone number is already registered.", code="phone_taken",
+                           details={"phone": ["Already registered."]})
+        person.phone = phone
+        changed["phone"] = True
+    if region_id is not None and region_id != person.region_id:
+        region = identity.get_region(session, region_id, actor, field="region_id")
+        if region.level != "grid":
+            raise ValidationFailed("Participants belong to a grid.", details={"region_id": ["Choose a grid."]})
+        changed["region_id"] = {"from": person.region_id, "to": region.id}
+        person.region_id, person.region_path = region.id, region.path
+    if not changed:
+        raise ValidationFailed("Nothing to change.", code="nothing_to_change",
+                               details={"name": ["Give a new name, phone or region_id."]})
+    session.flush()
+    identity.audit(session, actor, "participant.change", object_type="participant", object_id=person.id,
+                   region_path=person.region_path, details={"changed": sorted(changed),
+                                                            **({"region": changed["region_id"]}
+                                                               if "region_id" in changed else {})})
+    return person
+
+
+def set_participant_active(session: Session, actor: Principal, participant_id: int, *, active: bool,
+                           reason: str) -> Participant:
+    """Take a participant off the programme, or back on. Off: they can no longer sign in, their
+    tokens stop at once and their unused codes end, so a code shown a minute before no longer
+    redeems; their points, history and contributions stay as they are (the ledger keeps them)."""
+    if not actor.has_role("clerk"):
+        raise Forbidden("Only a clerk or admin changes participants' records.", code="role_required")
+    person = identity.get_participant_in_scope(session, actor, participant_id)
+    if person.active == active:
+        raise Conflict("The participant is already in that state.", code="already_in_state",
+                       details={"active": [str(active).lower()]})
+    person.active = active
+    withdrawn = 0
+    if not active:
+        identity.revoke_tokens(session, "participant", person.id)
+        withdrawn = codes.withdraw(session, person.id, utcnow())
+    session.flush()
+    identity.audit(session, actor, "participant.deactivate" if not active else "participant.reactivate",
+                   object_type="participant", object_id=person.id, region_path=person.region_path,
+                   details={"reason": reason, **({"codes_withdrawn": withdrawn} if not active else {})})
     return person
 
 

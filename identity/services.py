@@ -116,12 +116,17 @@ def deactivate_staff(session: Session, actor: Principal, user_id: int) -> StaffU
     if user.role in ("admin", "approver") and not is_county_scope(actor):  # as only one creates them
         raise Forbidden("Only a county admin deactivates admins and approvers.", code="scope_required")
     user.active = False
-    session.execute(update(AuthToken).where(AuthToken.subject_kind == "staff", AuthToken.subject_id == user.id,
-                                            AuthToken.revoked_at.is_(None)).values(revoked_at=utcnow()))
+    revoke_tokens(session, "staff", user.id)
     session.flush()
     audit(session, actor, "staff.deactivate", object_type="staff_user", object_id=user.id,
           region_path=user.scope_region.path)
     return user
+
+
+def revoke_tokens(session: Session, subject_kind: str, subject_id: int) -> None:
+    """Revoke every live bearer token of a staff user or participant (they stop at once)."""
+    session.execute(update(AuthToken).where(AuthToken.subject_kind == subject_kind, AuthToken.subject_id == subject_id,
+                                            AuthToken.revoked_at.is_(None)).values(revoked_at=utcnow()))
 
 
 def staff_principal(user: StaffUser) -> Principal:

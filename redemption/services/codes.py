@@ -10,7 +10,7 @@ import secrets
 
 import qrcode
 import qrcode.image.svg
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -65,3 +65,12 @@ def qr_svg(digits: str) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer)
     return buffer.getvalue()
+
+
+def withdraw(session: Session, participant_id: int, now: dt.datetime | None = None) -> int:
+    """End the participant's unused codes now (a participant taken off the programme cannot redeem
+    with a code shown minutes before); returns how many were live."""
+    now = now or utcnow()
+    return session.execute(update(OneTimeCode).where(
+        OneTimeCode.participant_id == participant_id, OneTimeCode.used_at.is_(None), OneTimeCode.expires_at > now)
+        .values(expires_at=now).execution_options(synchronize_session=False)).rowcount
