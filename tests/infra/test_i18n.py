@@ -88,3 +88,15 @@ def test_a_phone_in_chinese_with_a_script_subtag_reads_chinese(client):
         answer = client.get("/api/v1/me/balance", headers={"Accept-Language": header})
         assert answer.json["error"]["message"] == "请先登录。", header
 
+
+def test_the_default_locale_setting_answers_a_reader_who_names_no_language_of_ours(app, client):
+    """DEFAULT_LOCALE=en (`init_i18n` puts it in BABEL_DEFAULT_LOCALE) was ignored: Chinese whatever it said."""
+    try:
+        app.config["BABEL_DEFAULT_LOCALE"] = "en"
+        assert client.get("/api/v1/me/balance").json["error"]["message"] == "Sign in first."
+        assert client.get("/api/v1/me/balance", headers={"Accept-Language": "fr"}).json["error"]["message"] \
+            == "Sign in first."
+        assert client.get("/api/v1/me/balance", headers={"Accept-Language": "zh-CN"}).json["error"]["message"] \
+            == "请先登录。"
+    finally:
+        app.config["BABEL_DEFAULT_LOCALE"] = "zh"
