@@ -89,7 +89,6 @@ class EvidenceFile(MethodView):
         actor = _signed_in()
         record, path = evidence.open_file(db.session, actor, contribution_id, evidence_id, storage("evidence"))
         response = send_file(path, mimetype=record.content_type, as_attachment=True, download_name=record.filename)
-        response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Cache-Control"] = "private, no-store"
         return response
 

@@ -26,3 +26,26 @@ def test_unknown_route_and_method_are_json_errors(client):
 def test_malformed_json_is_a_4xx_json_error(client):
     response = client.post("/api/v1/auth/staff/login", data="{not json", content_type="application/json")
     assert 400 <= response.status_code < 500 and "error" in response.json
+
+
+def test_api_answers_are_not_stored_by_caches_nor_sniffed_and_pages_not_framed(client, session):
+    """A sign-in answer carries a bearer token and a statement personal data: neither may be kept by
+    a shared proxy or the phone's browser cache (RFC 9111 `no-store`). No body is ever sniffed into
+    HTML, and the pages cannot be framed by another site (clickjacking)."""
+    from tests import factories
+
+    tree = factories.region_tree(session)
+    person = factories.participant(session, tree.grid_a)
+    factories.staff(session, "clerk", tree.county)
+    signed_in = client.post("/api/v1/auth/participant/login", json={"phone": person.phone, "password": "pass-word-1"})
+    assert signed_in.status_code == 201
+    balance = client.get("/api/v1/me/balance", headers={"Authorization": f"Bearer {signed_in.json['token']}"})
+    refused = client.post("/api/v1/auth/participant/login", json={"phone": person.phone, "password": "wrong-one-1"})
+    for answer in (signed_in, balance, refused, client.get("/api/v1/ping"), client.get("/api/openapi.json")):
+        assert "no-store" in answer.headers.get("Cache-Control", ""), answer.request.path
+        assert answer.headers.get("X-Content-Type-Options") == "nosniff", answer.request.path
+    for page in (client.get("/"), client.get("/api/docs")):
+        assert page.headers.get("X-Frame-Options") == "DENY"
+        assert "frame-ancestors 'none'" in page.headers.get("Content-Security-Policy", "")
+        assert page.headers.get("X-Content-Type-Options") == "nosniff"
+    assert "Access-Control-Allow-Origin" not in balance.headers  # no CORS: the phone app is not a web page
