@@ -12,3 +12,29 @@ max_requests = 5000
 max_requests_jitter = 500
 accesslog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def on_starting(server):  # noqa: ANN001, ANN201  (gunicorn's hook, in the master before any worker)
+    """Refuse a set-up that would seem to work: gunicorn is the production entry.
+
+    - No DATABASE_URL: the embedded SQLite file in the instance folder, empty and unmigrated, and
+      every request a 503 "busy" while /healthz says ok.
+    - Several workers with the rate limits in memory (RATELIMIT_STORAGE_URI unset): each worker
+      counts on its own, so sign-in guesses and the counter's code guesses get the budget once per
+      worker (17 times on 8 cores). Set it to redis://…; naming memory:// on purpose (one machine,
+      limits per worker accepted, as the benchmark does) is allowed, with a warning."""
+    problems = []
+    if not os.environ.get("DATABASE_URL"):
+        problems.append("DATABASE_URL is not set (gunicorn serves production: postgresql://…).")
+    storage = os.environ.get("RATELIMIT_STORAGE_URI", "")
+    if server.cfg.workers > 1 and not storage:
+        problems.append(f"RATELIMIT_STORAGE_URI is not set and {server.cfg.workers} workers would each keep their "
+                        "own rate limits (sign-in and code guesses allowed once per worker): set it to redis://….")
+    elif server.cfg.workers > 1 and storage.startswith("memory"):
+        server.log.warning("RATELIMIT_STORAGE_URI=%s: each of the %d workers keeps its own rate limits",
+                           storage, server.cfg.workers)
+    if not os.environ.get("CELERY_BROKER_URL"):
+        server.log.warning("CELERY_BROKER_URL is not set: jobs run inside requests and the nightly schedule "
+                           "(digest, hold expiry) runs nowhere; run a broker with celery worker and beat")
+    if problems:
+        raise RuntimeError(" ".join(problems))  # gunicorn prints it and exits 1

@@ -20,7 +20,7 @@ from scoring.schemas import (
     ResolveIn, RuleSetEditIn, RuleSetOut, ValidationReportOut, VerifyIn,
 )
 from scoring.services import grades, imports, notices, rules, submissions, workflow
-from scoring.api import storage, uploaded_file
+from scoring.api import FILE_UPLOAD, storage, uploaded_file
 
 blp = Blueprint("admin_scoring", __name__, url_prefix="/api/v1/admin",
                 description="Staff: verification queue, awards, objections, imports, rules, grades, honours")
@@ -141,6 +141,7 @@ class ResolveObjection(MethodView):
 @blp.route("/imports")
 class Imports(MethodView):
     @require("staff", "clerk", "verifier", "approver")
+    @blp.doc(**FILE_UPLOAD)
     @blp.response(202, ImportJobOut)
     def post(self, actor: Principal) -> Any:
         """Upload a CSV or XLSX export from the grid system; it is checked and imported in the

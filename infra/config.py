@@ -16,15 +16,27 @@ def _default_instance_dir() -> Path:
     return Path(os.environ.get("JIEYOU_INSTANCE_DIR", Path.cwd() / "instance"))
 
 
-def _secret_key(instance: Path) -> str:
-    """A stable random key for the embedded default, kept in the instance folder."""
-    if key := os.environ.get("SECRET_KEY"):
-        return key
+class ConfigurationError(RuntimeError):
+    """The environment names a set-up the service must not run with; the message says what to set."""
+
+
+def _instance_secret_key(instance: Path) -> str:
+    """A stable random key for the embedded default, kept in the instance folder. Written whole
+    under a name of its own, then linked into place (which fails if a key is there already): a
+    process starting at the same moment finds either no key or the whole of the first one, never
+    a half-written (empty) file, and never keeps a key of its own that the others do not share."""
     instance.mkdir(parents=True, exist_ok=True)
     path = instance / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        draft = instance / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process was first: its key is the one
+        finally:
+            draft.unlink()
     return path.read_text().strip()
 
 
@@ -102,7 +114,15 @@ class Settings:
         if settings.database_url.startswith("sqlite"):
             instance.mkdir(parents=True, exist_ok=True)
         if not settings.secret_key:
-            settings.secret_key = _secret_key(instance)
+            settings.secret_key = env.get("SECRET_KEY", "")
+        if not settings.secret_key:
+            if not settings.is_sqlite:
+                # Every web and worker process, on every machine, must share it (one-time codes are
+                # keyed with it): one made up per machine would make a code issued on one web
+                # server unknown on the next.
+                raise ConfigurationError("SECRET_KEY is not set: with a server database (DATABASE_URL) every web "
+                                         "and worker process must share one; set it to a long random string.")
+            settings.secret_key = _instance_secret_key(instance)
         return settings
 
     @property

@@ -73,3 +73,30 @@ def test_bilingual_tables_have_chinese_for_every_code_the_code_can_produce():
     seeded = json.loads((DATA / "rules_v1.json").read_text())
     assert all(g["zh"] and g["en"] for g in seeded["grades"])  # grade texts
     assert RESIDENT_LABEL in _source_messages()  # translated at dump time by its msgid
+
+
+def test_a_phone_in_chinese_with_a_script_subtag_reads_chinese(client):
+    """iOS sends the language with its script (`zh-Hans`, `zh-Hant-TW`) and lists English second:
+    the first language the reader names that we have wins, whatever its subtags."""
+    for header in ("zh-Hans;q=1, en;q=0.9", "zh-Hans-CN,zh-Hans;q=0.9,en;q=0.8", "zh-Hant-TW, en;q=0.8"):
+        answer = client.get("/api/v1/me/balance", headers={"Accept-Language": header})
+        assert answer.json["error"]["message"] == "请先登录。", header
+    for header in ("en-US;q=1, zh-Hans;q=0.5", "fr-FR, en;q=0.5", "EN_us"):
+        answer = client.get("/api/v1/me/balance", headers={"Accept-Language": header})
+        assert answer.json["error"]["message"] == "Sign in first.", header
+    for header in ("fr", "*", "en;q=0, zh", ""):
+        answer = client.get("/api/v1/me/balance", headers={"Accept-Language": header})
+        assert answer.json["error"]["message"] == "请先登录。", header
+
+
+def test_the_default_locale_setting_answers_a_reader_who_names_no_language_of_ours(app, client):
+    """DEFAULT_LOCALE=en (`init_i18n` puts it in BABEL_DEFAULT_LOCALE) was ignored: Chinese whatever it said."""
+    try:
+        app.config["BABEL_DEFAULT_LOCALE"] = "en"
+        assert client.get("/api/v1/me/balance").json["error"]["message"] == "Sign in first."
+        assert client.get("/api/v1/me/balance", headers={"Accept-Language": "fr"}).json["error"]["message"] \
+            == "Sign in first."
+        assert client.get("/api/v1/me/balance", headers={"Accept-Language": "zh-CN"}).json["error"]["message"] \
+            == "请先登录。"
+    finally:
+        app.config["BABEL_DEFAULT_LOCALE"] = "zh"
