@@ -10,7 +10,7 @@ from admin import services
 from admin.schemas import (
     ApiKeyIn, ApiKeyOut, AuditArgs, AuditPageOut, IssuedKeyOut, MaskedParticipantOut, OutletIn, OutletOut,
     ParticipantChangeIn, ParticipantContactOut, ParticipantIn, ParticipantOut,
-    ParticipantStateIn, PartnerIn, PartnerOut, StaffIn, StaffOut,
+    ParticipantPasswordIn, ParticipantStateIn, PartnerIn, PartnerOut, StaffIn, StaffOut,
 )
 from identity import services as identity
 from infra.api import Blueprint
@@ -62,6 +62,17 @@ class ParticipantState(MethodView):
         once; points and history stay) or back on; a reason is required and audited."""
         return services.set_participant_active(db.session, actor, participant_id, active=action == "reactivate",
                                                reason=args["reason"])
+
+
+@blp.route("/participants/<int:participant_id>/password")
+class ParticipantPassword(MethodView):
+    @require("staff", "clerk")
+    @blp.arguments(ParticipantPasswordIn)
+    @blp.response(204)
+    def post(self, args: dict[str, Any], participant_id: int, actor: Principal) -> None:
+        """Set a participant's password: the first for someone enrolled without one, or a reset;
+        their sessions end; audited without the password."""
+        services.set_participant_password(db.session, actor, participant_id, args["password"])
 
 
 @blp.route("/participants/<int:participant_id>/contact")

@@ -31,6 +31,11 @@ class ParticipantChangeIn(LoadSchema):
     region_id = Id(metadata={"description": "The participant's new grid, in your scope"})
 
 
+class ParticipantPasswordIn(LoadSchema):
+    password = fields.String(required=True, validate=validate.Length(min=1, max=200), load_only=True, metadata={
+        "description": "At least 8 characters, three different ones, not the phone number"})
+
+
 class ParticipantStateIn(LoadSchema):
     reason = fields.String(required=True, validate=words(max=500))
 

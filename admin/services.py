@@ -86,6 +86,20 @@ def set_participant_active(session: Session, actor: Principal, participant_id: i
     return person
 
 
+def set_participant_password(session: Session, actor: Principal, participant_id: int, password: str) -> Participant:
+    """A clerk sets a participant's password: the first one for someone enrolled without, or a new
+    one when it is forgotten (after checking who is asking, as the programme's office does). Every
+    session of theirs ends; the log records that it was set, never the password."""
+    if not actor.has_role("clerk"):
+        raise Forbidden("Only a clerk or admin changes participants' records.", code="role_required")
+    person = identity.get_participant_in_scope(session, actor, participant_id)
+    first = person.password_hash is None
+    identity.set_participant_password(session, person, password)
+    identity.audit(session, actor, "participant.password_set", object_type="participant", object_id=person.id,
+                   region_path=person.region_path, details={"first": first})
+    return person
+
+
 def reveal_participant(session: Session, actor: Principal, participant_id: int) -> Participant:
     """Full contact details for staff who must call the person; the look-up itself is audited."""
     person = identity.get_participant_in_scope(session, actor, participant_id)

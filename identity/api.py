@@ -13,7 +13,7 @@ from infra.db import db
 from infra.errors import Unauthorized
 from infra.limits import limiter
 from identity import services
-from identity.schemas import ParticipantLoginIn, PrincipalOut, StaffLoginIn, TokenOut
+from identity.schemas import ParticipantLoginIn, PasswordChangeIn, PrincipalOut, StaffLoginIn, TokenOut
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign in and out (staff and participants)")
 
@@ -82,6 +82,29 @@ class Logout(MethodView):
         if actor is None or actor.kind not in ("staff", "participant"):
             raise Unauthorized("Sign in first.")
         services.logout(db.session, actor, header[7:].strip())
+
+
+def _password_key() -> str:
+    actor = current_principal()
+    return f"password:{actor.kind}:{actor.id}" if actor else f"password:{request.remote_addr}"
+
+
+@blp.route("/password")
+class Password(MethodView):
+    # Guessing the current password with a token left signed in is slowed like guessing at sign-in.
+    decorators = [limiter.limit(_login_limit, key_func=_password_key)]
+
+    @blp.arguments(PasswordChangeIn)
+    @blp.response(204)
+    def post(self, args: dict[str, Any]) -> None:
+        """Change my password (staff or participant): the current one is required; every other
+        session of mine ends, this one stays."""
+        actor = current_principal()
+        if actor is None or actor.kind not in ("staff", "participant"):
+            raise Unauthorized("Sign in first.")
+        header = request.headers.get("Authorization", "")
+        services.change_own_password(db.session, actor, args["current_password"], args["new_password"],
+                                     keep_token=header[7:].strip())
 
 
 @blp.route("/me")

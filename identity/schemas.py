@@ -18,6 +18,13 @@ class ParticipantLoginIn(LoadSchema):
     password = fields.String(required=True, validate=validate.Length(min=1, max=200), load_only=True)
 
 
+class PasswordChangeIn(LoadSchema):
+    current_password = fields.String(required=True, validate=validate.Length(min=1, max=200), load_only=True)
+    new_password = fields.String(required=True, validate=validate.Length(min=1, max=200), load_only=True, metadata={
+        "description": "Staff at least 10 characters, participants 8; at least three different characters, "
+                       "not the username or phone number"})
+
+
 class TokenOut(DumpSchema):
     token = fields.String(metadata={"description": "Send as `Authorization: Bearer <token>`. Shown once."})
     expires_at = fields.DateTime()

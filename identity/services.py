@@ -61,13 +61,59 @@ def sees_full_names(actor: Principal) -> bool:
 
 # --- people ----------------------------------------------------------------------------------
 
-def check_password(password: str, account_name: str) -> None:
+def check_password(password: str, account_name: str, *, field: str = "password") -> None:
     """Refuse a password anyone could guess, whatever its length: blank or nearly one character
     over and over ("aaaaaaaaaa", "ababababab"), or holding the account's own name (a staff member's
-    username, a participant's phone number)."""
+    username, a participant's phone number). `field`: the request's name for it."""
     if len(set(password.strip())) < 3 or account_name.casefold() in password.casefold():
-        raise ValidationFailed("Password too easy to guess.", details={"password": [
+        raise ValidationFailed("Password too easy to guess.", details={field: [
             "Use at least three different characters, and not the username or phone number."]})
+
+
+MIN_PASSWORD = {"staff": 10, "participant": 8}
+
+
+def change_own_password(session: Session, actor: Principal, current: str, new: str, *, keep_token: str) -> None:
+    """A signed-in staff member or participant changes their password. The current one proves it
+    is the holder (a token alone, left signed in on a shared phone, must not be enough); every
+    other session of theirs ends, the one in hand (`keep_token`) stays."""
+    holder: StaffUser | Participant | None
+    if actor.kind == "staff":
+        holder = session.get(StaffUser, actor.id)
+        name = holder.username if holder else ""
+    elif actor.kind == "participant":
+        holder = session.get(Participant, actor.id)
+        name = holder.phone if holder else ""
+    else:
+        raise Forbidden("Only staff and participants have passwords.", code="no_password")
+    if holder is None or not verify_password(holder.password_hash, current):
+        raise ValidationFailed("The current password is wrong.", code="bad_credentials",
+                               details={"current_password": ["Wrong password."]})
+    if len(new) < MIN_PASSWORD[actor.kind]:
+        raise ValidationFailed("Password too short.", details={
+            "new_password": [f"At least {MIN_PASSWORD[actor.kind]} characters."]})
+    if new == current:
+        raise ValidationFailed("Choose a new password.", details={"new_password": ["The same as the current one."]})
+    check_password(new, name, field="new_password")
+    holder.password_hash = hash_password(new)
+    session.execute(update(AuthToken).where(
+        AuthToken.subject_kind == actor.kind, AuthToken.subject_id == actor.id, AuthToken.revoked_at.is_(None),
+        AuthToken.token_digest != digest_secret(keep_token)).values(revoked_at=utcnow()))
+    session.flush()
+    if isinstance(holder, StaffUser):
+        audit(session, actor, "staff.password_change", object_type="staff_user", object_id=holder.id,
+              region_path=actor.scope_path)
+
+
+def set_participant_password(session: Session, person: Participant, password: str) -> None:
+    """Set a participant's password (the first, for someone enrolled without one, or a reset when
+    it is forgotten): every session of theirs ends. The caller checks who may and audits it."""
+    if len(password) < MIN_PASSWORD["participant"]:
+        raise ValidationFailed("Password too short.", details={"password": ["At least 8 characters."]})
+    check_password(password, person.phone)
+    person.password_hash = hash_password(password)
+    revoke_tokens(session, "participant", person.id)
+    session.flush()
 
 
 def create_participant(session: Session, *, name: str, phone: str, region: Region, password: str | None = None,
