@@ -3,6 +3,8 @@ outside the web root, and served only to those who may see the contribution."""
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -44,11 +46,7 @@ def attach(session: Session, actor: Principal, contribution_id: int, filename: s
     if kind is None:
         raise ValidationFailed("Only JPEG, PNG, WebP images or PDF documents.", details={"file": ["Unsupported type."]})
     digest = hashlib.sha256(content).hexdigest()
-    folder = storage / digest[:2]
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / digest
-    if not path.exists():
-        path.write_bytes(content)
+    _store(storage, digest, content)
     safe_name = "".join(ch for ch in Path(filename or "evidence").name if ch.isprintable() and ch not in '"\\/')[:120]
     record = EvidenceFile(contribution_id=contribution.id, filename=safe_name or "evidence", content_type=kind[0],
                           size=len(content), sha256=digest, uploaded_by_kind=actor.kind, uploaded_by_id=actor.id)
@@ -58,6 +56,28 @@ def attach(session: Session, actor: Principal, contribution_id: int, filename: s
         audit(session, actor, "evidence.upload", object_type="evidence", object_id=record.id,
               region_path=contribution.region_path, details={"contribution_id": contribution.id, "size": len(content)})
     return record
+
+
+def _store(storage: Path, digest: str, content: bytes) -> None:
+    """Files are named by their content's hash, so the same photo sent twice is stored once. A
+    file is written under a temporary name and renamed into place, so a write cut short (a full
+    disk, a killed worker) never leaves a partial file under the hash that a later upload of the
+    same content would take for complete; a partial file left by older code is replaced."""
+    folder = storage / digest[:2]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / digest
+    if path.is_file() and path.stat().st_size == len(content):
+        return
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".upload-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(content)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def open_file(session: Session, actor: Principal, contribution_id: int, evidence_id: int,

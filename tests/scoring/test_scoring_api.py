@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 
 from infra.clock import local_date
@@ -109,6 +110,27 @@ def test_evidence_is_type_checked_and_served_only_to_those_allowed(client, sessi
     assert client.get(url, headers=f.bearer(session, "participant", neighbour.id)).status_code == 404
     outsider = f.staff(session, "verifier", tree.town_b)
     assert client.get(url, headers=f.bearer(session, "staff", outsider.id)).status_code == 404
+
+
+def test_a_partial_file_left_by_a_cut_short_write_is_replaced_not_served(app, client, session):
+    """The same photo sent again after a write that was cut short (a full disk) is stored whole,
+    and what is served is the photo, not its first bytes."""
+    from scoring.api import storage
+
+    tree, person, _neighbour, verifier = _people(session)
+    c = f.contribution(session, f.staff(session, "clerk", tree.town_a), person, "MED-1")
+    digest = hashlib.sha256(PNG).hexdigest()
+    with app.test_request_context():
+        partial = storage("evidence") / digest[:2] / digest
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_bytes(PNG[:10])
+    sent = client.post(f"/api/v1/contributions/{c.id}/evidence", headers=f.bearer(session, "participant", person.id),
+                       data={"file": (io.BytesIO(PNG), "现场照片.png")}, content_type="multipart/form-data")
+    assert sent.status_code == 201
+    download = client.get(f"/api/v1/contributions/{c.id}/evidence/{sent.json['id']}",
+                          headers=f.bearer(session, "staff", verifier.id))
+    assert download.data == PNG
+    assert not [p for p in partial.parent.iterdir() if p.name.startswith(".upload-")]
 
 
 def test_bad_contribution_input_names_every_field(client, session):
