@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from alembic import command
@@ -119,13 +120,26 @@ def ledger_verify(digest_file: str | None, record: bool) -> None:
     with app.app_context(), db.unit_of_work() as session:
         report = integrity.verify_chains(session)
         if digest_file:
-            against = integrity.verify_against_digest(session, json.loads(Path(digest_file).read_text()))
+            against = integrity.verify_against_digest(session, _digest_document(digest_file))
             report.ok = report.ok and against.ok
             report.problems += against.problems
             report.stats.update({f"digest_{k}": v for k, v in against.stats.items()})
         if record:
             integrity.record_check(session, report)
     _print_report(report)
+
+
+def _digest_document(path: str) -> dict[str, Any]:
+    """An exported digest as `jieyou ledger digest --out` writes it, or a usage error naming
+    --digest (a file that is not JSON, or not such a document, is not evidence of anything)."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise click.BadParameter(f"not a digest exported by `jieyou ledger digest` ({exc})",
+                                 param_hint="'--digest'") from None
+    if not isinstance(document, dict) or not isinstance(document.get("heads"), dict):
+        raise click.BadParameter("not a digest exported by `jieyou ledger digest` (no heads)", param_hint="'--digest'")
+    return document
 
 
 @ledger.command("reconcile")

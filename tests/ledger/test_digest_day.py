@@ -109,3 +109,23 @@ def test_a_digest_is_never_recorded_for_a_day_still_to_come(app, session, county
     county_clock(EARLY + dt.timedelta(days=1))
     tasks.scheduled_checks.run(session)
     assert session.scalar(select(ChainDigest.created_at).where(ChainDigest.day == tomorrow)) is not None
+
+
+def test_verify_against_a_damaged_digest_file_says_so_instead_of_crashing(app, session, monkeypatch, tmp_path):
+    """An auditor's kept digest that is not JSON, not a digest, or edited by hand: `ledger verify
+    --digest` said nothing useful (a Python traceback); now a usage error naming --digest, or a
+    finding that the file was altered."""
+    _some_ledger(session)
+    monkeypatch.setattr(cli, "_app", lambda: app)
+    runner = CliRunner()
+    for name, text in (("torn.json", '{"day": "2026-03-10", "heads": {'), ("other.json", '["not", "a", "digest"]'),
+                       ("latin.json", "\udcff")):
+        path = tmp_path / name
+        path.write_bytes(text.encode("utf-8", "surrogateescape"))
+        refused = runner.invoke(cli.main, ["ledger", "verify", "--no-record", "--digest", str(path)])
+        assert refused.exit_code == 2 and "--digest" in refused.output, (name, refused.output)
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps({"day": "2026-03-10", "digest": "0" * 64, "heads": {"1:0": "oops", "x": [1, "a"]}}))
+    found = runner.invoke(cli.main, ["ledger", "verify", "--no-record", "--digest", str(edited)])
+    assert found.exit_code == 1 and (found.exception is None or isinstance(found.exception, SystemExit)), found.output
+    assert "digest_file_altered" in found.output
