@@ -69,3 +69,19 @@ def test_partner_code_with_trailing_newline_is_refused(client, session):
                     json={"code": code + "\n", "name": "惠民超市", "region_id": tree.town_a.id})
     assert r.status_code == 422 and set(r.json["error"]["details"]) == {"code"}, r.json
     assert session.query(Partner).filter(Partner.code.startswith(code)).count() == 0
+
+
+def test_names_made_of_blanks_are_refused_everywhere_staff_type_one(client, session):
+    """A participant, staff member, partner or outlet named "   " (or ideographic spaces) was
+    accepted and then shown as nobody in lists, statements and settlements."""
+    tree = f.region_tree(session)
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    partner = f.shop(session, tree.town_a, outlets=0)[0]
+    for url, body, field in (
+            ("/api/v1/admin/participants", {"name": "  ", "phone": "13700000001", "region_id": tree.grid_a.id}, "name"),
+            ("/api/v1/admin/staff", {"username": f.unique("clerk"), "display_name": "\u3000\u3000", "role": "clerk",
+                                     "scope_region_id": tree.town_a.id, "password": PASSWORD}, "display_name"),
+            ("/api/v1/admin/partners", {"code": f.unique("P"), "name": " \t ", "region_id": tree.town_a.id}, "name"),
+            (f"/api/v1/admin/partners/{partner.id}/outlets", {"name": "   ", "region_id": tree.town_a.id}, "name")):
+        refused = client.post(url, headers=admin, json=body)
+        assert refused.status_code == 422 and set(refused.json["error"]["details"]) == {field}, (url, refused.json)
