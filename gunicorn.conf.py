@@ -18,7 +18,7 @@ def on_starting(server):  # noqa: ANN001, ANN201  (gunicorn's hook, in the maste
     """Refuse a set-up that would seem to work: gunicorn is the production entry.
 
     - No DATABASE_URL: the embedded SQLite file in the instance folder, empty and unmigrated, and
-      every request a 503 "busy" while /healthz says ok.
+      every request a 503 "busy" (and /healthz a 503 naming the missing migrations).
     - Several workers with the rate limits in memory (RATELIMIT_STORAGE_URI unset): each worker
       counts on its own, so sign-in guesses and the counter's code guesses get the budget once per
       worker (17 times on 8 cores). Set it to redis://…; naming memory:// on purpose (one machine,

@@ -5,9 +5,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from alembic.script import ScriptDirectory
 from flask import Flask, Response, jsonify
 from flask_smorest import Api
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
@@ -30,6 +32,7 @@ from infra.tasks import init_celery
 from jieyou import pages
 from ledger import api as ledger_api
 from ledger import tasks as ledger_tasks
+from migrations.alembic_config import alembic_config
 from redemption import api as redemption_api
 from redemption import tasks as redemption_tasks
 from scoring import api as scoring_api
@@ -115,10 +118,21 @@ def create_app(settings: Settings | None = None, *, engine: Any = None) -> Flask
     # first requests do not pay for it (and `tune_gc` freezes the result with the app).
     configure_mappers()
 
+    schema_head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
     @app.get("/healthz")
     def healthz() -> Any:
-        db.session.execute(text("SELECT 1"))
-        return jsonify(status="ok")
+        """Ready when the database answers and its schema is this code's (`jieyou db upgrade` run):
+        a worker started before the migration, or against an empty database, is not ready, and
+        says which revision it found (every request would otherwise fail on missing tables)."""
+        try:
+            found = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except DBAPIError:
+            db.session.rollback()
+            found = None
+        if found != schema_head:
+            return jsonify(status="migrations_pending", database_revision=found, code_revision=schema_head), 503
+        return jsonify(status="ok", revision=found)
 
     @app.get("/api/v1/ping")
     def ping() -> Any:

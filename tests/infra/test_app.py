@@ -79,3 +79,18 @@ def test_uploads_document_their_multipart_file_so_the_docs_can_send_one(client):
         assert body is not None and body["required"], path
         schema = body["content"]["multipart/form-data"]["schema"]
         assert schema["properties"]["file"] == {"type": "string", "format": "binary"} and schema["required"] == ["file"]
+
+
+def test_health_says_ready_only_when_the_schema_is_this_codes(client, session):
+    """A worker started before `jieyou db upgrade` (or against an empty database) answered every
+    request 503 'busy' while /healthz said ok; now /healthz is 503 naming both revisions."""
+    from sqlalchemy import text
+
+    ready = client.get("/healthz")
+    assert ready.status_code == 200 and ready.json["status"] == "ok"
+    head = ready.json["revision"]
+    session.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    session.flush()
+    behind = client.get("/healthz")
+    assert behind.status_code == 503
+    assert behind.json == {"status": "migrations_pending", "database_revision": "0001", "code_revision": head}
