@@ -14,9 +14,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from identity.models import Participant
 from infra.auth import Principal
 from infra.db import utcnow
-from infra.errors import Conflict, Forbidden, NotFound
+from infra.errors import Conflict, Forbidden, NotFound, Unauthorized
 from redemption.models import OneTimeCode
 
 DIGITS = 8
@@ -30,6 +31,12 @@ def digest(secret_key: str, digits: str) -> str:
 def issue(session: Session, actor: Principal, *, secret_key: str, ttl: dt.timedelta) -> tuple[str, OneTimeCode]:
     if actor.kind != "participant":
         raise Forbidden("Codes are for participants.", code="participants_only")
+    # Still on the programme, read under a share lock: a request that resolved its token just
+    # before a clerk took the participant off (`admin.services.set_participant_active`) either
+    # finds them inactive here, or holds the clerk's update back until its code is committed,
+    # where the withdrawal then finds it. Without it the code outlived the withdrawal.
+    if not session.scalar(select(Participant.active).where(Participant.id == actor.id).with_for_update(read=True)):
+        raise Unauthorized("Sign in first.")
     now = utcnow()
     active = session.scalars(select(OneTimeCode).where(
         OneTimeCode.participant_id == actor.id, OneTimeCode.used_at.is_(None), OneTimeCode.expires_at > now)

@@ -62,7 +62,8 @@ def lookup(session: Session, outlet: Principal, digits: str, cfg: CounterConfig)
     assert person is not None
     who = standing(session, person.id, now=utcnow(), timezone=cfg.timezone)
     return LookupView(masked_name=mask_name(person.name), grade=who.grade,
-                      verdicts=evaluate(session, who, outlet_scenarios(session, outlet), reveal_balance=False))
+                      verdicts=evaluate(session, who, outlet_scenarios(session, outlet), reveal_balance=False,
+                                        at_counter=True))
 
 
 def _refuse_unless_eligible(reasons: list[dict[str, Any]], *, ignore: tuple[str, ...] = ()) -> None:
@@ -227,7 +228,8 @@ def hold(session: Session, outlet: Principal, *, digits: str, scenario_id: int, 
     participant_id = got.participant_id
     who = standing(session, participant_id, now=now, timezone=cfg.timezone,
                    with_grade=scenario.required_grade is not None)
-    _refuse_unless_eligible(evaluate(session, who, [scenario])[0].reasons, ignore=("insufficient_points",))
+    _refuse_unless_eligible(evaluate(session, who, [scenario], at_counter=True)[0].reasons,
+                            ignore=("insufficient_points",))
     escrow = accounts.system_account(session, accounts.ESCROW, cfg.shards)
     posting_id = _post(session, outlet, cfg, kind="hold", key=f"hold:{idem_key}",
                        reason=f"{scenario.name_zh}（{scenario.code}）积分冻结",

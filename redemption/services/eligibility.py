@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger.services import accounts
-from redemption.models import Scenario, UsageCounter
+from identity.models import Outlet, Partner
+from redemption.models import Scenario, ScenarioOutlet, UsageCounter
 from redemption.services.common import local_date, periods
 from scoring.services import grades
 
@@ -24,6 +25,8 @@ REASONS = {
     "limit_month": ("本月次数已用完", "Monthly limit reached"),
     "limit_year": ("本年次数已用完", "Yearly limit reached"),
     "quota_exhausted": ("名额或库存已用完", "Quota or stock exhausted"),
+    "partner_suspended": ("合作方已暂停服务", "The partner is suspended"),
+    "no_outlet_open": ("暂无可办理的网点", "No outlet offering it is open"),
 }
 
 
@@ -90,9 +93,28 @@ def static_reasons(s: Any, today: dt.date, grade: str | None, ladder: tuple[str,
     return reasons
 
 
-def evaluate(session: Session, who: Standing, scenarios: list[Scenario], *, reveal_balance: bool = True) -> list[Verdict]:
-    """`reveal_balance=False` for counters: they learn whether the points suffice, never how many."""
+def closed(session: Session, scenarios: list[Scenario]) -> dict[int, str]:
+    """Scenario id -> why no counter can serve it now: its partner suspended (every key of its
+    outlets is refused) or none of its outlets open (each suspended outlet's keys are refused)."""
+    if not scenarios:
+        return {}
+    ids = [s.id for s in scenarios]
+    stopped = set(session.scalars(select(Partner.id).where(
+        Partner.id.in_({s.partner_id for s in scenarios}), Partner.active.is_(False))))
+    open_ = set(session.scalars(select(ScenarioOutlet.scenario_id).distinct()
+                                .join(Outlet, Outlet.id == ScenarioOutlet.outlet_id)
+                                .where(ScenarioOutlet.scenario_id.in_(ids), Outlet.active.is_(True))))
+    return {s.id: "partner_suspended" if s.partner_id in stopped else "no_outlet_open"
+            for s in scenarios if s.partner_id in stopped or s.id not in open_}
+
+
+def evaluate(session: Session, who: Standing, scenarios: list[Scenario], *, reveal_balance: bool = True,
+             at_counter: bool = False) -> list[Verdict]:
+    """`reveal_balance=False` for counters: they learn whether the points suffice, never how many.
+    `at_counter`: the caller is an outlet whose key was just accepted, so it and its partner are
+    open; otherwise a scenario that no counter can serve now says why (`closed`)."""
     keys = periods(who.today)
+    shut = {} if at_counter else closed(session, scenarios)
     limited = [s.id for s in scenarios if s.limit_day or s.limit_month or s.limit_year]
     used = {(c.scenario_id, c.period): c.used for c in session.scalars(select(UsageCounter).where(
         UsageCounter.participant_id == who.participant_id, UsageCounter.period.in_(keys.values()),
@@ -100,6 +122,8 @@ def evaluate(session: Session, who: Standing, scenarios: list[Scenario], *, reve
     verdicts = []
     for s in scenarios:
         v = Verdict(scenario=s, reasons=static_reasons(s, who.today, who.grade, who.ladder))
+        if s.id in shut:
+            v.reasons.insert(0, {"code": shut[s.id]})
         if s.kind == "spend" and who.balance < s.points_cost:
             v.reasons.append({"code": "insufficient_points", "need": s.points_cost,
                               "have": who.balance if reveal_balance else None})

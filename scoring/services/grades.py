@@ -95,7 +95,8 @@ class Candidate:
 
 
 def candidates(session: Session, actor: Principal, *, township_id: int, year: int, honour: str) -> list[Candidate]:
-    """Participants of a township ranked by points earned in the year, above the honour's threshold."""
+    """Participants of a township ranked by points earned in the year, above the honour's threshold;
+    equal points share a rank (listed by id)."""
     if honour not in HONOURS:
         raise ValidationFailed("Unknown honour.", details={"honour": [f"One of {', '.join(HONOURS)}."]})
     township = get_region(session, township_id, actor, field="township_id")
@@ -126,7 +127,9 @@ def candidates(session: Session, actor: Principal, *, township_id: int, year: in
         code = current["code"] if current else None
         if min_grade and (code is None or order.index(code) > order.index(min_grade)):
             continue
-        out.append(Candidate(rank=len(out) + 1, participant=person, points=int(points), grade=code,
+        # Equal points, equal rank (1, 1, 3): who enrolled first is no merit.
+        rank = out[-1].rank if out and out[-1].points == int(points) else len(out) + 1
+        out.append(Candidate(rank=rank, participant=person, points=int(points), grade=code,
                              nominated=person.id in nominated))
     return out
 

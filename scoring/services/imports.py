@@ -258,6 +258,12 @@ def run_import(session: Session, job: ImportJob, actor: Principal, storage: Path
         errors.append({"line": 0, "field": "file", "reason": f"Cannot read the file: {type(exc).__name__}"})
     if len(rows) > MAX_ROWS:
         errors.append({"line": 0, "field": "file", "reason": f"At most {MAX_ROWS} rows per file."})
+    # Every row's submission time is this moment, before any rule is read: the rules in force are
+    # read once per work date for the whole file (`rules.in_force` keeps them for the transaction),
+    # so a version published while the import runs was not checked against its later rows, and
+    # verification checks again only the work of a version published after it was submitted.
+    session.info.pop("rules_in_force", None)
+    started = utcnow()
     savepoint = session.begin_nested()
     if not errors:
         for n, (line, values) in enumerate(rows, start=1):
@@ -266,7 +272,7 @@ def run_import(session: Session, job: ImportJob, actor: Principal, storage: Path
                 if missing:
                     raise ValidationFailed("Required fields are missing.", details={c: ["Required."] for c in missing})
                 with session.begin_nested():
-                    submit(session, actor, _submission(session, values), import_id=job.id)
+                    submit(session, actor, _submission(session, values), import_id=job.id, submitted_at=started)
                 imported += 1
             except DomainError as exc:
                 for field_name, messages in (exc.details or {"row": [exc.message]}).items():

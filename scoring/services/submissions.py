@@ -161,7 +161,9 @@ def record_event(session: Session, contribution: Contribution, actor: Principal,
 
 
 def submit(session: Session, actor: Principal, sub: Submission, *, today: dt.date | None = None,
-           import_id: int | None = None) -> Contribution:
+           import_id: int | None = None, submitted_at: dt.datetime | None = None) -> Contribution:
+    """`submitted_at`: for a batch that read the rules once for many rows (an import), when it
+    began: verification checks again the work of any version published after it (`_recheck`)."""
     today = today or local_date(dt.datetime.now(dt.timezone.utc))  # the county's day, not UTC's
     _people, grid = check(session, actor, sub, today)
     duplicates = find_duplicates(session, sub, grid)
@@ -170,7 +172,7 @@ def submit(session: Session, actor: Principal, sub: Submission, *, today: dt.dat
         description=sub.description.strip(), conflict_item=sub.conflict_item, warning_colour=sub.warning_colour,
         case_record={k: str(v) for k, v in sub.case_record.items() if k in EIGHT_STEPS}, quantity=sub.quantity,
         incident_key=sub.incident_ref, duplicate_of=duplicates, duplicate_suspect=bool(duplicates),
-        import_id=import_id,
+        import_id=import_id, **({"submitted_at": submitted_at} if submitted_at is not None else {}),
         submitted_by_participant=actor.id if actor.kind == "participant" else None,
         submitted_by_staff=actor.id if actor.is_staff else None,
         members=[ContributionMember(participant_id=pid, share=share) for pid, share in sub.members],

@@ -90,3 +90,31 @@ def test_taken_off_the_programme_a_participant_cannot_sign_in_use_a_token_or_red
     assert on.status_code == 200 and on.json["active"] is True
     back = {"Authorization": f"Bearer {_login(client, person.phone).json['token']}"}
     assert client.get("/api/v1/me/balance", headers=back).json["balance"] == 80  # points kept
+
+
+def test_a_code_asked_for_by_a_request_already_in_flight_when_the_participant_leaves_is_refused(session):
+    """The phone's request resolved its token before the clerk took the participant off the
+    programme: it must not make a code after the withdrawal, which the counter would then honour."""
+    import datetime as dt
+
+    import pytest
+
+    from admin import services as admin
+    from infra.errors import Unauthorized
+    from ledger.services import accounts
+    from redemption.services import codes, counter
+
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a, name="李桂兰")
+    f.award(session, f.account_of(session, person).id, 80)
+    partner, outlets, desks = f.shop(session, tree.town_a, outlets=1)
+    rice = f.scenario(session, partner, outlets, points_cost=30)
+    in_flight = identity.participant_principal(person)  # the phone's request, signed in a moment ago
+    admin.set_participant_active(session, f.staff(session, "clerk", tree.town_a), person.id, active=False,
+                                 reason="本人申请退出")
+    with pytest.raises(Unauthorized):
+        with session.begin_nested():
+            digits, _ = codes.issue(session, in_flight, secret_key="test-secret", ttl=dt.timedelta(minutes=5))
+            counter.redeem(session, desks[0], digits=digits, scenario_id=rice.id, idem_key="pos-left-0001",
+                           cfg=f.counter_config())  # it was: redeemed, 30 points spent after leaving
+    assert accounts.balance(session, f.account_of(session, person).id) == 80

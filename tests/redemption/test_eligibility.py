@@ -92,3 +92,29 @@ def test_grade_reason_ranks_on_the_ladder_given():
     assert eligibility.grade_reason("OLD", "B", ladder)["code"] == "grade_required"  # unknown ranks below all
     assert eligibility.grade_reason("AAA", "Z", ladder)["code"] == "grade_not_defined"
     assert eligibility.grade_reason(None, None, ()) is None
+
+
+def test_a_scenario_no_counter_can_serve_is_not_shown_as_usable(client, session):
+    """A suspended partner's keys, or a suspended outlet's, are refused at once: the participant's
+    list must not call its scenarios usable, or they walk to a counter that cannot redeem."""
+    from admin import services as admin
+
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a)
+    f.award(session, f.account_of(session, person).id, 100)
+    shut, shut_outlets, _ = f.shop(session, tree.town_a, outlets=1)
+    shop, shop_outlets, _ = f.shop(session, tree.town_a, outlets=2)
+    at_shut = f.scenario(session, shut, shut_outlets)
+    at_closed_outlet = f.scenario(session, shop, shop_outlets[:1])
+    at_open_outlet = f.scenario(session, shop, shop_outlets)
+    county_admin = f.staff(session, "admin", tree.county)
+    admin.set_partner_active(session, county_admin, shut.id, False)
+    admin.set_outlet_active(session, county_admin, shop_outlets[0].id, False)
+    listed = client.get("/api/v1/me/eligibility", headers=f.bearer(session, "participant", person.id))
+    assert listed.status_code == 200
+    verdicts = {v["scenario"]["id"]: (v["eligible"], [r["code"] for r in v["reasons"]]) for v in listed.json}
+    assert verdicts[at_shut.id] == (False, ["partner_suspended"])  # was (True, [])
+    assert verdicts[at_closed_outlet.id] == (False, ["no_outlet_open"])
+    assert verdicts[at_open_outlet.id] == (True, [])
+    reason = next(v for v in listed.json if v["scenario"]["id"] == at_shut.id)["reasons"][0]
+    assert reason["message"] != reason["code"]

@@ -172,3 +172,15 @@ def test_a_year_before_any_rules_is_refused_naming_the_year(session, client):
         assert response.status_code == 422, response.json
         assert response.json["error"]["code"] == "no_rules_in_force"
         assert set(response.json["error"]["details"]) == {"year"}
+
+
+def test_candidates_with_equal_points_share_their_rank(session):
+    """Equal points, equal rank (1, 1, 3): the list went 1, 2 by who enrolled first, so the
+    township's list put one of two equals ahead of the other for nothing she did."""
+    tree = f.region_tree(session)
+    people = [f.participant(session, tree.grid_a, name=n) for n in ("赵秀英", "钱玉兰", "孙丽娟")]
+    for person, points in zip(people, (260, 260, 220)):
+        _earn_in(session, f.account_of(session, person).id, points)
+    ranked = grades.candidates(session, f.staff(session, "verifier", tree.county), township_id=tree.town_a.id,
+                               year=HONOURS_YEAR, honour="most_beautiful_family")
+    assert [(c.rank, c.points) for c in ranked] == [(1, 260), (1, 260), (3, 220)]

@@ -386,3 +386,39 @@ def test_a_resident_whose_objection_was_dismissed_cannot_hold_the_award_back_aga
     assert again.status_code == 409 and again.json["error"]["code"] == "objection_heard", again.json
     assert client.post(url, headers=f.bearer(session, "participant", other.id),
                        json={"text": "调解记录与事实不符"}).status_code == 201
+
+
+def test_imported_work_is_checked_against_rules_published_while_the_import_ran(app, session, world, monkeypatch):
+    """An import reads the rules in force once per work date for the whole file (one transaction).
+    A version published to take effect today while it runs is not what its later rows were checked
+    against, though they were stored after it was published: verification must check them again."""
+    from pathlib import Path
+
+    from scoring.services import imports
+
+    tree, person, _n, clerk, verifier = world
+    today = local_date().isoformat()
+    body = ("indicator_code,work_date,participant_phones,description,quantity\n"
+            f"PRO-2,{today},{person.phone},参加普法宣传,1\n"
+            f"PRO-1,{today},{person.phone},矛盾纠纷化解,1\n").encode()
+    storage = Path(app.config["SETTINGS"].instance_dir) / "imports"
+    job = imports.create_job(session, clerk, "today.csv", body, storage)
+    real_submit = imports.submit
+    rows = []
+
+    def submit_then_publish(*args, **kwargs):
+        rows.append(real_submit(*args, **kwargs))
+        if len(rows) == 1:  # another transaction publishes while the import is half-way through
+            read = dict(session.info.get("rules_in_force", {}))
+            _publish_today(session, f.staff(session, "admin", tree.county),
+                           lambda code, ind: ind.update(requires=["case_record"]) if code == "PRO-1" else None)
+            session.info["rules_in_force"] = read  # this import's transaction still reads what it read
+        return rows[-1]
+
+    monkeypatch.setattr(imports, "submit", submit_then_publish)
+    assert imports.run_import(session, job, clerk, storage).status == "done"
+    session.info.pop("rules_in_force", None)  # verification is a transaction of its own
+    with pytest.raises(ValidationFailed) as err:  # it was: verified, scored by rules it did not meet
+        with session.begin_nested():
+            workflow.verify_many(session, verifier, [rows[1].id])
+    assert err.value.code == "invalid_contribution" and "case_record" in err.value.details
