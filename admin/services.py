@@ -6,7 +6,7 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import false, or_, select
+from sqlalchemy import false, or_, select, update
 from sqlalchemy.orm import Session
 
 from infra.auth import Principal
@@ -14,6 +14,7 @@ from infra.db import utcnow
 from infra.errors import Conflict, Forbidden, ValidationFailed
 from identity import services as identity
 from identity.models import ApiKey, AuditEntry, Outlet, Participant, Partner, Region, StaffUser
+from ledger.models import Account, ApprovalRequest, Entry
 from ledger.services import accounts
 from redemption.services import codes
 
@@ -51,6 +52,7 @@ def change_participant(session: Session, actor: Principal, participant_id: int, 
         if region.level != "grid":
             raise ValidationFailed("Participants belong to a grid.", details={"region_id": ["Choose a grid."]})
         changed["region_id"] = {"from": person.region_id, "to": region.id}
+        _follow_to(session, person, region.path)
         person.region_id, person.region_path = region.id, region.path
     if not changed:
         raise ValidationFailed("Nothing to change.", code="nothing_to_change",
@@ -61,6 +63,19 @@ def change_participant(session: Session, actor: Principal, participant_id: int, 
                                                             **({"region": changed["region_id"]}
                                                                if "region_id" in changed else {})})
     return person
+
+
+def _follow_to(session: Session, person: Participant, new_path: str) -> None:
+    """Corrections of a moved participant's points that still wait for an approver go with them:
+    the new area's approvers decide them (and see them), as they would a request made today."""
+    account_id = session.scalar(select(Account.id).where(Account.participant_id == person.id))
+    if account_id is None:
+        return
+    touches = select(Entry.posting_id).where(Entry.account_id == account_id)
+    session.execute(update(ApprovalRequest).where(
+        ApprovalRequest.status == "pending", ApprovalRequest.region_path == person.region_path,
+        or_(ApprovalRequest.account_id == account_id, ApprovalRequest.posting_id.in_(touches)))
+        .values(region_path=new_path).execution_options(synchronize_session=False))
 
 
 def set_participant_active(session: Session, actor: Principal, participant_id: int, *, active: bool,

@@ -118,3 +118,28 @@ def test_a_code_asked_for_by_a_request_already_in_flight_when_the_participant_le
             counter.redeem(session, desks[0], digits=digits, scenario_id=rice.id, idem_key="pos-left-0001",
                            cfg=f.counter_config())  # it was: redeemed, 30 points spent after leaving
     assert accounts.balance(session, f.account_of(session, person).id) == 80
+
+
+def test_a_moved_participants_waiting_corrections_go_to_the_new_areas_approvers(client, session):
+    """An adjustment waiting for approval when the participant moves to another township is
+    decided there: the old township's approvers no longer see it, the new one's do."""
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a)
+    f.award(session, f.account_of(session, person).id, 30)
+    requester = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    created = client.post("/api/v1/admin/adjustments", headers=requester, json={
+        "participant_id": person.id, "amount": 80, "reason": "补录季度调解积分", "idempotency_key": "adj-move-01"})
+    assert created.status_code == 201 and created.json["status"] == "pending"
+    request_id = created.json["request"]["id"]
+    county_clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.county).id)
+    moved = client.patch(f"/api/v1/admin/participants/{person.id}", headers=county_clerk,
+                         json={"region_id": tree.grid_b.id})
+    assert moved.status_code == 200
+    old_area = f.bearer(session, "staff", f.staff(session, "approver", tree.town_a).id)
+    new_area = f.bearer(session, "staff", f.staff(session, "approver", tree.town_b).id)
+    assert request_id not in [r["id"] for r in client.get("/api/v1/admin/approvals", headers=old_area).json]
+    assert client.post(f"/api/v1/admin/approvals/{request_id}/decision", headers=old_area,
+                       json={"approve": True}).status_code == 404
+    assert request_id in [r["id"] for r in client.get("/api/v1/admin/approvals", headers=new_area).json]
+    decided = client.post(f"/api/v1/admin/approvals/{request_id}/decision", headers=new_area, json={"approve": True})
+    assert decided.status_code == 200 and decided.json["status"] == "approved"
