@@ -78,11 +78,12 @@ def change_own_password(session: Session, actor: Principal, current: str, new: s
     is the holder (a token alone, left signed in on a shared phone, must not be enough); every
     other session of theirs ends, the one in hand (`keep_token`) stays."""
     holder: StaffUser | Participant | None
+    # The row stays locked to the commit: a sign-in with the old password waits, then fails.
     if actor.kind == "staff":
-        holder = session.get(StaffUser, actor.id)
+        holder = session.get(StaffUser, actor.id, with_for_update=True, populate_existing=True)
         name = holder.username if holder else ""
     elif actor.kind == "participant":
-        holder = session.get(Participant, actor.id)
+        holder = session.get(Participant, actor.id, with_for_update=True, populate_existing=True)
         name = holder.phone if holder else ""
     else:
         raise Forbidden("Only staff and participants have passwords.", code="no_password")
@@ -111,6 +112,7 @@ def set_participant_password(session: Session, person: Participant, password: st
     if len(password) < MIN_PASSWORD["participant"]:
         raise ValidationFailed("Password too short.", details={"password": ["At least 8 characters."]})
     check_password(password, person.phone)
+    session.refresh(person, with_for_update=True)  # as change_own_password: sign-ins wait for it
     person.password_hash = hash_password(password)
     revoke_tokens(session, "participant", person.id)
     session.flush()
@@ -197,7 +199,9 @@ def issue_token(session: Session, kind: str, subject_id: int, ttl: dt.timedelta)
 
 def login_staff(session: Session, username: str, password: str, ttl: dt.timedelta, *, ip: str | None = None,
                 user_agent: str | None = None) -> tuple[str, dt.datetime, StaffUser]:
-    user = session.scalar(select(StaffUser).where(StaffUser.username == username))
+    # Locked while the password is checked: a password change committing meanwhile is waited for
+    # and its new hash checked, so the old password cannot open a session it has just ended.
+    user = session.scalar(select(StaffUser).where(StaffUser.username == username).with_for_update())
     if not verify_password(user.password_hash if user else None, password) or user is None or not user.active:
         raise Unauthorized("Wrong username or password.", code="bad_credentials")
     if password_needs_rehash(user.password_hash):
@@ -230,7 +234,7 @@ def mask_typed_name(typed: str) -> str:
 
 
 def login_participant(session: Session, phone: str, password: str, ttl: dt.timedelta) -> tuple[str, dt.datetime, Participant]:
-    person = session.scalar(select(Participant).where(Participant.phone == phone))
+    person = session.scalar(select(Participant).where(Participant.phone == phone).with_for_update())  # as login_staff
     if not verify_password(person.password_hash if person else None, password) or person is None or not person.active:
         raise Unauthorized("Wrong phone number or password.", code="bad_credentials")
     token, expires = issue_token(session, "participant", person.id, ttl)

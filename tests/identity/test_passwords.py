@@ -79,3 +79,34 @@ def test_a_clerk_sets_the_first_password_or_a_forgotten_one(client, session):
     assert client.post(url, headers=verifier, json={"password": "third-pass-9"}).status_code == 403
     elsewhere = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_b).id)
     assert client.post(url, headers=elsewhere, json={"password": "third-pass-9"}).status_code == 404
+
+
+def test_a_sign_in_with_the_old_password_during_a_change_fails(committed_factory):
+    """A sign-in checking the old password while a change commits used to read the old hash and
+    open a session after the change had ended all the others; it now waits for the change and
+    is refused."""
+    import pytest
+
+    from infra.errors import Unauthorized
+    from tests.concurrency import while_holding
+
+    with committed_factory() as setup:
+        person = f.participant(setup, f.region_tree(setup).grid_a)
+        setup.commit()
+        phone, person_id = person.phone, person.id
+    ttl = __import__("datetime").timedelta(hours=1)
+
+    def change(s):
+        token, _expires = identity.issue_token(s, "participant", person_id, ttl)
+        actor = identity.participant_principal(s.get(identity.Participant, person_id))
+        identity.change_own_password(s, actor, "pass-word-1", "river-lamp-42", keep_token=token)
+
+    def sign_in(s):
+        return identity.login_participant(s, phone, "pass-word-1", ttl)
+
+    _done, outcome = while_holding(committed_factory, change, sign_in, hold=0.5)
+    assert isinstance(outcome, Unauthorized), outcome
+    with committed_factory() as check:
+        with pytest.raises(Unauthorized):
+            identity.login_participant(check, phone, "pass-word-1", ttl)
+        assert identity.login_participant(check, phone, "river-lamp-42", ttl)[0]
