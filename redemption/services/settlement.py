@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -164,12 +165,14 @@ def header(s: Settlement) -> list[str]:
 
 def table(s: Settlement) -> list[list[Any]]:
     """Rows dated on the county's calendar: a redemption at 02:30 on 1 March there is in March's
-    settlement and must not read as 28 February (UTC) in the download."""
+    settlement and must not read as 28 February (UTC) in the download. Points and yuan are numbers
+    (yuan a Decimal: "28.00" in the CSV, a number shown with two decimals in the XLSX), so that the
+    partner's spreadsheet can sum them."""
     zone = ZoneInfo(s.timezone)
     rows = [[line["type"], line["id"], line["at"].astimezone(zone).strftime("%Y-%m-%d %H:%M"),
              line["outlet"], line["scenario"], line["scenario_name"], line["participant"], line["points"],
-             line["yuan"]] for line in s.lines]
-    rows.append(["合计 total", "", "", "", "", "", "", s.net_points, s.net_yuan])
+             Decimal(line["yuan"])] for line in s.lines]
+    rows.append(["合计 total", "", "", "", "", "", "", s.net_points, Decimal(s.net_yuan)])
     rows.append(["对账 reconciled", "", "", "", "", "", "", RECONCILED[s.reconciled], ""])
     return rows
 
@@ -179,4 +182,5 @@ def to_csv(s: Settlement) -> bytes:
 
 
 def to_xlsx(s: Settlement) -> bytes:
-    return xlsx_bytes(header(s), table(s), s.month, widths=(14, 8, 24, 20, 10, 24, 12, 10, 12))
+    return xlsx_bytes(header(s), table(s), s.month, widths=(14, 8, 24, 20, 10, 24, 12, 10, 12),
+                      number_formats={8: "0.00"})
