@@ -142,3 +142,20 @@ def test_settlement_xlsx_gives_points_and_yuan_as_numbers(session):
     csv_text = settlement.to_csv(s).decode("utf-8-sig")
     assert ",28.00" in csv_text and ",-9.33" in csv_text and ",18.67" in csv_text  # two decimals in the CSV
 
+
+def test_settlement_totals_a_privileges_yuan_value(session):
+    """Regression: a privilege with a yuan value (S078: the county's fund repays the bank the fee it
+    waived) showed 200.00 on its line, but no total counted it: the JSON said nothing of it and the
+    download's only total was the points' yuan, so the lines summed to more than the total and the
+    partner's claim for the fee appeared nowhere. Now `privilege_yuan` and a total row give it."""
+    s = _month_with_a_spend_a_partial_refund_and_a_privilege(session)
+    assert (s.net_points, s.net_yuan, s.privilege_uses, s.privilege_yuan, s.total_yuan) == (
+        20, "18.67", 1, "200.00", "218.67")
+    assert s.reconciled is True
+    rows = settlement.table(s)
+    privilege = next(r for r in rows if r[0] == "特权 privilege")
+    assert privilege[7] == 0 and privilege[5] == "1 次 uses" and str(privilege[8]) == "200.00"
+    total = next(r for r in rows if r[0] == "合计 total")
+    line_yuan = sum(Decimal(str(r[8])) for r in rows if r[0] in ("redemption", "refund"))
+    assert line_yuan == Decimal(str(total[8])) == Decimal("218.67")
+    assert str(total[8]) == "218.67"
