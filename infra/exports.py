@@ -33,7 +33,8 @@ def csv_bytes(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
 
 
 def xlsx_bytes(header: Sequence[str], rows: Sequence[Sequence[Any]], title: str,
-               widths: Sequence[int] = ()) -> bytes:
+               widths: Sequence[int] = (), number_formats: dict[int, str] | None = None) -> bytes:
+    """`number_formats`: a format per column (0-based) for the numbers in it ("0.00" for yuan)."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
@@ -46,7 +47,9 @@ def xlsx_bytes(header: Sequence[str], rows: Sequence[Sequence[Any]], title: str,
         cell.font = Font(bold=True)
     for row in rows:
         sheet.append(list(row))
-        for cell in sheet[sheet.max_row]:
+        for index, cell in enumerate(sheet[sheet.max_row]):
+            if number_formats and index in number_formats and cell.data_type == "n":
+                cell.number_format = number_formats[index]
             if safe_cell(cell.value) is not cell.value:
                 # Kept as typed (an apostrophe would show in the cell), stored as text, not a formula,
                 # and marked quote-prefixed so that Excel keeps it text when the cell is edited.

@@ -153,6 +153,9 @@ class SettlementOut(DumpSchema):
     refunded_yuan = fields.Function(lambda s: yuan(s.refunded_fen))
     net_yuan = fields.String()
     privilege_uses = fields.Integer()
+    privilege_yuan = fields.String(metadata={
+        "description": "The yuan value of the month's privilege uses (no points deducted), repaid to the partner"})
+    total_yuan = fields.String(metadata={"description": "net_yuan + privilege_yuan: what the month's lines come to"})
     ledger_month_net = fields.Integer(allow_none=True, metadata={
         "description": "Net points on the partner's ledger account this month; null on an outlet's own report"})
     ledger_balance = fields.Integer(allow_none=True, metadata={

@@ -173,6 +173,7 @@ def update(session: Session, actor: Principal, scenario_id: int, changes: dict[s
         raise Forbidden("Only an admin manages scenarios.", code="role_required")
     scenario = get(session, scenario_id)
     partner = identity.get_partner_in_scope(session, actor, scenario.partner_id)
+    _refuse_past_dates(scenario, changes)
     before = {k: str(getattr(scenario, k)) for k in changes if k in EDITABLE}
     after = {k: str(changes[k]) for k in before}
     if "outlet_ids" in changes:  # where a scenario may be redeemed is a term like any other
@@ -196,6 +197,26 @@ def update(session: Session, actor: Principal, scenario_id: int, changes: dict[s
     identity.audit(session, actor, "scenario.update", object_type="scenario", object_id=scenario.id,
                    region_path=identity.partner_path(session, partner), details={"before": before, "after": after})
     return scenario
+
+
+def _refuse_past_dates(scenario: Scenario, changes: dict[str, Any]) -> None:
+    """A change of dates is a change of future terms: it must not say that redemptions already
+    made fell outside the scenario's dates. An end moves to today at the earliest (a suspension
+    stops a scenario at once); a start moves only while the scenario has not begun, and to a day
+    not yet gone. Dates sent back unchanged are no change."""
+    today = local_date()
+    problems: dict[str, list[str]] = {}
+    until = changes.get("valid_until", scenario.valid_until)
+    if "valid_until" in changes and until != scenario.valid_until and until is not None and until < today:
+        problems["valid_until"] = [f"Today ({today.isoformat()}) at the earliest; suspend the scenario to stop it now."]
+    start = changes.get("valid_from", scenario.valid_from)
+    if start != scenario.valid_from:
+        if scenario.valid_from <= today:
+            problems["valid_from"] = [f"Began on {scenario.valid_from.isoformat()}; a start already passed stays."]
+        elif start < today:
+            problems["valid_from"] = [f"Today ({today.isoformat()}) at the earliest."]
+    if problems:
+        raise ValidationFailed("A change cannot move the scenario's dates into the past.", details=problems)
 
 
 def set_status(session: Session, actor: Principal, scenario_id: int, status: str) -> Scenario:

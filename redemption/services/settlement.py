@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,6 +37,9 @@ class Settlement:
     redeemed_fen: int = 0
     refunded_fen: int = 0
     privilege_uses: int = 0
+    # A privilege deducts no points, but may have a yuan value that the county's fund repays the
+    # partner (S078: the appraisal fee a bank waives): owed like a spend's, outside the points.
+    privilege_fen: int = 0
     # The partner's ledger account: None on an outlet's own report, where they do not apply.
     ledger_month_net: int | None = None
     ledger_balance: int | None = None
@@ -49,6 +53,15 @@ class Settlement:
     @property
     def net_yuan(self) -> str:
         return yuan(self.redeemed_fen - self.refunded_fen)
+
+    @property
+    def privilege_yuan(self) -> str:
+        return yuan(self.privilege_fen)
+
+    @property
+    def total_yuan(self) -> str:
+        """What the month's lines come to: the points' yuan less refunds, and the privileges' value."""
+        return yuan(self.redeemed_fen - self.refunded_fen + self.privilege_fen)
 
     @property
     def reconciled(self) -> bool | None:
@@ -109,6 +122,7 @@ def settle(session: Session, actor: Principal, partner_id: int, month: str, time
             result.redeemed_fen += r.yuan_value_fen
         else:
             result.privilege_uses += 1
+            result.privilege_fen += r.yuan_value_fen
     for f, r, outlet in session.execute(
             select(Refund, Redemption, Outlet).join(Redemption, Redemption.id == Refund.redemption_id)
             .join(Outlet, Outlet.id == Refund.outlet_id)
@@ -164,12 +178,16 @@ def header(s: Settlement) -> list[str]:
 
 def table(s: Settlement) -> list[list[Any]]:
     """Rows dated on the county's calendar: a redemption at 02:30 on 1 March there is in March's
-    settlement and must not read as 28 February (UTC) in the download."""
+    settlement and must not read as 28 February (UTC) in the download. Points and yuan are numbers
+    (yuan a Decimal: "28.00" in the CSV, a number shown with two decimals in the XLSX), so that the
+    partner's spreadsheet can sum them."""
     zone = ZoneInfo(s.timezone)
     rows = [[line["type"], line["id"], line["at"].astimezone(zone).strftime("%Y-%m-%d %H:%M"),
              line["outlet"], line["scenario"], line["scenario_name"], line["participant"], line["points"],
-             line["yuan"]] for line in s.lines]
-    rows.append(["合计 total", "", "", "", "", "", "", s.net_points, s.net_yuan])
+             Decimal(line["yuan"])] for line in s.lines]
+    rows.append(["积分兑换 spend", "", "", "", "", "", "", s.net_points, Decimal(s.net_yuan)])
+    rows.append(["特权 privilege", "", "", "", "", f"{s.privilege_uses} 次 uses", "", 0, Decimal(s.privilege_yuan)])
+    rows.append(["合计 total", "", "", "", "", "", "", s.net_points, Decimal(s.total_yuan)])
     rows.append(["对账 reconciled", "", "", "", "", "", "", RECONCILED[s.reconciled], ""])
     return rows
 
@@ -179,4 +197,5 @@ def to_csv(s: Settlement) -> bytes:
 
 
 def to_xlsx(s: Settlement) -> bytes:
-    return xlsx_bytes(header(s), table(s), s.month, widths=(14, 8, 24, 20, 10, 24, 12, 10, 12))
+    return xlsx_bytes(header(s), table(s), s.month, widths=(14, 8, 24, 20, 10, 24, 12, 10, 12),
+                      number_formats={8: "0.00"})

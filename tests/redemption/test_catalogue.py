@@ -124,3 +124,37 @@ def test_the_grade_check_reports_with_the_other_fields():
     catalogue.check(Scenario(**{**{c: getattr(s, c) for c in ("code", "name_zh", "name_en", "partner_id", "kind",
                                                                    "points_cost", "yuan_value_fen", "valid_from")},
                                 "family": "loans", "required_grade": "B"}), ["A", "B"])
+
+
+def test_a_change_never_moves_a_scenarios_dates_into_the_past(client, session):
+    """Regression: PATCH /admin/scenarios/{id} accepted an end in the past (valid_until: last week)
+    and a new start for a scenario already running, so the scenario's record (and the audit's
+    "after") said that the redemptions made since then were made outside its dates: a change
+    rewrote past terms. Now an end may be today at the earliest (suspend stops one at once), a
+    start changes only while the scenario has not begun, and never to a day gone."""
+    tree = f.region_tree(session)
+    partner, outlets, _desks = f.shop(session, tree.town_a)
+    today = local_date()
+    running = f.scenario(session, partner, outlets, valid_from=today - dt.timedelta(days=30))
+    coming = f.scenario(session, partner, outlets, valid_from=today + dt.timedelta(days=10))
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+
+    def patch(s, **body):
+        return client.patch(f"/api/v1/admin/scenarios/{s.id}", headers=admin,
+                            json={k: v.isoformat() for k, v in body.items()})
+
+    for refused, field in ((patch(running, valid_until=today - dt.timedelta(days=7)), "valid_until"),
+                           (patch(running, valid_from=today - dt.timedelta(days=60)), "valid_from"),
+                           (patch(running, valid_from=today + dt.timedelta(days=1)), "valid_from"),
+                           (patch(coming, valid_from=today - dt.timedelta(days=1)), "valid_from")):
+        assert refused.status_code == 422, refused.json
+        assert list(refused.json["error"]["details"]) == [field]
+    session.refresh(running)
+    assert running.valid_until is None and running.valid_from == today - dt.timedelta(days=30)
+    assert patch(running, valid_until=today).status_code == 200  # ends tonight
+    assert patch(coming, valid_from=today + dt.timedelta(days=20)).status_code == 200
+    assert patch(coming, valid_from=today).status_code == 200
+    # The same dates sent back unchanged (a form saving every field) are no change.
+    assert patch(running, valid_from=today - dt.timedelta(days=30), valid_until=today).status_code == 200
+    ended = f.scenario(session, partner, outlets, valid_until=today - dt.timedelta(days=3))
+    assert patch(ended, valid_until=today - dt.timedelta(days=3)).status_code == 200

@@ -128,7 +128,7 @@ def test_settlement_reconciles_and_exports(app, client, session):
     xlsx = client.get("/api/v1/admin/settlement", headers=auditor,
                       query_string={"partner_id": partner.id, "month": month, "format": "xlsx"})
     sheet = load_workbook(io.BytesIO(xlsx.data)).active
-    assert sheet["H4"].value == 20 and sheet["H5"].value == "是 yes"
+    assert sheet["H4"].value == sheet["H6"].value == 20 and sheet["H7"].value == "是 yes"  # spend, total
     csv_text = client.get("/api/v1/admin/settlement", headers=auditor, query_string={
         "partner_id": partner.id, "month": month, "format": "csv"}).data.decode("utf-8-sig")
     assert "李*兰" in csv_text and person.phone not in csv_text

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from openpyxl import load_workbook
@@ -97,3 +98,64 @@ def test_a_capture_and_a_refund_at_midnight_at_the_end_of_the_month_reconcile(se
                            idem_key="midnight-hold", cfg=cfg)
     counter.capture(session, desk, held.id, points=6, idem_key="midnight-capture", cfg=cfg)
     assert months() == [(6, 6, True), (0, 0, True)]
+
+
+def _month_with_a_spend_a_partial_refund_and_a_privilege(session, *, privilege: bool = True):
+    """This month (county time): a spend of 30 points worth 28.00 yuan, 10 of them refunded
+    (9.33 yuan), and a privilege use whose fee (200.00 yuan) the county's fund repays the partner,
+    as the seeded S078 (loan appraisal fee waived) says."""
+    from redemption.services import counter
+
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a)
+    f.award(session, f.account_of(session, person).id, 100)
+    partner, outlets, (desk, _other) = f.shop(session, tree.town_a)
+    rice = f.scenario(session, partner, outlets, points_cost=30, yuan_value_fen=2800)
+    waiver = f.scenario(session, partner, outlets, kind="privilege", points_cost=0, required_grade="A",
+                        yuan_value_fen=20000, name_zh="贷款评估费减免")
+    cfg = f.counter_config()
+    sold, _ = counter.redeem(session, desk, digits=f.code_for(session, person), scenario_id=rice.id,
+                             idem_key="settle-spend", cfg=cfg)
+    counter.refund(session, desk, sold.id, points=10, reason="少给一袋", idem_key="settle-refund", cfg=cfg)
+    if privilege:
+        counter.redeem(session, desk, digits=f.code_for(session, person), scenario_id=waiver.id,
+                       idem_key="settle-waiver", cfg=cfg)
+    auditor = f.staff(session, "auditor", tree.county)
+    month = dt.datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    return settlement.settle(session, auditor, partner.id, month, "Asia/Shanghai")
+
+
+def test_settlement_xlsx_gives_points_and_yuan_as_numbers(session):
+    """Regression: the yuan column of the XLSX (lines and total) was text ("28.00", "-9.33"), so
+    the partner's accountant could not sum or check it in the spreadsheet (SUM gave 0)."""
+    s = _month_with_a_spend_a_partial_refund_and_a_privilege(session, privilege=False)
+    sheet = load_workbook(io.BytesIO(settlement.to_xlsx(s))).active
+    rows = list(sheet.iter_rows(min_row=2))
+    lines = [r for r in rows if r[0].value in ("redemption", "refund")]
+    assert len(lines) == 2
+    for row in lines:
+        assert row[7].data_type == "n" and row[8].data_type == "n", [c.value for c in row]
+        assert row[8].number_format == "0.00"
+    assert sorted(float(r[8].value) for r in lines) == [-9.33, 28.0]
+    total = next(r for r in rows if r[0].value == "合计 total")
+    assert total[8].data_type == "n" and float(total[8].value) == 18.67 and total[7].value == 20
+    csv_text = settlement.to_csv(s).decode("utf-8-sig")
+    assert ",28.00" in csv_text and ",-9.33" in csv_text and ",18.67" in csv_text  # two decimals in the CSV
+
+
+def test_settlement_totals_a_privileges_yuan_value(session):
+    """Regression: a privilege with a yuan value (S078: the county's fund repays the bank the fee it
+    waived) showed 200.00 on its line, but no total counted it: the JSON said nothing of it and the
+    download's only total was the points' yuan, so the lines summed to more than the total and the
+    partner's claim for the fee appeared nowhere. Now `privilege_yuan` and a total row give it."""
+    s = _month_with_a_spend_a_partial_refund_and_a_privilege(session)
+    assert (s.net_points, s.net_yuan, s.privilege_uses, s.privilege_yuan, s.total_yuan) == (
+        20, "18.67", 1, "200.00", "218.67")
+    assert s.reconciled is True
+    rows = settlement.table(s)
+    privilege = next(r for r in rows if r[0] == "特权 privilege")
+    assert privilege[7] == 0 and privilege[5] == "1 次 uses" and str(privilege[8]) == "200.00"
+    total = next(r for r in rows if r[0] == "合计 total")
+    line_yuan = sum(Decimal(str(r[8])) for r in rows if r[0] in ("redemption", "refund"))
+    assert line_yuan == Decimal(str(total[8])) == Decimal("218.67")
+    assert str(total[8]) == "218.67"
