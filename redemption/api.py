@@ -18,7 +18,7 @@ from infra.limits import Rule, view_limits
 from redemption.models import Redemption
 from redemption.schemas import (
     CaptureIn, CatalogueArgs, CodeOut, HoldIn, HoldOut, LookupIn, LookupOut, MonthArgs, RedeemIn, RedemptionOut,
-    RefundIn, RefundOut, ScenarioOut, SettlementOut, VerdictOut,
+    CatalogueScenarioOut, RefundIn, RefundOut, ScenarioOut, SettlementOut, VerdictOut,
 )
 from redemption.services import catalogue, codes, counter, eligibility, settlement
 from redemption.services.config import counter_config
@@ -74,9 +74,9 @@ def _created(obj: Any, replayed: bool) -> tuple[Any, int]:
 @blp.route("/scenarios")
 class Catalogue(MethodView):
     @blp.arguments(CatalogueArgs, location="query")
-    @blp.response(200, ScenarioOut(many=True))
+    @blp.response(200, CatalogueScenarioOut(many=True))
     def get(self, args: dict[str, Any]) -> Any:
-        """The 信易+ scenarios: what each gives, what it costs or requires, where."""
+        """The 信易+ scenarios: what each gives, what it costs or requires, where (open outlets)."""
         return catalogue.list_all(db.session, partner_id=args["partner_id"], family=args["family"])
 
 

@@ -43,6 +43,17 @@ class ScenarioOut(DumpSchema):
         return getattr(s, "terms_en" if is_english() else "terms_zh")
 
 
+class PlaceOut(DumpSchema):
+    id = fields.Integer()
+    name = fields.String()
+    address = fields.String(allow_none=True)
+
+
+class CatalogueScenarioOut(ScenarioOut):
+    places = fields.List(fields.Nested(PlaceOut), metadata={
+        "description": "Where: the open outlets that honour it (none while its partner or every outlet is suspended)"})
+
+
 class Reason(DumpSchema):
     code = fields.String()
     message = fields.Method("_message")

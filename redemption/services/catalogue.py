@@ -122,12 +122,25 @@ def get(session: Session, scenario_id: int) -> Scenario:
 
 
 def list_all(session: Session, *, partner_id: int | None = None, family: str | None = None) -> list[Scenario]:
+    """The catalogue, each scenario with `places`: the open outlets (of an open partner) that
+    honour it, name and address, so that a participant knows where to go. One query for them all."""
     stmt = select(Scenario).order_by(Scenario.code)
     if partner_id:
         stmt = stmt.where(Scenario.partner_id == partner_id)
     if family:
         stmt = stmt.where(Scenario.family == family)
-    return list(session.scalars(stmt))
+    items = list(session.scalars(stmt))
+    places: dict[int, list[dict[str, Any]]] = {s.id: [] for s in items}
+    if items:
+        for scenario_id, outlet_id, name, address in session.execute(
+                select(ScenarioOutlet.scenario_id, Outlet.id, Outlet.name, Outlet.address)
+                .join(Outlet, Outlet.id == ScenarioOutlet.outlet_id).join(Partner, Partner.id == Outlet.partner_id)
+                .where(ScenarioOutlet.scenario_id.in_(list(places)), Outlet.active, Partner.active)
+                .order_by(ScenarioOutlet.scenario_id, Outlet.id)):
+            places[scenario_id].append({"id": outlet_id, "name": name, "address": address})
+    for s in items:
+        s.places = places[s.id]  # type: ignore[attr-defined]  # for CatalogueScenarioOut only
+    return items
 
 
 def create(session: Session, actor: Principal, values: dict[str, Any]) -> Scenario:

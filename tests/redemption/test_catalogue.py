@@ -158,3 +158,24 @@ def test_a_change_never_moves_a_scenarios_dates_into_the_past(client, session):
     assert patch(running, valid_from=today - dt.timedelta(days=30), valid_until=today).status_code == 200
     ended = f.scenario(session, partner, outlets, valid_until=today - dt.timedelta(days=3))
     assert patch(ended, valid_until=today - dt.timedelta(days=3)).status_code == 200
+
+
+def test_the_catalogue_says_where_each_scenario_is_honoured(client, session):
+    """A participant choosing a scenario learns where to go: the open outlets that honour it, with
+    their addresses; a suspended outlet is not among them, nor any of a suspended partner's."""
+    tree = f.region_tree(session)
+    partner, outlets, _desks = f.shop(session, tree.town_a, outlets=2)
+    outlets[0].address = "城关镇解放路 12 号"
+    rice = f.scenario(session, partner, outlets)
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+
+    def places() -> list[dict]:
+        listed = client.get("/api/v1/scenarios", query_string={"partner_id": partner.id}).json
+        return next(s for s in listed if s["id"] == rice.id)["places"]
+
+    assert places() == [{"id": outlets[0].id, "name": outlets[0].name, "address": "城关镇解放路 12 号"},
+                        {"id": outlets[1].id, "name": outlets[1].name, "address": None}]
+    assert client.post(f"/api/v1/admin/outlets/{outlets[1].id}/suspend", headers=admin).status_code == 200
+    assert [p["id"] for p in places()] == [outlets[0].id]
+    assert client.post(f"/api/v1/admin/partners/{partner.id}/suspend", headers=admin).status_code == 200
+    assert places() == []
