@@ -186,6 +186,8 @@ def update(session: Session, actor: Principal, scenario_id: int, changes: dict[s
         raise Forbidden("Only an admin manages scenarios.", code="role_required")
     scenario = get(session, scenario_id)
     partner = identity.get_partner_in_scope(session, actor, scenario.partner_id)
+    if "total_quota" in changes:  # what counters have used, as of now: they wait for this change
+        session.refresh(scenario, attribute_names=["quota_used", "total_quota"], with_for_update=True)
     _refuse_past_dates(scenario, changes)
     before = {k: str(getattr(scenario, k)) for k in changes if k in EDITABLE}
     after = {k: str(changes[k]) for k in before}

@@ -179,3 +179,31 @@ def test_the_catalogue_says_where_each_scenario_is_honoured(client, session):
     assert [p["id"] for p in places()] == [outlets[0].id]
     assert client.post(f"/api/v1/admin/partners/{partner.id}/suspend", headers=admin).status_code == 200
     assert places() == []
+
+
+def test_a_quota_lowered_while_a_counter_takes_a_unit_names_total_quota(committed_factory):
+    """An admin lowering a quota while a counter was taking a unit got a bare 409 'conflict' from
+    the database's CHECK; the change now waits for the counter and says what the quota must be."""
+    from infra.errors import ValidationFailed
+    from redemption.services import limits
+    from tests.concurrency import while_holding
+
+    with committed_factory() as setup:
+        tree = f.region_tree(setup)
+        person = f.participant(setup, tree.grid_a)
+        partner, outlets, _desks = f.shop(setup, tree.town_a, outlets=1)
+        rice = f.scenario(setup, partner, outlets, total_quota=2, quota_used=1)
+        admin = f.staff(setup, "admin", tree.county)
+        setup.commit()
+        ids = (person.id, rice.id)
+
+    def counter_takes_a_unit(s):
+        limits.take(s, ids[0], s.get(Scenario, ids[1]), dt.date.today())
+
+    def admin_lowers_the_quota(s):
+        return catalogue.update(s, admin, ids[1], {"total_quota": 1})
+
+    _taken, outcome = while_holding(committed_factory, counter_takes_a_unit, admin_lowers_the_quota, hold=0.5)
+    assert isinstance(outcome, ValidationFailed) and "total_quota" in outcome.details, outcome
+    with committed_factory() as check:
+        assert check.get(Scenario, ids[1]).total_quota == 2
