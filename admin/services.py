@@ -31,20 +31,23 @@ def enrol_participant(session: Session, actor: Principal, *, name: str, phone: s
     return person
 
 
+def _record_to_change(session: Session, actor: Principal, participant_id: int) -> Participant:
+    """Participants' records are kept by clerks (and admins), each within their scope."""
+    if not actor.has_role("clerk"):
+        raise Forbidden("Only a clerk or admin changes participants' records.", code="role_required")
+    return identity.get_participant_in_scope(session, actor, participant_id)
+
+
 def change_participant(session: Session, actor: Principal, participant_id: int, *, name: str | None = None,
                        phone: str | None = None, region_id: int | None = None) -> Participant:
     """Correct a participant's record: name, phone number (which they sign in with) or grid, the
     new grid also in the clerk's scope. The audit log names the fields changed, not the values."""
-    if not actor.has_role("clerk"):
-        raise Forbidden("Only a clerk or admin changes participants' records.", code="role_required")
-    person = identity.get_participant_in_scope(session, actor, participant_id)
+    person = _record_to_change(session, actor, participant_id)
     changed: dict[str, object] = {}
     if name is not None and name != person.name:
         person.name = changed["name"] = name
     if phone is not None and phone != person.phone:
-        if session.scalar(select(Participant.id).where(Participant.phone == phone, Participant.id != person.id)):
-            raise Conflict("This phone number is already registered.", code="phone_taken",
-                           details={"phone": ["Already registered."]})
+        identity.refuse_taken_phone(session, phone, other_than=person.id)
         person.phone = phone
         changed["phone"] = True
     if region_id is not None and region_id != person.region_id:
@@ -83,9 +86,7 @@ def set_participant_active(session: Session, actor: Principal, participant_id: i
     """Take a participant off the programme, or back on. Off: they can no longer sign in, their
     tokens stop at once and their unused codes end, so a code shown a minute before no longer
     redeems; their points, history and contributions stay as they are (the ledger keeps them)."""
-    if not actor.has_role("clerk"):
-        raise Forbidden("Only a clerk or admin changes participants' records.", code="role_required")
-    person = identity.get_participant_in_scope(session, actor, participant_id)
+    person = _record_to_change(session, actor, participant_id)
     if person.active == active:
         raise Conflict("The participant is already in that state.", code="already_in_state",
                        details={"active": [str(active).lower()]})
@@ -105,9 +106,7 @@ def set_participant_password(session: Session, actor: Principal, participant_id:
     """A clerk sets a participant's password: the first one for someone enrolled without, or a new
     one when it is forgotten (after checking who is asking, as the programme's office does). Every
     session of theirs ends; the log records that it was set, never the password."""
-    if not actor.has_role("clerk"):
-        raise Forbidden("Only a clerk or admin changes participants' records.", code="role_required")
-    person = identity.get_participant_in_scope(session, actor, participant_id)
+    person = _record_to_change(session, actor, participant_id)
     first = person.password_hash is None
     identity.set_participant_password(session, person, password)
     identity.audit(session, actor, "participant.password_set", object_type="participant", object_id=person.id,

@@ -8,7 +8,7 @@ from flask import current_app, request
 from flask.views import MethodView
 
 from infra.api import Blueprint, json_body
-from infra.auth import current_principal
+from infra.auth import Principal, current_principal
 from infra.db import db
 from infra.errors import Unauthorized
 from infra.limits import limiter
@@ -72,16 +72,21 @@ class ParticipantLogin(MethodView):
         return {"token": token, "expires_at": expires, "kind": "participant", "role": None}
 
 
+def _signed_in_with_token() -> tuple[Principal, str]:
+    """A staff member or participant signed in with a bearer token, and that token."""
+    actor = current_principal()
+    if actor is None or actor.kind not in ("staff", "participant"):
+        raise Unauthorized("Sign in first.")
+    return actor, request.headers.get("Authorization", "")[7:].strip()
+
+
 @blp.route("/logout")
 class Logout(MethodView):
     @blp.response(204)
     def post(self) -> None:
         """Revoke the bearer token used for this request."""
-        actor = current_principal()
-        header = request.headers.get("Authorization", "")
-        if actor is None or actor.kind not in ("staff", "participant"):
-            raise Unauthorized("Sign in first.")
-        services.logout(db.session, actor, header[7:].strip())
+        actor, token = _signed_in_with_token()
+        services.logout(db.session, actor, token)
 
 
 def _password_key() -> str:
@@ -99,12 +104,9 @@ class Password(MethodView):
     def post(self, args: dict[str, Any]) -> None:
         """Change my password (staff or participant): the current one is required; every other
         session of mine ends, this one stays."""
-        actor = current_principal()
-        if actor is None or actor.kind not in ("staff", "participant"):
-            raise Unauthorized("Sign in first.")
-        header = request.headers.get("Authorization", "")
+        actor, token = _signed_in_with_token()
         services.change_own_password(db.session, actor, args["current_password"], args["new_password"],
-                                     keep_token=header[7:].strip())
+                                     keep_token=token)
 
 
 @blp.route("/me")

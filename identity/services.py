@@ -61,16 +61,19 @@ def sees_full_names(actor: Principal) -> bool:
 
 # --- people ----------------------------------------------------------------------------------
 
-def check_password(password: str, account_name: str, *, field: str = "password") -> None:
-    """Refuse a password anyone could guess, whatever its length: blank or nearly one character
-    over and over ("aaaaaaaaaa", "ababababab"), or holding the account's own name (a staff member's
-    username, a participant's phone number). `field`: the request's name for it."""
+MIN_PASSWORD = {"staff": 10, "participant": 8}
+
+
+def check_password(password: str, account_name: str, *, kind: str, field: str = "password") -> None:
+    """Refuse a password too short for the kind of account, or one anyone could guess whatever
+    its length: blank or nearly one character over and over ("aaaaaaaaaa", "ababababab"), or
+    holding the account's own name (a staff member's username, a participant's phone number).
+    `field`: the request's name for it."""
+    if len(password) < MIN_PASSWORD[kind]:
+        raise ValidationFailed("Password too short.", details={field: [f"At least {MIN_PASSWORD[kind]} characters."]})
     if len(set(password.strip())) < 3 or account_name.casefold() in password.casefold():
         raise ValidationFailed("Password too easy to guess.", details={field: [
             "Use at least three different characters, and not the username or phone number."]})
-
-
-MIN_PASSWORD = {"staff": 10, "participant": 8}
 
 
 def change_own_password(session: Session, actor: Principal, current: str, new: str, *, keep_token: str) -> None:
@@ -90,16 +93,11 @@ def change_own_password(session: Session, actor: Principal, current: str, new: s
     if holder is None or not verify_password(holder.password_hash, current):
         raise ValidationFailed("The current password is wrong.", code="bad_credentials",
                                details={"current_password": ["Wrong password."]})
-    if len(new) < MIN_PASSWORD[actor.kind]:
-        raise ValidationFailed("Password too short.", details={
-            "new_password": [f"At least {MIN_PASSWORD[actor.kind]} characters."]})
+    check_password(new, name, kind=actor.kind, field="new_password")
     if new == current:
         raise ValidationFailed("Choose a new password.", details={"new_password": ["The same as the current one."]})
-    check_password(new, name, field="new_password")
     holder.password_hash = hash_password(new)
-    session.execute(update(AuthToken).where(
-        AuthToken.subject_kind == actor.kind, AuthToken.subject_id == actor.id, AuthToken.revoked_at.is_(None),
-        AuthToken.token_digest != digest_secret(keep_token)).values(revoked_at=utcnow()))
+    revoke_tokens(session, actor.kind, actor.id, keep=keep_token)
     session.flush()
     if isinstance(holder, StaffUser):
         audit(session, actor, "staff.password_change", object_type="staff_user", object_id=holder.id,
@@ -109,24 +107,30 @@ def change_own_password(session: Session, actor: Principal, current: str, new: s
 def set_participant_password(session: Session, person: Participant, password: str) -> None:
     """Set a participant's password (the first, for someone enrolled without one, or a reset when
     it is forgotten): every session of theirs ends. The caller checks who may and audits it."""
-    if len(password) < MIN_PASSWORD["participant"]:
-        raise ValidationFailed("Password too short.", details={"password": ["At least 8 characters."]})
-    check_password(password, person.phone)
+    check_password(password, person.phone, kind="participant")
     session.refresh(person, with_for_update=True)  # as change_own_password: sign-ins wait for it
     person.password_hash = hash_password(password)
     revoke_tokens(session, "participant", person.id)
     session.flush()
 
 
+def refuse_taken_phone(session: Session, phone: str, *, other_than: int | None = None) -> None:
+    """A phone number signs one participant in: a second registration of it is a 409 naming it."""
+    taken = select(Participant.id).where(Participant.phone == phone)
+    if other_than is not None:
+        taken = taken.where(Participant.id != other_than)
+    if session.scalar(taken):
+        raise Conflict("This phone number is already registered.", code="phone_taken",
+                       details={"phone": ["Already registered."]})
+
+
 def create_participant(session: Session, *, name: str, phone: str, region: Region, password: str | None = None,
                        role: str = "grid_leader") -> Participant:
     if region.level != "grid":
         raise ValidationFailed("Participants belong to a grid.", details={"region_id": ["Choose a grid."]})
-    if session.scalar(select(Participant.id).where(Participant.phone == phone)):
-        raise Conflict("This phone number is already registered.", code="phone_taken",
-                       details={"phone": ["Already registered."]})
+    refuse_taken_phone(session, phone)
     if password:
-        check_password(password, phone)
+        check_password(password, phone, kind="participant")
     participant = Participant(name=name, phone=phone, region_id=region.id, region_path=region.path, role=role,
                               password_hash=hash_password(password) if password else None)
     session.add(participant)
@@ -138,9 +142,7 @@ def create_staff(session: Session, *, username: str, display_name: str, role: st
                  participant_id: int | None = None) -> StaffUser:
     if role not in STAFF_ROLES:
         raise ValidationFailed("Unknown role.", details={"role": [f"One of {', '.join(STAFF_ROLES)}."]})
-    if len(password) < 10:
-        raise ValidationFailed("Password too short.", details={"password": ["At least 10 characters."]})
-    check_password(password, username)
+    check_password(password, username, kind="staff")
     if scope.level == "grid":
         raise ValidationFailed("Staff scope is a county, township or village.", details={"scope_region_id": ["Not a grid."]})
     if session.scalar(select(StaffUser.id).where(StaffUser.username == username)):
@@ -171,10 +173,14 @@ def deactivate_staff(session: Session, actor: Principal, user_id: int) -> StaffU
     return user
 
 
-def revoke_tokens(session: Session, subject_kind: str, subject_id: int) -> None:
-    """Revoke every live bearer token of a staff user or participant (they stop at once)."""
-    session.execute(update(AuthToken).where(AuthToken.subject_kind == subject_kind, AuthToken.subject_id == subject_id,
-                                            AuthToken.revoked_at.is_(None)).values(revoked_at=utcnow()))
+def revoke_tokens(session: Session, subject_kind: str, subject_id: int, *, keep: str | None = None) -> None:
+    """Revoke every live bearer token of a staff user or participant (they stop at once), but
+    `keep`, the token in hand, when one's own password change ends only the other sessions."""
+    stmt = update(AuthToken).where(AuthToken.subject_kind == subject_kind, AuthToken.subject_id == subject_id,
+                                   AuthToken.revoked_at.is_(None))
+    if keep is not None:
+        stmt = stmt.where(AuthToken.token_digest != digest_secret(keep))
+    session.execute(stmt.values(revoked_at=utcnow()))
 
 
 def staff_principal(user: StaffUser) -> Principal:

@@ -30,7 +30,7 @@ from ledger.services import corrections
 from scoring.models import HOLDING_STATES, Contribution, ContributionEvent, ContributionMember, Indicator
 from scoring.services import bulk_sql, rules
 from scoring.services.engine import Facts, IndicatorRule, Score, score
-from scoring.services.submissions import EIGHT_STEPS, missing_steps, record_event, unmet_requirement
+from scoring.services.submissions import missing_steps, record_event, unmet_requirement
 
 VERIFIER_ROLES = ("verifier", "approver")
 AUDIT_EACH_UP_TO = 50  # larger batches get one audit record naming every id
@@ -177,15 +177,6 @@ def _refuse_duplicate_incidents(session: Session, items: list[Any]) -> None:
         seen.add(key)
 
 
-# The steps of the eight a case record leaves out or blank, read in the database for the few rows
-# checked again (`_recheck`): the record itself need not travel.
-_MISSING_STEPS_PG = """
-SELECT id, ARRAY(SELECT s FROM unnest(%(steps)s::text[]) WITH ORDINALITY AS t(s, n)
-                 WHERE coalesce(case_record->>s, '') ~ '^[[:space:]]*$' ORDER BY n) AS missing_steps
-FROM contributions WHERE id = ANY(%(ids)s::bigint[])
-"""
-
-
 def _recheck(session: Session, pending: list[tuple[Any, Indicator]]) -> None:
     """What the version scoring the work requires of it, checked again for the work that version
     was published after: its submission was checked against the version then in force (the
@@ -193,15 +184,11 @@ def _recheck(session: Session, pending: list[tuple[Any, Indicator]]) -> None:
     the work may require more. Everything else passed this very check when it was submitted."""
     if not pending:
         return
-    ids = [r.id for r, _indicator in pending]
-    if bulk_sql.is_postgres(session):
-        steps = dict(driver_rows(session, _MISSING_STEPS_PG, {"ids": bulk_sql.int_array(ids), "steps": list(EIGHT_STEPS)}))
-    else:
-        steps = {cid: missing_steps(record or {}) for cid, record in session.execute(
-            select(Contribution.id, Contribution.case_record).where(bulk_sql.any_of(Contribution.id, ids, session)))}
+    records = dict(session.execute(select(Contribution.id, Contribution.case_record).where(
+        bulk_sql.any_of(Contribution.id, [r.id for r, _indicator in pending], session))).all())
     for r, indicator in pending:
         unmet = unmet_requirement(indicator, conflict_item=r.conflict_item, warning_colour=r.warning_colour,
-                                  quantity=r.quantity, missing_steps=list(steps[r.id] or []))
+                                  quantity=r.quantity, missing_steps=missing_steps(records[r.id] or {}))
         if unmet is not None:
             field_name, reason = unmet
             raise ValidationFailed("The contribution is incomplete or invalid.", code="invalid_contribution",
