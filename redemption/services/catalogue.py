@@ -130,17 +130,24 @@ def list_all(session: Session, *, partner_id: int | None = None, family: str | N
     if family:
         stmt = stmt.where(Scenario.family == family)
     items = list(session.scalars(stmt))
-    places: dict[int, list[dict[str, Any]]] = {s.id: [] for s in items}
-    if items:
-        for scenario_id, outlet_id, name, address in session.execute(
-                select(ScenarioOutlet.scenario_id, Outlet.id, Outlet.name, Outlet.address)
-                .join(Outlet, Outlet.id == ScenarioOutlet.outlet_id).join(Partner, Partner.id == Outlet.partner_id)
-                .where(ScenarioOutlet.scenario_id.in_(list(places)), Outlet.active, Partner.active)
-                .order_by(ScenarioOutlet.scenario_id, Outlet.id)):
-            places[scenario_id].append({"id": outlet_id, "name": name, "address": address})
+    places = open_places(session, [s.id for s in items])
     for s in items:
         s.places = places[s.id]  # type: ignore[attr-defined]  # for CatalogueScenarioOut only
     return items
+
+
+def open_places(session: Session, scenario_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Scenario id -> the outlets that can serve it now (open, of an open partner: a suspended
+    one's keys are refused), id, name and address, in one query."""
+    places: dict[int, list[dict[str, Any]]] = {i: [] for i in scenario_ids}
+    if scenario_ids:
+        for scenario_id, outlet_id, name, address in session.execute(
+                select(ScenarioOutlet.scenario_id, Outlet.id, Outlet.name, Outlet.address)
+                .join(Outlet, Outlet.id == ScenarioOutlet.outlet_id).join(Partner, Partner.id == Outlet.partner_id)
+                .where(ScenarioOutlet.scenario_id.in_(scenario_ids), Outlet.active, Partner.active)
+                .order_by(ScenarioOutlet.scenario_id, Outlet.id)):
+            places[scenario_id].append({"id": outlet_id, "name": name, "address": address})
+    return places
 
 
 def create(session: Session, actor: Principal, values: dict[str, Any]) -> Scenario:

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger.services import accounts
-from identity.models import Outlet, Partner
-from redemption.models import Scenario, ScenarioOutlet, UsageCounter
+from identity.models import Partner
+from redemption.models import Scenario, UsageCounter
+from redemption.services import catalogue
 from redemption.services.common import local_date, periods
 from scoring.services import grades
 
@@ -98,14 +99,11 @@ def closed(session: Session, scenarios: list[Scenario]) -> dict[int, str]:
     outlets is refused) or none of its outlets open (each suspended outlet's keys are refused)."""
     if not scenarios:
         return {}
-    ids = [s.id for s in scenarios]
     stopped = set(session.scalars(select(Partner.id).where(
         Partner.id.in_({s.partner_id for s in scenarios}), Partner.active.is_(False))))
-    open_ = set(session.scalars(select(ScenarioOutlet.scenario_id).distinct()
-                                .join(Outlet, Outlet.id == ScenarioOutlet.outlet_id)
-                                .where(ScenarioOutlet.scenario_id.in_(ids), Outlet.active.is_(True))))
+    places = catalogue.open_places(session, [s.id for s in scenarios])
     return {s.id: "partner_suspended" if s.partner_id in stopped else "no_outlet_open"
-            for s in scenarios if s.partner_id in stopped or s.id not in open_}
+            for s in scenarios if not places[s.id]}
 
 
 def evaluate(session: Session, who: Standing, scenarios: list[Scenario], *, reveal_balance: bool = True,
