@@ -8,7 +8,7 @@ from flask import current_app, request
 from flask.views import MethodView
 
 from infra.api import Blueprint, json_body
-from infra.auth import Principal, current_principal
+from infra.auth import Principal, current_principal, require
 from infra.db import db
 from infra.errors import Unauthorized
 from infra.limits import limiter
@@ -44,6 +44,7 @@ LOGIN_LIMITS = [limiter.limit(_login_limit, key_func=lambda: f"login:{request.re
 class StaffLogin(MethodView):
     decorators = LOGIN_LIMITS
 
+    @blp.errors(401)  # wrong name or password: `bad_credentials`
     @blp.arguments(StaffLoginIn)
     @blp.response(201, TokenOut)
     def post(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -64,6 +65,7 @@ class StaffLogin(MethodView):
 class ParticipantLogin(MethodView):
     decorators = LOGIN_LIMITS
 
+    @blp.errors(401)  # wrong name or password: `bad_credentials`
     @blp.arguments(ParticipantLoginIn)
     @blp.response(201, TokenOut)
     def post(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -72,21 +74,22 @@ class ParticipantLogin(MethodView):
         return {"token": token, "expires_at": expires, "kind": "participant", "role": None}
 
 
-def _signed_in_with_token() -> tuple[Principal, str]:
-    """A staff member or participant signed in with a bearer token, and that token."""
-    actor = current_principal()
-    if actor is None or actor.kind not in ("staff", "participant"):
-        raise Unauthorized("Sign in first.")
-    return actor, request.headers.get("Authorization", "")[7:].strip()
+# Staff and participants sign in with a bearer token; outlets have an API key and no session.
+SIGNED_IN = ("staff", "participant")
+
+
+def _bearer_token() -> str:
+    """The bearer token of this request (`require(SIGNED_IN)` has found whose it is)."""
+    return request.headers.get("Authorization", "")[7:].strip()
 
 
 @blp.route("/logout")
 class Logout(MethodView):
+    @require(SIGNED_IN)
     @blp.response(204)
-    def post(self) -> None:
+    def post(self, actor: Principal) -> None:
         """Revoke the bearer token used for this request."""
-        actor, token = _signed_in_with_token()
-        services.logout(db.session, actor, token)
+        services.logout(db.session, actor, _bearer_token())
 
 
 def _password_key() -> str:
@@ -99,22 +102,20 @@ class Password(MethodView):
     # Guessing the current password with a token left signed in is slowed like guessing at sign-in.
     decorators = [limiter.limit(_login_limit, key_func=_password_key)]
 
+    @require(SIGNED_IN)
     @blp.arguments(PasswordChangeIn)
     @blp.response(204)
-    def post(self, args: dict[str, Any]) -> None:
+    def post(self, args: dict[str, Any], actor: Principal) -> None:
         """Change my password (staff or participant): the current one is required; every other
         session of mine ends, this one stays."""
-        actor, token = _signed_in_with_token()
         services.change_own_password(db.session, actor, args["current_password"], args["new_password"],
-                                     keep_token=token)
+                                     keep_token=_bearer_token())
 
 
 @blp.route("/me")
 class Me(MethodView):
+    @require(("staff", "participant", "outlet"))
     @blp.response(200, PrincipalOut)
-    def get(self) -> Any:
+    def get(self, actor: Principal) -> Any:
         """Who the credentials belong to."""
-        actor = current_principal()
-        if actor is None:
-            raise Unauthorized("Sign in first.")
         return actor

@@ -127,14 +127,43 @@ def _with_origin(principal: Principal | None) -> Principal | None:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def require(kind: str, *roles: str, checked_by_service: bool = False) -> Callable[[F], F]:
-    """View decorator: the caller must be of `kind` (and, for staff, hold one of `roles`).
+@dataclass(frozen=True)
+class Access:
+    """What `require` demands, kept on the view for the OpenAPI spec (`infra.openapi`), so that
+    the documented security and errors are those enforced. `roles` constrain staff only; empty,
+    any staff role will do (admin always does)."""
+
+    kinds: tuple[str, ...]
+    roles: tuple[str, ...] = ()
+
+    def staff_roles(self) -> tuple[str, ...]:
+        """The staff roles let in, admin included; empty when staff are not."""
+        if "staff" not in self.kinds:
+            return ()
+        return tuple(r for r in STAFF_ROLES if not self.roles or r in self.roles or r == "admin")
+
+
+def require(kind: str | tuple[str, ...], *roles: str, checked_by_service: bool = False) -> Callable[[F], F]:
+    """View decorator: the caller must be of `kind` (or of one of the kinds given as a tuple) and,
+    for staff, hold one of `roles`.
 
     The principal is passed to the view as the keyword argument `actor`. With
     `checked_by_service=True` it may be an unchecked one (`extra["check_key"]`): only for a view
     whose service checks that key inside the very statement that acts (the counter's redeem),
     which saves the hot path a round trip to the database.
+
+    The view carries `access` (an `Access`), read once when the spec is built: the spec documents
+    its credentials, 401 and 403 from it.
     """
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    unknown = set(kinds) - {"staff", "participant", "outlet"}
+    if unknown or not kinds:
+        raise ValueError(f"require: unknown kind(s) {sorted(unknown)}")
+    if roles and "staff" not in kinds:
+        raise ValueError("require: roles constrain staff only")
+    if set(roles) - set(STAFF_ROLES):
+        raise ValueError(f"require: unknown role(s) {sorted(set(roles) - set(STAFF_ROLES))}")
+    access = Access(kinds, tuple(roles))
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
@@ -142,13 +171,14 @@ def require(kind: str, *roles: str, checked_by_service: bool = False) -> Callabl
             principal = current_principal(unchecked=checked_by_service)
             if principal is None:
                 raise Unauthorized("Sign in first.", code="unauthorized")
-            if principal.kind != kind:
+            if principal.kind not in kinds:
                 raise Forbidden("This action is not available to your account type.")
-            if roles and not principal.has_role(*roles):
+            if roles and principal.kind == "staff" and not principal.has_role(*roles):
                 raise Forbidden("Your role does not allow this action.", code="role_required",
                                 details={"roles": list(roles)})
             return view(*args, actor=principal, **kwargs)
 
+        wrapper.access = access  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorator

@@ -10,10 +10,10 @@ from flask.views import MethodView
 from sqlalchemy import select
 
 from infra.api import Blueprint
-from infra.auth import Principal, current_principal, require
+from infra.auth import Principal, require
 from infra.clock import local_date
 from infra.db import db
-from infra.errors import Unauthorized, ValidationFailed
+from infra.errors import ValidationFailed
 from infra.security import CONTROL_CHARACTERS
 from scoring.models import Contribution, ContributionMember
 from scoring.schemas import (
@@ -76,34 +76,31 @@ class MyContribution(MethodView):
         return submissions.get_visible(db.session, actor, contribution_id)
 
 
+# Evidence and notices are for the people of a contribution and the staff over them.
+SIGNED_IN = ("participant", "staff")
+
+
 @blp.route("/contributions/<int:contribution_id>/evidence")
 class Evidence(MethodView):
+    @require(SIGNED_IN)
     @blp.doc(**FILE_UPLOAD)
     @blp.response(201, EvidenceOut)
-    def post(self, contribution_id: int) -> Any:
+    def post(self, contribution_id: int, actor: Principal) -> Any:
         """Attach a photo or PDF (JPEG, PNG, WebP, PDF; 10 MB) to a contribution I may see."""
-        actor = _signed_in()
         name, content = uploaded_file()
         return evidence.attach(db.session, actor, contribution_id, name, content, storage("evidence"))
 
 
 @blp.route("/contributions/<int:contribution_id>/evidence/<int:evidence_id>")
 class EvidenceFile(MethodView):
+    @require(SIGNED_IN)
     @blp.response(200, description="The file itself")
-    def get(self, contribution_id: int, evidence_id: int) -> Any:
+    def get(self, contribution_id: int, evidence_id: int, actor: Principal) -> Any:
         """Download evidence: only for members of the contribution and staff in scope."""
-        actor = _signed_in()
         record, path = evidence.open_file(db.session, actor, contribution_id, evidence_id, storage("evidence"))
         response = send_file(path, mimetype=record.content_type, as_attachment=True, download_name=record.filename)
         response.headers["Cache-Control"] = "private, no-store"
         return response
-
-
-def _signed_in() -> Principal:
-    actor = current_principal()
-    if actor is None or actor.kind not in ("participant", "staff"):
-        raise Unauthorized("Sign in first.")
-    return actor
 
 
 @blp.route("/me/grade")
@@ -117,12 +114,13 @@ class MyGrade(MethodView):
 
 @blp.route("/notices")
 class Notices(MethodView):
+    @require(SIGNED_IN)
     @blp.arguments(NoticeArgs, location="query")
     @blp.response(200, NoticePageOut)
-    def get(self, args: dict[str, Any]) -> Any:
+    def get(self, args: dict[str, Any], actor: Principal) -> Any:
         """Proposed awards on public notice in my village (staff: in their scope), the notice ending
         soonest first, a page at a time (`next` is the `after` of the next page)."""
-        return notices.notices_for(db.session, _signed_in(), limit=args["limit"], after=args["after"])
+        return notices.notices_for(db.session, actor, limit=args["limit"], after=args["after"])
 
 
 @blp.route("/notices/<int:contribution_id>/objections")
