@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import flask
 import flask_smorest
@@ -15,9 +15,11 @@ from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, valida
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
+from infra.openapi import document_operation
 from infra.security import CONTROL_CHARACTER_ERROR, CONTROL_CHARACTERS
 
 _JSON_BODY = "jieyou.json_body"
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def json_body(req: flask.Request) -> Any:
@@ -56,7 +58,45 @@ class StrictParser(FlaskParser):
 
 
 class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint, strict about unknown fields, whose spec documents each
+    operation's credentials and error responses from its decorators (`infra.openapi`)."""
+
     ARGUMENTS_PARSER = StrictParser()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._doc_name = self.name
+        self._prepare_doc_cbks.append(self._prepare_access_doc)  # last: after arguments and responses
+
+    def _store_endpoint_docs(self, endpoint: str, obj: Any, parameters: Any, tags: Any, **options: Any) -> None:
+        super()._store_endpoint_docs(endpoint, obj, parameters, tags, **options)
+        for method, doc in self._docs[endpoint].items():
+            if method != "parameters":
+                doc["endpoint"] = endpoint  # for `_prepare_access_doc`, which is not told it
+
+    def register_views_in_doc(self, api: Any, app: flask.Flask, spec: Any, *, name: str, parameters: Any) -> None:
+        self._doc_name = name
+        super().register_views_in_doc(api, app, spec, name=name, parameters=parameters)
+
+    @staticmethod
+    def errors(*statuses: int) -> Callable[[F], F]:
+        """Document error statuses that a view's service answers with and its decorators do not
+        show (a code in the body that names nothing is a 404); `infra.openapi` derives the rest."""
+
+        def decorator(view: F) -> F:
+            apidoc = dict(getattr(view, "_apidoc", {}))  # not the dict a wrapped view may share
+            apidoc["errors"] = sorted({*apidoc.get("errors", ()), *statuses})
+            view._apidoc = apidoc  # type: ignore[attr-defined]
+            return view
+
+        return decorator
+
+    def _prepare_access_doc(self, doc: dict[str, Any], doc_info: dict[str, Any], *, app: flask.Flask,
+                            method: str, **_kwargs: Any) -> dict[str, Any]:
+        """Security and error responses, from the view as registered (its class's decorators applied)."""
+        endpoint = f"{self._doc_name}.{doc_info['endpoint']}"
+        rule = next(app.url_map.iter_rules(endpoint))
+        return document_operation(doc, doc_info, view=app.view_functions[endpoint], rule=rule, method=method)
 
     def arguments(self, schema: type[Schema] | Schema, **kwargs: Any) -> Any:
         """As flask-smorest's, with a schema class made an instance once, here: given a class,

@@ -176,3 +176,15 @@ def _give_back(item: RateLimitItem, key: str, scope: str) -> None:
         storage.decr(name)
     else:
         storage.incr(name, item.get_expiry(), amount=-1)
+
+
+def is_rate_limited(view: Callable[..., Any]) -> bool:
+    """Whether requests to `view` (as registered, its class's decorators applied) can be refused
+    with a 429: limited by `view_limits`, by `limiter.limit`, or by default or application limits.
+    Read when the spec is built (`infra.openapi`), never per request."""
+    if getattr(view, "view_limits", None) is not None:
+        return True
+    if getattr(view, "__wrapper-limiter-instance", None) == limiter:  # a weak proxy of it, set by its decorators
+        return True
+    manager = limiter.limit_manager
+    return bool(manager.default_limits or manager.application_limits)

@@ -7,7 +7,6 @@ from typing import Any
 
 from alembic.script import ScriptDirectory
 from flask import Flask, Response, jsonify
-from flask_smorest import Api
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import configure_mappers
@@ -27,6 +26,7 @@ from infra.db import db, make_engine, run_after_commit
 from infra.errors import register_error_handlers
 from infra.i18n import init_i18n
 from infra.limits import limiter
+from infra.openapi import Api
 from infra.security import configure_password_hasher
 from infra.tasks import init_celery
 from jieyou import pages
@@ -85,12 +85,11 @@ def create_app(settings: Settings | None = None, *, engine: Any = None) -> Flask
         RATELIMIT_HEADERS_ENABLED=False,  # Retry-After on a 429 only (infra.errors)
         API_SPEC_OPTIONS={
             "info": {"description": "Credit-points ledger and incentive redemption. Errors are "
-                                    "`{error: {code, message, details}}`; send `Accept-Language: en` for English."},
-            "components": {"securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}}},
-            "security": [{"bearer": []}, {"apiKey": []}],
-        },
+                                    "`{error: {code, message, details}}`; send `Accept-Language: en` for English. "
+                                    "Each operation names the credential it takes (`security`, `x-roles`) "
+                                    "and the errors it can answer with."},
+        },  # security schemes and error responses: infra.openapi
+
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese stays readable
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

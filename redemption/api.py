@@ -142,6 +142,7 @@ class OutletScenarios(MethodView):
 class Lookup(MethodView):
     decorators = CODE_LIMITS
 
+    @blp.errors(404)  # a code that is unknown, used or expired: `code_invalid`
     @require("outlet")
     @blp.arguments(LookupIn)
     @blp.response(200, LookupOut)
@@ -156,6 +157,7 @@ class Redeem(MethodView):
     decorators = CODE_LIMITS
     init_every_request = False  # stateless: one instance, not one per request
 
+    @blp.errors(404)  # a code that is unknown, used or expired: `code_invalid`
     @require("outlet", checked_by_service=True)  # `counter.redeem` checks the key in its statement
     @blp.arguments(RedeemIn)
     @blp.response(201, RedemptionOut)
@@ -192,6 +194,7 @@ class Refunds(MethodView):
 class Holds(MethodView):
     decorators = CODE_LIMITS
 
+    @blp.errors(404)  # a code that is unknown, used or expired: `code_invalid`
     @require("outlet")
     @blp.arguments(HoldIn)
     @blp.response(201, HoldOut)
