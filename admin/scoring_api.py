@@ -145,8 +145,9 @@ class Imports(MethodView):
     @blp.response(202, ImportJobOut)
     def post(self, actor: Principal) -> Any:
         """Upload a CSV or XLSX export from the grid system; it is checked and imported in the
-        background. Any bad row fails the whole file, listing every bad row."""
-        name, content = uploaded_file()
+        background. Any bad row fails the whole file, listing every bad row. A file over 5 MB is a
+        413 `payload_too_large` naming `file` and the limit."""
+        name, content = uploaded_file(imports.MAX_BYTES)
         job = imports.create_job(db.session, actor, name, content, storage("imports"))
         job_id = job.id
         after_commit(db.session, lambda: tasks.run_import.delay(job_id))
@@ -231,7 +232,11 @@ class HonourCandidates(MethodView):
     @blp.response(200, CandidateOut(many=True))
     def get(self, args: dict[str, Any], actor: Principal) -> Any:
         """Ranked candidates of a township for a year; `format=csv` or `xlsx` to download.
-        Auditors see names masked, on screen and in downloads."""
+
+        Ranked by points earned in the county's calendar year (equal points, equal rank); only
+        participants still on the programme (deactivated ones are left out). `grade` is the credit
+        grade as of 31 December of the year, or as of today for the current year. Auditors see
+        names masked, on screen and in downloads."""
         rows = grades.candidates(db.session, actor, township_id=args["township_id"], year=args["year"],
                                  honour=args["honour"])
         if args["format"] == "json":
@@ -256,5 +261,6 @@ class Nominations(MethodView):
     @blp.arguments(NominationIn)
     @blp.response(201, NominationOut)
     def post(self, args: dict[str, Any], actor: Principal) -> Any:
-        """Record a nomination (audited) for a candidate who meets the thresholds."""
+        """Record a nomination (audited) for a candidate who meets the thresholds. A participant
+        taken off the programme is refused: 409 `participant_inactive` naming `participant_id`."""
         return grades.nominate(db.session, actor, **args)

@@ -329,8 +329,10 @@ class CandidateOut(DumpSchema):
     participant_id = fields.Function(lambda c: c.participant.id)
     name = fields.Function(lambda c: c.participant.name, metadata={
         "description": "Full for staff who work with people (and nominate); masked for auditors"})
-    points = fields.Integer()
-    grade = fields.String(allow_none=True)
+    points = fields.Integer(metadata={"description": "Points earned in the county's calendar year (the ranking)"})
+    grade = fields.String(allow_none=True, metadata={"description": (
+        "Credit grade (points earned in the 12 months before) as of 31 December of the year, or as of "
+        "today for the current year; the honour's min_grade is held against it")})
     nominated = fields.Boolean()
 
 

@@ -44,6 +44,17 @@ def points_earned(session: Session, participant_id: int, since: dt.datetime, unt
         .where(Account.participant_id == participant_id), since, until)) or 0)
 
 
+def points_earned_by(session: Session, participant_ids: list[int], since: dt.datetime,
+                     until: dt.datetime) -> dict[int, int]:
+    """`points_earned` of several participants in one query (those who earned nothing are absent)."""
+    if not participant_ids:
+        return {}
+    return {pid: int(points) for pid, points in session.execute(_earnings(
+        select(Account.participant_id, func.sum(Entry.amount))
+        .join(Entry, Entry.account_id == Account.id).join(Posting, Posting.id == Entry.posting_id)
+        .where(Account.participant_id.in_(participant_ids)), since, until).group_by(Account.participant_id))}
+
+
 def grade_of(points: int, grades: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(current grade, next grade up) for a number of points; grades listed highest first."""
     current, above = None, None
@@ -69,13 +80,17 @@ class GradeView:
     ladder: tuple[str, ...] = ()
 
 
+def window(today: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """[since, until) of the 12 months that end with the county's `today`, in whole local days."""
+    start = today.replace(year=today.year - 1) if not (today.month == 2 and today.day == 29) else \
+        today.replace(year=today.year - 1, day=28)
+    return local_midnight(start + dt.timedelta(days=1)), local_midnight(today + dt.timedelta(days=1))
+
+
 def grade(session: Session, participant_id: int, *, today: dt.date | None = None) -> GradeView:
     """The grade on the county's `today` (default: now), from whole local days of the window."""
     today = today or local_date()
-    start = today.replace(year=today.year - 1) if not (today.month == 2 and today.day == 29) else \
-        today.replace(year=today.year - 1, day=28)
-    until = local_midnight(today + dt.timedelta(days=1))
-    since = local_midnight(start + dt.timedelta(days=1))
+    since, until = window(today)
     rule_set = rules.in_force(session, today)
     points = points_earned(session, participant_id, since, until)
     current, above = grade_of(points, rule_set.grades)
@@ -94,42 +109,54 @@ class Candidate:
     nominated: bool
 
 
+def grade_day(year: int) -> dt.date:
+    """The day a candidate list of `year` reads grades on: its last day, or today while it runs."""
+    return min(dt.date(year, 12, 31), local_date())
+
+
 def candidates(session: Session, actor: Principal, *, township_id: int, year: int, honour: str) -> list[Candidate]:
-    """Participants of a township ranked by points earned in the year, above the honour's threshold;
-    equal points share a rank (listed by id)."""
+    """Participants of a township still on the programme, ranked by points earned in the county's
+    calendar year, at or above the honour's thresholds; equal points share a rank (listed by id).
+    Someone a clerk took off the programme (deactivated) is no candidate. The grade beside each is
+    their credit grade (points earned in the 12 months before, by the rules then in force) as of
+    `grade_day`: the year's last day, or today for the year under way. It is the grade the honour's
+    `min_grade` is held against, and the one the participant sees as theirs on that day."""
     if honour not in HONOURS:
         raise ValidationFailed("Unknown honour.", details={"honour": [f"One of {', '.join(HONOURS)}."]})
     township = get_region(session, township_id, actor, field="township_id")
     if township.level != "township":
         raise ValidationFailed("Choose a township.", details={"township_id": ["Not a township."]})
-    year_end = dt.date(year, 12, 31)
+    as_of = grade_day(year)
     try:
-        rule_set = rules.in_force(session, min(year_end, local_date()))
+        rule_set = rules.in_force(session, as_of)
     except ValidationFailed as exc:  # it names the work date of a contribution: here the year is asked for
         raise ValidationFailed("No rules were in force on that date.", code=exc.code,
                                details={"year": [f"No published rule set covers any day of {year}."]}) from exc
     settings = (rule_set.honours or {}).get(honour, {})
     since, until = local_midnight(dt.date(year, 1, 1)), local_midnight(dt.date(year + 1, 1, 1))  # the county's year
-    totals = session.execute(_earnings(
+    totals = [(person, int(points)) for person, points in session.execute(_earnings(
         select(Participant, func.sum(Entry.amount).label("points"))
         .join(Account, Account.participant_id == Participant.id).join(Entry, Entry.account_id == Account.id)
         .join(Posting, Posting.id == Entry.posting_id)
-        .where(Participant.region_path.startswith(township.path)), since, until)
+        .where(Participant.region_path.startswith(township.path), Participant.active.is_(True)), since, until)
         .group_by(Participant.id).having(func.sum(Entry.amount) >= settings.get("min_points", 0))
-        .order_by(func.sum(Entry.amount).desc(), Participant.id)).all()
+        .order_by(func.sum(Entry.amount).desc(), Participant.id))]
+    # A year gone by: its 12 months are the grade's window, so the year's points are the grade's.
+    graded = ({person.id: points for person, points in totals} if window(as_of) == (since, until)
+              else points_earned_by(session, [person.id for person, _ in totals], *window(as_of)))
     nominated = set(session.scalars(select(Nomination.participant_id).where(
         Nomination.year == year, Nomination.honour == honour, Nomination.township_id == township.id)))
     order = [g["code"] for g in rule_set.grades]
     min_grade = settings.get("min_grade")
     out: list[Candidate] = []
     for person, points in totals:
-        current, _ = grade_of(int(points), rule_set.grades)
+        current, _ = grade_of(graded.get(person.id, 0), rule_set.grades)
         code = current["code"] if current else None
         if min_grade and (code is None or order.index(code) > order.index(min_grade)):
             continue
         # Equal points, equal rank (1, 1, 3): who enrolled first is no merit.
-        rank = out[-1].rank if out and out[-1].points == int(points) else len(out) + 1
-        out.append(Candidate(rank=rank, participant=person, points=int(points), grade=code,
+        rank = out[-1].rank if out and out[-1].points == points else len(out) + 1
+        out.append(Candidate(rank=rank, participant=person, points=points, grade=code,
                              nominated=person.id in nominated))
     return out
 
@@ -141,6 +168,10 @@ def nominate(session: Session, actor: Principal, *, year: int, honour: str, part
     person = get_participant_in_scope(session, actor, participant_id, field="participant_id")
     if actor.participant_id == person.id:
         raise Forbidden("You cannot nominate yourself.", code="self_dealing")
+    if not person.active:
+        raise Conflict("This participant has been taken off the programme and cannot be nominated.",
+                       code="participant_inactive",
+                       details={"participant_id": ["Taken off the programme (deactivated)."]})
     township_path = "/".join(person.region_path.split("/")[:3]) + "/"
     township = session.scalar(select(Region).where(Region.path == township_path))
     if township is None:

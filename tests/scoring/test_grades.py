@@ -184,3 +184,101 @@ def test_candidates_with_equal_points_share_their_rank(session):
     ranked = grades.candidates(session, f.staff(session, "verifier", tree.county), township_id=tree.town_a.id,
                                year=HONOURS_YEAR, honour="most_beautiful_family")
     assert [(c.rank, c.points) for c in ranked] == [(1, 260), (1, 260), (3, 220)]
+
+
+def _deactivate(session, tree, person) -> None:
+    from admin.services import set_participant_active
+    set_participant_active(session, f.staff(session, "clerk", tree.county), person.id, active=False, reason="离开本县")
+
+
+@pytest.mark.parametrize("honour", ["most_beautiful_family", "loan_priority"])
+def test_participants_taken_off_the_programme_are_not_ranked_and_ranks_close_up(session, client, honour):
+    """Someone a clerk took off the programme is no candidate for an honour: the list, its ties
+    and its downloads are those of the people still on it (an equal of hers no longer shares a
+    rank with her, and the next one moves up)."""
+    tree = f.region_tree(session)
+    people = [f.participant(session, tree.grid_a, name=n) for n in ("赵秀英", "钱玉兰", "孙丽娟", "李淑珍")]
+    for person, points in zip(people, (300, 300, 260, 260)):
+        _earn_in(session, f.account_of(session, person).id, points)
+    _deactivate(session, tree, people[1])
+    verifier = f.staff(session, "verifier", tree.county)
+    ranked = grades.candidates(session, verifier, township_id=tree.town_a.id, year=HONOURS_YEAR, honour=honour)
+    assert [(c.rank, c.participant.name, c.points) for c in ranked] == [(1, "赵秀英", 300), (2, "孙丽娟", 260),
+                                                                        (2, "李淑珍", 260)]
+    headers = f.bearer(session, "staff", verifier.id)
+    query = {"township_id": tree.town_a.id, "year": HONOURS_YEAR, "honour": honour}
+    listed = client.get("/api/v1/admin/honours/candidates", headers=headers, query_string=query).json
+    assert people[1].id not in [c["participant_id"] for c in listed] and len(listed) == 3
+    csv_body = client.get("/api/v1/admin/honours/candidates", headers=headers,
+                          query_string={**query, "format": "csv"}).data.decode("utf-8-sig")
+    assert "钱玉兰" not in csv_body and "赵秀英" in csv_body
+    sheet = load_workbook(io.BytesIO(client.get("/api/v1/admin/honours/candidates", headers=headers, query_string={
+        **query, "format": "xlsx"}).data)).active
+    assert [sheet[f"B{row}"].value for row in range(2, 6)] == ["赵秀英", "孙丽娟", "李淑珍", None]
+    # A township's staff still see only their township; another township's list stays empty.
+    town_b = f.bearer(session, "staff", f.staff(session, "verifier", tree.town_b).id)
+    assert client.get("/api/v1/admin/honours/candidates", headers=town_b, query_string=query).status_code == 404
+    assert client.get("/api/v1/admin/honours/candidates", headers=headers, query_string={
+        **query, "township_id": tree.town_b.id}).json == []
+
+
+def test_nominating_someone_taken_off_the_programme_is_refused_naming_the_participant(session, client):
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a, name="钱玉兰")
+    _earn_in(session, f.account_of(session, person).id, 320)
+    _deactivate(session, tree, person)
+    headers = f.bearer(session, "staff", f.staff(session, "verifier", tree.county).id)
+    body = {"year": HONOURS_YEAR, "honour": "loan_priority", "participant_id": person.id}
+    for language, words in (("zh", "已退出"), ("en", "taken off the programme")):
+        refused = client.post("/api/v1/admin/honours/nominations", headers={**headers, "Accept-Language": language},
+                              json=body)
+        assert refused.status_code == 409, refused.json
+        assert refused.json["error"]["code"] == "participant_inactive"
+        assert set(refused.json["error"]["details"]) == {"participant_id"}
+        assert words in refused.json["error"]["message"]
+    assert not session.scalar(select(AuditEntry.id).where(AuditEntry.action == "honour.nominate"))
+
+
+def test_a_candidates_grade_is_their_credit_grade_as_of_the_years_end_or_today(session, county_clock):
+    """The grade beside a candidate is the participant's credit grade (points earned in the 12
+    months before): for this year as of today, for a year gone by as of its last day. This year's
+    200 points with last summer's 120 make AAA today, as the participant's own grade says; it was
+    shown as AA, from this year's points alone."""
+    county_clock(dt.datetime(2026, 3, 10, 4, 0, tzinfo=dt.timezone.utc))  # noon, 10 March 2026, Shanghai
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a, name="赵秀英")
+    account = f.account_of(session, person).id
+    _earn_at(session, account, 120, local_midnight(dt.date(2025, 7, 1)))
+    _earn_at(session, account, 200, local_midnight(dt.date(2026, 2, 1)))
+    verifier = f.staff(session, "verifier", tree.county)
+    this_year = grades.candidates(session, verifier, township_id=tree.town_a.id, year=2026,
+                                  honour="most_beautiful_family")
+    assert [(c.points, c.grade) for c in this_year] == [(200, "AAA")]
+    assert grades.grade(session, person.id).grade["code"] == "AAA"
+    # A year gone by: the grade on 31 December 2025, from that year's 12 months (120: A, under the AA asked).
+    assert grades.candidates(session, verifier, township_id=tree.town_a.id, year=2025, honour="loan_priority") == []
+    _earn_at(session, account, 100, local_midnight(dt.date(2025, 12, 31)) + dt.timedelta(hours=23))
+    last_year = grades.candidates(session, verifier, township_id=tree.town_a.id, year=2025, honour="loan_priority")
+    assert [(c.points, c.grade) for c in last_year] == [(220, "AA")]
+    assert grades.grade(session, person.id, today=dt.date(2025, 12, 31)).grade["code"] == "AA"
+
+
+def test_this_years_candidates_need_the_grade_they_hold_today(session, county_clock):
+    """The honour's minimum grade is read against the same grade the list shows: 200 points this
+    year meet the points asked, but a correction of -120 last spring (of an award before the 12
+    months) leaves 80 in them (grade A), under the AA asked, so she is not listed today."""
+    county_clock(dt.datetime(2026, 3, 10, 4, 0, tzinfo=dt.timezone.utc))
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a, name="赵秀英")
+    account = f.account_of(session, person).id
+    _earn_at(session, account, 150, local_midnight(dt.date(2025, 2, 1)))  # before the 12 months
+    adjustment = accounts.system_account(session, accounts.ADJUSTMENT, f.SHARDS)
+    post(session, SYSTEM, PostingRequest(kind="adjustment", reason="重复记分更正",
+                                         effective_at=local_midnight(dt.date(2025, 5, 1)),
+                                         legs=[Leg(account, -120), Leg(adjustment.id, 120)]))
+    _earn_at(session, account, 50, local_midnight(dt.date(2026, 1, 5)))
+    _earn_at(session, account, 150, local_midnight(dt.date(2026, 2, 5)))
+    assert grades.grade(session, person.id).grade["code"] == "A"
+    ranked = grades.candidates(session, f.staff(session, "verifier", tree.county), township_id=tree.town_a.id,
+                               year=2026, honour="most_beautiful_family")
+    assert ranked == []
