@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from flask_babel import gettext, lazy_gettext
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -61,6 +61,30 @@ class Unauthorized(DomainError):
     code = "unauthorized"
 
 
+class TooLarge(DomainError):
+    """A file or body over its limit (413): `too_large` names the field and the limit in words."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+def size_in_words(size: int) -> str:
+    """A limit as people say it: "10 MB" (binary megabytes, as a phone shows a file's size)."""
+    for unit, factor in (("MB", 1024 * 1024), ("KB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} B"
+
+
+def too_large(field: str, limit: int) -> TooLarge:
+    """The upload in `field` is over `limit` bytes: said in the reader's language, in the message
+    and beside the field."""
+    words = size_in_words(limit)
+    beside = gettext("At most %(limit)s.", limit=words)
+    return TooLarge("The upload in field %(field)s is larger than %(limit)s.", field=field, limit=words,
+                    details={field: [beside]})
+
+
 class IdempotencyConflict(DomainError):
     """Same idempotency key, different payload: the caller reused a key by mistake."""
 
@@ -109,6 +133,12 @@ def _flatten_webargs(messages: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def _over_request_limit() -> bool:
+    """A 413 for a body longer than the app reads at all (MAX_CONTENT_LENGTH), not another limit."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    return bool(limit) and (request.content_length or 0) > limit
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Any:
@@ -122,6 +152,9 @@ def register_error_handlers(app: Flask) -> None:
         if "messages" in data:
             details = _flatten_webargs(data["messages"])
             message = gettext("Some fields are invalid.")
+        elif status == 413 and _over_request_limit():
+            message = gettext("The request is larger than %(limit)s.",
+                              limit=size_in_words(current_app.config["MAX_CONTENT_LENGTH"]))
         elif status in _HTTP_MESSAGES:
             message = str(_HTTP_MESSAGES[status])
         elif status >= 500:

@@ -37,6 +37,7 @@ from redemption import api as redemption_api
 from redemption import tasks as redemption_tasks
 from scoring import api as scoring_api
 from scoring import tasks as scoring_tasks
+from scoring.services import evidence, imports
 
 BLUEPRINTS = [
     identity_api.blp,
@@ -48,6 +49,12 @@ BLUEPRINTS = [
     admin_scoring_api.blp,
     admin_redemption_api.blp,
 ]
+
+
+# The most the app reads of a request body: the largest upload (evidence, 10 MB) with room for the
+# multipart form around it. A larger body is not read; an upload route still answers a 413 naming
+# `file` and that file's own limit (`scoring.api.uploaded_file`), any other the limit in words.
+MAX_REQUEST_BYTES = max(evidence.MAX_BYTES, imports.MAX_BYTES) + 1024 * 1024
 
 
 class BoundedIntegerConverter(IntegerConverter):
@@ -73,7 +80,7 @@ def create_app(settings: Settings | None = None, *, engine: Any = None) -> Flask
         SETTINGS=settings,
         SECRET_KEY=settings.secret_key,
         JSON_SORT_KEYS=False,
-        MAX_CONTENT_LENGTH=10 * 1024 * 1024,
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         API_TITLE="Jieyou 解忧 API",
         API_VERSION="v1",
         OPENAPI_VERSION="3.0.3",

@@ -8,12 +8,13 @@ from typing import Any
 from flask import current_app, request, send_file
 from flask.views import MethodView
 from sqlalchemy import select
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from infra.api import Blueprint
 from infra.auth import Principal, require
 from infra.clock import local_date
 from infra.db import db
-from infra.errors import ValidationFailed
+from infra.errors import ValidationFailed, too_large
 from infra.security import CONTROL_CHARACTERS
 from scoring.models import Contribution, ContributionMember
 from scoring.schemas import (
@@ -34,12 +35,21 @@ FILE_UPLOAD = {"requestBody": {"required": True, "content": {"multipart/form-dat
     "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}}
 
 
-def uploaded_file() -> tuple[str, bytes]:
-    upload = request.files.get("file")
+def uploaded_file(max_bytes: int) -> tuple[str, bytes]:
+    """The multipart field `file`, at most `max_bytes`. Too large is a 413 naming `file` and its
+    limit, whether the file alone is over it or the whole request is over what the app reads
+    (MAX_CONTENT_LENGTH, `jieyou.app.MAX_REQUEST_BYTES`: the body is then not read at all)."""
+    try:
+        upload = request.files.get("file")
+    except RequestEntityTooLarge:
+        raise too_large("file", max_bytes) from None
     if upload is None:
         raise ValidationFailed("Attach a file.", details={"file": ["Send it as multipart field `file`."]})
+    content = upload.read(max_bytes + 1)
+    if len(content) > max_bytes:
+        raise too_large("file", max_bytes)
     # A name is only a label: control characters (NUL, which PostgreSQL text refuses) are dropped.
-    return CONTROL_CHARACTERS.sub("", upload.filename or "") or "upload", upload.read()
+    return CONTROL_CHARACTERS.sub("", upload.filename or "") or "upload", content
 
 
 @blp.route("/me/contributions")
@@ -86,8 +96,9 @@ class Evidence(MethodView):
     @blp.doc(**FILE_UPLOAD)
     @blp.response(201, EvidenceOut)
     def post(self, contribution_id: int, actor: Principal) -> Any:
-        """Attach a photo or PDF (JPEG, PNG, WebP, PDF; 10 MB) to a contribution I may see."""
-        name, content = uploaded_file()
+        """Attach a photo or PDF (JPEG, PNG, WebP, PDF; 10 MB) to a contribution I may see.
+        A larger file is a 413 `payload_too_large` naming `file` and the limit."""
+        name, content = uploaded_file(evidence.MAX_BYTES)
         return evidence.attach(db.session, actor, contribution_id, name, content, storage("evidence"))
 
 

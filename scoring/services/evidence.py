@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from identity.services import audit
 from infra.auth import Principal
-from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed, too_large
 from scoring.models import EvidenceFile
 from scoring.services.submissions import get_visible
 
@@ -40,8 +40,10 @@ def attach(session: Session, actor: Principal, contribution_id: int, filename: s
     if len(contribution.evidence) >= MAX_FILES:
         raise Conflict("Too many files for one contribution.", code="too_many_files",
                        details={"file": [f"At most {MAX_FILES} files."]})
-    if not content or len(content) > MAX_BYTES:
-        raise ValidationFailed("The file is empty or too large.", details={"file": [f"At most {MAX_BYTES} bytes."]})
+    if len(content) > MAX_BYTES:
+        raise too_large("file", MAX_BYTES)
+    if not content:
+        raise ValidationFailed("The file is empty.", details={"file": ["Send a file with content."]})
     kind = sniff(content)
     if kind is None:
         raise ValidationFailed("Only JPEG, PNG, WebP images or PDF documents.", details={"file": ["Unsupported type."]})

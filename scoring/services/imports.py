@@ -24,7 +24,7 @@ from identity.services import audit
 from infra.auth import Principal
 from infra.db import utcnow
 from infra.driver import on_postgresql
-from infra.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from infra.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed, too_large
 from infra.security import CONTROL_CHARACTER_ERROR, CONTROL_CHARACTERS
 from scoring.models import ImportJob
 from scoring.services.submissions import EIGHT_STEPS, SUBMITTER_ROLES, Submission, submit
@@ -57,8 +57,10 @@ def create_job(session: Session, actor: Principal, filename: str, content: bytes
     suffix = Path(filename).suffix.lower()
     if suffix not in (".csv", ".xlsx"):
         raise ValidationFailed("Upload a CSV or XLSX file.", details={"file": ["Only .csv or .xlsx."]})
-    if not content or len(content) > MAX_BYTES:
-        raise ValidationFailed("The file is empty or too large.", details={"file": [f"At most {MAX_BYTES} bytes."]})
+    if len(content) > MAX_BYTES:
+        raise too_large("file", MAX_BYTES)
+    if not content:
+        raise ValidationFailed("The file is empty.", details={"file": ["Send a file with content."]})
     problem = check_xlsx(io.BytesIO(content)) if suffix == ".xlsx" else check_csv(content)
     if problem:
         raise ValidationFailed("This is not a file we can import.", details={"file": [problem]})

@@ -11,7 +11,8 @@ from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYWORDS = {k: None for k in ("gettext", "lazy_gettext", "DomainError", "NotFound", "Conflict", "ValidationFailed",
-                              "Forbidden", "Unauthorized", "IdempotencyConflict", "InsufficientBalance")}
+                              "Forbidden", "Unauthorized", "IdempotencyConflict", "InsufficientBalance",
+                              "TooLarge")}
 PO = ROOT / "jieyou/translations/zh/LC_MESSAGES/messages.po"
 
 
@@ -47,12 +48,14 @@ def test_errors_are_chinese_by_default_and_english_on_request(client):
 
 def test_http_errors_are_chinese_by_default_and_english_on_request(client):
     """Werkzeug's own descriptions are English only: a body over the size limit is refused in the reader's language."""
-    too_big = "x" * (10 * 1024 * 1024 + 1)
+    from jieyou.app import MAX_REQUEST_BYTES
+
+    too_big = "x" * (MAX_REQUEST_BYTES + 1)
     chinese = client.post("/api/v1/auth/staff/login", data=too_big, content_type="application/json")
-    assert chinese.status_code == 413 and chinese.json["error"]["message"] == "提交的内容过大。"
+    assert chinese.status_code == 413 and chinese.json["error"]["message"] == "提交的内容超过 11 MB 的上限。"
     english = client.post("/api/v1/auth/staff/login", data=too_big, content_type="application/json",
                           headers={"Accept-Language": "en"})
-    assert english.json["error"]["message"] == "The request is too large."
+    assert english.json["error"]["message"] == "The request is larger than 11 MB."
 
 
 def test_bilingual_tables_have_chinese_for_every_code_the_code_can_produce():
