@@ -2,6 +2,8 @@
 import multiprocessing
 import os
 
+from infra.config import jobs_refusal  # gunicorn puts its working directory on sys.path first
+
 bind = os.environ.get("BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
 threads = int(os.environ.get("GUNICORN_THREADS", 1))
@@ -22,7 +24,9 @@ def on_starting(server):  # noqa: ANN001, ANN201  (gunicorn's hook, in the maste
     - Several workers with the rate limits in memory (RATELIMIT_STORAGE_URI unset): each worker
       counts on its own, so sign-in guesses and the counter's code guesses get the budget once per
       worker (17 times on 8 cores). Set it to redis://…; naming memory:// on purpose (one machine,
-      limits per worker accepted, as the benchmark does) is allowed, with a warning."""
+      limits per worker accepted, as the benchmark does) is allowed, with a warning.
+    - No CELERY_BROKER_URL: jobs inside requests and the nightly schedule in no process
+      (`infra.config.jobs_refusal`); JOBS_IN_PROCESS=1 says that is intended (the benchmark), with a warning."""
     problems = []
     if not os.environ.get("DATABASE_URL"):
         problems.append("DATABASE_URL is not set (gunicorn serves production: postgresql://…).")
@@ -33,8 +37,11 @@ def on_starting(server):  # noqa: ANN001, ANN201  (gunicorn's hook, in the maste
     elif server.cfg.workers > 1 and storage.startswith("memory"):
         server.log.warning("RATELIMIT_STORAGE_URI=%s: each of the %d workers keeps its own rate limits",
                            storage, server.cfg.workers)
-    if not os.environ.get("CELERY_BROKER_URL"):
-        server.log.warning("CELERY_BROKER_URL is not set: jobs run inside requests and the nightly schedule "
-                           "(digest, hold expiry) runs nowhere; run a broker with celery worker and beat")
+    refusal = jobs_refusal(os.environ)
+    if refusal:
+        problems.append(refusal)
+    elif not os.environ.get("CELERY_BROKER_URL"):
+        server.log.warning("JOBS_IN_PROCESS is set and CELERY_BROKER_URL is not: jobs run inside requests and the "
+                           "nightly schedule (awards after the public notice, hold expiry, digest) runs nowhere")
     if problems:
         raise RuntimeError(" ".join(problems))  # gunicorn prints it and exits 1

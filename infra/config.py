@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,24 @@ def _default_instance_dir() -> Path:
 
 class ConfigurationError(RuntimeError):
     """The environment names a set-up the service must not run with; the message says what to set."""
+
+
+def _flag(raw: str | None) -> bool:
+    """A yes said on purpose: 1, true, yes or on; anything else (0, false, empty) is no."""
+    return (raw or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def jobs_refusal(environ: Mapping[str, str]) -> str | None:
+    """Why a production web server (gunicorn) must not start with these jobs settings, or None.
+    Without CELERY_BROKER_URL every job runs inside the request that queues it and the nightly
+    schedule (awards after the public notice, hold expiry, notice expiry, the ledger digest) runs in
+    no process at all: only `jieyou run`, the embedded default's single process, runs it itself.
+    Accepted only when JOBS_IN_PROCESS says so (benchmarks, a trial on one machine)."""
+    if environ.get("CELERY_BROKER_URL") or _flag(environ.get("JOBS_IN_PROCESS")):
+        return None
+    return ("CELERY_BROKER_URL is not set: jobs would run inside requests and the nightly schedule (awards after "
+            "the public notice, hold expiry, the ledger digest) would run nowhere. Set CELERY_BROKER_URL and run "
+            "celery worker and beat, or set JOBS_IN_PROCESS=1 if jobs in-process without the schedule are intended.")
 
 
 def _instance_secret_key(instance: Path) -> str:
