@@ -58,7 +58,8 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     404: "Nothing of that id, or nothing the caller may see (`not_found` or a more precise code).",
     409: "The request conflicts with the current state (`conflict` or a more precise code, such as "
          "`insufficient_balance`); a race caught by the database is a `conflict` to retry.",
-    413: "The request is larger than 10 MB (`payload_too_large`).",
+    413: "Too large (`payload_too_large`): a body over the most the service reads, the message saying the "
+         "limit; for an upload, a file over its own limit (the operation says it), `details.file` saying it.",
     422: "Invalid input: `validation_failed` with `details` naming each field (unknown fields too) and "
          "its messages; `idempotency_key_reused` for a key sent before with another request.",
     429: "Too many requests (`rate_limited`); `Retry-After` says in how many seconds to try again.",

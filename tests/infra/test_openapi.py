@@ -222,6 +222,8 @@ def test_a_body_over_the_limit_is_the_documented_413(client, session):
     """Every operation with a body documents 413: the limit holds for JSON as for uploads."""
     tree = f.region_tree(session)
     headers = f.bearer(session, "staff", f.staff(session, "clerk", tree.county).id)
-    big = b'{"reason": "' + b"x" * (10 * 1024 * 1024) + b'"}'
+    from jieyou.app import MAX_REQUEST_BYTES
+
+    big = b'{"reason": "' + b"x" * MAX_REQUEST_BYTES + b'"}'
     refused = client.post("/api/v1/admin/adjustments", data=big, content_type="application/json", headers=headers)
     assert refused.status_code == 413 and refused.json["error"]["code"] == "payload_too_large"
