@@ -14,6 +14,8 @@ from flask_babel import gettext, lazy_gettext
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from infra.field_messages import localize
+
 log = logging.getLogger(__name__)
 
 
@@ -142,7 +144,7 @@ def _over_request_limit() -> bool:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Any:
-        return jsonify(error_body(exc.code, exc.localized(), exc.details)), exc.status
+        return jsonify(error_body(exc.code, exc.localized(), localize(exc.details))), exc.status
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:
@@ -150,7 +152,7 @@ def register_error_handlers(app: Flask) -> None:
         data = getattr(exc, "data", None) or {}
         details: dict[str, Any] = {}
         if "messages" in data:
-            details = _flatten_webargs(data["messages"])
+            details = localize(_flatten_webargs(data["messages"]))
             message = gettext("Some fields are invalid.")
         elif status == 413 and _over_request_limit():
             message = gettext("The request is larger than %(limit)s.",

@@ -145,7 +145,7 @@ class RefundOut(DumpSchema):
 
 
 class MonthArgs(LoadSchema):
-    month = fields.String(required=True, validate=validate.Regexp(r"^20[0-9][0-9]-(0[1-9]|1[0-2])\Z", error="YYYY-MM"))
+    month = fields.String(required=True, validate=validate.Regexp(r"^20[0-9][0-9]-(0[1-9]|1[0-2])\Z", error="A month as YYYY-MM."))
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv", "xlsx"]))
 
 
