@@ -308,3 +308,26 @@ def test_a_correction_needs_a_reason_in_words_not_blanks(client, session, world,
         assert r.status_code == 422 and set(r.json["error"]["details"]) == {"reason"}, r.json
     assert session.scalar(select(func.count()).select_from(ApprovalRequest)) == pending
     assert accounts.balance(session, account.id) == 3
+
+
+def test_the_longest_idempotency_key_allowed_is_kept_and_replays(client, session, world):
+    """Regression: a key of 100 characters, the most the API takes, was stored behind the
+    requester's id ("<id>:<key>") in a column of 100: a large adjustment or a reversal with it was
+    a 500. Now it is accepted, a retry returns the same request and other content is a 422."""
+    tree, person, account = world
+    posting_id = f.award(session, account.id, 3).posting_id
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    key = "k" * 100
+    for path, body, changed in (
+            ("/api/v1/admin/adjustments", {"participant_id": person.id, "amount": 50, "reason": "补录积分"},
+             {"amount": 60}),
+            ("/api/v1/admin/reversals", {"posting_id": posting_id, "reason": "录入有误"}, {"reason": "另一个原因"})):
+        first = client.post(path, headers=clerk, json={**body, "idempotency_key": key})
+        assert first.status_code == 201, first.json
+        again = client.post(path, headers=clerk, json={**body, "idempotency_key": key})
+        assert again.status_code == 201 and again.json == first.json
+        other = client.post(path, headers=clerk, json={**body, **changed, "idempotency_key": key})
+        assert other.status_code == 422 and set(other.json["error"]["details"]) == {"idempotency_key"}, other.json
+        key = "r" * 100  # the next path: a key of its own
+    assert session.scalar(select(func.count()).select_from(ApprovalRequest).where(
+        ApprovalRequest.account_id == account.id)) == 1
