@@ -157,6 +157,18 @@ def _existing_immediate(session: Session, actor: Principal, key: str | None, req
     return int(found.id)
 
 
+def _refuse_key_of_a_posting(session: Session, actor: Principal, key: str | None) -> None:
+    """A key that already made an adjustment at once is not a new reversal's: the same key with
+    other content is a 422, whichever of the two the first attempt was."""
+    if key is None:
+        return
+    found = session.scalar(select(Posting.id).where(
+        Posting.idem_scope == f"{actor.kind}:{actor.id}", Posting.idem_key == stored_key(key)))
+    if found is not None:
+        raise IdempotencyConflict("This idempotency key was already used for a different request.", details={
+            "idempotency_key": [f"Key {key!r} was used for posting {found} with other content."]})
+
+
 def _lock_balance(session: Session, account_id: int) -> None:
     """Serialises adjustments of one participant: two small ones racing see each other, and a
     retry racing its first attempt sees what the first attempt wrote."""
@@ -236,6 +248,7 @@ def request_reversal(session: Session, actor: Principal, *, posting_id: int, rea
     if existing := _existing_request(session, actor, idempotency_key, kind="reversal", posting_id=posting_id,
                                      reason=reason):
         return existing
+    _refuse_key_of_a_posting(session, actor, idempotency_key)
     _check_reversible(session, posting)
     pending = session.scalar(select(ApprovalRequest.id).where(
         ApprovalRequest.posting_id == posting_id, ApprovalRequest.status == "pending"))

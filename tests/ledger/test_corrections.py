@@ -331,3 +331,20 @@ def test_the_longest_idempotency_key_allowed_is_kept_and_replays(client, session
         key = "r" * 100  # the next path: a key of its own
     assert session.scalar(select(func.count()).select_from(ApprovalRequest).where(
         ApprovalRequest.account_id == account.id)) == 1
+
+
+def test_a_key_that_made_an_adjustment_is_not_taken_for_a_reversal(client, session, world):
+    """Regression: a small adjustment posted at once with a key, then a reversal request with the
+    same key, made a second, different thing (a pending reversal) instead of the 422 that the same
+    key with other content gets everywhere else."""
+    tree, person, account = world
+    posting_id = f.award(session, account.id, 3).posting_id
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    first = client.post("/api/v1/admin/adjustments", headers=clerk, json={
+        "participant_id": person.id, "amount": 5, "reason": "补录积分", "idempotency_key": "same-key-01"})
+    assert first.status_code == 201 and first.json["status"] == "posted"
+    reused = client.post("/api/v1/admin/reversals", headers=clerk, json={
+        "posting_id": posting_id, "reason": "录入有误", "idempotency_key": "same-key-01"})
+    assert reused.status_code == 422 and set(reused.json["error"]["details"]) == {"idempotency_key"}, reused.json
+    assert session.scalar(select(func.count()).select_from(ApprovalRequest).where(
+        ApprovalRequest.posting_id == posting_id)) == 0
