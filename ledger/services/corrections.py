@@ -245,6 +245,11 @@ def request_reversal(session: Session, actor: Principal, *, posting_id: int, rea
         raise Conflict("This posting is corrected where it came from.", code="managed_source",
                        details={"posting_id": [MANAGED_SOURCES[posting.source_type]]})
     _refuse_self_dealing(actor, _beneficiaries(session, posting))
+    # Its participants' balance rows first, as an adjustment takes them: two requests for one
+    # posting at once (or a retry in flight) take turns, so the second sees the first's request.
+    for account_id in sorted(session.scalars(select(Account.id).where(
+            Account.id.in_([e.account_id for e in posting.entries]), Account.participant_id.is_not(None)))):
+        _lock_balance(session, account_id)
     if existing := _existing_request(session, actor, idempotency_key, kind="reversal", posting_id=posting_id,
                                      reason=reason):
         return existing
