@@ -348,3 +348,21 @@ def test_a_key_that_made_an_adjustment_is_not_taken_for_a_reversal(client, sessi
     assert reused.status_code == 422 and set(reused.json["error"]["details"]) == {"idempotency_key"}, reused.json
     assert session.scalar(select(func.count()).select_from(ApprovalRequest).where(
         ApprovalRequest.posting_id == posting_id)) == 0
+
+
+@pytest.mark.parametrize("blank", ["", "  ", "\u3000\u3000"])
+def test_a_decisions_note_is_words_when_given(client, session, world, blank):
+    """Regression: a note of blanks was recorded as the approver's note on the request and in the
+    audit log (the README promises a 422 naming it, as for reasons); a decision without a note
+    still passes."""
+    tree, person, _account = world
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    approver = f.bearer(session, "staff", f.staff(session, "approver", tree.town_a).id)
+    request_id = client.post("/api/v1/admin/adjustments", headers=clerk, json={
+        "participant_id": person.id, "amount": 50, "reason": "补录积分"}).json["request"]["id"]
+    url = f"/api/v1/admin/approvals/{request_id}/decision"
+    refused = client.post(url, headers=approver, json={"approve": False, "note": blank})
+    assert refused.status_code == 422 and set(refused.json["error"]["details"]) == {"note"}, refused.json
+    assert session.get(ApprovalRequest, request_id).status == "pending"
+    decided = client.post(url, headers=approver, json={"approve": False})
+    assert decided.status_code == 200 and decided.json["decision_note"] is None
