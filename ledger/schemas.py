@@ -190,7 +190,8 @@ class ApprovalListArgs(LoadSchema):
 
 class DecisionIn(LoadSchema):
     approve = fields.Boolean(required=True, truthy={True}, falsy={False})
-    note = fields.String(load_default=None, validate=validate.Length(max=500))
+    note = fields.String(load_default=None, validate=words(min=1, max=500),
+                         metadata={"description": "Optional; when given, words, not only blanks"})
 
 
 class CheckOut(DumpSchema):

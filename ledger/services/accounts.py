@@ -99,6 +99,8 @@ def can_see(session: Session, actor: Principal, account: Account) -> bool:
     if account.participant_id is not None:
         path = session.scalar(select(Participant.region_path).where(Participant.id == account.participant_id))
         return actor.in_scope(path)
+    if account.partner_id is not None:  # county staff, and only of the partner's county
+        return is_county_scope(actor) and actor.in_scope(account_region_path(session, account))
     return is_county_scope(actor)
 
 
@@ -240,13 +242,19 @@ def find_accounts(session: Session, actor: Principal, *, q: str | None = None, r
     """Accounts the staff member may see, filtered by name / phone / account code / region."""
     bal = (select(BalanceShard.account_id, func.sum(BalanceShard.balance).label("balance"))
            .group_by(BalanceShard.account_id).subquery())
+    partner_region = aliased(Region)
     stmt = (select(Account, bal.c.balance, Participant)
             .join(bal, bal.c.account_id == Account.id)
             .outerjoin(Participant, Participant.id == Account.participant_id)
+            .outerjoin(Partner, Partner.id == Account.partner_id)
+            .outerjoin(partner_region, partner_region.id == Partner.region_id)
             .order_by(Account.id).limit(limit + 1))
     scope_filter = actor.scope_filter(Participant.region_path)
     if is_county_scope(actor):
-        stmt = stmt.where(or_(Account.participant_id.is_(None), scope_filter))
+        # System accounts belong to every county; a partner's account only to its own (`can_see`).
+        system_or_partner = Account.participant_id.is_(None) & or_(
+            Account.partner_id.is_(None), actor.scope_filter(partner_region.path))
+        stmt = stmt.where(or_(system_or_partner, scope_filter))
     else:
         stmt = stmt.where(scope_filter)
     if region_path:

@@ -15,7 +15,7 @@ from infra.errors import Conflict, Forbidden, IdempotencyConflict, NotFound, Val
 from identity.services import audit, get_participant_in_scope
 from ledger.models import Account, ApprovalRequest, BalanceShard, Entry, Posting
 from ledger.services import accounts, posting_sql
-from ledger.services.posting import Leg, PostingRequest, PostingResult, post
+from ledger.services.posting import Leg, PostingRequest, PostingResult, post, stored_key
 
 REQUESTER_ROLES = ("clerk", "verifier", "approver")
 APPROVER_ROLES = ("approver",)
@@ -129,11 +129,16 @@ def _existing_request(session: Session, actor: Principal, key: str | None, **exp
     """A retry with the same key returns the first request; the same key for something else is refused."""
     if key is None:
         return None
-    found = session.scalar(select(ApprovalRequest).where(ApprovalRequest.idem_key == f"{actor.id}:{key}"))
+    found = session.scalar(select(ApprovalRequest).where(ApprovalRequest.idem_key == _request_key(actor, key)))
     if found is not None and any(getattr(found, k) != v for k, v in expected.items()):
         raise IdempotencyConflict("This idempotency key was already used for a different request.", details={
             "idempotency_key": [f"Key {key!r} was used for approval request {found.id} with other content."]})
     return found
+
+
+def _request_key(actor: Principal, key: str | None) -> str | None:
+    """A request's key as stored: the client's, scoped to the requester (within the column)."""
+    return stored_key(f"{actor.id}:{key}") if key else None
 
 
 def _existing_immediate(session: Session, actor: Principal, key: str | None, request: PostingRequest) -> int | None:
@@ -143,13 +148,25 @@ def _existing_immediate(session: Session, actor: Principal, key: str | None, req
     if key is None:
         return None
     found = session.execute(select(Posting.id, Posting.request_digest).where(
-        Posting.idem_scope == f"{actor.kind}:{actor.id}", Posting.idem_key == key)).first()
+        Posting.idem_scope == f"{actor.kind}:{actor.id}", Posting.idem_key == stored_key(key))).first()
     if found is None:
         return None
     if found.request_digest != request.digest():
         raise IdempotencyConflict("This idempotency key was already used for a different request.", details={
             "idempotency_key": [f"Key {key!r} was used for posting {found.id} with other content."]})
     return int(found.id)
+
+
+def _refuse_key_of_a_posting(session: Session, actor: Principal, key: str | None) -> None:
+    """A key that already made an adjustment at once is not a new reversal's: the same key with
+    other content is a 422, whichever of the two the first attempt was."""
+    if key is None:
+        return
+    found = session.scalar(select(Posting.id).where(
+        Posting.idem_scope == f"{actor.kind}:{actor.id}", Posting.idem_key == stored_key(key)))
+    if found is not None:
+        raise IdempotencyConflict("This idempotency key was already used for a different request.", details={
+            "idempotency_key": [f"Key {key!r} was used for posting {found} with other content."]})
 
 
 def _lock_balance(session: Session, account_id: int) -> None:
@@ -193,7 +210,7 @@ def request_adjustment(session: Session, actor: Principal, *, participant_id: in
         return AdjustmentOutcome(request=None, posting_id=result.posting_id)
     request = ApprovalRequest(kind="adjustment", account_id=account.id, amount=amount, reason=reason,
                               region_path=person.region_path, requested_by=actor.id,
-                              idem_key=f"{actor.id}:{idempotency_key}" if idempotency_key else None)
+                              idem_key=_request_key(actor, idempotency_key))
     session.add(request)
     session.flush()
     audit(session, actor, "ledger.adjust.request", object_type="approval_request", object_id=request.id,
@@ -228,9 +245,15 @@ def request_reversal(session: Session, actor: Principal, *, posting_id: int, rea
         raise Conflict("This posting is corrected where it came from.", code="managed_source",
                        details={"posting_id": [MANAGED_SOURCES[posting.source_type]]})
     _refuse_self_dealing(actor, _beneficiaries(session, posting))
+    # Its participants' balance rows first, as an adjustment takes them: two requests for one
+    # posting at once (or a retry in flight) take turns, so the second sees the first's request.
+    for account_id in sorted(session.scalars(select(Account.id).where(
+            Account.id.in_([e.account_id for e in posting.entries]), Account.participant_id.is_not(None)))):
+        _lock_balance(session, account_id)
     if existing := _existing_request(session, actor, idempotency_key, kind="reversal", posting_id=posting_id,
                                      reason=reason):
         return existing
+    _refuse_key_of_a_posting(session, actor, idempotency_key)
     _check_reversible(session, posting)
     pending = session.scalar(select(ApprovalRequest.id).where(
         ApprovalRequest.posting_id == posting_id, ApprovalRequest.status == "pending"))
@@ -239,7 +262,7 @@ def request_reversal(session: Session, actor: Principal, *, posting_id: int, rea
                        details={"posting_id": [f"See request {pending}."]})
     request = ApprovalRequest(kind="reversal", posting_id=posting_id, reason=reason, region_path=region,
                               requested_by=actor.id,
-                              idem_key=f"{actor.id}:{idempotency_key}" if idempotency_key else None)
+                              idem_key=_request_key(actor, idempotency_key))
     session.add(request)
     session.flush()
     audit(session, actor, "ledger.reverse.request", object_type="approval_request", object_id=request.id,

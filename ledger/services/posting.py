@@ -11,6 +11,7 @@ statement. SQLite, one writer at a time, locks first and writes after.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import random
 import uuid
@@ -38,6 +39,19 @@ class InsufficientBalance(Conflict):
     carry on after one)."""
 
     code = "insufficient_balance"
+
+
+KEY_LENGTH = 100  # postings.idem_key (and approval_requests.idem_key)
+
+
+def stored_key(key: str) -> str:
+    """An idempotency key as a table of keys keeps it: as given when it fits the column, else a
+    digest of it. Why: callers prefix the client's key (up to 100 characters) with their own
+    (`<outlet>:redeem:`, `<staff id>:`), and the longer key was the database's `value too long`
+    (a 500); the digest is the same on every retry, so the retry still finds the first result."""
+    if len(key) <= KEY_LENGTH:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -155,7 +169,7 @@ def single_statement(session: Session, actor: Principal, request: PostingRequest
     now = utcnow()
     _validate(0, request, now)
     scope = idem_scope or f"{actor.kind}:{actor.id}"
-    key = request.idempotency_key or f"auto:{uuid.uuid4().hex}"
+    key = stored_key(request.idempotency_key) if request.idempotency_key else f"auto:{uuid.uuid4().hex}"
     row = _row(request, actor, scope, key, now)
     _check_meta(0, row)
     row["id"] = posting_sql.next_posting_id(session)
@@ -190,7 +204,7 @@ def post_many(session: Session, actor: Principal, requests: Sequence[PostingRequ
     keys: list[str] = []
     for i, req in enumerate(requests):
         _validate(i, req, now)
-        keys.append(req.idempotency_key or f"auto:{uuid.uuid4().hex}")
+        keys.append(stored_key(req.idempotency_key) if req.idempotency_key else f"auto:{uuid.uuid4().hex}")
     if len(set(keys)) != len(keys):
         raise ValidationFailed("Idempotency keys repeat within the batch.",
                                details={"idempotency_key": ["Keys must be unique within a batch."]})

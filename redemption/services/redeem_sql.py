@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from infra.auth import Principal
 from infra.driver import run_alone
 from ledger.services.chain import canonical_json, posting_fingerprint
-from ledger.services.posting import MAX_REASON
+from ledger.services.posting import MAX_REASON, stored_key
 from redemption.models import Redemption
 from redemption.services.claim import SCENARIO_COLUMNS
 from redemption.services.common import IDEM_SCOPE, periods
@@ -65,7 +65,7 @@ class Outcome:
 
 def posting_key(outlet: Principal, idem_key: str) -> str:
     """The redemption posting's idempotency key, as `counter._post` forms it."""
-    return f"{outlet.id}:redeem:{idem_key}"
+    return stored_key(f"{outlet.id}:redeem:{idem_key}")
 
 
 def templates(outlet: Principal, idem_key: str, now: dt.datetime) -> tuple[str, str]:

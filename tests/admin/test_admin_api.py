@@ -425,3 +425,25 @@ def test_a_password_anyone_could_guess_is_refused(client, session, path, body, n
     assert refused.status_code == 422 and set(refused.json["error"]["details"]) == {"password"}, refused.json
     accepted = client.post(path, headers=admin, json={**body, **where, "password": "a-long-password"})
     assert accepted.status_code == 201, accepted.json
+
+
+def test_a_partners_account_is_seen_only_by_its_own_countys_staff(client, session):
+    """Regression: any county's staff read every partner's ledger account, in another county too
+    (`GET /admin/accounts/{id}`, its statement, and the `kind=partner` list): a partner's account
+    counted as the county's like the system accounts. Now it is a 404 and missing from the list
+    outside the partner's county; its own county's staff still see it."""
+    tree, _person, account = _world(session)
+    other = f.region_tree(session)
+    theirs = f.partner_account(session, other.town_a)
+    ours = f.partner_account(session, tree.town_a)
+    f.spend(session, account.id, 5, theirs.id)
+    for role in ("auditor", "clerk"):
+        reader = f.bearer(session, "staff", f.staff(session, role, tree.county).id)
+        for url in (f"/api/v1/admin/accounts/{theirs.id}", f"/api/v1/admin/accounts/{theirs.id}/statement"):
+            assert client.get(url, headers=reader).status_code == 404, (role, url)
+        assert client.get(f"/api/v1/admin/accounts/{ours.id}", headers=reader).status_code == 200
+        listed = client.get("/api/v1/admin/accounts", headers=reader,
+                            query_string={"kind": "partner", "limit": 100}).json["items"]
+        assert ours.id in [r["id"] for r in listed] and theirs.id not in [r["id"] for r in listed]
+    own = f.bearer(session, "staff", f.staff(session, "auditor", other.county).id)
+    assert client.get(f"/api/v1/admin/accounts/{theirs.id}/statement", headers=own).json["items"][0]["amount"] == 5

@@ -308,3 +308,61 @@ def test_a_correction_needs_a_reason_in_words_not_blanks(client, session, world,
         assert r.status_code == 422 and set(r.json["error"]["details"]) == {"reason"}, r.json
     assert session.scalar(select(func.count()).select_from(ApprovalRequest)) == pending
     assert accounts.balance(session, account.id) == 3
+
+
+def test_the_longest_idempotency_key_allowed_is_kept_and_replays(client, session, world):
+    """Regression: a key of 100 characters, the most the API takes, was stored behind the
+    requester's id ("<id>:<key>") in a column of 100: a large adjustment or a reversal with it was
+    a 500. Now it is accepted, a retry returns the same request and other content is a 422."""
+    tree, person, account = world
+    posting_id = f.award(session, account.id, 3).posting_id
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    key = "k" * 100
+    for path, body, changed in (
+            ("/api/v1/admin/adjustments", {"participant_id": person.id, "amount": 50, "reason": "补录积分"},
+             {"amount": 60}),
+            ("/api/v1/admin/reversals", {"posting_id": posting_id, "reason": "录入有误"}, {"reason": "另一个原因"})):
+        first = client.post(path, headers=clerk, json={**body, "idempotency_key": key})
+        assert first.status_code == 201, first.json
+        again = client.post(path, headers=clerk, json={**body, "idempotency_key": key})
+        assert again.status_code == 201 and again.json == first.json
+        other = client.post(path, headers=clerk, json={**body, **changed, "idempotency_key": key})
+        assert other.status_code == 422 and set(other.json["error"]["details"]) == {"idempotency_key"}, other.json
+        key = "r" * 100  # the next path: a key of its own
+    assert session.scalar(select(func.count()).select_from(ApprovalRequest).where(
+        ApprovalRequest.account_id == account.id)) == 1
+
+
+def test_a_key_that_made_an_adjustment_is_not_taken_for_a_reversal(client, session, world):
+    """Regression: a small adjustment posted at once with a key, then a reversal request with the
+    same key, made a second, different thing (a pending reversal) instead of the 422 that the same
+    key with other content gets everywhere else."""
+    tree, person, account = world
+    posting_id = f.award(session, account.id, 3).posting_id
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    first = client.post("/api/v1/admin/adjustments", headers=clerk, json={
+        "participant_id": person.id, "amount": 5, "reason": "补录积分", "idempotency_key": "same-key-01"})
+    assert first.status_code == 201 and first.json["status"] == "posted"
+    reused = client.post("/api/v1/admin/reversals", headers=clerk, json={
+        "posting_id": posting_id, "reason": "录入有误", "idempotency_key": "same-key-01"})
+    assert reused.status_code == 422 and set(reused.json["error"]["details"]) == {"idempotency_key"}, reused.json
+    assert session.scalar(select(func.count()).select_from(ApprovalRequest).where(
+        ApprovalRequest.posting_id == posting_id)) == 0
+
+
+@pytest.mark.parametrize("blank", ["", "  ", "\u3000\u3000"])
+def test_a_decisions_note_is_words_when_given(client, session, world, blank):
+    """Regression: a note of blanks was recorded as the approver's note on the request and in the
+    audit log (the README promises a 422 naming it, as for reasons); a decision without a note
+    still passes."""
+    tree, person, _account = world
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    approver = f.bearer(session, "staff", f.staff(session, "approver", tree.town_a).id)
+    request_id = client.post("/api/v1/admin/adjustments", headers=clerk, json={
+        "participant_id": person.id, "amount": 50, "reason": "补录积分"}).json["request"]["id"]
+    url = f"/api/v1/admin/approvals/{request_id}/decision"
+    refused = client.post(url, headers=approver, json={"approve": False, "note": blank})
+    assert refused.status_code == 422 and set(refused.json["error"]["details"]) == {"note"}, refused.json
+    assert session.get(ApprovalRequest, request_id).status == "pending"
+    decided = client.post(url, headers=approver, json={"approve": False})
+    assert decided.status_code == 200 and decided.json["decision_note"] is None

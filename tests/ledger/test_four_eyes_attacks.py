@@ -5,12 +5,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from infra.errors import Conflict, Forbidden
-from ledger.models import Posting
+from ledger.models import ApprovalRequest, Posting
 from ledger.services import accounts, corrections
 from tests import factories as f
+from tests.concurrency import while_holding
 
 THRESHOLD = 20
 
@@ -87,3 +88,33 @@ def test_two_approvers_at_once_post_the_adjustment_once(committed_factory):
         assert accounts.balance(session, account) == 500
         assert session.scalar(select(func.count()).select_from(Posting).where(
             Posting.source_type == "approval_request", Posting.source_id == str(request))) == 1
+
+
+def test_two_reversal_requests_at_once_make_one_request(committed_factory):
+    """Regression: the check for a reversal already waiting read before either request was
+    written, so two clerks asking at once (or one request sent twice with its key, in flight)
+    made two pending reversals of one posting, one of which could never be approved (or the
+    retry was a bare 409 conflict). Now the second waits for the first: a different clerk is told
+    `reversal_pending`, the same request with the same key gets the first request back."""
+    with committed_factory() as session:
+        tree = f.region_tree(session)
+        person = f.participant(session, tree.grid_a)
+        posting = f.award(session, f.account_of(session, person).id, 9).posting_id
+        clerks = [f.staff(session, "clerk", tree.town_a) for _ in range(2)]
+        session.commit()
+
+    def ask(clerk, key=None):  # noqa: ANN001, ANN202
+        return lambda s: corrections.request_reversal(s, clerk, posting_id=posting, reason="录入有误",
+                                                      idempotency_key=key).id
+
+    first, second = while_holding(committed_factory, ask(clerks[0]), ask(clerks[1]), hold=0.5)
+    assert isinstance(second, Conflict) and second.code == "reversal_pending", second
+    with committed_factory() as session:
+        session.execute(update(ApprovalRequest).where(ApprovalRequest.id == first).values(status="rejected"))
+        session.commit()
+    first, again = while_holding(committed_factory, ask(clerks[0], "retry-key-1"), ask(clerks[0], "retry-key-1"),
+                                 hold=0.5)
+    assert again == first
+    with committed_factory() as session:
+        assert session.scalar(select(func.count()).select_from(ApprovalRequest).where(
+            ApprovalRequest.posting_id == posting, ApprovalRequest.status == "pending")) == 1

@@ -381,3 +381,27 @@ def test_a_refund_needs_a_reason_in_words_not_blanks(app, client, session):
                          json={"reason": "\u3000 ", "idempotency_key": "ref-blank-1"})
     assert refund.status_code == 422 and set(refund.json["error"]["details"]) == {"reason"}
     assert client.get("/api/v1/me/balance", headers=f.bearer(session, "participant", person.id)).json["balance"] == 50
+
+
+def test_the_longest_idempotency_key_allowed_redeems_holds_and_replays(app, client, session):
+    """Regression: the counter prefixes the outlet's key ("<outlet>:redeem:<key>") for the ledger's
+    posting, whose column holds 100 characters: a redemption, a hold, its capture or a refund with
+    a key of 100, the most the API takes, was a 500. Now each is made, and a retry returns the first."""
+    _tree, person, _partner, rice, (desk, _other), _admin = _setup(session, app)
+    made = {}
+    for path, key in (("/api/v1/outlet/redemptions", "r" * 100), ("/api/v1/outlet/holds", "h" * 100)):
+        body = {"code": _code(client, session, person), "scenario_id": rice.id, "idempotency_key": key}
+        first = client.post(path, headers=desk, json=body)
+        assert first.status_code == 201, first.json
+        retry = client.post(path, headers=desk, json=body)
+        assert retry.status_code == 200 and retry.json["id"] == first.json["id"]
+        made[path] = first.json["id"]
+    for path, body in ((f"/api/v1/outlet/holds/{made['/api/v1/outlet/holds']}/capture", {}),
+                       (f"/api/v1/outlet/redemptions/{made['/api/v1/outlet/redemptions']}/refunds",
+                        {"reason": "退货退款"})):
+        body = {**body, "idempotency_key": "c" * 100}
+        first = client.post(path, headers=desk, json=body)
+        assert first.status_code == 201, first.json
+        retry = client.post(path, headers=desk, json=body)
+        assert retry.status_code == 200 and retry.json["id"] == first.json["id"]
+    assert client.get("/api/v1/me/balance", headers=f.bearer(session, "participant", person.id)).json["balance"] == 50
