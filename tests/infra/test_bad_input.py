@@ -274,14 +274,14 @@ def test_a_control_character_is_refused_naming_the_field(client, session, world,
 def test_a_refused_login_name_is_a_422_and_records_nothing(client, session, world):
     error = _refused(client, session, world, "public", "POST", "/api/v1/auth/staff/login", 422,
                      json={"username": "admin\x00", "password": "long-enough-password"})
-    assert error["details"] == {"username": ["Must not contain control characters."]}
+    assert error["details"] == {"username": ["不能包含控制字符。"]}
 
 
 def test_nested_errors_point_at_the_string(client, session, world):
     error = _refused(client, session, world, "staff", "PATCH", "/api/v1/admin/rules/1", 422,
                      json={"honours": {"loan_priority": {"note": ["ok", "bad\x00"]}, "k\x00": 1}})
-    assert error["details"] == {"honours": {"loan_priority": {"note": {"1": ["Must not contain control characters."]}},
-                                            "k\x00": ["Must not contain control characters."]}}
+    assert error["details"] == {"honours": {"loan_priority": {"note": {"1": ["不能包含控制字符。"]}},
+                                            "k\x00": ["不能包含控制字符。"]}}
 
 
 def test_tab_newline_and_carriage_return_are_still_text(client, session, world):
@@ -300,7 +300,7 @@ def test_tab_newline_and_carriage_return_are_still_text(client, session, world):
                                           ("staff", "/api/v1/admin/adjustments")])
 def test_a_body_json_cannot_read_is_a_400(client, session, world, body, who, url):
     error = _refused(client, session, world, who, "POST", url, 400, json=body)
-    assert error["details"] == {"json": ["Invalid JSON body."]}
+    assert error["details"] == {"json": ["请求内容不是有效的 JSON。"]}
 
 
 def test_an_uploaded_files_name_loses_its_control_characters(client, session, world):
