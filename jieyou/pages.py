@@ -1,15 +1,33 @@
-"""The landing page at /: what this service is, live figures, and where to go next."""
+"""The landing page at / (what this service is, live figures, where to go next) and the
+participant's phone page at /me (a static shell whose script speaks only to the participant API)."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from typing import Any
+
+from flask import Blueprint, Response, current_app, make_response, render_template, request, url_for
+from flask_babel import force_locale, gettext, get_locale
 from sqlalchemy import func, select
 
 from identity.models import Outlet, Participant, Partner
 from infra.db import db
+from infra.i18n import LOCALES
 from ledger.models import Entry, Posting
 from ledger.services import integrity
 
 blp = Blueprint("pages", __name__, template_folder="templates")
+
+# The phone page runs one script of our own and nothing inline: no injected script can run, and
+# the only places it talks to are this origin (the API) and the blob: URL of its own QR image.
+ME_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+          "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+# The API endpoints the page's script calls (me.js reads them by these names from the page's
+# configuration, never as literal paths): a renamed or removed route fails here, at render.
+ME_ENDPOINTS = {
+    "login": "auth.ParticipantLogin", "logout": "auth.Logout", "balance": "me.MyBalance",
+    "statement": "me.MyStatement", "grade": "scoring.MyGrade", "eligibility": "redemption.MyEligibility",
+    "codes": "redemption.MyCodes",
+}
 
 
 @blp.get("/")
@@ -26,3 +44,61 @@ def index() -> str:
                                   .where(Posting.kind == "award", Entry.amount > 0)),
     }
     return render_template("index.html", figures=figures, checks=integrity.latest_checks(session))
+
+
+def _page_locale() -> str:
+    """`?lang=en|zh` (the page's language switch) wins; otherwise Accept-Language, as for the API."""
+    asked = request.args.get("lang", "").split("-", 1)[0].lower()
+    return asked if asked in LOCALES else str(get_locale() or "zh")[:2]
+
+
+def _script_strings() -> dict[str, str]:
+    """The few words the script writes itself; `{name}` marks what it fills in. Everything about
+    the participant's points, refusals and errors comes in the API's own (localised) words."""
+    return {
+        "network": gettext("Could not reach the service. Check the connection and try again."),
+        "failed": gettext("The service could not answer. Try again later."),
+        "phone_format": gettext("Enter your 11-digit mobile number."),
+        "password_missing": gettext("Enter your password."),
+        "signed_out": gettext("You have signed out."),
+        "loading": gettext("Loading…"),
+        "no_grade": gettext("No grade yet"),
+        "points_12m": gettext("Points earned in the last 12 months: %(points)s", points="{points}"),
+        "to_next": gettext("Earn %(points)s more points to reach %(grade)s.", points="{points}", grade="{grade}"),
+        "top_grade": gettext("This is the highest grade."),
+        "balance_after": gettext("Balance after: %(points)s", points="{points}"),
+        "reversed": gettext("This was later reversed."),
+        "no_movements": gettext("No points have moved yet."),
+        "cost": gettext("%(points)s points", points="{points}"),
+        "privilege": gettext("No points deducted; for grade %(grade)s and above", grade="{grade}"),
+        "privilege_any": gettext("No points deducted"),
+        "need_have": gettext("Needs %(need)s, you have %(have)s", need="{need}", have="{have}"),
+        "limit": gettext("Limit: %(limit)s times", limit="{limit}"),
+        "none": gettext("none"),
+        "nothing_usable": gettext("Nothing can be used right now."),
+        "code_left": gettext("Valid for %(time)s more", time="{time}"),
+        "code_expired": gettext("This code has expired. Get a new one."),
+        "code_aloud": gettext("Code %(digits)s", digits="{digits}"),
+    }
+
+
+@blp.get("/me")
+def me() -> Response:
+    """The participant's page: sign in, balance, grade, statement, where points can be used, and a
+    one-time code to show at the counter. Holds nothing personal: the script fetches it all with
+    the bearer token it keeps in sessionStorage (no cookie, so nothing for another site to ride)."""
+    locale = _page_locale()
+    with force_locale(locale):
+        config: dict[str, Any] = {
+            "lang": locale,
+            "accept_language": "en" if locale == "en" else "zh-CN",
+            "timezone": current_app.config["SETTINGS"].local_timezone,
+            "api": {name: url_for(endpoint) for name, endpoint in ME_ENDPOINTS.items()},
+            "strings": _script_strings(),
+        }
+        html = render_template("me.html", lang=locale, config=config)
+    response = make_response(html)
+    response.headers["Content-Security-Policy"] = ME_CSP
+    response.headers["Vary"] = "Accept-Language"  # the same address in either language
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start what the tests need when it is not already running: PostgreSQL (trust auth on
-# 127.0.0.1:5432) and Redis (127.0.0.1:6379). Installs them with apt-get when missing.
+# 127.0.0.1:5432) and Redis (127.0.0.1:6379). Installs them with apt-get when missing, and
+# Chromium with its driver for the phone page's browser test (tests/pages/test_me_browser.py).
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -37,3 +38,14 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     for _ in $(seq 1 20); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done
 fi
 echo "Redis: up"
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "installing Chromium and chromedriver (browser test)"
+    # Under CI the browser test must run, so a failed install fails here; elsewhere it is skipped.
+    apt_install chromium chromium-driver || [ "${CI:-}" != true ] || exit 1
+fi
+if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+    echo "Chromium: installed"
+else
+    echo "Chromium: missing (the browser test will be skipped)"
+fi

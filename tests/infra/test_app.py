@@ -94,3 +94,20 @@ def test_health_says_ready_only_when_the_schema_is_this_codes(client, session):
     behind = client.get("/healthz")
     assert behind.status_code == 503
     assert behind.json == {"status": "migrations_pending", "database_revision": "0001", "code_revision": head}
+
+
+def test_the_pages_templates_and_static_files_are_shipped_in_the_package():
+    """`pip install .` (README, Production) builds a wheel from the package data listed in
+    pyproject.toml, which named no template: an installed service answered / with a 500
+    (TemplateNotFound). Every template and static file must match a pattern there."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    patterns = data.get("jieyou", []) + data.get("*", [])
+    files = [p.relative_to(root / "jieyou").as_posix() for folder in ("templates", "static")
+             if (root / "jieyou" / folder).is_dir() for p in (root / "jieyou" / folder).rglob("*") if p.is_file()]
+    assert "templates/index.html" in files
+    assert [f for f in files if not any(fnmatch.fnmatch(f, pattern) for pattern in patterns)] == []

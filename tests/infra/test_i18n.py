@@ -5,7 +5,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
@@ -23,6 +23,11 @@ def _source_messages() -> set[str]:
                 ROOT / package, method_map=[("**.py", "python")], keywords=KEYWORDS):
             if isinstance(message, str) and message:
                 found.add(message)
+    # The pages' templates too (`_()` in Jinja, as scripts/i18n.sh extracts them through babel.cfg).
+    for _file, _line, message, _comments, _ctx in extract_from_dir(
+            ROOT / "jieyou", method_map=[("**/templates/**.html", "jinja2")], keywords=DEFAULT_KEYWORDS):
+        if isinstance(message, str) and message:
+            found.add(message)
     return found
 
 
