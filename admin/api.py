@@ -145,9 +145,13 @@ class Approvals(MethodView):
     @blp.arguments(ApprovalListArgs, location="query")
     @blp.response(200, ApprovalOut(many=True))
     def get(self, args: dict[str, Any], actor: Principal) -> Any:
-        """Corrections waiting for (or past) a decision, in my scope."""
+        """Corrections waiting for (or past) a decision, in my scope. Each names an account, an
+        amount and a reason about a participant, so reading the list is audited."""
         status = None if args["status"] == "all" else args["status"]
-        return corrections.list_requests(db.session, actor, status=status, limit=args["limit"], after_id=args["after"])
+        rows = corrections.list_requests(db.session, actor, status=status, limit=args["limit"], after_id=args["after"])
+        audit(db.session, actor, "ledger.approvals.list", region_path=actor.scope_path,
+              details={"status": args["status"], "results": len(rows)})
+        return rows
 
 
 @blp.route("/approvals/<int:request_id>/decision")

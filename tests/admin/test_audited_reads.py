@@ -121,3 +121,18 @@ def test_participants_own_reads_and_outlets_reads_are_not_staff_actions(client, 
     assert client.get("/api/v1/outlet/scenarios", headers=desk).status_code == 200
     assert after_key == before + 1
     assert session.scalar(select(func.count()).select_from(AuditEntry)) == after_key
+
+
+def test_reading_the_corrections_waiting_for_a_decision_is_recorded(client, session):
+    """Each request in the list names a participant's account, an amount and a reason."""
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a)
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    assert client.post("/api/v1/admin/adjustments", headers=clerk,
+                       json={"participant_id": person.id, "amount": 50, "reason": "补录积分"}).status_code == 201
+    approver = f.staff(session, "approver", tree.town_a)
+    listed = client.get("/api/v1/admin/approvals", headers=f.bearer(session, "staff", approver.id))
+    assert listed.status_code == 200 and len(listed.json) == 1
+    (record,) = [e for e in _records(session, approver.id) if e.action == "ledger.approvals.list"]
+    assert (record.region_path, record.ip, record.details) == (tree.town_a.path, "127.0.0.1",
+                                                               {"status": "pending", "results": 1})
