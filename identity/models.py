@@ -88,6 +88,7 @@ class Partner(Base):
 
 class Outlet(Base):
     __tablename__ = "outlets"
+    __table_args__ = (UniqueConstraint("partner_id", "name"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)

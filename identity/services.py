@@ -344,6 +344,11 @@ def create_partner(session: Session, *, code: str, name: str, region: Region, na
 
 
 def create_outlet(session: Session, partner: Partner, *, name: str, region: Region, address: str | None = None) -> Outlet:
+    """A partner's outlets have distinct names: a retried registration is a 409, not a twin."""
+    taken = session.scalar(select(Outlet.id).where(Outlet.partner_id == partner.id, Outlet.name == name))
+    if taken is not None:
+        raise Conflict("This partner already has an outlet of that name.", code="outlet_exists",
+                       details={"name": [name], "outlet_id": taken})
     outlet = Outlet(partner_id=partner.id, name=name, region_id=region.id, address=address)
     session.add(outlet)
     session.flush()

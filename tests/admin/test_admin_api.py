@@ -447,3 +447,24 @@ def test_a_partners_account_is_seen_only_by_its_own_countys_staff(client, sessio
         assert ours.id in [r["id"] for r in listed] and theirs.id not in [r["id"] for r in listed]
     own = f.bearer(session, "staff", f.staff(session, "auditor", other.county).id)
     assert client.get(f"/api/v1/admin/accounts/{theirs.id}/statement", headers=own).json["items"][0]["amount"] == 5
+
+
+def test_a_retried_outlet_registration_does_not_make_a_twin(client, session):
+    """The request takes no idempotency key; a partner's outlet names are distinct instead."""
+    from identity.models import Outlet
+    from sqlalchemy import func, select
+
+    tree = f.region_tree(session)
+    partner, _outlets, _desks = f.shop(session, tree.town_a, outlets=1)
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    body = {"name": "城关东门店", "region_id": tree.town_a.id}
+    first = client.post(f"/api/v1/admin/partners/{partner.id}/outlets", headers=admin, json=body)
+    assert first.status_code == 201, first.json
+    again = client.post(f"/api/v1/admin/partners/{partner.id}/outlets", headers=admin, json=body)
+    assert again.status_code == 409
+    assert again.json["error"]["code"] == "outlet_exists"
+    assert again.json["error"]["details"] == {"name": ["城关东门店"], "outlet_id": first.json["id"]}
+    assert session.scalar(select(func.count()).select_from(Outlet).where(
+        Outlet.partner_id == partner.id, Outlet.name == "城关东门店")) == 1
+    other, _o, _d = f.shop(session, tree.town_a, outlets=1)  # another partner may use the name
+    assert client.post(f"/api/v1/admin/partners/{other.id}/outlets", headers=admin, json=body).status_code == 201
