@@ -381,3 +381,20 @@ def test_a_refund_needs_a_reason_in_words_not_blanks(app, client, session):
                          json={"reason": "\u3000 ", "idempotency_key": "ref-blank-1"})
     assert refund.status_code == 422 and set(refund.json["error"]["details"]) == {"reason"}
     assert client.get("/api/v1/me/balance", headers=f.bearer(session, "participant", person.id)).json["balance"] == 50
+
+
+def test_a_refund_reason_the_request_accepts_is_not_refused_by_the_ledger(app, client, session):
+    """Regression: the refund's posting reason is the scenario's name and code before the clerk's
+    words; with a long name (up to 200) and a reason of 300 characters, both accepted, the ledger
+    refused the posting: a 422 saying "at most 500 characters" about a reason of 300. Now the
+    posting's reason is cut to the ledger's length and the refund keeps the words whole."""
+    tree, person, partner, _rice, (desk, _other), _admin = _setup(session, app)
+    long_named = f.scenario(session, partner, [o for o in partner.outlets], points_cost=30, yuan_value_fen=2800,
+                            name_zh="米" * 200)
+    sold = client.post("/api/v1/outlet/redemptions", headers=desk, json={
+        "code": _code(client, session, person), "scenario_id": long_named.id, "idempotency_key": "pos-longname"})
+    assert sold.status_code == 201, sold.json
+    refund = client.post(f"/api/v1/outlet/redemptions/{sold.json['id']}/refunds", headers=desk,
+                         json={"reason": "退" * 300, "idempotency_key": "pos-longname-refund"})
+    assert refund.status_code == 201, refund.json
+    assert refund.json["reason"] == "退" * 300 and refund.json["points"] == 30

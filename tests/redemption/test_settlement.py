@@ -159,3 +159,27 @@ def test_settlement_totals_a_privileges_yuan_value(session):
     line_yuan = sum(Decimal(str(r[8])) for r in rows if r[0] in ("redemption", "refund"))
     assert line_yuan == Decimal(str(total[8])) == Decimal("218.67")
     assert str(total[8]) == "218.67"
+
+
+def test_a_redemption_made_step_by_step_at_midnight_reconciles(session, monkeypatch):
+    """Regression: a spend scenario that requires a grade is redeemed step by step (not in the one
+    statement), and its posting took the ledger's own time, a moment after the redemption's record.
+    At midnight at the end of a month (county time) the line was March's and the partner's ledger
+    entry April's, so both months said 否 NO. Now the posting is effective at the record's time."""
+    from ledger.services import posting as ledger_posting
+    from redemption.services import counter
+
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a)
+    f.award(session, f.account_of(session, person).id, 100)
+    partner, outlets, (desk, _other) = f.shop(session, tree.town_a)
+    graded = f.scenario(session, partner, outlets, points_cost=10, yuan_value_fen=1000, required_grade="A")
+    auditor = f.staff(session, "auditor", tree.county)
+    last_second = dt.datetime(2026, 3, 31, 15, 59, 59, tzinfo=dt.timezone.utc)  # 23:59:59 on 31 March there
+    monkeypatch.setattr(counter, "utcnow", lambda: last_second)
+    monkeypatch.setattr(ledger_posting, "utcnow", lambda: last_second + dt.timedelta(seconds=2))
+    counter.redeem(session, desk, digits=f.code_for(session, person), scenario_id=graded.id,
+                   idem_key="midnight-graded", cfg=f.counter_config())
+    months = [(s.net_points, s.ledger_month_net, s.reconciled) for s in (
+        settlement.settle(session, auditor, partner.id, month, "Asia/Shanghai") for month in ("2026-03", "2026-04"))]
+    assert months == [(10, 10, True), (0, 0, True)]
