@@ -398,3 +398,23 @@ def test_a_refund_reason_the_request_accepts_is_not_refused_by_the_ledger(app, c
                          json={"reason": "退" * 300, "idempotency_key": "pos-longname-refund"})
     assert refund.status_code == 201, refund.json
     assert refund.json["reason"] == "退" * 300 and refund.json["points"] == 30
+
+
+def test_a_code_that_cannot_be_used_is_a_404_naming_the_code_field(app, client, session):
+    """Regression: a mistyped, expired or used code was a 404 with empty details, the one counter
+    error that did not say which field was wrong. Now look-up, redeem and hold name `code`, with
+    the same answer whatever the cause, so that a guess still learns nothing."""
+    _tree, person, _p, rice, (desk, _other), _admin = _setup(session, app)
+    used = _code(client, session, person)
+    body = {"code": used, "scenario_id": rice.id, "idempotency_key": "pos-naming-1"}
+    assert client.post("/api/v1/outlet/redemptions", headers=desk, json=body).status_code == 201
+    answers = [
+        client.post("/api/v1/outlet/lookup", headers=desk, json={"code": used}),
+        client.post("/api/v1/outlet/redemptions", headers=desk, json={**body, "idempotency_key": "pos-naming-2"}),
+        client.post("/api/v1/outlet/holds", headers=desk, json={**body, "idempotency_key": "pos-naming-3"}),
+        client.post("/api/v1/outlet/lookup", headers=desk, json={"code": "00000000" if used != "00000000" else "00000001"}),
+    ]
+    assert [a.status_code for a in answers] == [404] * 4
+    assert all(set(a.json["error"]["details"]) == {"code"} for a in answers), [a.json for a in answers]
+    assert len({str(a.json) for a in answers}) == 1  # one answer whatever the cause
+
