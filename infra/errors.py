@@ -128,6 +128,9 @@ def register_error_handlers(app: Flask) -> None:
             message = gettext("Internal error.")
         else:
             message = gettext("The request could not be processed.")
+        if status == 413 and request.mimetype == "multipart/form-data":
+            # Uploads (evidence, imports) send one part, `file`: say which field is too large.
+            details = {"file": ["The file is too large."]}
         response = jsonify(error_body(_HTTP_CODES.get(status, "error"), message, details))
         response.status_code = status
         limit = getattr(exc, "limit", None)  # flask-limiter's RateLimitExceeded

@@ -47,7 +47,7 @@ def test_errors_are_chinese_by_default_and_english_on_request(client):
 
 def test_http_errors_are_chinese_by_default_and_english_on_request(client):
     """Werkzeug's own descriptions are English only: a body over the size limit is refused in the reader's language."""
-    too_big = "x" * (10 * 1024 * 1024 + 1)
+    too_big = "x" * (client.application.config["MAX_CONTENT_LENGTH"] + 1)
     chinese = client.post("/api/v1/auth/staff/login", data=too_big, content_type="application/json")
     assert chinese.status_code == 413 and chinese.json["error"]["message"] == "提交的内容过大。"
     english = client.post("/api/v1/auth/staff/login", data=too_big, content_type="application/json",

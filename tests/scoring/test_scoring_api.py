@@ -247,3 +247,27 @@ def test_a_revocation_reason_the_request_accepts_is_not_refused_by_the_ledger(cl
     assert revoked.json["state"] == "revoked" and revoked.json["decision_reason"] == "假" * 500
     me = f.bearer(session, "participant", person.id)
     assert client.get("/api/v1/me/balance", headers=me).json["balance"] == 0
+
+
+def test_evidence_of_the_documented_size_is_taken_and_a_larger_one_is_refused_naming_file(client, session):
+    """Regression: evidence may be 10 MB, but the whole request was capped at exactly 10 MB, so a
+    photo of 10 MB (and anything just below, with the multipart framing) was a 413 with empty
+    details, and any larger photo too: the participant was never told that `file` was the problem.
+    Now a file up to the limit is taken, one just over is the view's 422 naming file, and a body
+    over the request's cap names file too."""
+    from scoring.services.evidence import MAX_BYTES
+
+    tree, person, _neighbour, _verifier = _people(session)
+    c = f.contribution(session, f.staff(session, "clerk", tree.town_a), person, "MED-1")
+    me = f.bearer(session, "participant", person.id)
+
+    def send(size: int):  # noqa: ANN202
+        body = PNG[:8] + b"\x00" * (size - 8)
+        return client.post(f"/api/v1/contributions/{c.id}/evidence", headers=me,
+                           data={"file": (io.BytesIO(body), "现场照片.png")}, content_type="multipart/form-data")
+
+    assert send(MAX_BYTES).status_code == 201
+    just_over = send(MAX_BYTES + 1)
+    assert just_over.status_code == 422 and set(just_over.json["error"]["details"]) == {"file"}
+    far_over = send(12 * 1024 * 1024)
+    assert far_over.status_code == 413 and set(far_over.json["error"]["details"]) == {"file"}
