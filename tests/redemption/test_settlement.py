@@ -183,3 +183,25 @@ def test_a_redemption_made_step_by_step_at_midnight_reconciles(session, monkeypa
     months = [(s.net_points, s.ledger_month_net, s.reconciled) for s in (
         settlement.settle(session, auditor, partner.id, month, "Asia/Shanghai") for month in ("2026-03", "2026-04"))]
     assert months == [(10, 10, True), (0, 0, True)]
+
+
+def test_an_outlet_downloads_its_own_month_as_csv_or_xlsx(app, client, session):
+    """Regression: GET /outlet/redemptions/month accepts format=csv|xlsx (and the spec says so),
+    but answered JSON whatever was asked, so a counter could not download its month for its
+    accounts as staff can. Now it gets the file, with only its own counter's lines."""
+    tree, person, partner, rice, (desk, sibling), _admin = _setup(session, app)
+    for headers, key in ((desk, "pos-dl-1"), (sibling, "pos-dl-2")):
+        r = client.post("/api/v1/outlet/redemptions", headers=headers, json={
+            "code": _code(client, session, person), "scenario_id": rice.id, "idempotency_key": key})
+        assert r.status_code == 201, r.json
+    month = dt.datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    csv_answer = client.get("/api/v1/outlet/redemptions/month", headers=desk,
+                            query_string={"month": month, "format": "csv"})
+    assert csv_answer.status_code == 200 and csv_answer.mimetype == "text/csv"
+    assert f"settlement-{partner.code}-{month}.csv" in csv_answer.headers["Content-Disposition"]
+    rows = csv_answer.data.decode("utf-8-sig").splitlines()
+    assert sum(row.startswith("redemption,") for row in rows) == 1  # its own counter's line only
+    assert rows[-1].endswith("不适用 n/a,")
+    xlsx = client.get("/api/v1/outlet/redemptions/month", headers=desk, query_string={"month": month, "format": "xlsx"})
+    sheet = load_workbook(io.BytesIO(xlsx.data)).active
+    assert sheet["A2"].value == "redemption" and sheet["A3"].value != "redemption"
