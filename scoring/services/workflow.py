@@ -341,7 +341,7 @@ def verify_many(session: Session, actor: Principal, contribution_ids: Sequence[i
     for r in items:
         if r.state != "submitted":
             raise Conflict("Only a submitted contribution can be verified.", code="wrong_state",
-                           details={"state": [r.state], "contribution_id": r.id})
+                           details={"state": [r.state], "contribution_ids": [str(r.id)]})
         _four_eyes(actor, r.submitted_by_staff, r.submitted_by_participant, (pid for pid, _s in members[r.id]))
     _refuse_duplicate_incidents(session, items)
     try:

@@ -271,3 +271,20 @@ def test_evidence_of_the_documented_size_is_taken_and_a_larger_one_is_refused_na
     assert just_over.status_code == 422 and set(just_over.json["error"]["details"]) == {"file"}
     far_over = send(12 * 1024 * 1024)
     assert far_over.status_code == 413 and set(far_over.json["error"]["details"]) == {"file"}
+
+
+def test_verifying_again_names_the_contribution_in_a_list_like_every_field(client, session):
+    """Regression: verifying work no longer submitted (alone or in a batch) was a 409 whose details
+    held "contribution_id": 42, a bare number where every error gives a field a list of messages,
+    and a name the request does not use; now it is contribution_ids: ["42"], as a 404 names it."""
+    tree, person, _neighbour, verifier = _people(session)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    first, second = (f.contribution(session, clerk, person, "PRO-1") for _ in range(2))
+    staff = f.bearer(session, "staff", verifier.id)
+    assert client.post(f"/api/v1/admin/contributions/{first.id}/verify", headers=staff, json={}).status_code == 200
+    for url, body in ((f"/api/v1/admin/contributions/{first.id}/verify", {}),
+                      ("/api/v1/admin/contributions/verify", {"contribution_ids": [second.id, first.id]})):
+        again = client.post(url, headers=staff, json=body)
+        assert again.status_code == 409 and again.json["error"]["code"] == "wrong_state"
+        details = again.json["error"]["details"]
+        assert details == {"state": ["in_notice"], "contribution_ids": [str(first.id)]}
