@@ -418,3 +418,16 @@ def test_a_code_that_cannot_be_used_is_a_404_naming_the_code_field(app, client, 
     assert all(set(a.json["error"]["details"]) == {"code"} for a in answers), [a.json for a in answers]
     assert len({str(a.json) for a in answers}) == 1  # one answer whatever the cause
 
+
+
+def test_a_scenario_out_of_scope_reads_exactly_as_a_missing_one(app, client, session):
+    """Regression: township staff changing or suspending another township's scenario got "Partner
+    not found" while a missing scenario was "Scenario not found", so the answer told that the
+    scenario exists; now both are the same 404."""
+    tree, _person, _partner, rice, _desks, _admin = _setup(session, app)
+    township_admin = f.bearer(session, "staff", f.staff(session, "admin", tree.town_b).id)
+    for path, method, body in (("", "patch", {"points_cost": 1}), ("/suspend", "post", None), ("/resume", "post", None)):
+        answers = [getattr(client, method)(f"/api/v1/admin/scenarios/{sid}{path}", headers=township_admin, json=body)
+                   for sid in (rice.id, 9_000_000_000)]
+        assert [a.status_code for a in answers] == [404, 404], path
+        assert answers[0].json == answers[1].json, path
