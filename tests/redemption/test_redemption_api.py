@@ -431,3 +431,20 @@ def test_a_scenario_out_of_scope_reads_exactly_as_a_missing_one(app, client, ses
                    for sid in (rice.id, 9_000_000_000)]
         assert [a.status_code for a in answers] == [404, 404], path
         assert answers[0].json == answers[1].json, path
+
+
+def test_eligibility_says_when_a_scenario_begins_or_ended(app, client, session):
+    """Regression: eligibility worked out the day a scenario begins (not_started) or its last day
+    (ended), but the answer's schema dropped them, so a participant read "not started yet" with no
+    date. Now each reason carries `from` or `until`, on the participant's list and at the counter."""
+    _tree, person, partner, _rice, (desk, _other), _admin = _setup(session, app)
+    outlets = list(partner.outlets)
+    later = f.scenario(session, partner, outlets, points_cost=10, valid_from=dt.date(2099, 1, 1), name_zh="新年特惠")
+    over = f.scenario(session, partner, outlets, points_cost=10, valid_until=dt.date(2025, 2, 28), name_zh="春节特惠")
+    rows = client.get("/api/v1/me/eligibility", headers=f.bearer(session, "participant", person.id)).json
+    reasons = {r["scenario"]["id"]: r["reasons"] for r in rows}
+    assert (reasons[later.id][0]["code"], reasons[later.id][0]["from"]) == ("not_started", "2099-01-01")
+    assert (reasons[over.id][0]["code"], reasons[over.id][0]["until"]) == ("ended", "2025-02-28")
+    looked = client.post("/api/v1/outlet/lookup", headers=desk, json={"code": _code(client, session, person)}).json
+    at_counter = {v["scenario"]["id"]: v["reasons"] for v in looked["scenarios"]}
+    assert at_counter[later.id][0]["from"] == "2099-01-01" and at_counter[over.id][0]["until"] == "2025-02-28"
