@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app
+from flask import current_app
 from flask.views import MethodView
 
 from infra.api import Blueprint
 from infra.auth import Principal, require
 from infra.db import db
+from redemption.api import settlement_download
 from redemption.schemas import ScenarioIn, ScenarioOut, ScenarioPatch, SettlementArgs, SettlementOut
 from redemption.services import catalogue, settlement
 
@@ -65,10 +66,4 @@ class Settlement(MethodView):
                                    fmt=args["format"])
         if args["format"] == "json":
             return result
-        name = f"settlement-{result.partner.code}-{args['month']}.{args['format']}"
-        if args["format"] == "csv":
-            body, mime = settlement.to_csv(result), "text/csv; charset=utf-8"
-        else:
-            body = settlement.to_xlsx(result)
-            mime = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        return Response(body, mimetype=mime, headers={"Content-Disposition": f"attachment; filename={name}"})
+        return settlement_download(result, args["month"], args["format"])

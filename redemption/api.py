@@ -174,8 +174,22 @@ class OutletMonth(MethodView):
     @blp.arguments(MonthArgs, location="query")
     @blp.response(200, SettlementOut)
     def get(self, args: dict[str, Any], actor: Principal) -> Any:
-        """What my partner redeemed this month, for settlement."""
-        return settlement.settle(db.session, actor, actor.partner_id, args["month"], _settings().local_timezone)
+        """What this counter redeemed and refunded this month, for settlement. `format=csv` or `xlsx`
+        to download."""
+        result = settlement.settle(db.session, actor, actor.partner_id, args["month"], _settings().local_timezone,
+                                   fmt=args["format"])
+        return result if args["format"] == "json" else settlement_download(result, args["month"], args["format"])
+
+
+def settlement_download(result: settlement.Settlement, month: str, fmt: str) -> Response:
+    """A month's settlement as a CSV or XLSX download (a Response passes through flask-smorest as is)."""
+    name = f"settlement-{result.partner.code}-{month}.{fmt}"
+    if fmt == "csv":
+        body, mime = settlement.to_csv(result), "text/csv; charset=utf-8"
+    else:
+        body = settlement.to_xlsx(result)
+        mime = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    return Response(body, mimetype=mime, headers={"Content-Disposition": f"attachment; filename={name}"})
 
 
 @blp.route("/outlet/redemptions/<int:redemption_id>/refunds")

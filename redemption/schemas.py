@@ -60,6 +60,9 @@ class Reason(DumpSchema):
     need = fields.Raw(allow_none=True)
     have = fields.Raw(allow_none=True)
     limit = fields.Integer(allow_none=True)
+    starts = fields.String(attribute="from", data_key="from", metadata={
+        "description": "not_started: the day it begins (YYYY-MM-DD)"})
+    until = fields.String(metadata={"description": "ended: its last day (YYYY-MM-DD)"})
 
     def _message(self, r: dict) -> str:
         zh, en = REASONS.get(r["code"], (r["code"], r["code"]))

@@ -114,11 +114,14 @@ def check(s: Scenario, grades: list[str] | None = None) -> None:
         raise ValidationFailed("The scenario is invalid.", details=problems)
 
 
-def get(session: Session, scenario_id: int) -> Scenario:
+def _in_scope(session: Session, actor: Principal, scenario_id: int) -> tuple[Scenario, Partner]:
+    """A scenario staff may manage, with its partner: one 404 for missing and out of scope (a
+    scenario of another township's partner read "Partner not found", telling that it exists)."""
     scenario = session.get(Scenario, scenario_id)
-    if scenario is None:
+    partner = session.get(Partner, scenario.partner_id) if scenario is not None else None
+    if scenario is None or partner is None or not actor.in_scope(identity.partner_path(session, partner)):
         raise NotFound("Scenario not found.")
-    return scenario
+    return scenario, partner
 
 
 def list_all(session: Session, *, partner_id: int | None = None, family: str | None = None) -> list[Scenario]:
@@ -191,8 +194,7 @@ def update(session: Session, actor: Principal, scenario_id: int, changes: dict[s
     """Change future terms. Past redemptions keep the terms they were made under."""
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin manages scenarios.", code="role_required")
-    scenario = get(session, scenario_id)
-    partner = identity.get_partner_in_scope(session, actor, scenario.partner_id)
+    scenario, partner = _in_scope(session, actor, scenario_id)
     if "total_quota" in changes:  # what counters have used, as of now: they wait for this change
         session.refresh(scenario, attribute_names=["quota_used", "total_quota"], with_for_update=True)
     _refuse_past_dates(scenario, changes)
@@ -244,8 +246,7 @@ def _refuse_past_dates(scenario: Scenario, changes: dict[str, Any]) -> None:
 def set_status(session: Session, actor: Principal, scenario_id: int, status: str) -> Scenario:
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin manages scenarios.", code="role_required")
-    scenario = get(session, scenario_id)
-    partner = identity.get_partner_in_scope(session, actor, scenario.partner_id)
+    scenario, partner = _in_scope(session, actor, scenario_id)
     scenario.status = status
     scenario.updated_at = utcnow()
     session.flush()

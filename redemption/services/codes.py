@@ -61,7 +61,8 @@ def find(session: Session, digits: str, *, secret_key: str, now: dt.datetime | N
     now = now or utcnow()
     code = session.scalar(select(OneTimeCode).where(OneTimeCode.code_digest == digest(secret_key, digits)))
     if code is None or code.used_at is not None or code.expires_at <= now:
-        raise NotFound("This code is not valid. Ask for a new one.", code="code_invalid")
+        raise NotFound("This code is not valid. Ask for a new one.", code="code_invalid",
+                       details={"code": ["Unknown, expired or already used."]})
     return code
 
 

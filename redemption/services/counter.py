@@ -25,7 +25,7 @@ from infra.errors import Conflict, NotFound, Unauthorized, ValidationFailed, sql
 from infra.security import mask_name
 from ledger.services import accounts
 from ledger.services.chain import request_digest
-from ledger.services.posting import InsufficientBalance, Leg, PostingRequest, post
+from ledger.services.posting import MAX_REASON, InsufficientBalance, Leg, PostingRequest, post
 from ledger.services.posting_sql import INSUFFICIENT
 from redemption.models import Hold, Redemption, Refund, Scenario, ScenarioOutlet
 from redemption.services import claim, codes, limits, redeem_sql, refusals, rows
@@ -119,7 +119,7 @@ def redeem(session: Session, outlet: Principal, *, digits: str, scenario_id: int
         posting_id = _post(session, outlet, cfg, kind="redemption", key=f"redeem:{idem_key}",
                            reason=f"{scenario.name_zh}（{scenario.code}）",
                            legs=[(account_id, -scenario.points_cost), (partner_account_id, scenario.points_cost)],
-                           source=None)
+                           source=None, at=now)
     values = _redemption_values(scenario, outlet, participant_id, posting_id, idem_key, digest, now, consumed)
     return rows.persisted(session, Redemption, values), False
 
@@ -190,11 +190,20 @@ def _raise_refusal(session: Session, exc: DBAPIError, outlet: Principal, idem_ke
         raise Conflict("Duplicate request still in flight; retry.", code="in_flight") from None
 
 
+def posting_reason(label: str, words: str) -> str:
+    """The posting's reason: the counter's label and the clerk's words, cut to what the ledger
+    takes. The words were checked against their own field's limit and stay whole on the refund,
+    so the label in front must not turn them into a refusal of the ledger's length."""
+    text = label + words
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+
 def _post(session: Session, outlet: Principal, cfg: CounterConfig, *, kind: str, key: str, reason: str,
           legs: list[tuple[int, int]], source: tuple[str, str] | None, at: dt.datetime | None = None) -> int:
-    """`at`: the time of the counter's record (a capture's redemption, a refund), which the posting
-    takes as its effective time, so that settlement cuts both into the same month: taken a moment
-    later by the ledger, a refund at midnight at a month's end was March's line and April's entry."""
+    """`at`: the time of the counter's record (a redemption made step by step, a capture's, a
+    refund), which the posting takes as its effective time, so that settlement cuts both into the
+    same month: taken a moment later by the ledger, a refund at midnight at a month's end was
+    March's line and April's entry."""
     legs = [(a, n) for a, n in legs if n != 0]
     try:
         return post(session, outlet, PostingRequest(
@@ -375,7 +384,7 @@ def refund(session: Session, outlet: Principal, redemption_id: int, *, points: i
     scenario = session.get(Scenario, redemption.scenario_id)
     assert scenario is not None
     posting_id = _post(session, outlet, cfg, kind="refund", key=f"refund:{idem_key}",
-                       reason=f"{scenario.name_zh}（{scenario.code}）退回：{reason}",
+                       reason=posting_reason(f"{scenario.name_zh}（{scenario.code}）退回：", reason),
                        legs=[(accounts.partner_account(session, redemption.partner_id, cfg.shards).id, -amount),
                              (accounts.participant_account(session, redemption.participant_id).id, amount)],
                        source=("redemption", str(redemption.id)), at=now)

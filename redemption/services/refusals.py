@@ -63,7 +63,14 @@ def replay_or_invalid(session: Session, model: type, outlet: Principal, key: str
     may have won the race on the code (its result is visible now), else one 404 for every cause."""
     if (done := replay(session, model, outlet, key, digest)) is not None:
         return done
-    raise NotFound("This code is not valid. Ask for a new one.", code="code_invalid")
+    raise code_invalid()
+
+
+def code_invalid() -> NotFound:
+    """One answer for every code that cannot be used (unknown, expired, used), naming the body's
+    field, so that the clerk knows what to ask for again and a guess learns nothing more."""
+    return NotFound("This code is not valid. Ask for a new one.", code="code_invalid",
+                    details={"code": ["Unknown, expired or already used."]})
 
 
 def not_enough_points() -> Conflict:

@@ -176,6 +176,12 @@ def nominate(session: Session, actor: Principal, *, year: int, honour: str, part
     township = session.scalar(select(Region).where(Region.path == township_path))
     if township is None:
         raise NotFound("Township not found.")
+    if not actor.in_scope(township.path):
+        # The nomination is against the township's ranking, which only staff of the township (or
+        # above) can read: village staff were told that a township_id they never sent was not found.
+        raise Forbidden("Nominations are recorded by staff of the participant's township or the county.",
+                        code="scope_required", details={"participant_id": [
+                            "Your scope is narrower than this participant's township."]})
     ranked = {c.participant.id: c for c in candidates(session, actor, township_id=township.id, year=year,
                                                       honour=honour)}
     if person.id not in ranked:

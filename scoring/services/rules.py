@@ -115,14 +115,15 @@ def indicator_rule(rule_set: RuleSet, code: str) -> tuple[Indicator, IndicatorRu
                            details={"indicator_code": [f"{code} is not in rule set version {rule_set.version}."]})
 
 
-def get(session: Session, version: int, *, fresh: bool = False) -> RuleSet:
-    """A version; `fresh`: as committed now, whatever this session read of it before."""
+def get(session: Session, version: int, *, fresh: bool = False, field: str = "version") -> RuleSet:
+    """A version; `fresh`: as committed now, whatever this session read of it before. `field`: the
+    request's name for the number (the path's `version`, a draft's `from_version`), which a 404 names."""
     stmt = select(RuleSet).where(RuleSet.version == version)
     if fresh:
         stmt = stmt.execution_options(populate_existing=True)
     rule_set = session.scalar(stmt)
     if rule_set is None:
-        raise NotFound("Rule set not found.", details={"version": [str(version)]})
+        raise NotFound("Rule set not found.", details={field: [str(version)]})
     return rule_set
 
 
@@ -153,7 +154,7 @@ def draft_from(session: Session, actor: Principal, base_version: int) -> RuleSet
     """A new draft copying a version; edit it, validate it, publish it."""
     _require_admin(actor)
     _take_turns(session)
-    base = get(session, base_version)
+    base = get(session, base_version, field="from_version")
     version = (session.scalar(select(func.max(RuleSet.version))) or 0) + 1
     draft = RuleSet(version=version, name=base.name, effective_from=max(base.effective_from, local_date()),
                     notice_days=base.notice_days, grades=list(base.grades), honours=dict(base.honours),

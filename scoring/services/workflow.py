@@ -27,6 +27,7 @@ from infra.db import utcnow
 from infra.driver import driver_rows, execute
 from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ledger.services import corrections
+from ledger.services.posting import MAX_REASON
 from scoring.models import HOLDING_STATES, Contribution, ContributionEvent, ContributionMember, Indicator
 from scoring.services import bulk_sql, rules
 from scoring.services.engine import Facts, IndicatorRule, Score, score
@@ -340,7 +341,7 @@ def verify_many(session: Session, actor: Principal, contribution_ids: Sequence[i
     for r in items:
         if r.state != "submitted":
             raise Conflict("Only a submitted contribution can be verified.", code="wrong_state",
-                           details={"state": [r.state], "contribution_id": r.id})
+                           details={"state": [r.state], "contribution_ids": [str(r.id)]})
         _four_eyes(actor, r.submitted_by_staff, r.submitted_by_participant, (pid for pid, _s in members[r.id]))
     _refuse_duplicate_incidents(session, items)
     try:
@@ -401,6 +402,14 @@ def reject_unchecked(session: Session, actor: Principal, c: Contribution, reason
     return c
 
 
+def _reversal_reason(reason: str) -> str:
+    """The reversal's reason: the label and the approver's words (up to 500, kept whole on the
+    contribution), cut to what the ledger takes, so that a reason the request accepted is not
+    refused by the ledger's own length."""
+    text = f"撤销积分奖励：{reason}"
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+
 def revoke(session: Session, actor: Principal, contribution_id: int, reason: str) -> Contribution:
     """Reverse an award exactly (a reversal posting of the award) and free its cap room."""
     if not actor.has_role("approver"):
@@ -410,7 +419,7 @@ def revoke(session: Session, actor: Principal, contribution_id: int, reason: str
         raise Conflict("Only an awarded contribution can be revoked.", code="wrong_state", details={"state": [c.state]})
     check_four_eyes(actor, c)
     if c.posting_id is not None:
-        corrections.reverse(session, actor, c.posting_id, f"撤销积分奖励：{reason}",
+        corrections.reverse(session, actor, c.posting_id, _reversal_reason(reason),
                             idempotency_key=f"revoke:{c.id}", idem_scope="scoring")
     _release(session, c)
     c.state, c.decision_reason, c.revoked_at, c.revoked_by = "revoked", reason, utcnow(), actor.id

@@ -405,3 +405,70 @@ def test_the_longest_idempotency_key_allowed_redeems_holds_and_replays(app, clie
         retry = client.post(path, headers=desk, json=body)
         assert retry.status_code == 200 and retry.json["id"] == first.json["id"]
     assert client.get("/api/v1/me/balance", headers=f.bearer(session, "participant", person.id)).json["balance"] == 50
+
+
+def test_a_refund_reason_the_request_accepts_is_not_refused_by_the_ledger(app, client, session):
+    """Regression: the refund's posting reason is the scenario's name and code before the clerk's
+    words; with a long name (up to 200) and a reason of 300 characters, both accepted, the ledger
+    refused the posting: a 422 saying "at most 500 characters" about a reason of 300. Now the
+    posting's reason is cut to the ledger's length and the refund keeps the words whole."""
+    tree, person, partner, _rice, (desk, _other), _admin = _setup(session, app)
+    long_named = f.scenario(session, partner, [o for o in partner.outlets], points_cost=30, yuan_value_fen=2800,
+                            name_zh="米" * 200)
+    sold = client.post("/api/v1/outlet/redemptions", headers=desk, json={
+        "code": _code(client, session, person), "scenario_id": long_named.id, "idempotency_key": "pos-longname"})
+    assert sold.status_code == 201, sold.json
+    refund = client.post(f"/api/v1/outlet/redemptions/{sold.json['id']}/refunds", headers=desk,
+                         json={"reason": "退" * 300, "idempotency_key": "pos-longname-refund"})
+    assert refund.status_code == 201, refund.json
+    assert refund.json["reason"] == "退" * 300 and refund.json["points"] == 30
+
+
+def test_a_code_that_cannot_be_used_is_a_404_naming_the_code_field(app, client, session):
+    """Regression: a mistyped, expired or used code was a 404 with empty details, the one counter
+    error that did not say which field was wrong. Now look-up, redeem and hold name `code`, with
+    the same answer whatever the cause, so that a guess still learns nothing."""
+    _tree, person, _p, rice, (desk, _other), _admin = _setup(session, app)
+    used = _code(client, session, person)
+    body = {"code": used, "scenario_id": rice.id, "idempotency_key": "pos-naming-1"}
+    assert client.post("/api/v1/outlet/redemptions", headers=desk, json=body).status_code == 201
+    answers = [
+        client.post("/api/v1/outlet/lookup", headers=desk, json={"code": used}),
+        client.post("/api/v1/outlet/redemptions", headers=desk, json={**body, "idempotency_key": "pos-naming-2"}),
+        client.post("/api/v1/outlet/holds", headers=desk, json={**body, "idempotency_key": "pos-naming-3"}),
+        client.post("/api/v1/outlet/lookup", headers=desk, json={"code": "00000000" if used != "00000000" else "00000001"}),
+    ]
+    assert [a.status_code for a in answers] == [404] * 4
+    assert all(set(a.json["error"]["details"]) == {"code"} for a in answers), [a.json for a in answers]
+    assert len({str(a.json) for a in answers}) == 1  # one answer whatever the cause
+
+
+
+def test_a_scenario_out_of_scope_reads_exactly_as_a_missing_one(app, client, session):
+    """Regression: township staff changing or suspending another township's scenario got "Partner
+    not found" while a missing scenario was "Scenario not found", so the answer told that the
+    scenario exists; now both are the same 404."""
+    tree, _person, _partner, rice, _desks, _admin = _setup(session, app)
+    township_admin = f.bearer(session, "staff", f.staff(session, "admin", tree.town_b).id)
+    for path, method, body in (("", "patch", {"points_cost": 1}), ("/suspend", "post", None), ("/resume", "post", None)):
+        answers = [getattr(client, method)(f"/api/v1/admin/scenarios/{sid}{path}", headers=township_admin, json=body)
+                   for sid in (rice.id, 9_000_000_000)]
+        assert [a.status_code for a in answers] == [404, 404], path
+        assert answers[0].json == answers[1].json, path
+
+
+def test_eligibility_says_when_a_scenario_begins_or_ended(app, client, session):
+    """Regression: eligibility worked out the day a scenario begins (not_started) or its last day
+    (ended), but the answer's schema dropped them, so a participant read "not started yet" with no
+    date. Now each reason carries `from` or `until`, on the participant's list and at the counter."""
+    _tree, person, partner, _rice, (desk, _other), _admin = _setup(session, app)
+    outlets = list(partner.outlets)
+    later = f.scenario(session, partner, outlets, points_cost=10, valid_from=dt.date(2099, 1, 1), name_zh="新年特惠")
+    over = f.scenario(session, partner, outlets, points_cost=10, valid_until=dt.date(2025, 2, 28), name_zh="春节特惠")
+    rows = client.get("/api/v1/me/eligibility", headers=f.bearer(session, "participant", person.id)).json
+    reasons = {r["scenario"]["id"]: r["reasons"] for r in rows}
+    assert (reasons[later.id][0]["code"], reasons[later.id][0]["from"]) == ("not_started", "2099-01-01")
+    assert (reasons[over.id][0]["code"], reasons[over.id][0]["until"]) == ("ended", "2025-02-28")
+    looked = client.post("/api/v1/outlet/lookup", headers=desk, json={"code": _code(client, session, person)}).json
+    at_counter = {v["scenario"]["id"]: v["reasons"] for v in looked["scenarios"]}
+    assert at_counter[later.id][0]["from"] == "2099-01-01" and at_counter[over.id][0]["until"] == "2025-02-28"

@@ -159,3 +159,49 @@ def test_settlement_totals_a_privileges_yuan_value(session):
     line_yuan = sum(Decimal(str(r[8])) for r in rows if r[0] in ("redemption", "refund"))
     assert line_yuan == Decimal(str(total[8])) == Decimal("218.67")
     assert str(total[8]) == "218.67"
+
+
+def test_a_redemption_made_step_by_step_at_midnight_reconciles(session, monkeypatch):
+    """Regression: a spend scenario that requires a grade is redeemed step by step (not in the one
+    statement), and its posting took the ledger's own time, a moment after the redemption's record.
+    At midnight at the end of a month (county time) the line was March's and the partner's ledger
+    entry April's, so both months said 否 NO. Now the posting is effective at the record's time."""
+    from ledger.services import posting as ledger_posting
+    from redemption.services import counter
+
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a)
+    f.award(session, f.account_of(session, person).id, 100)
+    partner, outlets, (desk, _other) = f.shop(session, tree.town_a)
+    graded = f.scenario(session, partner, outlets, points_cost=10, yuan_value_fen=1000, required_grade="A")
+    auditor = f.staff(session, "auditor", tree.county)
+    last_second = dt.datetime(2026, 3, 31, 15, 59, 59, tzinfo=dt.timezone.utc)  # 23:59:59 on 31 March there
+    monkeypatch.setattr(counter, "utcnow", lambda: last_second)
+    monkeypatch.setattr(ledger_posting, "utcnow", lambda: last_second + dt.timedelta(seconds=2))
+    counter.redeem(session, desk, digits=f.code_for(session, person), scenario_id=graded.id,
+                   idem_key="midnight-graded", cfg=f.counter_config())
+    months = [(s.net_points, s.ledger_month_net, s.reconciled) for s in (
+        settlement.settle(session, auditor, partner.id, month, "Asia/Shanghai") for month in ("2026-03", "2026-04"))]
+    assert months == [(10, 10, True), (0, 0, True)]
+
+
+def test_an_outlet_downloads_its_own_month_as_csv_or_xlsx(app, client, session):
+    """Regression: GET /outlet/redemptions/month accepts format=csv|xlsx (and the spec says so),
+    but answered JSON whatever was asked, so a counter could not download its month for its
+    accounts as staff can. Now it gets the file, with only its own counter's lines."""
+    tree, person, partner, rice, (desk, sibling), _admin = _setup(session, app)
+    for headers, key in ((desk, "pos-dl-1"), (sibling, "pos-dl-2")):
+        r = client.post("/api/v1/outlet/redemptions", headers=headers, json={
+            "code": _code(client, session, person), "scenario_id": rice.id, "idempotency_key": key})
+        assert r.status_code == 201, r.json
+    month = dt.datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    csv_answer = client.get("/api/v1/outlet/redemptions/month", headers=desk,
+                            query_string={"month": month, "format": "csv"})
+    assert csv_answer.status_code == 200 and csv_answer.mimetype == "text/csv"
+    assert f"settlement-{partner.code}-{month}.csv" in csv_answer.headers["Content-Disposition"]
+    rows = csv_answer.data.decode("utf-8-sig").splitlines()
+    assert sum(row.startswith("redemption,") for row in rows) == 1  # its own counter's line only
+    assert rows[-1].endswith("不适用 n/a,")
+    xlsx = client.get("/api/v1/outlet/redemptions/month", headers=desk, query_string={"month": month, "format": "xlsx"})
+    sheet = load_workbook(io.BytesIO(xlsx.data)).active
+    assert sheet["A2"].value == "redemption" and sheet["A3"].value != "redemption"

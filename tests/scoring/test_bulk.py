@@ -121,7 +121,7 @@ def test_bulk_verify_is_all_or_none(world):
     workflow.verify_many(session, verifier, [made[0].id])
     with pytest.raises(Conflict) as err:
         workflow.verify_many(session, verifier, [c.id for c in made])
-    assert err.value.details["contribution_id"] == made[0].id
+    assert err.value.details["contribution_ids"] == [str(made[0].id)]
     assert [c.state for c in made[1:]] == ["submitted"] * (len(made) - 1)
     assert session.scalar(select(func.count()).select_from(ContributionEvent).where(
         ContributionEvent.contribution_id.in_([c.id for c in made[1:]]), ContributionEvent.to_state == "in_notice")) == 0

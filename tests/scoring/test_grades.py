@@ -282,3 +282,21 @@ def test_this_years_candidates_need_the_grade_they_hold_today(session, county_cl
     ranked = grades.candidates(session, f.staff(session, "verifier", tree.county), township_id=tree.town_a.id,
                                year=2026, honour="most_beautiful_family")
     assert ranked == []
+
+
+def test_village_staff_asking_to_nominate_are_told_their_scope_not_a_missing_township(session, client):
+    """Regression: a village verifier nominating a participant of their own village got a 404 naming
+    `township_id`, a field the request does not have (the nomination is checked against the
+    township's ranking, which village staff cannot read). Now it is a 403 scope_required naming
+    participant_id, and township staff still nominate her."""
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a, name="钱玉兰")
+    _earn_in(session, f.account_of(session, person).id, 320)
+    body = {"year": HONOURS_YEAR, "honour": "loan_priority", "participant_id": person.id}
+    village = f.bearer(session, "staff", f.staff(session, "verifier", tree.village_a).id)
+    refused = client.post("/api/v1/admin/honours/nominations", headers=village, json=body)
+    assert refused.status_code == 403, refused.json
+    assert refused.json["error"]["code"] == "scope_required"
+    assert set(refused.json["error"]["details"]) == {"participant_id"}
+    township = f.bearer(session, "staff", f.staff(session, "verifier", tree.town_a).id)
+    assert client.post("/api/v1/admin/honours/nominations", headers=township, json=body).status_code == 201

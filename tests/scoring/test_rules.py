@@ -221,3 +221,14 @@ def test_a_grade_code_is_given_once(client, session):
     assert twice.status_code == 422 and twice.json["error"]["code"] == "rules_invalid", twice.json
     assert set(twice.json["error"]["details"]) == {"grade AA.code"}
     assert [g["code"] for g in client.get(url, headers=admin).json["grades"]] == ["AAA", "AA", "A"]
+
+
+def test_a_draft_from_a_version_that_does_not_exist_names_from_version(client, session):
+    """Regression: POST /admin/rules {"from_version": 999} was a 404 naming `version`, a field the
+    body does not have; now it names from_version (the path's version still names version)."""
+    tree = f.region_tree(session)
+    county = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    missing = client.post("/api/v1/admin/rules", headers=county, json={"from_version": 999})
+    assert missing.status_code == 404 and set(missing.json["error"]["details"]) == {"from_version"}
+    in_path = client.get("/api/v1/admin/rules/999", headers=county)
+    assert in_path.status_code == 404 and set(in_path.json["error"]["details"]) == {"version"}

@@ -228,3 +228,39 @@ def test_reasons_objections_and_resolutions_need_words_not_blanks(client, sessio
     r = client.post(f"/api/v1/admin/objections/{objection.json['id']}/resolve", headers=staff,
                     json={"uphold": False, "resolution": "  "})
     assert r.status_code == 422 and set(r.json["error"]["details"]) == {"resolution"}
+
+
+def test_a_revocation_reason_the_request_accepts_is_not_refused_by_the_ledger(client, session):
+    """Regression: a reason may have 500 characters, but the reversal's posting reason puts a label
+    before it, and the ledger refused the revocation with a 422 "at most 500 characters" (and a
+    `posting_index` in the details). Now the posting's reason is cut to the ledger's length; the
+    contribution keeps the approver's words whole."""
+    from scoring.services import awards, workflow
+
+    tree, person, _neighbour, verifier = _people(session)
+    c = f.contribution(session, f.staff(session, "clerk", tree.town_a), person, "MED-1")
+    workflow.verify_many(session, verifier, [c.id])
+    awards.award_due(session, now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30), shards=f.SHARDS)
+    approver = f.bearer(session, "staff", f.staff(session, "approver", tree.town_a).id)
+    revoked = client.post(f"/api/v1/admin/contributions/{c.id}/revoke", headers=approver, json={"reason": "假" * 500})
+    assert revoked.status_code == 200, revoked.json
+    assert revoked.json["state"] == "revoked" and revoked.json["decision_reason"] == "假" * 500
+    me = f.bearer(session, "participant", person.id)
+    assert client.get("/api/v1/me/balance", headers=me).json["balance"] == 0
+
+
+def test_verifying_again_names_the_contribution_in_a_list_like_every_field(client, session):
+    """Regression: verifying work no longer submitted (alone or in a batch) was a 409 whose details
+    held "contribution_id": 42, a bare number where every error gives a field a list of messages,
+    and a name the request does not use; now it is contribution_ids: ["42"], as a 404 names it."""
+    tree, person, _neighbour, verifier = _people(session)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    first, second = (f.contribution(session, clerk, person, "PRO-1") for _ in range(2))
+    staff = f.bearer(session, "staff", verifier.id)
+    assert client.post(f"/api/v1/admin/contributions/{first.id}/verify", headers=staff, json={}).status_code == 200
+    for url, body in ((f"/api/v1/admin/contributions/{first.id}/verify", {}),
+                      ("/api/v1/admin/contributions/verify", {"contribution_ids": [second.id, first.id]})):
+        again = client.post(url, headers=staff, json=body)
+        assert again.status_code == 409 and again.json["error"]["code"] == "wrong_state"
+        details = again.json["error"]["details"]
+        assert details == {"state": ["in_notice"], "contribution_ids": [str(first.id)]}
