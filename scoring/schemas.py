@@ -174,13 +174,15 @@ class MineArgs(LoadSchema):
 
 
 class VerifyIn(LoadSchema):
-    note = fields.String(load_default=None, validate=validate.Length(max=500))
+    note = fields.String(load_default=None, validate=words(min=1, max=500),
+                         metadata={"description": "Optional; when given, words, not only blanks"})
 
 
 class BulkVerifyIn(LoadSchema):
     contribution_ids = fields.List(Id(), required=True,
                                    validate=validate.Length(min=1, max=5000))
-    note = fields.String(load_default=None, validate=validate.Length(max=500))
+    note = fields.String(load_default=None, validate=words(min=1, max=500),
+                         metadata={"description": "Optional; when given, words, not only blanks"})
 
 
 class ReasonIn(LoadSchema):

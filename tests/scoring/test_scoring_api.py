@@ -264,3 +264,20 @@ def test_verifying_again_names_the_contribution_in_a_list_like_every_field(clien
         assert again.status_code == 409 and again.json["error"]["code"] == "wrong_state"
         details = again.json["error"]["details"]
         assert details == {"state": ["in_notice"], "contribution_ids": [str(first.id)]}
+
+
+def test_a_verification_note_of_blanks_is_refused_and_the_work_stays_submitted(client, session):
+    """A note is optional; one that is given says something (as a decision's note does)."""
+    from scoring.models import Contribution
+
+    tree, person, _neighbour, verifier = _people(session)
+    work = f.contribution(session, f.staff(session, "clerk", tree.town_a), person, "PRO-1")
+    staff = f.bearer(session, "staff", verifier.id)
+    for url, body in ((f"/api/v1/admin/contributions/{work.id}/verify", {"note": "\u3000 "}),
+                      ("/api/v1/admin/contributions/verify", {"contribution_ids": [work.id], "note": "   "})):
+        refused = client.post(url, headers=staff, json=body)
+        assert refused.status_code == 422 and set(refused.json["error"]["details"]) == {"note"}, refused.json
+    session.expire_all()
+    assert session.get(Contribution, work.id).state == "submitted"
+    assert client.post(f"/api/v1/admin/contributions/{work.id}/verify", headers=staff,
+                       json={"note": "核实无误"}).status_code == 200
