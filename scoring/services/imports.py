@@ -10,6 +10,8 @@ import datetime as dt
 import hashlib
 import io
 import itertools
+import re
+import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -220,7 +222,10 @@ def _submission(session: Session, values: dict[str, str]) -> Submission:
     except ValueError:
         raise bad("work_date", "Use YYYY-MM-DD.") from None
     members = []
-    for part in filter(None, (p.strip() for p in values["participant_phones"].replace("；", ";").split(";"))):
+    # Typed on Chinese keyboards too: full-width digits, colons and semicolons (NFKC makes them
+    # ASCII), and 、 or a comma between people as well as the documented semicolon.
+    phones = unicodedata.normalize("NFKC", values["participant_phones"])
+    for part in filter(None, (p.strip() for p in re.split(r"[;,、]", phones))):
         phone, _, share = part.partition(":")
         person = session.scalar(select(Participant.id).where(Participant.phone == phone.strip()[:20]))
         if person is None:

@@ -201,3 +201,21 @@ def test_reading_stops_after_the_row_limit(tmp_path, monkeypatch):
     path = tmp_path / "many.csv"
     path.write_text(HEADER + "PRO-3,2026-11-03,13900000001,宣讲,,,1\n" * 50, encoding="utf-8")
     assert len(imports.load_rows(path)) == 4
+
+
+def test_phone_lists_typed_on_a_chinese_keyboard_are_read(client, session):
+    """Full-width colons, semicolons and digits, and 、 between people, as a grid worker types them."""
+    from scoring.models import ContributionMember
+
+    _tree, a, b, _clerk, headers = _setup(session)
+    wide_b = b.phone.translate({ord(d): ord(d) + 0xFEE0 for d in "0123456789"})  # 全角数字
+    body = (HEADER + f"PRO-3,2026-11-03,{a.phone}：2；{b.phone}：1,入户宣讲反家暴法,,,6\n"
+            f"PRO-3,2026-11-04,{a.phone}、{wide_b},广场宣讲,,,3\n").encode("utf-8-sig")
+    job = _upload(client, headers, "grid-export.csv", body)
+    status = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=headers).json
+    assert status["status"] == "done" and status["errors"] == [], status["errors"]
+    works = session.scalars(select(Contribution).where(Contribution.import_id == job.json["id"])
+                            .order_by(Contribution.work_date)).all()
+    shares = [sorted(session.execute(select(ContributionMember.participant_id, ContributionMember.share)
+                                     .where(ContributionMember.contribution_id == w.id)).all()) for w in works]
+    assert shares == [sorted([(a.id, 2), (b.id, 1)]), sorted([(a.id, 1), (b.id, 1)])]
