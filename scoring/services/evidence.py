@@ -7,12 +7,13 @@ import os
 import tempfile
 from pathlib import Path
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from identity.services import audit
 from infra.auth import Principal
 from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed, too_large
-from scoring.models import EvidenceFile
+from scoring.models import Contribution, EvidenceFile
 from scoring.services.submissions import get_visible
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -35,9 +36,15 @@ def attach(session: Session, actor: Principal, contribution_id: int, filename: s
     contribution = get_visible(session, actor, contribution_id)
     if actor.is_staff and not actor.has_role("clerk", "verifier", "approver"):
         raise Forbidden("Your role does not add evidence.", code="role_required")
-    if contribution.state != "submitted":
+    # One upload at a time per contribution, and none once a verifier has moved it on: under the
+    # row's lock the state and the count read here hold until this upload commits (two uploads
+    # at once made an eleventh file; one racing a verification added evidence to decided work).
+    state = session.scalar(select(Contribution.state).where(Contribution.id == contribution.id).with_for_update())
+    if state != "submitted":
         raise Conflict("Evidence can be added until the contribution is verified.", code="wrong_state")
-    if len(contribution.evidence) >= MAX_FILES:
+    files = session.scalar(select(func.count()).select_from(EvidenceFile)
+                           .where(EvidenceFile.contribution_id == contribution.id))
+    if files >= MAX_FILES:
         raise Conflict("Too many files for one contribution.", code="too_many_files",
                        details={"file": [f"At most {MAX_FILES} files."]})
     if len(content) > MAX_BYTES:
