@@ -164,7 +164,7 @@ def create_outlet(session: Session, actor: Principal, partner_id: int, *, name: 
         raise Forbidden("Only an admin registers outlets.", code="role_required")
     partner = identity.get_partner_in_scope(session, actor, partner_id)
     region = identity.get_region(session, region_id, actor)
-    outlet = identity.create_outlet(session, partner, name=name, region=region, address=address)
+    outlet = identity.create_outlet(session, partner, name=name, region=region, address=address, actor=actor)
     identity.audit(session, actor, "outlet.create", object_type="outlet", object_id=outlet.id,
                    region_path=region.path, details={"partner_id": partner.id, "name": name})
     return outlet

@@ -343,12 +343,17 @@ def create_partner(session: Session, *, code: str, name: str, region: Region, na
     return partner
 
 
-def create_outlet(session: Session, partner: Partner, *, name: str, region: Region, address: str | None = None) -> Outlet:
-    """A partner's outlets have distinct names: a retried registration is a 409, not a twin."""
-    taken = session.scalar(select(Outlet.id).where(Outlet.partner_id == partner.id, Outlet.name == name))
+def create_outlet(session: Session, partner: Partner, *, name: str, region: Region, address: str | None = None,
+                  actor: Principal | None = None) -> Outlet:
+    """A partner's outlets have distinct names: a retried registration is a 409, not a twin. The
+    409 names the outlet only to an `actor` who may see it (`get_outlet_in_scope`): a township's
+    admin is not told the id of the partner's outlet in another township."""
+    taken = session.scalar(select(Outlet).where(Outlet.partner_id == partner.id, Outlet.name == name))
     if taken is not None:
-        raise Conflict("This partner already has an outlet of that name.", code="outlet_exists",
-                       details={"name": [name], "outlet_id": taken})
+        details: dict[str, Any] = {"name": [name]}
+        if actor is None or actor.in_scope(_outlet_path(session, taken)):
+            details["outlet_id"] = taken.id
+        raise Conflict("This partner already has an outlet of that name.", code="outlet_exists", details=details)
     outlet = Outlet(partner_id=partner.id, name=name, region_id=region.id, address=address)
     session.add(outlet)
     session.flush()

@@ -13,14 +13,13 @@ from sqlalchemy import select
 from infra.api import Blueprint, json_body
 from infra.auth import Principal, current_principal, require
 from infra.db import db, utcnow
-from infra.errors import NotFound
 from infra.limits import Rule, view_limits
 from redemption.models import Redemption
 from redemption.schemas import (
     CaptureIn, CatalogueArgs, CodeOut, HoldIn, HoldOut, LookupIn, LookupOut, MonthArgs, RedeemIn, RedemptionOut,
     CatalogueScenarioOut, RefundIn, RefundOut, ScenarioOut, SettlementOut, VerdictOut,
 )
-from redemption.services import catalogue, codes, counter, eligibility, settlement
+from redemption.services import catalogue, codes, counter, eligibility, refusals, settlement
 from redemption.services.config import counter_config
 
 blp = Blueprint("redemption", __name__, url_prefix="/api/v1",
@@ -104,7 +103,9 @@ class QrCode(MethodView):
         """The QR image of one of my live codes."""
         code = codes.find(db.session, digits, secret_key=_settings().secret_key) if digits.isdigit() else None
         if code is None or code.participant_id != actor.id:
-            raise NotFound("This code is not valid. Ask for a new one.", code="code_invalid")
+            # The very answer of a dead code: a different one would tell a participant, who has no
+            # failure budget here, which guessed digits are someone else's live code.
+            raise refusals.code_invalid()
         return Response(codes.qr_svg(digits), mimetype="image/svg+xml", headers={"Cache-Control": "no-store"})
 
 

@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 from identity.models import Participant
 from infra.auth import Principal
 from infra.db import utcnow
-from infra.errors import Conflict, Forbidden, NotFound, Unauthorized
+from infra.errors import Conflict, Forbidden, Unauthorized
 from redemption.models import OneTimeCode
+from redemption.services import refusals
 
 DIGITS = 8
 MAX_ACTIVE = 3
@@ -61,8 +62,7 @@ def find(session: Session, digits: str, *, secret_key: str, now: dt.datetime | N
     now = now or utcnow()
     code = session.scalar(select(OneTimeCode).where(OneTimeCode.code_digest == digest(secret_key, digits)))
     if code is None or code.used_at is not None or code.expires_at <= now:
-        raise NotFound("This code is not valid. Ask for a new one.", code="code_invalid",
-                       details={"code": ["Unknown, expired or already used."]})
+        raise refusals.code_invalid()
     return code
 
 

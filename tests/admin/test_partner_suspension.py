@@ -58,3 +58,18 @@ def test_only_admins_in_scope_suspend(client, session):
     assert client.post(f"/api/v1/admin/partners/{partner.id}/suspend", headers=elsewhere).status_code == 404
     assert client.post(f"/api/v1/admin/outlets/{outlets[0].id}/suspend", headers=elsewhere).status_code == 404
     assert client.post(f"/api/v1/admin/partners/{partner.id}/suspend", headers=clerk).status_code == 403
+
+
+def test_a_taken_outlet_name_names_no_outlet_the_admin_cannot_see(client, session):
+    """A township's admin sees a partner's outlets in the township only: the 409 of a name taken by
+    the partner's outlet elsewhere says the name is taken, not which outlet has it."""
+    tree = f.region_tree(session)
+    partner, _outlets, _desks = f.shop(session, tree.town_a, outlets=0)
+    hidden = identity.create_outlet(session, partner, name="乙乡门店", region=tree.town_b)
+    town_admin = f.bearer(session, "staff", f.staff(session, "admin", tree.town_a).id)
+    listed = client.get("/api/v1/admin/partners", headers=town_admin).json
+    assert hidden.id not in [o["id"] for p in listed for o in p["outlets"]]
+    taken = client.post(f"/api/v1/admin/partners/{partner.id}/outlets", headers=town_admin,
+                        json={"name": "乙乡门店", "region_id": tree.town_a.id})
+    assert taken.status_code == 409 and taken.json["error"]["code"] == "outlet_exists"
+    assert taken.json["error"]["details"] == {"name": ["乙乡门店"]}

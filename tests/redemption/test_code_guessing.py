@@ -90,3 +90,18 @@ def test_a_day_of_spaced_guesses_stops_at_the_daily_budget(app, session, guesses
             guesses(3, 404)
     finally:
         settings.code_failure_daily_limit = "50 per day"
+
+
+def test_the_qr_address_answers_alike_for_a_dead_code_and_someone_elses_live_one(app, client, session):
+    """The QR address has no failure budget: a different 404 for another participant's live code
+    (no field named) than for a dead one would let a participant sift guesses for live codes to
+    take to a counter."""
+    tree = f.region_tree(session)
+    me = f.bearer(session, "participant", f.participant(session, tree.grid_a).id)
+    victim = f.participant(session, tree.grid_a)
+    live = f.code_for(session, victim, secret_key=app.config["SETTINGS"].secret_key)
+    dead = f"{(int(live) + 1) % 10**8:08d}"
+    theirs = client.get(f"/api/v1/me/codes/{live}/qr.svg", headers=me)
+    nothing = client.get(f"/api/v1/me/codes/{dead}/qr.svg", headers=me)
+    assert theirs.status_code == nothing.status_code == 404
+    assert theirs.json == nothing.json
