@@ -1,11 +1,12 @@
 """Per-field error messages in the reader's language.
 
-marshmallow, webargs and our own validators write field messages in English, already formatted
-("Longer than maximum length 100."), and a form on a phone shows them beside the field. The error
-handlers pass every `details` message through `localize`: a message written by one of the
-templates below comes back in the reader's language with its values kept; any other message
-(an account id list, a service's own English detail) is left as it is. The templates are
-marshmallow's and webargs' own, so a library upgrade that rewords one only loses its translation.
+marshmallow, webargs, our validators and our services write field messages in English, already
+formatted ("Longer than maximum length 100."), and a form on a phone shows them beside the field.
+The error handlers pass every `details` message through `localize`: a message written by one of
+the templates below comes back in the reader's language with its values kept; anything else (an
+account id list, a number) is left as it is. Library templates are copied from marshmallow and
+webargs, so a release that rewords one only loses its translation (a test lists any message our
+schemas can give that has none, and any fixed detail message in our code without a template).
 """
 from __future__ import annotations
 
@@ -74,6 +75,62 @@ TEMPLATES: tuple[tuple[str, str], ...] = (
     ("A month as YYYY-MM.", N_("A month as YYYY-MM.")),
     ("3-50 lowercase letters, digits, _ . -", N_("3-50 lowercase letters, digits, _ . -")),
     ("Out of the supported date range.", N_("Out of the supported date range.")),
+    # the services' own details (a 404 or 409 names its field too)
+    ('A privilege deducts nothing.', N_('A privilege deducts nothing.')),
+    ('A privilege requires a grade.', N_('A privilege requires a grade.')),
+    ('A spend scenario costs points.', N_('A spend scenario costs points.')),
+    ('Already registered.', N_('Already registered.')),
+    ('Already taken.', N_('Already taken.')),
+    ('At least 1, or empty for no limit.', N_('At least 1, or empty for no limit.')),
+    ('Choose a grid.', N_('Choose a grid.')),
+    ('Ends before it starts.', N_('Ends before it starts.')),
+    ('Give a new name, phone or region_id.', N_('Give a new name, phone or region_id.')),
+    ('Keys must be unique within a batch.', N_('Keys must be unique within a batch.')),
+    ('No such participant in your scope.', N_('No such participant in your scope.')),
+    ('No such partner in your scope.', N_('No such partner in your scope.')),
+    ('No such posting in your scope.', N_('No such posting in your scope.')),
+    ('No such region in your scope.', N_('No such region in your scope.')),
+    ('Not a grid.', N_('Not a grid.')),
+    ('Not a township.', N_('Not a township.')),
+    ("Not this partner's outlets.", N_("Not this partner's outlets.")),
+    ('Numbers in metadata must be finite and written without an exponent.', N_('Numbers in metadata must be finite and written without an exponent.')),
+    ('One incident earns one award per indicator.', N_('One incident earns one award per indicator.')),
+    ('Only .csv or .xlsx.', N_('Only .csv or .xlsx.')),
+    ('Repeated ids.', N_('Repeated ids.')),
+    ('Required.', N_('Required.')),
+    ('Send a file with content.', N_('Send a file with content.')),
+    ('Send it as multipart field `file`.', N_('Send it as multipart field `file`.')),
+    ('Taken off the programme (deactivated).', N_('Taken off the programme (deactivated).')),
+    ('The same as the current one.', N_('The same as the current one.')),
+    ('This posting is a reversal.', N_('This posting is a reversal.')),
+    ('Today or later.', N_('Today or later.')),
+    ('Unknown, expired or already used.', N_('Unknown, expired or already used.')),
+    ('Unsupported type.', N_('Unsupported type.')),
+    ('Use YYYY-MM-DD.', N_('Use YYYY-MM-DD.')),
+    ('Wrong password.', N_('Wrong password.')),
+    ("Use at least three different characters, and not the username or phone number.",
+     N_("Use at least three different characters, and not the username or phone number.")),
+    ("Your scope is narrower than this participant's township.",
+     N_("Your scope is narrower than this participant's township.")),
+    ('At least {n} characters.', N_('At least %(n)s characters.')),
+    ('At least {n}.', N_('At least %(n)s.')),
+    ('At most {n} files.', N_('At most %(n)s files.')),
+    ('At most {n}.', N_('At most %(n)s.')),
+    ('Balance {balance} is less than {amount}.', N_('Balance %(balance)s is less than %(amount)s.')),
+    ('Began on {day}; a start already passed stays.', N_('Began on %(day)s; a start already passed stays.')),
+    ('Key {key} was used for posting {id} with other content.', N_('Key %(key)s was used for posting %(id)s with other content.')),
+    ('Key {key} was used for approval request {id} with other content.', N_('Key %(key)s was used for approval request %(id)s with other content.')),
+    ('Later than {day}.', N_('Later than %(day)s.')),
+    ('Missing columns: {columns}', N_('Missing columns: %(columns)s')),
+    ('No published rule set covers any day of {year}.', N_('No published rule set covers any day of %(year)s.')),
+    ('No published rule set covers {day}.', N_('No published rule set covers %(day)s.')),
+    ('One of {choices}.', N_('One of %(choices)s.')),
+    ('Posting {id} is already reversed.', N_('Posting %(id)s is already reversed.')),
+    ('Reversed by posting {id}.', N_('Reversed by posting %(id)s.')),
+    ('See request {id}.', N_('See request %(id)s.')),
+    ('Today ({day}) at the earliest; suspend the scenario to stop it now.', N_('Today (%(day)s) at the earliest; suspend the scenario to stop it now.')),
+    ('Today ({day}) at the earliest.', N_('Today (%(day)s) at the earliest.')),
+    ('Used for {table} {id}.', N_('Used for %(table)s %(id)s.')),
     ("A mainland mobile number: 11 digits starting with 1.",
      N_("A mainland mobile number: 11 digits starting with 1.")),
 )

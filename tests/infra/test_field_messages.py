@@ -43,7 +43,8 @@ def test_a_limit_out_of_range_keeps_its_bounds_in_either_language(client, sessio
     ("Must be less than or equal to 5.", "不能大于 5。"),
     ("Must be one of: red, orange.", "须为以下之一：red, orange。"),
     ("Write at least 2 characters, not only blanks.", "请至少写 2 个字，不能只有空白。"),
-    ("Balance 3 is less than 5.", "Balance 3 is less than 5."),  # a service's own detail: left as it is
+    ("Balance 3 is less than 5.", "余额 3 少于 5。"),
+    ("Something no template wrote.", "Something no template wrote."),  # left as it is
 ])
 def test_templated_messages_keep_their_values(app, english, chinese):
     with app.test_request_context(headers={"Accept-Language": "zh"}):
@@ -89,3 +90,32 @@ def test_every_message_our_input_schemas_can_give_is_in_chinese(app):
     with app.test_request_context(headers={"Accept-Language": "zh"}):
         untranslated = {m for m in messages if localize_message(m) == m}
     assert untranslated == set()
+
+
+def test_every_fixed_detail_message_in_our_code_is_in_chinese(app):
+    """The details our services write themselves (["No such partner in your scope."], and so on)
+    are templates of this module too: one added without a template would reach a Chinese reader
+    in English."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    found: set[str] = set()
+    for package in ("infra", "identity", "ledger", "admin", "scoring", "redemption"):
+        for path in (root / package).rglob("*.py"):
+            found.update(re.findall(r'details=\{[^}]*?\[\s*"([A-Z][^"{}]*)"\s*\]', path.read_text(), re.DOTALL))
+    assert len(found) > 20  # the scan still finds them
+    with app.test_request_context(headers={"Accept-Language": "zh"}):
+        assert {m for m in found if localize_message(m) == m} == set()
+
+
+def test_a_service_detail_reaches_the_reader_in_chinese(client, session):
+    from identity import services as identity
+
+    tree = f.region_tree(session)
+    _partner, (outlet,), _desks = f.shop(session, tree.town_a, outlets=1)
+    desk = {"X-Api-Key": identity.issue_api_key(session, f.staff(session, "admin", tree.county), outlet.id)[0]}
+    refused = client.post("/api/v1/outlet/lookup", headers=desk, json={"code": "00000000"})
+    assert refused.status_code == 404 and refused.json["error"]["details"] == {"code": ["无效、已过期或已使用。"]}
+    english = client.post("/api/v1/outlet/lookup", headers={**desk, **ENGLISH}, json={"code": "00000000"})
+    assert english.json["error"]["details"] == {"code": ["Unknown, expired or already used."]}
