@@ -156,6 +156,7 @@
     if (c.decision_reason) { fact(facts, S.fields.reason, c.decision_reason); }
     var steps = $("detail-case");
     Object.keys(S.steps).forEach(function (step) { fact(steps, S.steps[step], (c.case_record || {})[step]); });
+    J.show($("detail-case-title"), steps.children.length > 0);  // only mediation work has a case record
     c.members.forEach(function (m) { $("detail-members").appendChild(member(m)); });
     evidence(c);
     c.events.forEach(function (event) {
