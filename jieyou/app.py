@@ -29,7 +29,7 @@ from infra.limits import limiter
 from infra.openapi import Api
 from infra.security import configure_password_hasher
 from infra.tasks import init_celery
-from jieyou import pages
+from jieyou import pages, staff_page
 from ledger import api as ledger_api
 from ledger import tasks as ledger_tasks
 from migrations.alembic_config import alembic_config
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None, *, engine: Any = None) -> Flask
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     app.register_blueprint(pages.blp)
+    app.register_blueprint(staff_page.blp)
     register_error_handlers(app)
     _unit_of_work(app)
     _security_headers(app)

@@ -1,5 +1,6 @@
 """The landing page at / (what this service is, live figures, where to go next) and the
-participant's phone page at /me (a static shell whose script speaks only to the participant API)."""
+participant's phone page at /me (a static shell whose script speaks only to the participant API).
+The staff console at /staff is `jieyou.staff_page`."""
 from __future__ import annotations
 
 from typing import Any
@@ -16,9 +17,10 @@ from ledger.services import integrity
 
 blp = Blueprint("pages", __name__, template_folder="templates")
 
-# The phone page runs one script of our own and nothing inline: no injected script can run, and
-# the only places it talks to are this origin (the API) and the blob: URL of its own QR image.
-ME_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+# The pages (the phone page, the staff console) run scripts of our own and nothing inline: no
+# injected script can run, and the only places they talk to are this origin (the API) and the
+# blob: URLs of files they fetched with the bearer token (a QR image, evidence).
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
           "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 # The API endpoints the page's script calls (me.js reads them by these names from the page's
@@ -46,7 +48,7 @@ def index() -> str:
     return render_template("index.html", figures=figures, checks=integrity.latest_checks(session))
 
 
-def _page_locale() -> str:
+def page_locale() -> str:
     """`?lang=en|zh` (the page's language switch) wins; otherwise Accept-Language, as for the API."""
     asked = request.args.get("lang", "").split("-", 1)[0].lower()
     return asked if asked in LOCALES else str(get_locale() or "zh")[:2]
@@ -87,7 +89,7 @@ def me() -> Response:
     """The participant's page: sign in, balance, grade, statement, where points can be used, and a
     one-time code to show at the counter. Holds nothing personal: the script fetches it all with
     the bearer token it keeps in sessionStorage (no cookie, so nothing for another site to ride)."""
-    locale = _page_locale()
+    locale = page_locale()
     with force_locale(locale):
         config: dict[str, Any] = {
             "lang": locale,
@@ -98,7 +100,7 @@ def me() -> Response:
         }
         html = render_template("me.html", lang=locale, config=config)
     response = make_response(html)
-    response.headers["Content-Security-Policy"] = ME_CSP
+    response.headers["Content-Security-Policy"] = PAGE_CSP
     response.headers["Vary"] = "Accept-Language"  # the same address in either language
     response.headers["Referrer-Policy"] = "no-referrer"
     return response

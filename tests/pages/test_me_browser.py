@@ -1,78 +1,37 @@
 """The phone page end to end: a real headless Chromium against the app served on a free port, over
-the test database with a participant who has points and scenarios. Skipped on a machine without
-Chromium, chromedriver or selenium, but a failure under CI=true, where scripts/services.sh installs
-them: a browser test that silently never runs would prove nothing."""
+the test database with a participant who has points and scenarios (`tests.pages.browserkit`: skipped
+without a browser, a failure under CI=true)."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import shutil
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
 from redemption.services import codes
 from tests import factories
+from tests.pages.browserkit import chromium, csp_refusals, serving, visible_text
 
 pytestmark = pytest.mark.browser
 
 CODE_TTL_SECONDS = 5  # short, so the page's countdown reaches "expired" within the test
 
 
-def _missing() -> list[str]:
-    missing = [name for name in ("chromium", "chromedriver") if shutil.which(name) is None]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("selenium (pip install -e '.[test]')")
-    return missing
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    missing = _missing()
-    if missing:
-        message = "browser test needs " + ", ".join(missing) + " (apt-get install -y chromium chromium-driver)"
-        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--disable-extensions", "--window-size=412,915", "--lang=zh-CN"):
-        options.add_argument(argument)
-    options.add_experimental_option("prefs", {"intl.accept_languages": "zh-CN,zh"})
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=options)
-    driver.set_page_load_timeout(10)
-    try:
+    with chromium("412,915") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture
 def served(app, session, monkeypatch) -> Iterator[str]:
-    """The app on a free port in a thread, with short-lived codes, over the test's own connection
-    (rolled back at the end, as for every test): one request at a time, so that connection is only
-    ever used by one thread at once; the test reads the database only while the page is idle."""
+    """The app with short-lived codes."""
     monkeypatch.setitem(app.config, "SETTINGS",
                         dataclasses.replace(app.config["SETTINGS"], code_ttl_seconds=CODE_TTL_SECONDS))
-    server = make_server("127.0.0.1", 0, app, threaded=False)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture
@@ -93,11 +52,6 @@ def volunteer(session):
     return {"phone": person.phone, "id": person.id, "usable": f"大米{tag}", "too_dear": f"家电{tag}"}
 
 
-def _visible_text(driver, element_id: str) -> str:
-    element = driver.find_element("id", element_id)
-    return element.text if element.is_displayed() else ""
-
-
 def test_a_volunteer_signs_in_sees_her_points_shows_a_code_and_signs_out(browser, served, volunteer, app, session):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -105,9 +59,9 @@ def test_a_volunteer_signs_in_sees_her_points_shows_a_code_and_signs_out(browser
     driver, wait = browser, WebDriverWait(browser, 8, poll_frequency=0.1)
 
     def shows(element_id: str, pattern: str) -> str:
-        wait.until(lambda d: re.search(pattern, _visible_text(d, element_id)),
+        wait.until(lambda d: re.search(pattern, visible_text(d, element_id)),
                    message=f"#{element_id} never showed {pattern!r}")
-        return _visible_text(driver, element_id)
+        return visible_text(driver, element_id)
 
     def qr_shown() -> bool:
         return driver.execute_script(
@@ -129,7 +83,7 @@ def test_a_volunteer_signs_in_sees_her_points_shows_a_code_and_signs_out(browser
     driver.find_element(By.CSS_SELECTOR, "#signin-form button").click()
     assert shows("balance", r"^\d+$") == "60"
     assert shows("grade", "级") == "A 级（合格）"
-    assert _visible_text(driver, "grade-points") == "近 12 个月获得积分：60"
+    assert visible_text(driver, "grade-points") == "近 12 个月获得积分：60"
     assert shows("grade-next", "90") == "再得 90 分，可升为 AA 级（良好）。"
 
     # The statement, newest first, a page at a time.
@@ -138,7 +92,7 @@ def test_a_volunteer_signs_in_sees_her_points_shows_a_code_and_signs_out(browser
     assert len(driver.find_elements(By.CSS_SELECTOR, "#statement-list > li")) == 20
     driver.find_element(By.ID, "more").click()
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#statement-list > li")) == 21)
-    assert "信息上报第 1 条" in _visible_text(driver, "statement-list") and not _visible_text(driver, "more")
+    assert "信息上报第 1 条" in visible_text(driver, "statement-list") and not visible_text(driver, "more")
 
     # Where she can use her points now, and why not elsewhere (in the API's words).
     usable = shows("usable-list", volunteer["usable"])
@@ -154,11 +108,11 @@ def test_a_volunteer_signs_in_sees_her_points_shows_a_code_and_signs_out(browser
     found = codes.find(session, digits.replace(" ", ""), secret_key=app.config["SETTINGS"].secret_key)
     assert found.participant_id == volunteer["id"]  # a live code of hers, as the counter will find it
     assert shows("code-expired", "过期") == "此码已过期，请换一个新码。"
-    assert not _visible_text(driver, "code-digits") and not qr_shown()
+    assert not visible_text(driver, "code-digits") and not qr_shown()
     driver.find_element(By.ID, "new-code").click()
     assert re.fullmatch(r"\d{4} \d{4}", shows("code-digits", r"^\d{4} \d{4}$"))
     wait.until(lambda d: qr_shown(), message="the new QR image never showed")
-    assert not _visible_text(driver, "code-expired")
+    assert not visible_text(driver, "code-expired")
 
     # Sign out: the API revokes the token, the page forgets it and what it showed.
     token = driver.execute_script("return sessionStorage.getItem('jieyou.participant.token')")
@@ -185,6 +139,4 @@ def test_a_volunteer_signs_in_sees_her_points_shows_a_code_and_signs_out(browser
     driver.find_element(By.CSS_SELECTOR, "#signin-form button").click()
     assert shows("signin-error", "password") == "Wrong phone number or password."  # the API, in English
 
-    blocked = [entry["message"] for entry in driver.get_log("browser")
-               if "Content Security Policy" in entry["message"] or "Refused to" in entry["message"]]
-    assert blocked == []
+    assert csp_refusals(driver) == []

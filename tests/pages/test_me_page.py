@@ -2,14 +2,10 @@
 only endpoints (and reads only fields) that the API really has."""
 from __future__ import annotations
 
-import json
 import re
-from html.parser import HTMLParser
-from pathlib import Path
 
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from tests.pages.pagekit import assert_routes_exist, assert_strict_policy, fetch_page, schema_fields, script_text
 
-SCRIPT = Path(__file__).resolve().parents[2] / "jieyou/static/me.js"
 # What the page does with the API, by the names the script reads them under.
 ENDPOINTS = {"login": ("POST", "/api/v1/auth/participant/login"), "logout": ("POST", "/api/v1/auth/logout"),
              "balance": ("GET", "/api/v1/me/balance"), "statement": ("GET", "/api/v1/me/statement"),
@@ -17,34 +13,8 @@ ENDPOINTS = {"login": ("POST", "/api/v1/auth/participant/login"), "logout": ("PO
              "codes": ("POST", "/api/v1/me/codes")}
 
 
-class _Page(HTMLParser):
-    """The tags of a page, with their attributes, and the text of its JSON configuration."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.config_text = ""
-        self._in_config = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-        self._in_config = tag == "script" and dict(attrs).get("id") == "me-config"
-
-    def handle_endtag(self, tag: str) -> None:
-        self._in_config = False
-
-    def handle_data(self, data: str) -> None:
-        if self._in_config:
-            self.config_text += data
-
-
-def _page(client, url: str, **headers: str) -> tuple[str, _Page, dict]:
-    response = client.get(url, headers=headers)
-    assert response.status_code == 200
-    html = response.get_data(as_text=True)
-    parsed = _Page()
-    parsed.feed(html)
-    return html, parsed, json.loads(parsed.config_text)
+def _page(client, url: str, **headers: str) -> tuple[str, object, dict]:
+    return fetch_page(client, url, "me-config", **headers)
 
 
 def test_the_page_is_chinese_by_default_and_english_by_its_switch_or_the_browser(client):
@@ -70,28 +40,23 @@ def test_the_script_calls_only_endpoints_the_app_serves(app, client):
     """The page hands the script its endpoints by name (built with url_for); the script names no
     path itself, and each call it makes, with its method, is a route of the app."""
     _, _, config = _page(client, "/me")
-    script = SCRIPT.read_text(encoding="utf-8")
+    script = script_text("me.js")
     assert "/api/" not in script
     calls = set(re.findall(r'call\("(GET|POST)", API\.(\w+)', script))
     used = {name for _method, name in calls}
     assert used == set(config["api"]) == set(ENDPOINTS)
-    routes = app.url_map.bind("localhost")
     for method, name in calls:
         assert (method, config["api"][name]) == ENDPOINTS[name]
-        try:
-            routes.match(config["api"][name], method=method)
-        except (NotFound, MethodNotAllowed) as exc:  # pragma: no cover - the failure message
-            raise AssertionError(f"{method} {config['api'][name]}: {exc}") from exc
+    assert_routes_exist(app, {(method, config["api"][name]) for method, name in calls})
 
 
 def test_the_script_reads_only_fields_the_api_documents(client):
     """The answers' fields the script reads are in the spec's schemas (a renamed field would
     leave a blank on the phone, not an error anyone sees)."""
     spec = client.get("/api/openapi.json").json
-    schemas = spec["components"]["schemas"]
 
     def fields(name: str) -> set[str]:
-        return set(schemas[name]["properties"])
+        return schema_fields(spec, name)
 
     assert {"token"} <= fields("TokenOut")
     assert {"balance"} <= fields("BalanceOut")
@@ -105,25 +70,12 @@ def test_the_script_reads_only_fields_the_api_documents(client):
     assert {"code", "expires_at", "qr_svg_url"} <= fields("CodeOut")
     statement_params = {p["name"] for p in spec["paths"]["/api/v1/me/statement"]["get"]["parameters"]}
     assert {"limit", "before"} <= statement_params
-    script = SCRIPT.read_text(encoding="utf-8")
+    script = script_text("me.js")
     assert '"?limit="' in script and '"&before="' in script
 
 
 def test_the_page_runs_no_inline_script_and_says_so_in_its_policy(client):
-    response = client.get("/me")
-    policy = response.headers["Content-Security-Policy"]
-    assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "unsafe-eval" not in policy
-    assert "frame-ancestors 'none'" in policy and "img-src 'self' blob:" in policy  # the QR image is a blob:
-    assert response.headers["X-Frame-Options"] == "DENY" and response.headers["X-Content-Type-Options"] == "nosniff"
-    assert "Set-Cookie" not in response.headers
-    _, page, _ = _page(client, "/me")
-    scripts = [attrs for tag, attrs in page.tags if tag == "script"]
-    assert [a for a in scripts if a.get("type") != "application/json"] == [{"src": "/static/me.js", "defer": None}]
-    assert not [tag for tag, attrs in page.tags if tag == "style" or "style" in attrs
-                or any(name.startswith("on") for name in attrs)]
-    script = client.get("/static/me.js")
-    assert script.status_code == 200 and "javascript" in script.headers["Content-Type"]
-    assert script.headers["X-Content-Type-Options"] == "nosniff"
+    assert_strict_policy(client, "/me", "me-config", ["me.js"])
     assert client.get("/static/me.css").status_code == 200
 
 
