@@ -117,5 +117,5 @@ class Me(MethodView):
     @require(("staff", "participant", "outlet"))
     @blp.response(200, PrincipalOut)
     def get(self, actor: Principal) -> Any:
-        """Who the credentials belong to."""
-        return actor
+        """Who the credentials belong to, with their name and, for staff, their scope's name."""
+        return services.describe(db.session, actor)

@@ -39,3 +39,6 @@ class PrincipalOut(DumpSchema):
     role = fields.String(allow_none=True)
     scope_region_id = fields.Integer(allow_none=True)
     partner_id = fields.Integer(allow_none=True)
+    display_name = fields.String(allow_none=True, metadata={
+        "description": "The staff member's display name, the participant's own name, or the outlet's name"})
+    scope_name = fields.String(allow_none=True, metadata={"description": "Staff: the region their scope covers"})

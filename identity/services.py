@@ -426,3 +426,25 @@ def get_participant_in_scope(session: Session, actor: Principal, participant_id:
         raise NotFound("Participant not found.",
                        details={field: ["No such participant in your scope."]} if field else None)
     return person  # type: ignore[return-value]
+
+
+def describe(session: Session, actor: Principal) -> dict[str, Any]:
+    """Who the credentials belong to, in words a screen can show: the principal's fields, its own
+    name (a staff member's display name, the participant's name, the outlet's) and, for staff,
+    the name of the region their scope covers."""
+    name: str | None = None
+    scope_name: str | None = None
+    if actor.kind == "staff":
+        user = session.get(StaffUser, actor.id)
+        name = user.display_name if user else None
+        region = session.get(Region, actor.scope_region_id) if actor.scope_region_id else None
+        scope_name = region.name if region else None
+    elif actor.kind == "participant":
+        person = session.get(Participant, actor.id)
+        name = person.name if person else None
+    elif actor.kind == "outlet":
+        outlet = session.get(Outlet, actor.id)
+        name = outlet.name if outlet else None
+    return {"kind": actor.kind, "id": actor.id, "label": actor.label, "role": actor.role,
+            "scope_region_id": actor.scope_region_id, "partner_id": actor.partner_id,
+            "display_name": name, "scope_name": scope_name}

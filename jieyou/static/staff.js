@@ -191,9 +191,10 @@
   function openConsole() {
     show($("signin"), false);
     say($("notice"), "");
-    $("who-label").textContent = me.label;
+    $("who-label").textContent = me.display_name || me.label;
     $("who-role").textContent = cfg.role_names[me.role] || me.role;
-    $("who-scope").textContent = me.scope_region_id === null ? "" : fill(S.scope, { id: me.scope_region_id });
+    $("who-scope").textContent = me.scope_name ? me.scope_name
+      : me.scope_region_id === null ? "" : fill(S.scope, { id: me.scope_region_id });
     show($("who"), true);
     show($("console"), true);
     var first = null;

@@ -105,3 +105,15 @@ def test_a_clerk_cannot_issue_keys(client, session):
     clerk = f.staff(session, "clerk", tree.county)
     response = client.post("/api/v1/admin/outlets/1/api-keys", headers=f.bearer(session, "staff", clerk.id), json={})
     assert response.status_code == 403 and response.json["error"]["code"] == "role_required"
+
+
+def test_who_am_i_gives_names_a_screen_can_show(client, session):
+    """The console shows who is signed in and where, in words, not ids."""
+    tree = f.region_tree(session)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    me = client.get("/api/v1/auth/me", headers=f.bearer(session, "staff", clerk.id)).json
+    assert (me["display_name"], me["scope_name"], me["scope_region_id"]) == ("clerk 测试", tree.town_a.name,
+                                                                            tree.town_a.id)
+    person = f.participant(session, tree.grid_a, name="周桂芳")
+    mine = client.get("/api/v1/auth/me", headers=f.bearer(session, "participant", person.id)).json
+    assert (mine["kind"], mine["display_name"], mine["scope_name"]) == ("participant", "周桂芳", None)

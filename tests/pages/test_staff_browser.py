@@ -67,7 +67,7 @@ def desk(app, session):
     session.flush()
     return {"verifier": verifier_name, "verifier_id": verifier.id, "approver": approver_name,
             "approver_id": approver.id, "person": person, "first": first.id, "second": second.id,
-            "request": outcome.request.id}
+            "request": outcome.request.id, "scope_name": tree.town_a.name}
 
 
 def test_a_verifier_decides_two_contributions_and_an_approver_a_clerks_correction(browser, served, desk, session):
@@ -98,7 +98,8 @@ def test_a_verifier_decides_two_contributions_and_an_approver_a_clerks_correctio
     assert "工作人员控制台" in driver.find_element(By.TAG_NAME, "h1").text
     sign_in(desk["verifier"])
     assert shows("who-role", "审核员") == "审核员"
-    assert visible_text(driver, "who-label") == desk["verifier"] and visible_text(driver, "who-scope").startswith("辖区")
+    assert visible_text(driver, "who-label") == "verifier测试员"  # the display name, not the sign-in name
+    assert visible_text(driver, "who-scope") == desk["scope_name"]
     assert driver.find_element(By.CSS_SELECTOR, "#tabs [data-section='queue']").is_displayed()
     assert not driver.find_element(By.CSS_SELECTOR, "#tabs [data-section='audit']").is_displayed()
 
