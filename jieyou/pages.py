@@ -74,6 +74,8 @@ def _script_strings() -> dict[str, str]:
         "cost": gettext("%(points)s points", points="{points}"),
         "privilege": gettext("No points deducted; for grade %(grade)s and above", grade="{grade}"),
         "privilege_any": gettext("No points deducted"),
+        "where": gettext("Where: %(places)s", places="{places}"),
+        "list_separator": gettext(", "),
         "need_have": gettext("Needs %(need)s, you have %(have)s", need="{need}", have="{have}"),
         "limit": gettext("Limit: %(limit)s times", limit="{limit}"),
         "none": gettext("none"),

@@ -73,6 +73,8 @@ class VerdictOut(DumpSchema):
     scenario = fields.Nested(ScenarioOut)
     eligible = fields.Boolean()
     reasons = fields.List(fields.Nested(Reason))
+    places = fields.List(fields.Nested(PlaceOut), allow_none=True, metadata={
+        "description": "Where it can be used now: the open outlets of an open partner (null at a counter)"})
 
 
 class CodeOut(DumpSchema):

@@ -189,6 +189,10 @@
         item.appendChild(el("div", "row", s.name)).appendChild(el("span", "small", scenarioTerms(s)));
         if (verdict.eligible) {
           if (s.terms) { item.appendChild(el("p", "small", s.terms)); }
+          if (verdict.places && verdict.places.length) {
+            var names = verdict.places.map(function (p) { return p.name; }).join(S.list_separator);
+            item.appendChild(el("p", "small", fill(S.where, { places: names })));
+          }
           usable.appendChild(item);
         } else {
           blocked += 1;

@@ -35,6 +35,8 @@ REASONS = {
 class Verdict:
     scenario: Scenario
     reasons: list[dict[str, Any]] = field(default_factory=list)
+    # Where it can be used now: the open outlets of an open partner (None at a counter, which is one)
+    places: list[dict[str, Any]] | None = None
 
     @property
     def eligible(self) -> bool:
@@ -94,16 +96,17 @@ def static_reasons(s: Any, today: dt.date, grade: str | None, ladder: tuple[str,
     return reasons
 
 
-def closed(session: Session, scenarios: list[Scenario]) -> dict[int, str]:
+def closed(session: Session, scenarios: list[Scenario]) -> tuple[dict[int, str], dict[int, list[dict[str, Any]]]]:
     """Scenario id -> why no counter can serve it now: its partner suspended (every key of its
-    outlets is refused) or none of its outlets open (each suspended outlet's keys are refused)."""
+    outlets is refused) or none of its outlets open (each suspended outlet's keys are refused);
+    and scenario id -> the open outlets that can (`catalogue.open_places`)."""
     if not scenarios:
-        return {}
+        return {}, {}
     stopped = set(session.scalars(select(Partner.id).where(
         Partner.id.in_({s.partner_id for s in scenarios}), Partner.active.is_(False))))
     places = catalogue.open_places(session, [s.id for s in scenarios])
-    return {s.id: "partner_suspended" if s.partner_id in stopped else "no_outlet_open"
-            for s in scenarios if not places[s.id]}
+    return ({s.id: "partner_suspended" if s.partner_id in stopped else "no_outlet_open"
+             for s in scenarios if not places[s.id]}, places)
 
 
 def evaluate(session: Session, who: Standing, scenarios: list[Scenario], *, reveal_balance: bool = True,
@@ -112,14 +115,14 @@ def evaluate(session: Session, who: Standing, scenarios: list[Scenario], *, reve
     `at_counter`: the caller is an outlet whose key was just accepted, so it and its partner are
     open; otherwise a scenario that no counter can serve now says why (`closed`)."""
     keys = periods(who.today)
-    shut = {} if at_counter else closed(session, scenarios)
+    shut, places = ({}, {}) if at_counter else closed(session, scenarios)
     limited = [s.id for s in scenarios if s.limit_day or s.limit_month or s.limit_year]
     used = {(c.scenario_id, c.period): c.used for c in session.scalars(select(UsageCounter).where(
         UsageCounter.participant_id == who.participant_id, UsageCounter.period.in_(keys.values()),
         UsageCounter.scenario_id.in_(limited)))} if limited else {}
     verdicts = []
     for s in scenarios:
-        v = Verdict(scenario=s, reasons=static_reasons(s, who.today, who.grade, who.ladder))
+        v = Verdict(scenario=s, reasons=static_reasons(s, who.today, who.grade, who.ladder), places=places.get(s.id))
         if s.id in shut:
             v.reasons.insert(0, {"code": shut[s.id]})
         if s.kind == "spend" and who.balance < s.points_cost:

@@ -97,6 +97,7 @@ def test_a_volunteer_signs_in_sees_her_points_shows_a_code_and_signs_out(browser
     # Where she can use her points now, and why not elsewhere (in the API's words).
     usable = shows("usable-list", volunteer["usable"])
     assert volunteer["too_dear"] not in usable
+    assert "可在：门店0、门店1" in usable  # where: the partner's open outlets
     refused = driver.find_element(By.ID, "unusable-list").get_attribute("textContent")
     assert f"{volunteer['too_dear']}1000 分积分不足 (需要 1000，现有 60)" in refused
 

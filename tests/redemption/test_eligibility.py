@@ -118,3 +118,7 @@ def test_a_scenario_no_counter_can_serve_is_not_shown_as_usable(client, session)
     assert verdicts[at_open_outlet.id] == (True, [])
     reason = next(v for v in listed.json if v["scenario"]["id"] == at_shut.id)["reasons"][0]
     assert reason["message"] != reason["code"]
+    # Each says where it can be used now: the open outlets only; none where no counter can serve it.
+    places = {v["scenario"]["id"]: [p["name"] for p in v["places"]] for v in listed.json}
+    assert places[at_open_outlet.id] == [shop_outlets[1].name]
+    assert places[at_shut.id] == [] and places[at_closed_outlet.id] == []
