@@ -98,7 +98,7 @@ def test_the_scripts_read_only_fields_the_api_documents(client):
         return {p["name"] for p in spec["paths"][address]["get"]["parameters"]}
 
     assert {"token"} <= fields("TokenOut")
-    assert {"kind", "id", "label", "role", "scope_region_id"} <= fields("PrincipalOut")
+    assert {"kind", "id", "label", "role", "scope_region_id", "scope_level"} <= fields("PrincipalOut")
     assert {"indicators"} <= fields("RuleSetOut") and {"code", "name_zh", "name_en"} <= fields("IndicatorOut")
     assert {"items", "next"} <= fields("ContributionPageOut")
     assert {"id", "indicator_code", "work_date", "members", "submitted_at", "duplicate_of", "state",
