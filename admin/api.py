@@ -18,8 +18,8 @@ from ledger import tasks
 from ledger.models import ChainDigest, Posting
 from ledger.schemas import (
     AccountPageOut, AccountSearchArgs, MaskedAccountPageOut, AdjustmentIn, AdjustmentOut, ApprovalListArgs, ApprovalOut,
-    BalanceArgs, BalanceOut, CheckStatusOut, DecisionIn, DigestOut, DigestSummaryOut, PostingOut, ReversalIn, RunCheckIn, StatementArgs,
-    StatementOut,
+    ApprovalRowOut, BalanceArgs, BalanceOut, CheckStatusOut, DecisionIn, DigestOut, DigestSummaryOut,
+    MaskedApprovalRowOut, PostingOut, ReversalIn, RunCheckIn, StatementArgs, StatementOut,
 )
 from ledger.services import accounts, corrections, integrity
 from identity.services import get_region
@@ -143,15 +143,19 @@ class Reversals(MethodView):
 class Approvals(MethodView):
     @require("staff", *READERS)
     @blp.arguments(ApprovalListArgs, location="query")
-    @blp.response(200, ApprovalOut(many=True))
+    @blp.response(200, ApprovalRowOut(many=True))  # names masked for auditors (ApprovalPartyOut.name)
     def get(self, args: dict[str, Any], actor: Principal) -> Any:
-        """Corrections waiting for (or past) a decision, in my scope. Each names an account, an
-        amount and a reason about a participant, so reading the list is audited."""
+        """Corrections waiting for (or past) a decision, in my scope, with what deciding one needs:
+        the requester's name, the accounts it moves (a participant's by name) and, for a reversal,
+        the original posting's kind, amounts and reason. Each names a participant, so reading the
+        list is audited."""
         status = None if args["status"] == "all" else args["status"]
         rows = corrections.list_requests(db.session, actor, status=status, limit=args["limit"], after_id=args["after"])
         audit(db.session, actor, "ledger.approvals.list", region_path=actor.scope_path,
               details={"status": args["status"], "results": len(rows)})
-        return rows
+        # Auditors check the books, not the people: they see names masked.
+        schema = ApprovalRowOut(many=True) if sees_full_names(actor) else MaskedApprovalRowOut(many=True)
+        return jsonify(schema.dump(rows))  # a Response passes through flask-smorest as is
 
 
 @blp.route("/approvals/<int:request_id>/decision")

@@ -42,3 +42,6 @@ class PrincipalOut(DumpSchema):
     display_name = fields.String(allow_none=True, metadata={
         "description": "The staff member's display name, the participant's own name, or the outlet's name"})
     scope_name = fields.String(allow_none=True, metadata={"description": "Staff: the region their scope covers"})
+    scope_level = fields.String(allow_none=True, metadata={
+        "description": "Staff: that region's level (county, township, village, grid); whole-ledger work is "
+                       "for county staff"})

@@ -434,11 +434,13 @@ def describe(session: Session, actor: Principal) -> dict[str, Any]:
     the name of the region their scope covers."""
     name: str | None = None
     scope_name: str | None = None
+    scope_level: str | None = None
     if actor.kind == "staff":
         user = session.get(StaffUser, actor.id)
         name = user.display_name if user else None
         region = session.get(Region, actor.scope_region_id) if actor.scope_region_id else None
         scope_name = region.name if region else None
+        scope_level = region.level if region else None
     elif actor.kind == "participant":
         person = session.get(Participant, actor.id)
         name = person.name if person else None
@@ -447,4 +449,4 @@ def describe(session: Session, actor: Principal) -> dict[str, Any]:
         name = outlet.name if outlet else None
     return {"kind": actor.kind, "id": actor.id, "label": actor.label, "role": actor.role,
             "scope_region_id": actor.scope_region_id, "partner_id": actor.partner_id,
-            "display_name": name, "scope_name": scope_name}
+            "display_name": name, "scope_name": scope_name, "scope_level": scope_level}

@@ -18,6 +18,11 @@ KIND_LABELS = {
 }
 
 
+def _kind_label(kind: str) -> str:
+    zh, en = KIND_LABELS.get(kind, (kind, kind))
+    return en if is_english() else zh
+
+
 class BalanceArgs(LoadSchema):
     at = UtcDateTime(load_default=None, metadata={
         "description": "Balance as of this moment (ISO 8601 with zone); not one still to come."})
@@ -62,8 +67,7 @@ class StatementLineOut(DumpSchema):
         "description": "How the points were worked out, in plain words, when the source explains it"})
 
     def _kind_label(self, line: object) -> str:
-        zh, en = KIND_LABELS.get(getattr(line, "kind"), (getattr(line, "kind"),) * 2)
-        return en if is_english() else zh
+        return _kind_label(getattr(line, "kind"))
 
     def _explanation(self, line: object) -> str | None:
         """The source's words for this participant (`accounts.register_explainer`); postings
@@ -174,6 +178,44 @@ class ApprovalOut(DumpSchema):
     decided_at = fields.DateTime(allow_none=True)
     decision_note = fields.String(allow_none=True)
     result_posting_id = fields.Integer(allow_none=True)
+
+
+class ApprovalPartyOut(DumpSchema):
+    account_id = fields.Integer()
+    account_code = fields.String()
+    account_kind = fields.String()
+    participant_id = fields.Integer(allow_none=True)
+    name = fields.String(allow_none=True, metadata={
+        "description": "The participant's name (full for staff who work with people, masked for auditors); "
+                       "null for a system account or a participant outside my scope"})
+    amount = fields.Integer(metadata={
+        "description": "Adjustment: the points it would add (negative: take); reversal: what the original "
+                       "posting moved on this account, which the reversal undoes"})
+
+
+class MaskedApprovalPartyOut(ApprovalPartyOut):
+    name = fields.Function(lambda p: mask_name(p.name) if p.name else None, allow_none=True)
+
+
+class ApprovalOriginalOut(DumpSchema):
+    id = fields.Integer()
+    kind = fields.String()
+    kind_label = fields.Function(lambda o: _kind_label(o.kind))
+    reason = fields.String()
+    effective_at = fields.DateTime()
+
+
+class ApprovalRowOut(ApprovalOut):
+    """A request in the list, with what an approver needs to decide it."""
+    requested_by_name = fields.String(allow_none=True, metadata={"description": "The requester's display name"})
+    accounts = fields.List(fields.Nested(ApprovalPartyOut), metadata={
+        "description": "The accounts it moves: an adjustment's one; a reversal's, each account the original moved"})
+    original = fields.Nested(ApprovalOriginalOut, allow_none=True, metadata={
+        "description": "Reversal: the posting it would undo"})
+
+
+class MaskedApprovalRowOut(ApprovalRowOut):
+    accounts = fields.List(fields.Nested(MaskedApprovalPartyOut))
 
 
 class AdjustmentOut(DumpSchema):

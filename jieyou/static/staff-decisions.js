@@ -14,15 +14,38 @@
 
   var approvalsAfter = null;
 
+  function signed(amount) { return (amount > 0 ? "+" : "") + amount; }
+
+  /* An account as the API names it for this reader: the participant's name (masked for those
+     who read names masked), else the account's code. */
+  function accountLabel(party) {
+    return party.name ? J.fill(S.account_named, { name: party.name, code: party.account_code })
+      : J.fill(S.account_code, { code: party.account_code });
+  }
+
+  /* What a reversal undoes: the original's participants (every account, if it moved none) with
+     what it moved for each. */
+  function originalLine(request) {
+    var original = request.original, parties = request.accounts || [];
+    var people = parties.filter(function (p) { return p.participant_id !== null && p.participant_id !== undefined; });
+    var amounts = (people.length ? people : parties).map(function (p) {
+      return accountLabel(p) + " " + J.fill(S.points, { points: signed(p.amount) });
+    }).join("、");
+    return J.fill(S.original, { kind: original.kind_label, when: J.when(original.effective_at), amounts: amounts,
+                                reason: original.reason });
+  }
+
   function approvalItem(request) {
-    var item = fromTemplate("approval-item"), me = J.me();
+    var item = fromTemplate("approval-item"), me = J.me(), party = (request.accounts || [])[0];
     item.setAttribute("data-id", String(request.id));
     part(item, ".what").textContent = "#" + request.id + " " + (request.kind === "adjustment"
-      ? J.fill(S.adjustment, { amount: (request.amount > 0 ? "+" : "") + request.amount, account: request.account_id })
+      ? J.fill(S.adjustment, { amount: signed(request.amount), account: accountLabel(party) })
       : J.fill(S.reversal, { posting: request.posting_id }));
     part(item, ".status").textContent = S.request_states[request.status] || request.status;
     part(item, ".reason").textContent = request.reason;
-    part(item, ".meta").textContent = J.fill(S.requested, { by: request.requested_by, at: J.when(request.requested_at) });
+    J.say(part(item, ".original"), request.original ? originalLine(request) : "");
+    part(item, ".meta").textContent = J.fill(S.requested, {
+      by: request.requested_by_name || "#" + request.requested_by, at: J.when(request.requested_at) });
     J.say(part(item, ".own"), request.requested_by === me.id ? S.own_request : "");
     var form = part(item, "form");
     J.show(form, request.status === "pending" && J.can("decision"));

@@ -1,5 +1,5 @@
 /* The staff console: the ledger's integrity (the latest hash-chain verification and
-   reconciliation, county staff) and the audit log (auditors), a page at a time. */
+   reconciliation, county staff only) and the audit log (auditors), a page at a time. */
 (function () {
   "use strict";
 
@@ -46,7 +46,8 @@
   $("checks-refresh").addEventListener("click", loadChecks);
 
   J.section("ledger", {
-    visible: function () { return J.can("checks"); },
+    // The API lets these roles in, and then only with a county scope ("scope_required" otherwise).
+    visible: function () { return J.can("checks") && J.me().scope_level === "county"; },
     open: loadChecks,
     reset: function () {
       ["check-verify", "check-reconcile", "check-problems"].forEach(function (id) { $(id).textContent = ""; });

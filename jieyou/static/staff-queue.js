@@ -193,7 +193,7 @@
       J.fetchBlob(J.address("evidence", { contribution_id: c.id, evidence_id: file.id })).then(function (url) {
         if (!current || current.id !== shown) { URL.revokeObjectURL(url); return; }
         blobs.push(url);
-        if (file.content_type.indexOf("image/") === 0) {
+        if (J.isPicture(file.content_type)) {  // a photo inline; anything else only as a download
           var img = el("img");
           img.src = url;
           img.alt = file.filename;

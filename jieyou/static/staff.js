@@ -94,6 +94,14 @@
     });
   }
 
+  /* The only types a fetched file keeps in its blob: URL: the photos the API accepts (checked by
+     content there), which an <img> shows and nothing runs. Anything else (a PDF, and whatever the
+     API might one day send: HTML, SVG) becomes an opaque download: a blob: URL is of this page's
+     origin, so one that a browser opened as a document could act as the signed-in user. */
+  var PICTURES = { "image/jpeg": true, "image/png": true, "image/webp": true };
+  function isPicture(type) { return PICTURES[String(type || "").split(";")[0].trim().toLowerCase()] === true; }
+  function safeBlob(blob) { return isPicture(blob.type) ? blob : new Blob([blob], { type: "application/octet-stream" }); }
+
   /* A file the API serves to the bearer only (evidence): <img src> and <a href> cannot send the
      header, so fetch it with it and hand back a blob: URL (the caller revokes it). */
   function fetchBlob(url) {
@@ -103,7 +111,7 @@
       credentials: "omit", cache: "no-store"
     }).then(function (response) {
       if (token() !== bearer) { throw quiet(); }
-      if (response.ok) { return response.blob().then(function (blob) { return URL.createObjectURL(blob); }); }
+      if (response.ok) { return response.blob().then(function (blob) { return URL.createObjectURL(safeBlob(blob)); }); }
       return response.json().catch(function () { return null; }).then(function (data) {
         var err = apiError(response, data);
         if (response.status === 401) { signedOut(err.message); throw quiet(); }
@@ -267,7 +275,7 @@
 
   window.JieyouStaff = {
     cfg: cfg, S: S, $: $, el: el, show: show, say: say, fill: fill, when: when, address: address,
-    call: call, fetchBlob: fetchBlob, showError: showError, failed: failed, busy: busy, can: can,
+    call: call, fetchBlob: fetchBlob, isPicture: isPicture, showError: showError, failed: failed, busy: busy, can: can,
     section: section, me: function () { return me; }
   };
 

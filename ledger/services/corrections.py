@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from infra.auth import Principal
 from infra.db import utcnow
 from infra.errors import Conflict, Forbidden, IdempotencyConflict, NotFound, ValidationFailed
+from identity.models import Participant, StaffUser
 from identity.services import audit, get_participant_in_scope
 from ledger.models import Account, ApprovalRequest, BalanceShard, Entry, Posting
 from ledger.services import accounts, posting_sql
@@ -277,15 +278,74 @@ def get_request(session: Session, actor: Principal, request_id: int, *, lock: bo
     return request
 
 
+@dataclass(frozen=True)
+class Party:
+    """An account a request moves: an adjustment's, with the points it would add (negative:
+    take); a reversal's, with what the original posting moved there (the reversal undoes it).
+    The participant's name only for one in the reader's scope."""
+    account_id: int
+    account_code: str
+    account_kind: str
+    participant_id: int | None
+    name: str | None
+    amount: int
+
+
+@dataclass(frozen=True)
+class Original:
+    """The posting a reversal would undo, as an approver weighs it."""
+    id: int
+    kind: str
+    reason: str
+    effective_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ApprovalRow:
+    """A request as the list shows it: the request's own fields, plus what deciding it needs."""
+    request: ApprovalRequest
+    requested_by_name: str | None
+    accounts: list[Party]
+    original: Original | None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.request, name)
+
+
 def list_requests(session: Session, actor: Principal, *, status: str | None = "pending", limit: int = 50,
-                  after_id: int | None = None) -> list[ApprovalRequest]:
-    stmt = (select(ApprovalRequest).where(actor.scope_filter(ApprovalRequest.region_path))
-            .order_by(ApprovalRequest.id).limit(limit))
+                  after_id: int | None = None) -> list[ApprovalRow]:
+    """A page of requests in my scope, each with its requester's name, the accounts it moves (the
+    participant by name) and, for a reversal, the original posting: one statement, whatever the
+    page's size. Names come in full; the view masks them for readers who see them masked."""
+    page = select(ApprovalRequest.id).where(actor.scope_filter(ApprovalRequest.region_path))
     if status:
-        stmt = stmt.where(ApprovalRequest.status == status)
+        page = page.where(ApprovalRequest.status == status)
     if after_id:
-        stmt = stmt.where(ApprovalRequest.id > after_id)
-    return list(session.scalars(stmt))
+        page = page.where(ApprovalRequest.id > after_id)
+    ids = page.order_by(ApprovalRequest.id).limit(limit).subquery()
+    # An adjustment names its account; a reversal's accounts are the original's entries.
+    account_id = func.coalesce(ApprovalRequest.account_id, Entry.account_id)
+    stmt = (select(ApprovalRequest, StaffUser.display_name, Posting.id, Posting.kind, Posting.reason,
+                   Posting.effective_at, Account.id, Account.code, Account.kind, Participant.id,
+                   Participant.name, Participant.region_path, func.coalesce(ApprovalRequest.amount, Entry.amount))
+            .join(ids, ids.c.id == ApprovalRequest.id)
+            .outerjoin(StaffUser, StaffUser.id == ApprovalRequest.requested_by)
+            .outerjoin(Posting, Posting.id == ApprovalRequest.posting_id)
+            .outerjoin(Entry, Entry.posting_id == ApprovalRequest.posting_id)
+            .outerjoin(Account, Account.id == account_id)
+            .outerjoin(Participant, Participant.id == Account.participant_id)
+            .order_by(ApprovalRequest.id, Entry.id))
+    rows: dict[int, ApprovalRow] = {}
+    for (request, requester, original_id, kind, reason, effective_at, acc_id, code, acc_kind, person_id, name,
+         person_path, amount) in session.execute(stmt):
+        row = rows.get(request.id)
+        if row is None:
+            original = Original(original_id, kind, reason, effective_at) if original_id is not None else None
+            row = rows[request.id] = ApprovalRow(request, requester, [], original)
+        if acc_id is not None:
+            shown = name if person_path is not None and actor.in_scope(person_path) else None
+            row.accounts.append(Party(acc_id, code, acc_kind, person_id, shown, int(amount)))
+    return list(rows.values())
 
 
 def decide(session: Session, actor: Principal, request_id: int, *, approve: bool, note: str | None,

@@ -114,6 +114,11 @@ def test_who_am_i_gives_names_a_screen_can_show(client, session):
     me = client.get("/api/v1/auth/me", headers=f.bearer(session, "staff", clerk.id)).json
     assert (me["display_name"], me["scope_name"], me["scope_region_id"]) == ("clerk 测试", tree.town_a.name,
                                                                             tree.town_a.id)
+    # The level too: whole-ledger checks are for county staff, so the console offers them only there.
+    assert me["scope_level"] == "township"
+    county = f.staff(session, "auditor", tree.county)
+    assert client.get("/api/v1/auth/me", headers=f.bearer(session, "staff", county.id)).json["scope_level"] == "county"
     person = f.participant(session, tree.grid_a, name="周桂芳")
     mine = client.get("/api/v1/auth/me", headers=f.bearer(session, "participant", person.id)).json
-    assert (mine["kind"], mine["display_name"], mine["scope_name"]) == ("participant", "周桂芳", None)
+    assert (mine["kind"], mine["display_name"], mine["scope_name"], mine["scope_level"]) == ("participant", "周桂芳",
+                                                                                            None, None)

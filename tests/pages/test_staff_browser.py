@@ -64,10 +64,14 @@ def desk(app, session):
     outcome = corrections.request_adjustment(session, clerk, participant_id=person.id, amount=50,
                                              reason="补记三月调解积分", threshold=20,
                                              adjustment_shards=factories.SHARDS)
+    account = factories.account_of(session, person)
+    award = factories.award(session, account.id, 6, reason="信息上报：矛盾隐患线索经核实")
+    reversal = corrections.request_reversal(session, clerk, posting_id=award.posting_id, reason="同一线索重复奖励")
     session.flush()
-    return {"verifier": verifier_name, "verifier_id": verifier.id, "approver": approver_name,
+    return {"clerk": clerk, "verifier": verifier_name, "verifier_id": verifier.id, "approver": approver_name,
             "approver_id": approver.id, "person": person, "first": first.id, "second": second.id,
-            "request": outcome.request.id, "scope_name": tree.town_a.name}
+            "request": outcome.request.id, "reversal": reversal.id, "award": award.posting_id,
+            "account_code": account.code, "scope_name": tree.town_a.name}
 
 
 def test_a_verifier_decides_two_contributions_and_an_approver_a_clerks_correction(browser, served, desk, session):
@@ -148,11 +152,21 @@ def test_a_verifier_decides_two_contributions_and_an_approver_a_clerks_correctio
     assert driver.execute_script("return sessionStorage.getItem('jieyou.staff.token')") is None
     sign_in(desk["approver"])
     assert shows("who-role", "审批员") == "审批员"
+    # A township approver: the API refuses whole-ledger checks outside a county scope, so no such tab.
+    assert not driver.find_element(By.CSS_SELECTOR, "#tabs [data-section='ledger']").is_displayed()
     click("#tabs [data-section='approvals']")
     item = f"#approvals-list [data-id='{desk['request']}']"
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, item) and d.find_element(By.CSS_SELECTOR, item).is_displayed())
     text = driver.find_element(By.CSS_SELECTOR, item).text
     assert "人工调整 +50 分" in text and "补记三月调解积分" in text and "待审批" in text
+    # Whose points and who asked, in words: the participant by name, the clerk by display name.
+    assert f"王秀兰（账户 {desk['account_code']}） 人工调整 +50 分" in text
+    assert re.search(r"clerk测试员 于 \S+ \S+ 提出", text)
+    # A reversal says what it undoes: the original's kind, the points it gave whom, and why.
+    reversal = driver.find_element(By.CSS_SELECTOR, f"#approvals-list [data-id='{desk['reversal']}']").text
+    assert f"冲正记账凭证 {desk['award']} 号" in reversal and "同一线索重复奖励" in reversal
+    assert re.search(rf"冲正的原记账：\S+ \S+ 积分奖励，王秀兰（账户 {re.escape(desk['account_code'])}） \+6 分；"
+                     r"原事由：信息上报：矛盾隐患线索经核实", reversal), reversal
     driver.find_element(By.CSS_SELECTOR, f"{item} .note").send_keys("已核对调解记录")
     click(f"{item} .approve")
     wait.until(lambda d: "已批准" in d.find_element(By.CSS_SELECTOR, f"{item} .ok").text)
@@ -160,7 +174,41 @@ def test_a_verifier_decides_two_contributions_and_an_approver_a_clerks_correctio
     decided = refetch(ApprovalRequest, desk["request"])
     assert decided.status == "approved" and decided.decided_by == desk["approver_id"]
     assert decided.decision_note == "已核对调解记录" and decided.result_posting_id is not None
-    assert accounts.balance(session, factories.account_of(session, desk["person"]).id) == 50
+    assert accounts.balance(session, factories.account_of(session, desk["person"]).id) == 6 + 50
 
     assert csp_refusals(driver) == []
     assert session.get(StaffUser, desk["approver_id"]).username == desk["approver"]
+
+
+def test_evidence_shows_as_a_photo_or_downloads_and_never_opens_as_a_page(browser, served, desk, session, app):
+    """A blob: URL is of the console's origin: only a photo keeps its type (an <img> runs nothing);
+    a PDF, or anything the API might send as HTML or SVG, becomes an opaque download."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, wait = browser, WebDriverWait(browser, 8, poll_frequency=0.1)
+    evidence.attach(session, desk["clerk"], desk["first"], "调解协议.pdf", b"%PDF-1.4\n<script>alert(1)</script>\n",
+                    Path(app.config["SETTINGS"].instance_dir) / "evidence")
+    session.flush()
+    driver.get(served + "/staff")
+    driver.find_element(By.ID, "username").send_keys(desk["verifier"])
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "#signin-form button").click()
+    opener = f"#queue-rows [data-open='{desk['first']}']"
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, opener))
+    driver.execute_script(  # what each blob: URL was made of
+        "window.blobTypes = []; var make = URL.createObjectURL.bind(URL);"
+        "URL.createObjectURL = function (blob) { window.blobTypes.push(blob.type); return make(blob); };")
+    driver.find_element(By.CSS_SELECTOR, opener).click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#detail-evidence a[download]")
+               and d.find_elements(By.CSS_SELECTOR, "#detail-evidence img"), message="the files never showed")
+    link = driver.find_element(By.CSS_SELECTOR, "#detail-evidence a[download]")
+    assert link.get_attribute("download") == "调解协议.pdf" and link.text == "打开 调解协议.pdf"
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#detail-evidence img")) == 1  # the photo only
+    assert sorted(driver.execute_script("return window.blobTypes")) == ["application/octet-stream", "image/png"]
+    # Whatever else comes back (here the console's own HTML) is not kept as a page either.
+    html = driver.execute_async_script(
+        "var done = arguments[arguments.length - 1]; window.blobTypes = [];"
+        "JieyouStaff.fetchBlob('/staff').then(function () { done(window.blobTypes); }, function (e) { done(String(e)); });")
+    assert html == ["application/octet-stream"]
+    assert csp_refusals(driver) == []

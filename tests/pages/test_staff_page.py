@@ -98,7 +98,7 @@ def test_the_scripts_read_only_fields_the_api_documents(client):
         return {p["name"] for p in spec["paths"][address]["get"]["parameters"]}
 
     assert {"token"} <= fields("TokenOut")
-    assert {"kind", "id", "label", "role", "scope_region_id"} <= fields("PrincipalOut")
+    assert {"kind", "id", "label", "role", "scope_region_id", "scope_level"} <= fields("PrincipalOut")
     assert {"indicators"} <= fields("RuleSetOut") and {"code", "name_zh", "name_en"} <= fields("IndicatorOut")
     assert {"items", "next"} <= fields("ContributionPageOut")
     assert {"id", "indicator_code", "work_date", "members", "submitted_at", "duplicate_of", "state",
@@ -112,6 +112,11 @@ def test_the_scripts_read_only_fields_the_api_documents(client):
     assert {"id", "name", "phone"} <= fields("ParticipantOut")
     assert {"id", "kind", "status", "account_id", "amount", "posting_id", "reason", "requested_by",
             "requested_at"} <= fields("ApprovalOut")
+    # The list's rows: what deciding needs, the participant by the name the reader may see.
+    assert {"id", "kind", "status", "amount", "posting_id", "reason", "requested_by", "requested_at",
+            "requested_by_name", "accounts", "original"} <= fields("ApprovalRowOut")
+    assert {"account_code", "participant_id", "name", "amount"} <= fields("ApprovalPartyOut")
+    assert {"kind_label", "effective_at", "reason"} <= fields("ApprovalOriginalOut")
     assert {"items", "next"} <= fields("NoticePageOut")
     assert {"id", "indicator_code", "indicator_name", "names", "description", "proposed_points", "notice_until",
             "open_objections"} <= fields("NoticeOut")
