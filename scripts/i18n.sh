@@ -9,7 +9,7 @@ KEYWORDS="-k gettext -k lazy_gettext -k DomainError -k NotFound -k Conflict -k V
 .venv/bin/pybabel extract -F babel.cfg $KEYWORDS --no-location --omit-header --sort-output \
     -o jieyou/translations/messages.pot infra identity ledger admin jieyou scoring redemption >/dev/null 2>&1
 .venv/bin/pybabel update -i jieyou/translations/messages.pot -d jieyou/translations -l zh \
-    --no-fuzzy-matching 
+    --no-fuzzy-matching --ignore-obsolete
 sed -i '/^#, fuzzy$/d' jieyou/translations/zh/LC_MESSAGES/messages.po
 .venv/bin/pybabel compile -d jieyou/translations -l zh
 grep -c '^msgstr ""$' jieyou/translations/zh/LC_MESSAGES/messages.po | xargs echo "untranslated (minus header):"
