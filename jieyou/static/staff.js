@@ -46,7 +46,8 @@
 
   /* The address of an endpoint with its path ids filled in, and a query string of the values given. */
   function address(name, ids, query) {
-    var url = fill(API[name], ids || {});
+    // Path ids are encoded: they come from the API as numbers, but a path is no place to trust that.
+    var url = API[name].replace(/\{(\w+)\}/g, function (_m, key) { return encodeURIComponent(String((ids || {})[key])); });
     var parts = [];
     Object.keys(query || {}).forEach(function (key) {
       var value = query[key];
@@ -153,7 +154,7 @@
       lines.forEach(function (line) {
         var label = S.fields[line[0]] || line[0];
         list.appendChild(el("li", null, label + ": " + line[1]));
-        var input = form ? form.querySelector("[data-field='" + line[0] + "']") : null;
+        var input = form ? form.querySelector("[data-field='" + CSS.escape(line[0]) + "']") : null;
         if (input) { input.setAttribute("aria-invalid", "true"); }
       });
       target.appendChild(list);
