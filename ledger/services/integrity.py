@@ -21,6 +21,7 @@ from ledger.models import GENESIS_HASH, BalanceShard, ChainDigest, Entry, Ledger
 from ledger.services.chain import canonical_json, entry_hash, posting_fingerprint
 
 MAX_PROBLEMS = 200
+MAX_BIGINT, MAX_SMALLINT = 2**63 - 1, 2**15 - 1
 
 
 @dataclass
@@ -62,26 +63,41 @@ def verify_chains(session: Session, *, account_id: int | None = None) -> Report:
     entries = 0
 
     def close_chain(key: tuple[int, int] | None) -> None:
+        """The chain's end against its head: entries missing at the end, entries written past the
+        head (the first one named), or a head whose hash is not the last entry's."""
         if key is None or broken:
             return
         head = expected.get(key)
         if head is None:
             report.problem(account_id=key[0], shard=key[1], problem="chain_without_balance_row")
-        elif head.last_seq != next_seq - 1 or head.last_hash != running_hash:
+        elif head.last_seq > next_seq - 1:
             report.problem(account_id=key[0], shard=key[1], seq=next_seq, entry_id=None,
                            problem="missing_entries_at_end",
                            detail=f"head says seq {head.last_seq}, entries end at {next_seq - 1}")
+        elif head.last_seq < next_seq - 1:
+            report.problem(account_id=key[0], shard=key[1], seq=head.last_seq + 1, entry_id=past_head[0],
+                           posting_id=past_head[1], problem="entries_past_head",
+                           detail=f"head says seq {head.last_seq}, entries go on to {next_seq - 1}")
+        elif head.last_hash != running_hash:
+            report.problem(account_id=key[0], shard=key[1], seq=head.last_seq, entry_id=None,
+                           problem="head_altered", detail="the head's hash is not its last entry's")
 
     seen_chains: set[tuple[int, int]] = set()
+    head_seq: int | None = None  # the chain's head as its balance row records it
+    past_head: tuple[int | None, int | None] = (None, None)  # (entry, posting) just past that head
     for row in session.execute(stmt.execution_options(yield_per=5000)):
         key = (row.account_id, row.shard)
         if key != chain:
             close_chain(chain)
             chain, running_hash, running_balance, next_seq, broken = key, GENESIS_HASH, 0, 1, False
             seen_chains.add(key)
+            shard_head = expected.get(key)
+            head_seq, past_head = (shard_head.last_seq if shard_head is not None else None), (None, None)
         entries += 1
         if broken:
             continue
+        if head_seq is not None and row.seq == head_seq + 1:
+            past_head = (row.entry_id, row.id)
         where = {"account_id": row.account_id, "shard": row.shard, "seq": next_seq, "entry_id": row.entry_id,
                  "posting_id": row.id}
         if row.seq != next_seq:
@@ -204,6 +220,8 @@ def verify_against_digest(session: Session, document: dict[str, Any]) -> Report:
         try:
             account_id, shard = (int(x) for x in key.split(":"))
             seq, recorded_hash = int(head[0]), str(head[1])
+            if not (0 < account_id <= MAX_BIGINT and 0 <= shard <= MAX_SMALLINT and 0 < seq <= MAX_BIGINT):
+                raise ValueError("out of the columns' range")  # no such row; the database would refuse the query
         except (TypeError, ValueError, IndexError, KeyError):  # the file was edited by hand: say so, go on
             report.problem(problem="digest_file_altered", detail=f"head {key!r} is not account:shard -> [seq, hash]")
             continue

@@ -181,3 +181,46 @@ def test_scheduled_check_runs_once_per_period(session, ledger_with_history):
     report = integrity.verify_chains(session)
     assert integrity.record_check(session, report, "2026-03-01") is not None
     assert integrity.record_check(session, report, "2026-03-01") is None
+
+
+def test_the_end_of_a_chain_is_named_for_what_happened_there(session, ledger_with_history):
+    """A chain's end against its head: the newest entry deleted is a missing entry at the end (and,
+    once the head is wound back to hide it, the exported digest still names it); an entry written
+    past the head is named as such, not as missing; a head whose hash was changed is named too.
+    All three were reported as `missing_entries_at_end`."""
+    account_id = ledger_with_history[1].id
+    document = integrity.export_digest(integrity.record_digest(session, dt.date(2026, 1, 3)))
+    chain = _chain(session, account_id)
+    newest = chain[-1]
+    _bypass_triggers(session)
+    session.execute(text("DELETE FROM entries WHERE id = :i"), {"i": newest.id})
+    _restore_triggers(session)
+
+    def ends() -> list[tuple]:
+        return [(p["problem"], p["seq"], p["entry_id"])
+                for p in integrity.verify_chains(session, account_id=account_id).problems]
+
+    assert ends() == [("missing_entries_at_end", newest.seq, None)]
+    rewind = text("UPDATE balances SET last_seq = :s, last_hash = :h, balance = :b WHERE account_id = :a")
+    session.execute(rewind, {"s": chain[-2].seq, "h": chain[-2].hash, "b": chain[-2].balance_after, "a": account_id})
+    assert ends() == []  # the truncated chain is consistent with its wound-back head...
+    against = integrity.verify_against_digest(session, document)
+    assert [(p["account_id"], p["seq"], p["problem"]) for p in against.problems] == \
+        [(account_id, newest.seq, "missing_entry")]  # ...but not with the digest kept outside
+    # An entry past the head: the head wound back over entries that are still there.
+    session.execute(rewind, {"s": chain[-3].seq, "h": chain[-3].hash, "b": chain[-3].balance_after, "a": account_id})
+    assert ends() == [("entries_past_head", chain[-2].seq, chain[-2].id)]
+    session.execute(rewind, {"s": chain[-2].seq, "h": "f" * 64, "b": chain[-2].balance_after, "a": account_id})
+    assert ends() == [("head_altered", chain[-2].seq, None)]
+
+
+def test_a_digest_file_edited_to_ids_beyond_the_columns_is_reported_not_a_crash(session, ledger_with_history):
+    """A hand-edited digest naming an account, shard or seq past what the columns hold made the
+    query fail (`bigint out of range`, a traceback from `ledger verify --digest`, the run lost);
+    such a head is a finding like any other edit of the file."""
+    good = integrity.chain_heads(session)
+    heads = {**good, f"{2**63}:0": [1, "a" * 64], "1:40000": [1, "a" * 64], "1:0": [2**64, "a" * 64]}
+    report = integrity.verify_against_digest(session, {"day": "2026-01-01", "digest": integrity.heads_digest(heads),
+                                                       "heads": heads})
+    assert sorted(p["problem"] for p in report.problems) == ["digest_file_altered"] * 3
+    assert report.stats == {"heads": len(heads)}
