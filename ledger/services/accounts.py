@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -263,12 +264,13 @@ def find_accounts(session: Session, actor: Principal, *, q: str | None = None, r
         stmt = stmt.where(Account.kind == kind)
     if q:
         text = q.strip()
+        digits = _phone_digits(text)
         # Phones match whole, or by their last four digits: never by arbitrary fragments, which
         # would let a reader rebuild a masked number digit by digit.
-        if text.isdigit() and len(text) == 11:
-            phone_match = Participant.phone == text
-        elif text.isdigit() and len(text) == 4:
-            phone_match = Participant.phone.endswith(text)
+        if digits is not None and len(digits) == 11:
+            phone_match = Participant.phone == digits
+        elif digits is not None and len(digits) == 4:
+            phone_match = Participant.phone.endswith(digits)
         else:
             phone_match = false()
         # Names likewise: a reader who sees them masked (张*梅) matches only a whole name, or a
@@ -283,6 +285,13 @@ def find_accounts(session: Session, actor: Principal, *, q: str | None = None, r
     return out, (out[-1].account.id if len(rows) > limit else None)
 
 
+def _phone_digits(text: str) -> str | None:
+    """The text as ASCII digits when it is only digits, full-width ones too (typed on a Chinese
+    keyboard: １３９…, which str.isdigit accepts but no stored number equals); else None."""
+    folded = unicodedata.normalize("NFKC", text)
+    return folded if folded.isascii() and folded.isdigit() else None
+
+
 _ACCOUNT_CODE = re.compile(r"^(?:(?:participant|partner):[0-9]+|issuance|adjustment|escrow)\Z")
 
 
@@ -290,10 +299,11 @@ def query_for_audit(q: str) -> dict[str, str]:
     """A search as the audit log keeps it: what kind of query it was and a masked form, so that
     auditors reading the log see who searched, not the phone numbers and names searched for."""
     text = q.strip()
-    if text.isdigit() and len(text) == 4:
-        return {"kind": "phone_last4", "q": text}  # the part a masked number shows anyway
-    if text.isdigit():
-        return {"kind": "phone", "q": mask_phone(text)}
+    digits = _phone_digits(text)
+    if digits is not None and len(digits) == 4:
+        return {"kind": "phone_last4", "q": digits}  # the part a masked number shows anyway
+    if digits is not None:
+        return {"kind": "phone", "q": mask_phone(digits)}
     if _ACCOUNT_CODE.match(text):
         return {"kind": "account_code", "q": text}
     return {"kind": "name", "q": mask_name(text)}

@@ -2,7 +2,9 @@
 from fragments, or creating a look-alike user with a name that differs by a trailing newline."""
 from __future__ import annotations
 
-from identity.models import Partner, StaffUser
+from sqlalchemy import select
+
+from identity.models import AuditEntry, Partner, StaffUser
 from tests import factories as f
 
 PASSWORD = "long-enough-password"
@@ -85,3 +87,21 @@ def test_names_made_of_blanks_are_refused_everywhere_staff_type_one(client, sess
             (f"/api/v1/admin/partners/{partner.id}/outlets", {"name": "   ", "region_id": tree.town_a.id}, "name")):
         refused = client.post(url, headers=admin, json=body)
         assert refused.status_code == 422 and set(refused.json["error"]["details"]) == {field}, (url, refused.json)
+
+
+def test_a_phone_number_typed_in_full_width_digits_is_found(client, session):
+    """A Chinese keyboard types １３９… (full-width): str.isdigit took it for a phone number, but it
+    was compared as typed with the stored ASCII digits, so a clerk found nobody, by the whole
+    number or its last four digits; the audit log keeps it masked as before."""
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a)
+    account = f.account_of(session, person)
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    wide = person.phone.translate({ord(d): 0xFF10 + int(d) for d in "0123456789"})
+    assert account.id in _ids(client, clerk, wide)
+    assert account.id in _ids(client, clerk, wide[-4:])
+    assert account.id not in _ids(client, clerk, wide[3:9])  # fragments still match nothing
+    searched = session.scalars(select(AuditEntry.details).where(AuditEntry.action == "ledger.accounts.search")
+                               .order_by(AuditEntry.id.desc()).limit(3)).all()
+    assert [d["kind"] for d in searched] == ["phone", "phone_last4", "phone"]
+    assert person.phone not in str(searched) and wide not in str(searched)
