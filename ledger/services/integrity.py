@@ -46,11 +46,19 @@ def verify_chains(session: Session, *, account_id: int | None = None) -> Report:
 
     The entry hash covers the posting's fingerprint (effective time included) but not the entry's
     own copy of the effective time, which balance_at and statements read: it must equal the
-    posting's, or the entry was moved in time."""
+    posting's, or the entry was moved in time.
+
+    Each chain's end is held against its head as read by the same statement as its entries: the
+    checks run while the ledger is written, and on PostgreSQL two statements read two snapshots,
+    so a posting committed in between read as entries missing from the head's chain."""
     report = Report(kind="verify")
     stmt = (select(Entry.id.label("entry_id"), Entry.account_id, Entry.shard, Entry.seq, Entry.amount, Entry.balance_after,
-                   Entry.hash, Entry.effective_at.label("entry_effective_at"), *_POSTING_COLUMNS)
+                   Entry.hash, Entry.effective_at.label("entry_effective_at"), *_POSTING_COLUMNS,
+                   BalanceShard.last_seq.label("head_seq"), BalanceShard.last_hash.label("head_hash"),
+                   BalanceShard.account_id.label("head_account_id"))
             .join(Posting, Posting.id == Entry.posting_id)
+            .outerjoin(BalanceShard, (BalanceShard.account_id == Entry.account_id)
+                       & (BalanceShard.shard == Entry.shard))
             .order_by(Entry.account_id, Entry.shard, Entry.seq))
     heads = select(BalanceShard)
     if account_id is not None:
@@ -60,17 +68,17 @@ def verify_chains(session: Session, *, account_id: int | None = None) -> Report:
     chain: tuple[int, int] | None = None
     running_hash, running_balance, next_seq, broken = GENESIS_HASH, 0, 1, False
     entries = 0
+    head: Any = None  # the chain's head row, read with its entries
 
     def close_chain(key: tuple[int, int] | None) -> None:
         if key is None or broken:
             return
-        head = expected.get(key)
-        if head is None:
+        if head.head_account_id is None:
             report.problem(account_id=key[0], shard=key[1], problem="chain_without_balance_row")
-        elif head.last_seq != next_seq - 1 or head.last_hash != running_hash:
+        elif head.head_seq != next_seq - 1 or head.head_hash != running_hash:
             report.problem(account_id=key[0], shard=key[1], seq=next_seq, entry_id=None,
                            problem="missing_entries_at_end",
-                           detail=f"head says seq {head.last_seq}, entries end at {next_seq - 1}")
+                           detail=f"head says seq {head.head_seq}, entries end at {next_seq - 1}")
 
     seen_chains: set[tuple[int, int]] = set()
     for row in session.execute(stmt.execution_options(yield_per=5000)):
@@ -79,6 +87,7 @@ def verify_chains(session: Session, *, account_id: int | None = None) -> Report:
             close_chain(chain)
             chain, running_hash, running_balance, next_seq, broken = key, GENESIS_HASH, 0, 1, False
             seen_chains.add(key)
+        head = row
         entries += 1
         if broken:
             continue
