@@ -45,7 +45,22 @@ def award_due(session: Session, batch: int = 1000) -> dict[str, Any]:
 @celery.task(name="scoring.run_import")
 def run_import(session: Session, job_id: int) -> dict[str, Any]:
     """Import one uploaded file. The task may be delivered twice (acks_late): `imports.claim` lets
-    exactly one run import it, the other waits and does nothing."""
+    exactly one run import it, the other waits and does nothing. A run that fails otherwise is not
+    run again: its unit of work is rolled back, then the job is marked failed (`imports.abandon`);
+    so the import has a unit of work of its own and the task's session is left unused."""
+    try:
+        with db.unit_of_work() as work:
+            return _import(work, job_id)
+    except Exception as exc:
+        try:
+            with db.unit_of_work() as other:
+                imports.abandon(other, job_id, exc)
+        except Exception:  # the database is gone, say: the original error is the one to report
+            log.exception("import %s could not be marked failed", job_id)
+        raise
+
+
+def _import(session: Session, job_id: int) -> dict[str, Any]:
     job = imports.claim(session, job_id)
     if job is None:
         return {"skipped": job_id}
