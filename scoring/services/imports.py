@@ -168,6 +168,20 @@ def abandon(session: Session, job_id: int, exc: BaseException) -> None:
                             imported_rows=0, finished_at=utcnow()))
 
 
+def stale_jobs(session: Session, uploaded_before: dt.datetime, limit: int = 100) -> list[int]:
+    """Jobs uploaded before `uploaded_before` and still not finished that no run is importing now
+    (on PostgreSQL: their claim is free, and this transaction holds it until its commit): their
+    task was lost (the broker refused it at the upload, or the process running it in-process
+    stopped). Running them again is safe, `claim` lets one run import a job."""
+    ids = session.scalars(select(ImportJob.id).where(ImportJob.status.in_(("queued", "validating", "importing")),
+                                                     ImportJob.created_at < uploaded_before)
+                          .order_by(ImportJob.id).limit(limit)).all()
+    if not on_postgresql(session):
+        return list(ids)
+    return [job_id for job_id in ids if session.scalar(
+        select(func.pg_try_advisory_xact_lock(JOB_LOCK, func.hashtext(str(job_id)))))]
+
+
 def get_job(session: Session, actor: Principal, job_id: int) -> ImportJob:
     job = session.get(ImportJob, job_id)
     if job is None or not (job.created_by == actor.id or actor.in_scope(job.scope_path)):

@@ -71,3 +71,28 @@ def test_a_crashed_delivery_leaves_the_job_to_one_still_importing_it(committed_f
         holder.commit()
     with committed_factory() as s:
         assert s.get(ImportJob, job_id).status == "queued"
+
+
+def test_an_import_whose_task_was_lost_is_run_by_the_sweep(committed_factory, app):
+    """The upload commits its job, then enqueues its task: if the broker refused it then (down, or
+    the embedded process stopped before its job ran), nothing ran it, the job said queued for
+    ever and the file was a 409 duplicate. The scheduled sweep runs such jobs again; a recent job,
+    or one a run is importing now, it leaves alone."""
+    from sqlalchemy import update
+
+    from infra.db import utcnow
+    lost, _body, _clerk = _upload(committed_factory, app, f"lost-{id(object())}")
+    busy, _body, _clerk = _upload(committed_factory, app, f"busy-{id(object())}")
+    recent, _body, _clerk = _upload(committed_factory, app, f"recent-{id(object())}")
+    with committed_factory() as s:
+        s.execute(update(ImportJob).where(ImportJob.id.in_([lost, busy]))
+                  .values(created_at=utcnow() - tasks.STALE_IMPORT * 2))
+        s.commit()
+    with committed_factory() as holder:  # a run importing `busy` right now
+        holder.execute(select(func.pg_advisory_xact_lock(imports.JOB_LOCK, func.hashtext(str(busy)))))
+        assert tasks.requeue_stale_imports()["requeued"] >= 1
+        holder.commit()
+    with committed_factory() as s:
+        statuses = {job_id: s.get(ImportJob, job_id).status for job_id in (lost, busy, recent)}
+    assert statuses == {lost: "done", busy: "queued", recent: "queued"}
+    assert "scoring.requeue_stale_imports" in {e["task"] for e in tasks.BEAT_SCHEDULE.values()}
