@@ -1,6 +1,7 @@
 """Scoring jobs: award contributions whose notice ended (scheduled, idempotent) and bulk imports."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from identity.models import StaffUser
 from identity.services import staff_principal
-from infra.db import db
+from infra.db import after_commit, db, utcnow
 from infra.tasks import celery
 from scoring.models import ImportJob
 from scoring.services import awards, imports
@@ -45,7 +46,22 @@ def award_due(session: Session, batch: int = 1000) -> dict[str, Any]:
 @celery.task(name="scoring.run_import")
 def run_import(session: Session, job_id: int) -> dict[str, Any]:
     """Import one uploaded file. The task may be delivered twice (acks_late): `imports.claim` lets
-    exactly one run import it, the other waits and does nothing."""
+    exactly one run import it, the other waits and does nothing. A run that fails otherwise is not
+    run again: its unit of work is rolled back, then the job is marked failed (`imports.abandon`);
+    so the import has a unit of work of its own and the task's session is left unused."""
+    try:
+        with db.unit_of_work() as work:
+            return _import(work, job_id)
+    except Exception as exc:
+        try:
+            with db.unit_of_work() as other:
+                imports.abandon(other, job_id, exc)
+        except Exception:  # the database is gone, say: the original error is the one to report
+            log.exception("import %s could not be marked failed", job_id)
+        raise
+
+
+def _import(session: Session, job_id: int) -> dict[str, Any]:
     job = imports.claim(session, job_id)
     if job is None:
         return {"skipped": job_id}
@@ -66,6 +82,24 @@ def run_import(session: Session, job_id: int) -> dict[str, Any]:
     return {"status": job.status, "imported": job.imported_rows, "errors": len(job.errors)}
 
 
+# An upload's task runs within seconds unless the workers are busy with other imports.
+STALE_IMPORT = dt.timedelta(minutes=15)
+
+
+@celery.task(name="scoring.requeue_stale_imports")
+def requeue_stale_imports(session: Session) -> dict[str, Any]:
+    """Run again the imports whose task was lost: the upload commits its job and only then sends
+    the task, so a broker that refused it (or an embedded process that stopped first) left the job
+    queued for ever, its file refused as a duplicate. Sent after this run commits its claims."""
+    ids = imports.stale_jobs(session, utcnow() - STALE_IMPORT)
+    for job_id in ids:
+        after_commit(session, lambda job_id=job_id: run_import.delay(job_id))
+    if ids:
+        log.warning("imports %s were not finished after %s: queued again", ids, STALE_IMPORT)
+    return {"requeued": len(ids)}
+
+
 BEAT_SCHEDULE = {
     "scoring-award-due": {"task": "scoring.award_due", "schedule": crontab(minute="*/5")},
+    "scoring-requeue-stale-imports": {"task": "scoring.requeue_stale_imports", "schedule": crontab(minute="*/10")},
 }

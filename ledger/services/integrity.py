@@ -47,11 +47,19 @@ def verify_chains(session: Session, *, account_id: int | None = None) -> Report:
 
     The entry hash covers the posting's fingerprint (effective time included) but not the entry's
     own copy of the effective time, which balance_at and statements read: it must equal the
-    posting's, or the entry was moved in time."""
+    posting's, or the entry was moved in time.
+
+    Each chain's end is held against its head as read by the same statement as its entries: the
+    checks run while the ledger is written, and on PostgreSQL two statements read two snapshots,
+    so a posting committed in between read as entries missing from the head's chain."""
     report = Report(kind="verify")
     stmt = (select(Entry.id.label("entry_id"), Entry.account_id, Entry.shard, Entry.seq, Entry.amount, Entry.balance_after,
-                   Entry.hash, Entry.effective_at.label("entry_effective_at"), *_POSTING_COLUMNS)
+                   Entry.hash, Entry.effective_at.label("entry_effective_at"), *_POSTING_COLUMNS,
+                   BalanceShard.last_seq.label("head_seq"), BalanceShard.last_hash.label("head_hash"),
+                   BalanceShard.account_id.label("head_account_id"))
             .join(Posting, Posting.id == Entry.posting_id)
+            .outerjoin(BalanceShard, (BalanceShard.account_id == Entry.account_id)
+                       & (BalanceShard.shard == Entry.shard))
             .order_by(Entry.account_id, Entry.shard, Entry.seq))
     heads = select(BalanceShard)
     if account_id is not None:
@@ -61,42 +69,41 @@ def verify_chains(session: Session, *, account_id: int | None = None) -> Report:
     chain: tuple[int, int] | None = None
     running_hash, running_balance, next_seq, broken = GENESIS_HASH, 0, 1, False
     entries = 0
+    head: Any = None  # the chain's last row, which carries its head as the same statement read it
 
     def close_chain(key: tuple[int, int] | None) -> None:
         """The chain's end against its head: entries missing at the end, entries written past the
         head (the first one named), or a head whose hash is not the last entry's."""
         if key is None or broken:
             return
-        head = expected.get(key)
-        if head is None:
+        if head.head_account_id is None:
             report.problem(account_id=key[0], shard=key[1], problem="chain_without_balance_row")
-        elif head.last_seq > next_seq - 1:
+        elif head.head_seq > next_seq - 1:
             report.problem(account_id=key[0], shard=key[1], seq=next_seq, entry_id=None,
                            problem="missing_entries_at_end",
-                           detail=f"head says seq {head.last_seq}, entries end at {next_seq - 1}")
-        elif head.last_seq < next_seq - 1:
-            report.problem(account_id=key[0], shard=key[1], seq=head.last_seq + 1, entry_id=past_head[0],
+                           detail=f"head says seq {head.head_seq}, entries end at {next_seq - 1}")
+        elif head.head_seq < next_seq - 1:
+            report.problem(account_id=key[0], shard=key[1], seq=head.head_seq + 1, entry_id=past_head[0],
                            posting_id=past_head[1], problem="entries_past_head",
-                           detail=f"head says seq {head.last_seq}, entries go on to {next_seq - 1}")
-        elif head.last_hash != running_hash:
-            report.problem(account_id=key[0], shard=key[1], seq=head.last_seq, entry_id=None,
+                           detail=f"head says seq {head.head_seq}, entries go on to {next_seq - 1}")
+        elif head.head_hash != running_hash:
+            report.problem(account_id=key[0], shard=key[1], seq=head.head_seq, entry_id=None,
                            problem="head_altered", detail="the head's hash is not its last entry's")
 
     seen_chains: set[tuple[int, int]] = set()
-    head_seq: int | None = None  # the chain's head as its balance row records it
-    past_head: tuple[int | None, int | None] = (None, None)  # (entry, posting) just past that head
+    past_head: tuple[int | None, int | None] = (None, None)  # (entry, posting) just past the chain's head
     for row in session.execute(stmt.execution_options(yield_per=5000)):
         key = (row.account_id, row.shard)
         if key != chain:
             close_chain(chain)
             chain, running_hash, running_balance, next_seq, broken = key, GENESIS_HASH, 0, 1, False
             seen_chains.add(key)
-            shard_head = expected.get(key)
-            head_seq, past_head = (shard_head.last_seq if shard_head is not None else None), (None, None)
+            past_head = (None, None)
+        head = row
         entries += 1
         if broken:
             continue
-        if head_seq is not None and row.seq == head_seq + 1:
+        if row.head_seq is not None and row.seq == row.head_seq + 1:
             past_head = (row.entry_id, row.id)
         where = {"account_id": row.account_id, "shard": row.shard, "seq": next_seq, "entry_id": row.entry_id,
                  "posting_id": row.id}

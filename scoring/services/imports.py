@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -151,6 +151,35 @@ def claim(session: Session, job_id: int) -> ImportJob | None:
     if job is None or job.status in ("done", "failed"):
         return None
     return job
+
+
+def abandon(session: Session, job_id: int, exc: BaseException) -> None:
+    """Mark failed a job whose run broke off for a reason no row explains (a bug, the database lost
+    mid-run), its work rolled back. Celery acks a failed task and never runs it again, so the job
+    would stay queued or importing for ever, its file refused as a duplicate of it; failed, staff
+    see why and may upload the file again. Not while another delivery holds the job's claim: that
+    one is importing it, and its outcome stands."""
+    if on_postgresql(session) and not session.scalar(
+            select(func.pg_try_advisory_xact_lock(JOB_LOCK, func.hashtext(str(job_id))))):
+        return
+    reason = f"The import stopped on an unexpected error ({type(exc).__name__}); nothing was imported."
+    session.execute(update(ImportJob).where(ImportJob.id == job_id, ImportJob.status.not_in(("done", "failed")))
+                    .values(status="failed", errors=[{"line": 0, "field": "file", "reason": reason}],
+                            imported_rows=0, finished_at=utcnow()))
+
+
+def stale_jobs(session: Session, uploaded_before: dt.datetime, limit: int = 100) -> list[int]:
+    """Jobs uploaded before `uploaded_before` and still not finished that no run is importing now
+    (on PostgreSQL: their claim is free, and this transaction holds it until its commit): their
+    task was lost (the broker refused it at the upload, or the process running it in-process
+    stopped). Running them again is safe, `claim` lets one run import a job."""
+    ids = session.scalars(select(ImportJob.id).where(ImportJob.status.in_(("queued", "validating", "importing")),
+                                                     ImportJob.created_at < uploaded_before)
+                          .order_by(ImportJob.id).limit(limit)).all()
+    if not on_postgresql(session):
+        return list(ids)
+    return [job_id for job_id in ids if session.scalar(
+        select(func.pg_try_advisory_xact_lock(JOB_LOCK, func.hashtext(str(job_id)))))]
 
 
 def get_job(session: Session, actor: Principal, job_id: int) -> ImportJob:
