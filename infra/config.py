@@ -29,7 +29,7 @@ def _flag(raw: str | None) -> bool:
 def jobs_refusal(environ: Mapping[str, str]) -> str | None:
     """Why a production web server (gunicorn) must not start with these jobs settings, or None.
     Without CELERY_BROKER_URL every job runs inside the request that queues it and the nightly
-    schedule (awards after the public notice, hold expiry, notice expiry, the ledger digest) runs in
+    schedule (awards after the public notice, hold expiry, the ledger checks and digest) runs in
     no process at all: only `jieyou run`, the embedded default's single process, runs it itself.
     Accepted only when JOBS_IN_PROCESS says so (benchmarks, a trial on one machine)."""
     if environ.get("CELERY_BROKER_URL") or _flag(environ.get("JOBS_IN_PROCESS")):

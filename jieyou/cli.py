@@ -20,6 +20,7 @@ from infra.auth import SYSTEM
 from infra.clock import local_date
 from infra.config import Settings
 from infra.db import db
+from infra.errors import DomainError
 from infra.scheduler import start_inprocess_beat
 from infra.tasks import celery
 from jieyou.app import create_app
@@ -66,6 +67,14 @@ def staff() -> None:
     """Staff users."""
 
 
+def refusal_in_words(exc: DomainError) -> str:
+    """A service's refusal on one line for a terminal: its message and each field's reasons."""
+    message = exc.message % exc.params if exc.params else exc.message
+    fields = "; ".join(f"{name}: {' '.join(map(str, why))}" for name, why in exc.details.items()
+                       if isinstance(why, list))
+    return f"{message} ({fields})" if fields else message
+
+
 @staff.command("create")
 @click.option("--username", required=True)
 @click.option("--display-name", required=True)
@@ -82,8 +91,11 @@ def staff_create(username: str, display_name: str, role: str, scope_code: str | 
         region = session.scalars(stmt).first()
         if region is None:
             raise click.ClickException("No such region; load regions first (jieyou demo load) or pass --scope-region.")
-        user = identity.create_staff(session, username=username, display_name=display_name, role=role, scope=region,
-                                     password=password)
+        try:
+            user = identity.create_staff(session, username=username, display_name=display_name, role=role,
+                                         scope=region, password=password)
+        except DomainError as exc:  # a weak password, a taken username: said as the API says it
+            raise click.ClickException(refusal_in_words(exc)) from None
         identity.audit(session, SYSTEM, "staff.create", object_type="staff_user", object_id=user.id,
                        region_path=region.path, details={"username": username, "role": role, "via": "cli"})
     click.echo(f"created {role} {username} with scope {region.name}")
