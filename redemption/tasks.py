@@ -9,7 +9,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from infra.auth import SYSTEM
-from infra.db import utcnow
+from infra.db import db, utcnow
 from infra.tasks import celery
 from redemption.models import OneTimeCode
 from redemption.services import counter
@@ -17,10 +17,18 @@ from redemption.services.config import counter_config
 
 
 @celery.task(name="redemption.expire_holds")
-def expire_holds(session: Session) -> dict[str, Any]:
+def expire_holds(session: Session, batch: int = 500) -> dict[str, Any]:
+    """Release every hold past its time. Each batch is a unit of work of its own, committed before
+    the next is taken (the task's own session is left unused, as the award job leaves its): after
+    downtime a backlog of thousands then holds each participant's balance row for one batch, not
+    the whole run, and a run that dies keeps the batches it finished (release is idempotent)."""
     total = 0
-    while (done := counter.expire_holds(session, SYSTEM, counter_config())):
+    while True:
+        with db.unit_of_work() as batch_session:
+            done = counter.expire_holds(batch_session, SYSTEM, counter_config(), limit=batch)
         total += done
+        if done < batch:
+            break
     return {"released": total}
 
 
