@@ -81,6 +81,11 @@ def account_region_path(session: Session, account: Account) -> str:
     if account.partner_id is not None:
         return session.scalar(select(Region.path).join(Partner, Partner.region_id == Region.id)
                               .where(Partner.id == account.partner_id)) or "/"
+    return county_path(session)
+
+
+def county_path(session: Session) -> str:
+    """The whole county's region path: where system accounts, and whatever names no one, belong."""
     return session.scalar(select(Region.path).where(Region.parent_id.is_(None)).order_by(Region.id)) or "/"
 
 

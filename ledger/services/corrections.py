@@ -102,10 +102,12 @@ def posting_region(session: Session, actor: Principal, posting: Posting, *, fiel
         assert account is not None
         if account.participant_id is not None:
             paths.append(accounts.account_region_path(session, account))
-    if not paths:
+    if not paths and posting.entries:
         account = session.get(Account, posting.entries[0].account_id)
         assert account is not None
         paths.append(accounts.account_region_path(session, account))
+    if not paths:  # no entries at all (deleted behind the triggers' back): the county's, as verify reports it
+        paths.append(accounts.county_path(session))
     if not all(actor.in_scope(p) for p in paths):
         raise NotFound("Posting not found.", code="posting_not_found", details=_no_posting(field))
     return paths[0]

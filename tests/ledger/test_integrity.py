@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
+from identity.models import Region
 from ledger.models import Entry
 from ledger.services import accounts, integrity
 from ledger.services.chain import entry_hash, posting_fingerprint
@@ -224,3 +225,20 @@ def test_a_digest_file_edited_to_ids_beyond_the_columns_is_reported_not_a_crash(
                                                        "heads": heads})
     assert sorted(p["problem"] for p in report.problems) == ["digest_file_altered"] * 3
     assert report.stats == {"heads": len(heads)}
+
+
+def test_a_posting_whose_entries_were_deleted_reads_for_county_staff_not_a_500(client, session, ledger_with_history):
+    """What verify reports (entries missing) the county's staff can open: the posting belongs to
+    the county when no entry names anyone; a township's staff get the 404 of a missing posting."""
+    posting_id = _chain(session, ledger_with_history[1].id)[-1].posting_id
+    _bypass_triggers(session)
+    session.execute(text("DELETE FROM entries WHERE posting_id = :p"), {"p": posting_id})
+    _restore_triggers(session)
+    session.expire_all()
+    home = session.scalar(select(Region).where(Region.path == accounts.county_path(session)))
+    county = f.bearer(session, "staff", f.staff(session, "auditor", home).id)
+    seen = client.get(f"/api/v1/admin/postings/{posting_id}", headers=county)
+    assert seen.status_code == 200 and seen.json["entries"] == [], seen.json
+    township = session.scalar(select(Region).where(Region.parent_id == home.id).order_by(Region.id))
+    local = f.bearer(session, "staff", f.staff(session, "auditor", township).id)
+    assert client.get(f"/api/v1/admin/postings/{posting_id}", headers=local).status_code == 404
