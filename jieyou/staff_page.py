@@ -94,7 +94,7 @@ def _script_strings() -> dict[str, str]:
         "own_request": gettext("Your own request: another approver must decide it."),
         "approved": gettext("Request %(id)s approved.", id="{id}"),
         "declined": gettext("Request %(id)s rejected.", id="{id}"),
-        "notices_empty": gettext("No open objections on the notices shown."),
+        "notices_empty": gettext("No objections are waiting."),
         "notice_line": gettext("%(points)s points proposed; notice until %(until)s; %(count)s open objections",
                                points="{points}", until="{until}", count="{count}"),
         "lodged": gettext("Lodged %(at)s", at="{at}"),

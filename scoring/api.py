@@ -130,8 +130,10 @@ class Notices(MethodView):
     @blp.response(200, NoticePageOut)
     def get(self, args: dict[str, Any], actor: Principal) -> Any:
         """Proposed awards on public notice in my village (staff: in their scope), the notice ending
-        soonest first, a page at a time (`next` is the `after` of the next page)."""
-        return notices.notices_for(db.session, actor, limit=args["limit"], after=args["after"])
+        soonest first, a page at a time (`next` is the `after` of the next page); `objected=true`:
+        only those with an open objection."""
+        return notices.notices_for(db.session, actor, limit=args["limit"], after=args["after"],
+                                   objected=args["objected"])
 
 
 @blp.route("/notices/<int:contribution_id>/objections")

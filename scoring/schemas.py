@@ -221,6 +221,8 @@ NoticePageOut = page_schema(NoticeOut, "NoticePageOut")
 class NoticeArgs(LoadSchema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     after = Id(load_default=None, metadata={"description": "Cursor: the `next` value of the previous page."})
+    objected = fields.Boolean(load_default=False, metadata={
+        "description": "Only notices with an open objection (the ones staff must resolve before the award)"})
 
 
 class IndicatorSchema(LoadSchema):

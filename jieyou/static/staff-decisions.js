@@ -142,7 +142,7 @@
     var more = $("notices-more"), list = $("notices-list");
     more.disabled = true;
     J.say($("notices-error"), "");
-    J.call("GET", J.address("notices", {}, { limit: PAGE, after: after })).then(function (page) {
+    J.call("GET", J.address("notices", {}, { limit: PAGE, after: after, objected: true })).then(function (page) {
       if (!after) { list.textContent = ""; }
       page.items.filter(function (n) { return n.open_objections > 0; }).forEach(function (notice) {
         list.appendChild(noticeItem(notice));

@@ -44,11 +44,14 @@ class NoticePage:
     next: int | None  # the last item's id, to pass as `after`; None on the last page
 
 
-def notices_for(session: Session, actor: Principal, *, limit: int = 50, after: int | None = None) -> NoticePage:
+def notices_for(session: Session, actor: Principal, *, limit: int = 50, after: int | None = None,
+                objected: bool = False) -> NoticePage:
     """Proposed awards on notice in the reader's village (participants) or scope (staff), the
     notice ending soonest first, a page at a time: a busy village can have more on notice than
     one page, and each of them must be visible to be objected to. `after`: the previous page's
-    `next` (its last contribution; a notice's end never moves, so the position stays valid)."""
+    `next` (its last contribution; a notice's end never moves, so the position stays valid).
+    `objected`: only notices held by an open objection, which staff must resolve (among many
+    notices they would otherwise page through them all)."""
     if actor.kind == "participant":
         person = session.get(Participant, actor.id)
         assert person is not None
@@ -56,6 +59,9 @@ def notices_for(session: Session, actor: Principal, *, limit: int = 50, after: i
     else:
         in_reach = actor.scope_filter(Contribution.region_path)
     query = select(Contribution).where(Contribution.state == "in_notice", in_reach)
+    if objected:
+        query = query.where(select(Objection.id).where(Objection.contribution_id == Contribution.id,
+                                                       Objection.status == "open").exists())
     if after is not None:
         anchor = session.execute(select(Contribution.notice_until, Contribution.id)
                                  .where(Contribution.id == after, in_reach)).first()

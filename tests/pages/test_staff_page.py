@@ -127,11 +127,11 @@ def test_the_scripts_read_only_fields_the_api_documents(client):
             "ip"} <= fields("AuditOut")
     assert {"state", "indicator_code", "limit", "after"} <= params("/api/v1/admin/contributions")
     assert {"status", "limit", "after"} <= params("/api/v1/admin/approvals")
-    assert {"limit", "after"} <= params("/api/v1/notices")
+    assert {"limit", "after", "objected"} <= params("/api/v1/notices")
     assert {"action", "limit", "before"} <= params("/api/v1/admin/audit")
     script = script_text(*SCRIPTS)
     for sent in ('"queue", {}, { state: "submitted", indicator_code:', '"approvals", {}, { status: "pending", limit:',
-                 '"notices", {}, { limit: PAGE, after: after }', '"audit", {}, { action: $("audit-action").value'):
+                 '"notices", {}, { limit: PAGE, after: after, objected: true }', '"audit", {}, { action: $("audit-action").value'):
         assert sent in script
     # The bodies they send: the load schemas' fields.
     assert {"note"} <= fields("VerifyIn") and {"reason"} <= fields("ReasonIn")

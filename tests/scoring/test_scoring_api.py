@@ -85,6 +85,32 @@ def test_objection_over_http_blocks_then_dismissal_releases(client, session):
     assert resolved.json["status"] == "dismissed"
 
 
+def test_staff_list_only_the_notices_held_by_an_open_objection(client, session):
+    """Staff resolve objections before the award: among many notices they ask for those held."""
+    tree, person, neighbour, verifier = _people(session)
+    clerk = f.staff(session, "clerk", tree.town_a)
+    staff = f.bearer(session, "staff", verifier.id)
+    made = [f.contribution(session, clerk, person, "PRO-1") for _ in range(4)]
+    for c in made:
+        assert client.post(f"/api/v1/admin/contributions/{c.id}/verify", headers=staff, json={}).status_code == 200
+    resident = f.bearer(session, "participant", neighbour.id)
+    objected = [made[1].id, made[3].id]
+    lodged = [client.post(f"/api/v1/notices/{cid}/objections", headers=resident, json={"text": "活动当天她并未组织"})
+              for cid in objected]
+    assert all(r.status_code == 201 for r in lodged)
+    held = client.get("/api/v1/notices", headers=staff, query_string={"objected": "true", "limit": 1})
+    assert [n["id"] for n in held.json["items"]] == [objected[0]] and held.json["items"][0]["open_objections"] == 1
+    rest = client.get("/api/v1/notices", headers=staff,
+                      query_string={"objected": "true", "limit": 1, "after": held.json["next"]}).json
+    assert [n["id"] for n in rest["items"]] == [objected[1]] and rest["next"] is None
+    client.post(f"/api/v1/admin/objections/{lodged[0].json['id']}/resolve", headers=staff,
+                json={"uphold": False, "resolution": "核实签到表，确由其组织"})
+    left = client.get("/api/v1/notices", headers=staff, query_string={"objected": "true"}).json["items"]
+    assert [n["id"] for n in left] == [objected[1]]
+    everything = client.get("/api/v1/notices", headers=staff).json["items"]
+    assert sorted(n["id"] for n in everything) == sorted(c.id for c in made)
+
+
 def test_my_grade_says_what_the_next_grade_needs(client, session):
     tree, person, _n, _v = _people(session)
     f.award(session, f.account_of(session, person).id, 40)
