@@ -11,7 +11,6 @@ schemas can give that has none, and any fixed detail message in our code without
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 from flask_babel import gettext
@@ -160,11 +159,11 @@ def localize_message(message: str) -> str:
     return message
 
 
-def localize(details: Any, _message: Callable[[str], str] = localize_message) -> Any:
+def localize(details: Any) -> Any:
     """`details` (fields to lists of messages, nested for nested fields) with every message that a
     known template wrote in the reader's language; everything else untouched."""
     if isinstance(details, str):
-        return _message(details)
+        return localize_message(details)
     if isinstance(details, dict):
         return {key: localize(value) for key, value in details.items()}
     if isinstance(details, (list, tuple)):

@@ -3,6 +3,7 @@ participant's phone page at /me (a static shell whose script speaks only to the 
 The staff console at /staff is `jieyou.staff_page`."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, make_response, render_template, request, url_for
@@ -86,23 +87,31 @@ def _script_strings() -> dict[str, str]:
     }
 
 
-@blp.get("/me")
-def me() -> Response:
-    """The participant's page: sign in, balance, grade, statement, where points can be used, and a
-    one-time code to show at the counter. Holds nothing personal: the script fetches it all with
-    the bearer token it keeps in sessionStorage (no cookie, so nothing for another site to ride)."""
+def script_page(template: str, **config: Callable[[], Any]) -> Response:
+    """A page whose script does the work over the API (`/me`, `/staff`): rendered in the reader's
+    language with its configuration as JSON (language, time zone, and each of `config`, made in
+    that language: API addresses, strings...), under a CSP that lets only this site's own
+    scripts, styles and blob: images in."""
     locale = page_locale()
     with force_locale(locale):
-        config: dict[str, Any] = {
+        settings: dict[str, Any] = {
             "lang": locale,
             "accept_language": "en" if locale == "en" else "zh-CN",
             "timezone": current_app.config["SETTINGS"].local_timezone,
-            "api": {name: url_for(endpoint) for name, endpoint in ME_ENDPOINTS.items()},
-            "strings": _script_strings(),
+            **{name: make() for name, make in config.items()},
         }
-        html = render_template("me.html", lang=locale, config=config)
+        html = render_template(template, lang=locale, config=settings)
     response = make_response(html)
     response.headers["Content-Security-Policy"] = PAGE_CSP
     response.headers["Vary"] = "Accept-Language"  # the same address in either language
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+@blp.get("/me")
+def me() -> Response:
+    """The participant's page: sign in, balance, grade, statement, where points can be used, and a
+    one-time code to show at the counter. Holds nothing personal: the script fetches it all with
+    the bearer token it keeps in sessionStorage (no cookie, so nothing for another site to ride)."""
+    return script_page("me.html", api=lambda: {name: url_for(endpoint) for name, endpoint in ME_ENDPOINTS.items()},
+                       strings=_script_strings)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, make_response, render_template, url_for
-from flask_babel import force_locale, gettext
+from flask import Blueprint, Response, current_app, url_for
+from flask_babel import gettext
 
 from infra.openapi import access_of
-from jieyou.pages import PAGE_CSP, page_locale
+from jieyou.pages import script_page
 
 blp = Blueprint("staff_page", __name__, template_folder="templates")
 
@@ -132,20 +132,7 @@ def staff() -> Response:
     decision, the ledger's integrity and the audit log, each shown to the roles the API lets act.
     Holds nothing personal: the scripts fetch it with the bearer token they keep in sessionStorage
     (no cookie, so nothing for another site to ride: no CSRF surface)."""
-    locale = page_locale()
-    with force_locale(locale):
-        config: dict[str, Any] = {
-            "lang": locale,
-            "accept_language": "en" if locale == "en" else "zh-CN",
-            "timezone": current_app.config["SETTINGS"].local_timezone,
-            "api": {name: _address(endpoint) for name, endpoint in STAFF_ENDPOINTS.items()},
-            "roles": {name: _roles(endpoint, METHODS.get(name, "GET")) for name, endpoint in STAFF_ENDPOINTS.items()},
-            "role_names": _role_names(),
-            "strings": _script_strings(),
-        }
-        html = render_template("staff.html", lang=locale, config=config)
-    response = make_response(html)
-    response.headers["Content-Security-Policy"] = PAGE_CSP
-    response.headers["Vary"] = "Accept-Language"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    return script_page(
+        "staff.html", api=lambda: {name: _address(endpoint) for name, endpoint in STAFF_ENDPOINTS.items()},
+        roles=lambda: {name: _roles(endpoint, METHODS.get(name, "GET")) for name, endpoint in STAFF_ENDPOINTS.items()},
+        role_names=_role_names, strings=_script_strings)
