@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from infra.api import Blueprint
 from infra.auth import Principal, require
-from infra.db import after_commit, db, utcnow
+from infra.db import db, utcnow
 from infra.errors import Forbidden, NotFound
+from infra.tasks import enqueue_after_commit
 from identity.services import audit, is_county_scope, sees_full_names
 from ledger import tasks
 from ledger.models import ChainDigest, Posting
@@ -181,13 +182,17 @@ class LedgerChecks(MethodView):
     @require("staff", "auditor")
     @blp.arguments(RunCheckIn)
     @blp.response(202)
+    @blp.errors(503)
     def post(self, args: dict[str, Any], actor: Principal) -> dict[str, Any]:
-        """Run a verification or reconciliation now (in the background)."""
+        """Run a verification or reconciliation now (in the background). If the job queue refuses
+        the job, a 503 `queue_unavailable`: nothing runs, and the audit log says it was not queued."""
         _county_only(actor)
-        audit(db.session, actor, f"ledger.{args['kind']}.run")
-        task = tasks.verify_ledger if args["kind"] == "verify" else tasks.reconcile_ledger
-        after_commit(db.session, lambda: task.delay())
-        return {"queued": args["kind"]}
+        kind = args["kind"]
+        audit(db.session, actor, f"ledger.{kind}.run")
+        task = tasks.verify_ledger if kind == "verify" else tasks.reconcile_ledger
+        enqueue_after_commit(db.session, task, required=True,
+                             if_refused=lambda session: audit(session, actor, f"ledger.{kind}.not_queued"))
+        return {"queued": kind}
 
 
 @blp.route("/ledger/digests")

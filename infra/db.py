@@ -160,22 +160,31 @@ db = Database()
 AFTER_COMMIT_KEY = "jieyou_after_commit"
 
 
-def after_commit(session: Session, callback: Callable[[], Any]) -> None:
+def after_commit(session: Session, callback: Callable[[], Any], *, required: bool = False) -> None:
     """Run `callback` once the session's transaction has committed; dropped on rollback.
 
-    This is how tasks are enqueued: never before the data they read is visible.
+    This is how tasks are enqueued: never before the data they read is visible. `required`: the
+    answer depends on it (a request whose whole point is the job it queues), so its failure is
+    raised to the owner of the unit of work rather than only logged (`run_after_commit`).
     """
-    session.info.setdefault(AFTER_COMMIT_KEY, []).append(callback)
+    session.info.setdefault(AFTER_COMMIT_KEY, []).append((callback, required))
 
 
 def run_after_commit(session: Session) -> None:
     """Called by the unit-of-work owner once its commit has succeeded. A failing callback is
-    logged, never raised: the data is already committed and the response must say so."""
-    for callback in session.info.pop(AFTER_COMMIT_KEY, []):
+    logged, and the others still run: the data is already committed and the response must say so.
+    Then the first failure of a `required` one is raised, for the owner to answer with (a request:
+    its error instead of the view's answer); the commit stands."""
+    failure: Exception | None = None
+    for callback, required in session.info.pop(AFTER_COMMIT_KEY, []):
         try:
             callback()
-        except Exception:
+        except Exception as exc:
             log.exception("after-commit callback failed")
+            if required and failure is None:
+                failure = exc
+    if failure is not None:
+        raise failure
 
 
 @event.listens_for(Session, "after_rollback")

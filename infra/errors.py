@@ -63,6 +63,13 @@ class Unauthorized(DomainError):
     code = "unauthorized"
 
 
+class Unavailable(DomainError):
+    """A service this request needs is down for now (503): the client may try again later."""
+
+    status = 503
+    code = "unavailable"
+
+
 class TooLarge(DomainError):
     """A file or body over its limit (413): `too_large` names the field and the limit in words."""
 

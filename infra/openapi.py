@@ -63,6 +63,8 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     422: "Invalid input: `validation_failed` with `details` naming each field (unknown fields too) and "
          "its messages; `idempotency_key_reused` for a key sent before with another request.",
     429: "Too many requests (`rate_limited`); `Retry-After` says in how many seconds to try again.",
+    503: "Unavailable for now, try again later: `unavailable` while the database is busy; `queue_unavailable` "
+         "when the job queue refused the background job this request queues (nothing was started).",
 }
 DEFAULT_ERROR_DESCRIPTION = ("Any other error, in the same shape: 503 `unavailable` while the database is "
                              "busy, 500 `internal_error`.")

@@ -2,13 +2,20 @@
 commits when the task returns. With no broker configured, tasks run in-process (eagerly)."""
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, Task
 from celery.schedules import BaseSchedule
 from flask import Flask
+from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy.orm import Session
 
-from infra.db import db
+from infra.db import after_commit, db
+from infra.errors import Unavailable
+
+log = logging.getLogger(__name__)
 
 
 class UnitOfWorkTask(Task):
@@ -55,3 +62,30 @@ def init_celery(app: Flask, broker_url: str, result_backend: str, beat_schedule:
             entry["schedule"].__dict__.pop("tz", None)
     app.extensions["celery"] = celery
     return celery
+
+
+def enqueue_after_commit(session: Session, task: Task, *args: Any, required: bool = False,
+                         if_refused: Callable[[Session], None] | None = None) -> None:
+    """Send `task` once `session` commits (`infra.db.after_commit`).
+
+    A broker that refuses the message (down, unreachable) is a 503 `queue_unavailable`, in the
+    reader's language. Most jobs only follow from what the request committed and a scheduled sweep
+    runs them anyway (awards due, imports), so by default that is only logged. `required`: the
+    request's answer is that the job was queued, so the refusal becomes its answer instead of a
+    false "queued". The request's own work is committed by then (its audit record): `if_refused`
+    gets a unit of work of its own to record that the job never ran."""
+
+    def send() -> None:
+        try:
+            task.apply_async(args)
+        except BrokerError as exc:
+            if if_refused is not None:
+                try:
+                    with db.unit_of_work() as other:
+                        if_refused(other)
+                except Exception:  # the refusal is still the answer
+                    log.exception("could not record that %s was not queued", task.name)
+            raise Unavailable("The job could not be queued: the job queue is unavailable. Nothing was started; "
+                              "try again in a few minutes.", code="queue_unavailable") from exc
+
+    after_commit(session, send, required=required)

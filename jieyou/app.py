@@ -119,8 +119,8 @@ def create_app(settings: Settings | None = None, *, engine: Any = None) -> Flask
     app.register_blueprint(pages.blp)
     app.register_blueprint(staff_page.blp)
     register_error_handlers(app)
-    _unit_of_work(app)
-    _security_headers(app)
+    _security_headers(app)  # after-request hooks run last-registered first: these headers go on
+    _unit_of_work(app)      # every answer, one the commit replaced (`_unit_of_work`) too
     # Every model is imported by now: configure the mappers once here, so that a web worker's
     # first requests do not pay for it (and `tune_gc` freezes the result with the app).
     configure_mappers()
@@ -168,13 +168,18 @@ def _security_headers(app: Flask) -> None:
 
 
 def _unit_of_work(app: Flask) -> None:
-    """The request is the unit of work: commit once if it succeeded, else roll back."""
+    """The request is the unit of work: commit once if it succeeded, else roll back. A job the
+    answer depends on that could not be queued after the commit (`after_commit(required=True)`)
+    answers instead, as its error would have in the view."""
 
     @app.after_request
     def commit(response: Response) -> Response:
         if response.status_code < 400:
             db.session.commit()
-            run_after_commit(db.session())
+            try:
+                run_after_commit(db.session())
+            except Exception as exc:
+                return app.make_response(app.handle_user_exception(exc))
         else:
             db.session.rollback()
         return response

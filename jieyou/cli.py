@@ -172,7 +172,9 @@ def ledger_digest(day: str | None, out: str | None) -> None:
     """Record (once per day) and export the chain-head digest, to keep outside the database.
 
     The day is the county's date, the one the 02:30 (local) nightly job labels, so a run during the
-    day exports that night's snapshot rather than recording one of its own under another label."""
+    day exports that night's snapshot rather than recording one of its own under another label.
+    Heads are recorded only once every chain verifies: otherwise the failed verification is
+    recorded, nothing is written, and it exits 1 naming the first problem."""
     try:
         when = dt.date.fromisoformat(day) if day else None
     except ValueError:
@@ -184,8 +186,15 @@ def ledger_digest(day: str | None, out: str | None) -> None:
             integrity.refuse_day_to_come(when or today, today)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--day") from None
+        refused: integrity.ChainsDoNotVerify | None = None
         with db.unit_of_work() as session:
-            document = integrity.export_digest(integrity.record_digest(session, when or today))
+            try:
+                document = integrity.export_digest(integrity.record_digest(session, when or today))
+            except integrity.ChainsDoNotVerify as exc:  # committed: the status page shows the failure
+                integrity.record_check(session, exc.report)
+                refused = exc
+    if refused is not None:
+        raise click.ClickException(f"{refused}. Run `jieyou ledger verify` to list every problem.")
     text = json.dumps(document, ensure_ascii=False, indent=1)
     if out:
         Path(out).write_text(text)

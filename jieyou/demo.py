@@ -239,7 +239,7 @@ def load_demo(settings: Settings, *, participants: int = 200) -> str:
         verify = integrity.verify_chains(session)
         integrity.record_check(session, verify)
         integrity.record_check(session, integrity.reconcile(session))
-        integrity.record_digest(session, local_date(now))  # the label the nightly job gives today
+        integrity.record_digest(session, local_date(now), verify)  # the label the nightly job gives today
         total_postings = session.scalar(select(func.count()).select_from(Posting))
 
     lines = [

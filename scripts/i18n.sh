@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYWORDS="-k gettext -k lazy_gettext -k DomainError -k NotFound -k Conflict -k ValidationFailed -k Forbidden
-          -k Unauthorized -k IdempotencyConflict -k InsufficientBalance -k TooLarge -k N_"
+          -k Unauthorized -k IdempotencyConflict -k InsufficientBalance -k TooLarge -k Unavailable -k N_"
 .venv/bin/pybabel extract -F babel.cfg $KEYWORDS --no-location --omit-header --sort-output \
     -o jieyou/translations/messages.pot infra identity ledger admin jieyou scoring redemption >/dev/null 2>&1
 .venv/bin/pybabel update -i jieyou/translations/messages.pot -d jieyou/translations -l zh \

@@ -2,7 +2,8 @@
 
 * verify: recompute every chain and name the first altered or missing entry of each;
 * digest: a daily snapshot of chain heads to keep outside the database, so that rewriting a
-  whole chain (hashes included) is caught when checked against the snapshot;
+  whole chain (hashes included) is caught when checked against the snapshot; only heads that
+  verify are recorded;
 * reconcile: cached balances equal the sum of entries, every posting sums to zero, all entries
   sum to zero. These report; they never fix.
 """
@@ -30,11 +31,22 @@ class Report:
     ok: bool = True
     stats: dict[str, int] = field(default_factory=dict)
     problems: list[dict[str, Any]] = field(default_factory=list)
+    # verify over the whole ledger: each chain's head as that run read and verified it
+    # ("account:shard" -> [seq, hash], as `chain_heads`), what a digest records; None otherwise.
+    heads: dict[str, list[Any]] | None = None
 
     def problem(self, **details: Any) -> None:
         self.ok = False
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(details)
+
+
+def problem_in_words(problem: dict[str, Any]) -> str:
+    """One problem on one line for a log or a terminal: what, where, and the detail."""
+    where = ", ".join(f"{name.replace('_id', '')} {problem[name]}" for name in
+                      ("account_id", "shard", "seq", "entry_id", "posting_id") if problem.get(name) is not None)
+    detail = problem.get("detail")
+    return f"{problem.get('problem')}" + (f" at {where}" if where else "") + (f": {detail}" if detail else "")
 
 
 _POSTING_COLUMNS = (Posting.id, Posting.kind, Posting.reason, Posting.actor_kind, Posting.actor_id, Posting.actor_label,
@@ -51,8 +63,10 @@ def verify_chains(session: Session, *, account_id: int | None = None) -> Report:
 
     Each chain's end is held against its head as read by the same statement as its entries: the
     checks run while the ledger is written, and on PostgreSQL two statements read two snapshots,
-    so a posting committed in between read as entries missing from the head's chain."""
+    so a posting committed in between read as entries missing from the head's chain. The heads
+    that verify are kept (`Report.heads`, whole-ledger runs only) for a digest to record."""
     report = Report(kind="verify")
+    verified_heads: dict[str, list[Any]] = {}
     stmt = (select(Entry.id.label("entry_id"), Entry.account_id, Entry.shard, Entry.seq, Entry.amount, Entry.balance_after,
                    Entry.hash, Entry.effective_at.label("entry_effective_at"), *_POSTING_COLUMNS,
                    BalanceShard.last_seq.label("head_seq"), BalanceShard.last_hash.label("head_hash"),
@@ -89,6 +103,8 @@ def verify_chains(session: Session, *, account_id: int | None = None) -> Report:
         elif head.head_hash != running_hash:
             report.problem(account_id=key[0], shard=key[1], seq=head.head_seq, entry_id=None,
                            problem="head_altered", detail="the head's hash is not its last entry's")
+        else:
+            verified_heads[f"{key[0]}:{key[1]}"] = [head.head_seq, head.head_hash]
 
     seen_chains: set[tuple[int, int]] = set()
     past_head: tuple[int | None, int | None] = (None, None)  # (entry, posting) just past the chain's head
@@ -130,6 +146,8 @@ def verify_chains(session: Session, *, account_id: int | None = None) -> Report:
             report.problem(account_id=key[0], shard=key[1], seq=1, entry_id=None, problem="missing_entry",
                            detail=f"head says seq {head.last_seq}, no entries found")
     report.stats = {"chains": len(expected), "entries": entries}
+    if account_id is None:
+        report.heads = verified_heads
     return report
 
 
@@ -201,9 +219,40 @@ def refuse_day_to_come(day: dt.date, today: dt.date) -> None:
                          "a digest records the heads as they are now.")
 
 
-def record_digest(session: Session, day: dt.date) -> ChainDigest:
-    """Snapshot the heads once per day (idempotent: a second run that day returns the first)."""
-    heads = chain_heads(session)
+class ChainsDoNotVerify(Exception):
+    """Recording a digest was refused: the chains fail verification (`report`, to record and show)."""
+
+    def __init__(self, report: Report, day: dt.date) -> None:
+        self.report, self.day = report, day
+        first = problem_in_words(report.problems[0]) if report.problems else "unknown"
+        super().__init__(f"the chains do not verify, so no digest was recorded for {day.isoformat()}: "
+                         f"{len(report.problems)} problem(s), the first {first}")
+
+
+def record_digest(session: Session, day: dt.date, verified: Report | None = None) -> ChainDigest:
+    """Snapshot the heads once per day (idempotent: a second run that day returns the first),
+    only once every chain verifies.
+
+    A digest kept outside vouches for the day's heads: one of heads that already fail verification
+    would vouch for the tampering, and a chain rewritten later to hide it would match. So then
+    nothing is recorded and `ChainsDoNotVerify` carries the report, for the caller to record and
+    report (task result, CLI exit 1); the next run records the day once the ledger verifies. Not a
+    digest flagged as failed: a broken chain is an incident to settle first, and a file that may
+    be a failed one is one more thing to misread later. The heads are those the verification read
+    with their entries (`Report.heads`), so nothing written in between goes in unverified.
+
+    `verified`: the caller's whole-ledger verification in this transaction (the nightly job's:
+    verify reads every entry, so it is not run twice); else the chains are verified here. A day
+    already recorded is returned unverified: it verified then, and is the evidence if not now."""
+    digest = session.scalar(select(ChainDigest).where(ChainDigest.day == day))
+    if digest is not None:
+        return digest
+    report = verified if verified is not None else verify_chains(session)
+    if report.kind != "verify" or report.heads is None:
+        raise ValueError("a digest needs a verification of the whole ledger")
+    if not report.ok:
+        raise ChainsDoNotVerify(report, day)
+    heads = report.heads
     session.execute(dialect_insert(session)(ChainDigest.__table__).values(
         day=day, created_at=utcnow(), chain_count=len(heads), entry_count=sum(h[0] for h in heads.values()),
         digest=heads_digest(heads), heads=heads).on_conflict_do_nothing(index_elements=["day"]))

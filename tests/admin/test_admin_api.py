@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from identity.models import AuditEntry
@@ -161,6 +161,42 @@ def test_auditor_runs_checks_and_reads_the_audit_log(client, session):
     log = client.get("/api/v1/admin/audit", headers=auditor, query_string={"actor_id": clerk.id}).json
     assert [e["action"] for e in log["items"]] == ["participant.reveal_contact"]
     assert log["items"][0]["ip"] == "127.0.0.1"
+
+
+def test_a_check_the_job_queue_refused_is_a_503_not_queued(client, session, monkeypatch):
+    """Regression: with the broker down, `POST /admin/ledger/checks` answered 202 "queued" while the
+    job was never sent, so nothing ran and nobody was told. Now a 503 `queue_unavailable` in the
+    reader's language, no check is recorded, and the audit log says the run was not queued."""
+    from kombu.exceptions import OperationalError
+
+    from ledger import tasks
+    from ledger.models import LedgerCheck
+
+    tree, _person, _account = _world(session)
+    user = f.staff(session, "auditor", tree.county)
+    auditor = f.bearer(session, "staff", user.id)
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.verify_ledger, "apply_async", broker_down)
+    checks = select(func.count()).select_from(LedgerCheck)
+    before = session.scalar(checks)
+    refused = client.post("/api/v1/admin/ledger/checks", headers=auditor, json={"kind": "verify"})
+    assert refused.status_code == 503, refused.json
+    assert refused.json["error"]["code"] == "queue_unavailable" and "queued" not in refused.json
+    assert refused.json["error"]["message"] == "后台任务队列暂时不可用，任务未能排队，也未开始执行；请几分钟后再试。"
+    assert refused.headers["Cache-Control"] == "no-store" and refused.headers["X-Content-Type-Options"] == "nosniff"
+    english = client.post("/api/v1/admin/ledger/checks", headers={**auditor, "Accept-Language": "en"},
+                          json={"kind": "verify"})
+    assert english.status_code == 503 and english.json["error"]["message"].startswith("The job could not be queued")
+    assert session.scalar(checks) == before
+    actions = session.scalars(select(AuditEntry.action).where(AuditEntry.actor_id == user.id)
+                              .order_by(AuditEntry.id)).all()
+    assert actions == ["ledger.verify.run", "ledger.verify.not_queued"] * 2
+    monkeypatch.undo()  # the queue is back: queued, and (in-process here) run
+    assert client.post("/api/v1/admin/ledger/checks", headers=auditor, json={"kind": "verify"}).status_code == 202
+    assert session.scalar(checks) == before + 1
 
 
 def test_audit_log_is_for_auditors_and_is_append_only(client, session):

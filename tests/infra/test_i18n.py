@@ -12,7 +12,7 @@ from babel.messages.pofile import read_po
 ROOT = Path(__file__).resolve().parents[2]
 KEYWORDS = {k: None for k in ("gettext", "lazy_gettext", "DomainError", "NotFound", "Conflict", "ValidationFailed",
                               "Forbidden", "Unauthorized", "IdempotencyConflict", "InsufficientBalance",
-                              "TooLarge", "N_")}
+                              "TooLarge", "Unavailable", "N_")}
 PO = ROOT / "jieyou/translations/zh/LC_MESSAGES/messages.po"
 
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from identity.models import Region
-from ledger.models import Entry
+from jieyou import cli
+from ledger import tasks
+from ledger.models import ChainDigest, Entry, LedgerCheck
 from ledger.services import accounts, integrity
 from ledger.services.chain import entry_hash, posting_fingerprint
 from tests import factories as f
+from tests.scoring.conftest import county_clock  # noqa: F401  (the frozen county clock)
 
 
 @pytest.fixture
@@ -242,3 +246,87 @@ def test_a_posting_whose_entries_were_deleted_reads_for_county_staff_not_a_500(c
     township = session.scalar(select(Region).where(Region.parent_id == home.id).order_by(Region.id))
     local = f.bearer(session, "staff", f.staff(session, "auditor", township).id)
     assert client.get(f"/api/v1/admin/postings/{posting_id}", headers=local).status_code == 404
+
+
+def _edit_an_entry(session, account_id) -> Entry:
+    """The owner adds 10 points to an entry behind the triggers' back: its chain no longer verifies."""
+    target = _chain(session, account_id)[1]
+    _bypass_triggers(session)
+    session.execute(text("UPDATE entries SET amount = amount + 10, balance_after = balance_after + 10 WHERE id = :i"),
+                    {"i": target.id})
+    _restore_triggers(session)
+    session.expire_all()
+    return target
+
+
+def _digest_of(session, day: dt.date) -> ChainDigest | None:
+    return session.scalar(select(ChainDigest).where(ChainDigest.day == day))
+
+
+def _latest_verify(session) -> LedgerCheck:
+    return session.scalar(select(LedgerCheck).where(LedgerCheck.kind == "verify").order_by(LedgerCheck.id.desc()))
+
+
+def test_a_digest_holds_the_heads_as_its_verification_read_them(session, ledger_with_history):
+    digest = integrity.record_digest(session, dt.date(2025, 7, 1))
+    assert digest.heads == integrity.chain_heads(session) and digest.chain_count == len(digest.heads)
+
+
+def test_no_digest_is_recorded_of_chains_that_do_not_verify(session, ledger_with_history):
+    """Regression: the digest of heads that already failed verification was recorded, and exported
+    to be kept outside as the day's good state, blessing the edit. Now nothing is recorded and the
+    refusal names the first problem; a day recorded before the edit is still exported as it was."""
+    before = integrity.record_digest(session, dt.date(2025, 7, 1))
+    target = _edit_an_entry(session, ledger_with_history[1].id)
+    with pytest.raises(integrity.ChainsDoNotVerify) as refused:
+        integrity.record_digest(session, dt.date(2025, 7, 2))
+    assert refused.value.report.problems[0]["entry_id"] == target.id
+    assert f"altered_entry at account {target.account_id}, shard {target.shard}, seq 2, entry {target.id}" \
+        in str(refused.value)
+    assert _digest_of(session, dt.date(2025, 7, 2)) is None
+    assert integrity.record_digest(session, dt.date(2025, 7, 1)).digest == before.digest  # the evidence stays
+
+
+def test_the_digest_task_records_the_failed_check_instead_of_a_digest(session, ledger_with_history):
+    target = _edit_an_entry(session, ledger_with_history[0].id)
+    result = tasks.daily_digest.run(session, "2025-07-03")
+    assert (result["recorded"], result["refused"], result["first_problem"]["entry_id"]) == \
+        (False, "chains_do_not_verify", target.id)
+    assert "digest" not in result and _digest_of(session, dt.date(2025, 7, 3)) is None
+    check = _latest_verify(session)
+    assert check.ok is False and check.problems["items"][0]["entry_id"] == target.id
+
+
+def test_the_nightly_job_verifies_once_and_records_no_digest_of_a_broken_chain(session, ledger_with_history,
+                                                                               monkeypatch, county_clock):  # noqa: F811
+    """The digest takes the heads the night's own verification read (verify reads every entry:
+    it runs once); that verification failed, so the night records it and no digest."""
+    county_clock(dt.datetime(2025, 7, 3, 18, 30, tzinfo=dt.timezone.utc))  # 02:30 on 4 July in the county
+    night = dt.date(2025, 7, 4)
+    target = _edit_an_entry(session, ledger_with_history[2].id)
+    runs = []
+    verify = integrity.verify_chains
+    monkeypatch.setattr(integrity, "verify_chains", lambda s, **kw: runs.append(kw) or verify(s, **kw))
+    out = tasks.scheduled_checks.run(session)
+    assert runs == [{}]
+    assert out["verify"]["ok"] is False and out["digest"]["recorded"] is False
+    assert out["digest"]["first_problem"]["entry_id"] == target.id
+    assert _digest_of(session, night) is None
+    check = session.scalar(select(LedgerCheck).where(LedgerCheck.kind == "verify",
+                                                     LedgerCheck.period_key == night.isoformat()))
+    assert check.ok is False
+
+
+def test_the_cli_refuses_a_digest_of_chains_that_do_not_verify(app, session, ledger_with_history, monkeypatch,
+                                                               tmp_path):
+    """`jieyou ledger digest` exits 1 naming the first problem, writes no file, records no digest
+    and records the failed verification."""
+    target = _edit_an_entry(session, ledger_with_history[1].id)
+    monkeypatch.setattr(cli, "_app", lambda: app)
+    out = tmp_path / "digest.json"
+    refused = CliRunner().invoke(cli.main, ["ledger", "digest", "--day", "2025-07-05", "--out", str(out)])
+    assert refused.exit_code == 1, refused.output
+    assert f"entry {target.id}" in refused.output and "altered_entry" in refused.output
+    assert "no digest was recorded for 2025-07-05" in refused.output
+    assert not out.exists() and _digest_of(session, dt.date(2025, 7, 5)) is None
+    assert _latest_verify(session).problems["items"][0]["entry_id"] == target.id
