@@ -159,11 +159,18 @@ class OutletKeys(MethodView):
     @require("staff", "admin")
     @blp.arguments(ApiKeyIn)
     @blp.response(201, IssuedKeyOut)
-    def post(self, args: dict[str, Any], outlet_id: int, actor: Principal) -> dict[str, Any]:
-        """Issue an API key for an outlet. The key is in this response only."""
-        secret, key = identity.issue_api_key(db.session, actor, outlet_id, args["label"])
+    @blp.alt_response(200, schema=IssuedKeyOut, description="A retry with the same idempotency key: the key the "
+                      "first request issued, `replayed` true and `key` null (shown in the first answer only)")
+    def post(self, args: dict[str, Any], outlet_id: int, actor: Principal) -> tuple[dict[str, Any], int]:
+        """Issue an API key for an outlet. The key is in this response only. Send an
+        `idempotency_key`: a retry with it (after a timeout) issues no second key but answers 200
+        with the first one's id and metadata, the key itself null; if the first answer never
+        arrived, revoke that key and issue another with a new idempotency key."""
+        secret, key = identity.issue_api_key(db.session, actor, outlet_id, args["label"],
+                                             idempotency_key=args["idempotency_key"])
         return {**{c: getattr(key, c) for c in ("id", "outlet_id", "prefix", "label", "created_at", "revoked_at",
-                                                "last_used_at")}, "key": secret}
+                                                "last_used_at")}, "key": secret,
+                "replayed": secret is None}, 200 if secret is None else 201
 
 
 @blp.route("/api-keys/<int:key_id>")

@@ -7,7 +7,7 @@ from marshmallow import fields, validate
 
 from identity.schemas import PHONE
 from identity.services import mask_typed_name
-from infra.api import DumpSchema, Id, LoadSchema, UtcDateTime, page_schema, words
+from infra.api import DumpSchema, Id, IdempotentArgs, LoadSchema, UtcDateTime, page_schema, words
 from infra.auth import STAFF_ROLES
 from infra.security import mask_name, mask_phone
 from ledger.services.accounts import query_for_audit
@@ -111,7 +111,7 @@ class PartnerOut(DumpSchema):
     outlets = fields.List(fields.Nested(OutletOut))
 
 
-class ApiKeyIn(LoadSchema):
+class ApiKeyIn(IdempotentArgs):
     label = fields.String(load_default=None, validate=validate.Length(max=100))
 
 
@@ -126,7 +126,13 @@ class ApiKeyOut(DumpSchema):
 
 
 class IssuedKeyOut(ApiKeyOut):
-    key = fields.String(metadata={"description": "The key itself. Shown once; only its digest is kept."})
+    key = fields.String(allow_none=True, metadata={
+        "description": "The key itself. Shown once, in the answer that issued it; only its digest is kept, so a "
+                       "retry with the same idempotency key answers null here."})
+    replayed = fields.Boolean(metadata={
+        "description": "True when this answers a retry with the same idempotency key: the key was issued by the "
+                       "first request and shown in its answer only; if that answer was lost, revoke the key and "
+                       "issue a new one."})
 
 
 class AuditArgs(LoadSchema):

@@ -115,6 +115,8 @@ class ApiKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[dt.datetime | None]
     last_used_at: Mapped[dt.datetime | None]
+    # The issuing request's idempotency key, scoped to its sender: a retry gets this key, not a second.
+    idem_key: Mapped[str | None] = mapped_column(String(100), unique=True)
 
     outlet: Mapped[Outlet] = relationship()
 

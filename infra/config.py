@@ -90,6 +90,9 @@ class Settings:
     # 0.05 % (the 10-minute budget alone allows 1,440 a day: 1.4 %).
     code_failure_daily_limit: str = "50 per day"
     code_issue_limit: str = "10 per 10 minutes"  # per participant: codes are rows, and hold digits
+    # Runs an import may start without finishing (its worker killed, say by a file that exhausts its
+    # memory) before it is marked failed instead of being run again.
+    import_max_attempts: int = 3
     local_timezone: str = "Asia/Shanghai"
     # Number of trusted reverse proxies in front of the app (0: none; addresses are taken as seen).
     proxy_hops: int = 0
@@ -122,6 +125,7 @@ class Settings:
             code_failure_limit=env.get("CODE_FAILURE_LIMIT", "10 per 10 minutes"),
             code_failure_daily_limit=env.get("CODE_FAILURE_DAILY_LIMIT", "50 per day"),
             code_issue_limit=env.get("CODE_ISSUE_LIMIT", "10 per 10 minutes"),
+            import_max_attempts=_int("IMPORT_MAX_ATTEMPTS", 3),
             local_timezone=env.get("LOCAL_TIMEZONE", "Asia/Shanghai"),
         )
         for key, value in overrides.items():

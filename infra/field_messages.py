@@ -119,6 +119,7 @@ TEMPLATES: tuple[tuple[str, str], ...] = (
     ('Began on {day}; a start already passed stays.', N_('Began on %(day)s; a start already passed stays.')),
     ('Key {key} was used for posting {id} with other content.', N_('Key %(key)s was used for posting %(id)s with other content.')),
     ('Key {key} was used for approval request {id} with other content.', N_('Key %(key)s was used for approval request %(id)s with other content.')),
+    ('Key {key} was used for API key {id} with other content.', N_('Key %(key)s was used for API key %(id)s with other content.')),
     ('Later than {day}.', N_('Later than %(day)s.')),
     ('Missing columns: {columns}', N_('Missing columns: %(columns)s')),
     ('No published rule set covers any day of {year}.', N_('No published rule set covers any day of %(year)s.')),

@@ -206,7 +206,8 @@ def load_demo(settings: Settings, *, participants: int = 200) -> str:
         keys = []
         admin = staff["admin"]
         for outlet in session.scalars(select(Outlet).order_by(Outlet.id).limit(4)):
-            secret, _key = identity.issue_api_key(session, admin, outlet.id, "demo")
+            secret, _key = identity.issue_api_key(session, admin, outlet.id, "demo",
+                                                  idempotency_key=f"demo-key-outlet-{outlet.id}")
             keys.append((outlet.name, secret))
         for person in people:  # every participant has an account from the start
             accounts.participant_account(session, person.id)

@@ -11,6 +11,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from infra.db import Base, BigId, utcnow
+from infra.field_messages import N_
 
 CLASSES = ("information", "mediation", "promotion")
 UNITS = ("case", "hour", "household", "session", "event", "visit")
@@ -234,6 +235,14 @@ class EvidenceFile(Base):
     uploaded_by_id: Mapped[int] = mapped_column(BigId)
 
 
+# An import given up on (`imports.give_up`): its one error has this code, the runs started as
+# `attempts`, and this reason in English; read in the reader's language (`scoring.schemas`).
+GAVE_UP = "too_many_attempts"
+GAVE_UP_REASON = N_("The import was started %(attempts)s times and never finished: the file may be too large or "
+                    "damaged for the server to read. Nothing was imported; check the file, or split it, and upload "
+                    "it again.")
+
+
 class ImportJob(Base):
     __tablename__ = "import_jobs"
     __table_args__ = (CheckConstraint("status IN ('queued','validating','importing','done','failed')", name="status"),)
@@ -250,6 +259,9 @@ class ImportJob(Base):
     scope_path: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None]
+    # Runs started (`imports.start_attempt`), committed before each imports: a run whose worker died
+    # leaves its count behind, so a file that kills workers is given up on, not run for ever.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Nomination(Base):

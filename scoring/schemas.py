@@ -10,7 +10,10 @@ from marshmallow import fields, validate
 from infra.api import DumpSchema, Id, Int4, LoadSchema, page_schema, words
 from infra.i18n import is_english
 from infra.security import mask_name
-from scoring.models import CLASSES, COLOURS, HONOURS, MAX_FACTOR, NOTHING_TO_POST, OBJECTION_NOTE, RESIDENT_LABEL, UNITS
+from scoring.models import (
+    CLASSES, COLOURS, GAVE_UP, GAVE_UP_REASON, HONOURS, MAX_FACTOR, NOTHING_TO_POST, OBJECTION_NOTE, RESIDENT_LABEL,
+    UNITS,
+)
 
 
 
@@ -371,9 +374,20 @@ class ImportJobOut(DumpSchema):
     total_rows = fields.Integer(allow_none=True)
     processed_rows = fields.Integer()
     imported_rows = fields.Integer()
-    errors = fields.List(fields.Dict(), metadata={"description": "Every bad row: line, field, reason"})
+    errors = fields.Function(lambda job: [import_error(e) for e in job.errors or []], metadata={
+        "type": "array", "items": {"type": "object"},
+        "description": "Every bad row: line, field, reason. A job given up on after its runs died has one, "
+                       "`code` `too_many_attempts` with the runs started as `attempts`"})
     created_at = fields.DateTime()
     finished_at = fields.DateTime(allow_none=True)
+
+
+def import_error(error: dict[str, Any]) -> dict[str, Any]:
+    """An import job's error with the reason the system wrote (`GAVE_UP_REASON`, stored in
+    English) in the reader's language; a bad row's reason as it was written."""
+    if error.get("code") == GAVE_UP:
+        return {**error, "reason": gettext(GAVE_UP_REASON, attempts=error.get("attempts"))}
+    return error
 
 
 class ScreeningOut(DumpSchema):

@@ -48,8 +48,13 @@ def run_import(session: Session, job_id: int) -> dict[str, Any]:
     """Import one uploaded file. The task may be delivered twice (acks_late): `imports.claim` lets
     exactly one run import it, the other waits and does nothing. A run that fails otherwise is not
     run again: its unit of work is rolled back, then the job is marked failed (`imports.abandon`);
-    so the import has a unit of work of its own and the task's session is left unused."""
+    so the import has a unit of work of its own and the task's session is left unused. A run
+    that kills its worker is neither: it is counted first (`imports.start_attempt`), and a job
+    started `import_max_attempts` times without finishing is marked failed, not run again."""
     try:
+        with db.unit_of_work() as start:
+            if not imports.start_attempt(start, job_id, _max_attempts()):
+                return {"failed": job_id}
         with db.unit_of_work() as work:
             return _import(work, job_id)
     except Exception as exc:
@@ -86,17 +91,28 @@ def _import(session: Session, job_id: int) -> dict[str, Any]:
 STALE_IMPORT = dt.timedelta(minutes=15)
 
 
+def _max_attempts() -> int:
+    return current_app.config["SETTINGS"].import_max_attempts
+
+
 @celery.task(name="scoring.requeue_stale_imports")
 def requeue_stale_imports(session: Session) -> dict[str, Any]:
     """Run again the imports whose task was lost: the upload commits its job and only then sends
     the task, so a broker that refused it (or an embedded process that stopped first) left the job
-    queued for ever, its file refused as a duplicate. Sent after this run commits its claims."""
-    ids = imports.stale_jobs(session, utcnow() - STALE_IMPORT)
-    for job_id in ids:
+    queued for ever, its file refused as a duplicate. Sent after this run commits its claims. A
+    job whose runs all died (`import_max_attempts` of them) is marked failed instead: a file that
+    kills the worker would otherwise be run again every ten minutes for ever."""
+    ids, failed = [], []
+    for job_id in imports.stale_jobs(session, utcnow() - STALE_IMPORT):
+        job = session.get(ImportJob, job_id, populate_existing=True)
+        if job is not None and imports.give_up(session, job, _max_attempts()):
+            failed.append(job_id)
+            continue
+        ids.append(job_id)
         after_commit(session, lambda job_id=job_id: run_import.delay(job_id))
     if ids:
         log.warning("imports %s were not finished after %s: queued again", ids, STALE_IMPORT)
-    return {"requeued": len(ids)}
+    return {"requeued": len(ids), "failed": len(failed)}
 
 
 BEAT_SCHEDULE = {

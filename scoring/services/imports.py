@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import io
 import itertools
+import logging
 import re
 import unicodedata
 import zipfile
@@ -28,8 +29,10 @@ from infra.db import utcnow
 from infra.driver import on_postgresql
 from infra.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed, too_large
 from infra.security import CONTROL_CHARACTER_ERROR, CONTROL_CHARACTERS
-from scoring.models import ImportJob
+from scoring.models import GAVE_UP, GAVE_UP_REASON, ImportJob
 from scoring.services.submissions import EIGHT_STEPS, SUBMITTER_ROLES, Submission, submit
+
+log = logging.getLogger(__name__)
 
 MAX_ROWS = 20000
 MAX_BYTES = 5 * 1024 * 1024
@@ -166,6 +169,41 @@ def abandon(session: Session, job_id: int, exc: BaseException) -> None:
     session.execute(update(ImportJob).where(ImportJob.id == job_id, ImportJob.status.not_in(("done", "failed")))
                     .values(status="failed", errors=[{"line": 0, "field": "file", "reason": reason}],
                             imported_rows=0, finished_at=utcnow()))
+
+
+def start_attempt(session: Session, job_id: int, max_attempts: int) -> bool:
+    """Count one more run of the job, in a unit of work of its own committed before the run
+    imports: a run that kills its worker (a file that exhausts its memory) rolls back everything
+    but this, and the broker redelivers its task (reject_on_worker_lost) or the sweep sends it
+    again. Once `max_attempts` runs have started without finishing, the job is marked failed
+    (`give_up`) and False says not to run it. A delivery arriving while another run holds the
+    job's claim (PostgreSQL) is not counted: it will wait at `claim` and find the job finished."""
+    if on_postgresql(session) and not session.scalar(
+            select(func.pg_try_advisory_xact_lock(JOB_LOCK, func.hashtext(str(job_id))))):
+        return True
+    job = session.get(ImportJob, job_id, populate_existing=True, with_for_update=True)
+    if job is None or job.status in ("done", "failed"):
+        return True  # `claim` skips it
+    if give_up(session, job, max_attempts):
+        return False
+    job.attempts += 1
+    session.flush()
+    return True
+
+
+def give_up(session: Session, job: ImportJob, max_attempts: int) -> bool:
+    """Mark failed, saying why, a job already started `max_attempts` times without finishing
+    (True); False leaves it be. Nothing of it was imported (each run imports in one savepoint),
+    so staff may upload the file again once they have looked at it. The caller holds the job's
+    claim or knows that no run does (`start_attempt`, `stale_jobs`)."""
+    if job.attempts < max(max_attempts, 1) or job.status in ("done", "failed"):
+        return False
+    job.status, job.imported_rows, job.finished_at = "failed", 0, utcnow()
+    job.errors = [{"line": 0, "field": "file", "code": GAVE_UP, "attempts": job.attempts,
+                   "reason": GAVE_UP_REASON % {"attempts": job.attempts}}]
+    session.flush()
+    log.warning("import %s was started %s times without finishing: marked failed", job.id, job.attempts)
+    return True
 
 
 def stale_jobs(session: Session, uploaded_before: dt.datetime, limit: int = 100) -> list[int]:

@@ -1,6 +1,7 @@
 """Sign-in, tokens, API keys and rate limits, through HTTP as clients see them."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from identity.models import ApiKey, AuditEntry, AuthToken
@@ -98,6 +99,68 @@ def test_outlet_api_key_is_shown_once_stored_hashed_and_revocable(client, sessio
     assert client.get("/api/v1/auth/me", headers={"X-Api-Key": key}).status_code == 401
     actions = session.scalars(select(AuditEntry.action).where(AuditEntry.actor_id == admin.id)).all()
     assert {"partner.create", "outlet.create", "api_key.issue", "api_key.revoke"} <= set(actions)
+
+
+def test_a_retried_key_issue_gets_the_first_key_and_issues_no_second(client, session):
+    """An admin whose request timed out sends it again: the retry answers 200 with the first key's
+    id and metadata (the key itself was in the first answer only: only its digest is kept), and no
+    second live key exists that nobody has seen. The same idempotency key for another outlet or
+    label is a 422 naming the key it issued."""
+    tree = f.region_tree(session)
+    admin = f.staff(session, "admin", tree.county)
+    headers = f.bearer(session, "staff", admin.id)
+    _partner, (outlet, other), _desks = f.shop(session, tree.town_a)
+    url = f"/api/v1/admin/outlets/{outlet.id}/api-keys"
+    body = {"label": "收银台1", "idempotency_key": "issue-key-收银台1-0001"}
+    first = client.post(url, headers=headers, json=body)
+    assert first.status_code == 201 and first.json["key"].startswith("jy_key") and first.json["replayed"] is False
+    again = client.post(url, headers=headers, json=body)
+    assert again.status_code == 200 and again.json["replayed"] is True and again.json["key"] is None
+    assert {k: again.json[k] for k in ("id", "outlet_id", "prefix", "label", "created_at")} == \
+        {k: first.json[k] for k in ("id", "outlet_id", "prefix", "label", "created_at")}
+    assert session.scalars(select(ApiKey.id).where(ApiKey.outlet_id == outlet.id)).all() == [first.json["id"]]
+    assert client.get("/api/v1/auth/me", headers={"X-Api-Key": first.json["key"]}).json["id"] == outlet.id
+    issued = session.scalars(select(AuditEntry.object_id).where(AuditEntry.action == "api_key.issue",
+                                                                AuditEntry.actor_id == admin.id)).all()
+    assert issued == [str(first.json["id"])]
+
+    for changed in ({**body, "label": "收银台2"}, {"idempotency_key": body["idempotency_key"]}):
+        refused = client.post(url, headers=headers, json=changed)
+        assert refused.status_code == 422 and refused.json["error"]["code"] == "idempotency_key_reused"
+        assert refused.json["error"]["details"]["idempotency_key"] == [
+            f"幂等键 '{body['idempotency_key']}' 已用于内容不同的接口密钥 {first.json['id']}。"]
+    elsewhere = client.post(f"/api/v1/admin/outlets/{other.id}/api-keys", headers={**headers, "Accept-Language": "en"},
+                            json=body)
+    assert elsewhere.status_code == 422 and elsewhere.json["error"]["details"]["idempotency_key"] == [
+        f"Key '{body['idempotency_key']}' was used for API key {first.json['id']} with other content."]
+    assert session.scalar(select(ApiKey.id).where(ApiKey.outlet_id == other.id)) is None
+
+    # The key is the sender's: another admin choosing the same one issues a key of their own.
+    colleague = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    theirs = client.post(url, headers=colleague, json=body)
+    assert theirs.status_code == 201 and theirs.json["id"] != first.json["id"]
+
+
+@pytest.mark.concurrency
+def test_a_retry_racing_its_first_attempt_gets_the_same_key(committed_factory):
+    """The first request is still in flight (its client gave up waiting) when the retry arrives:
+    the retry waits for it and answers with its key, not a second key nor a 409."""
+    from identity import services as identity
+    from tests.concurrency import while_holding
+
+    with committed_factory() as s:
+        tree = f.region_tree(s)
+        admin = f.staff(s, "admin", tree.county)
+        _partner, (outlet,), _desks = f.shop(s, tree.town_a, outlets=1)
+        s.commit()
+    key = f"race-{f.unique('k')}"
+    (first_secret, first), (retry_secret, retried) = while_holding(
+        committed_factory,
+        lambda s: identity.issue_api_key(s, admin, outlet.id, "收银台", idempotency_key=key),
+        lambda s: identity.issue_api_key(s, admin, outlet.id, "收银台", idempotency_key=key))
+    assert first_secret is not None and retry_secret is None and retried.id == first.id
+    with committed_factory() as s:
+        assert s.scalars(select(ApiKey.id).where(ApiKey.outlet_id == outlet.id)).all() == [first.id]
 
 
 def test_a_clerk_cannot_issue_keys(client, session):
