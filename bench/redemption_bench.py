@@ -18,6 +18,13 @@ README) and drives it with wrk:
                              the run outlasts its codes) adds nothing
   replayed_requests          redemption requests that created nothing (must be 0: give more --codes)
   ratio_redeem_to_baseline   redemptions_per_s / baseline_rps                 (target >= 0.25)
+  round_N                    each round's baseline_rps, redemptions_per_s and ratio, and other_cpu_s:
+                             busy CPU seconds of the host during its ping / redemption run that
+                             neither the app, its database backends nor wrk used (other work on
+                             the machine, PostgreSQL's background writers): a round with a large
+                             figure was disturbed, and its ratio with it
+  ratio_median_of_rounds     the median of the rounds' ratios (for information: steadier than the
+                             ratio of totals when one round was disturbed)
   errors                     non-2xx responses + socket errors in the redemption run (target 0)
   p99_ms                     99th-percentile latency of redemptions (wrk --latency)
   redeemed_in_db / ledger_ok  redemptions actually recorded, and the ledger reconciles
@@ -32,7 +39,9 @@ import datetime as dt
 import json
 import os
 import re
+import resource
 import secrets
+import statistics
 import signal
 import subprocess
 import sys
@@ -112,7 +121,8 @@ def prepare(url: str, n: int) -> tuple[str, Path]:
     return key, path
 
 
-def start_gunicorn(url: str, port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
+def start_gunicorn(url: str, port: int, workers: int, threads: int,
+                   worker_connections: int = 1000) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": SECRET, "JIEYOU_INSTANCE_DIR": tempfile.mkdtemp(),
            "RATELIMIT_STORAGE_URI": "memory://",  # per worker, on purpose (gunicorn.conf.py refuses it unset)
            # No broker on purpose: the bench measures the counter, not jobs (gunicorn.conf.py refuses it unsaid).
@@ -125,7 +135,8 @@ def start_gunicorn(url: str, port: int, workers: int, threads: int) -> subproces
                              # No recycling (gunicorn.conf.py recycles a worker every ~5,000 requests):
                              # the baseline run alone nearly uses that up, so the restarts (~1 s of
                              # import CPU each) landed inside the next run, whichever it was.
-                             "--max-requests", "0"], cwd=ROOT, env=env)
+                             "--max-requests", "0", "--worker-connections", str(worker_connections)],
+                            cwd=ROOT, env=env)
     for _ in range(100):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/ping", timeout=1).read()
@@ -169,6 +180,19 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def host_busy_s() -> float:
+    """CPU seconds the whole host has spent busy (all cores, /proc/stat) so far."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process's reaped children (the wrk runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def process_cpu(server_pid: int, url: str, database: str) -> tuple[dict[int, float], dict[int, float]]:
     """CPU seconds so far of the gunicorn workers and of the database's backends, by pid."""
     try:
@@ -198,6 +222,7 @@ def main() -> None:
     parser.add_argument("--codes", type=int, default=40000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--worker-connections", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=2, help="turns of ping then redemptions within --duration")
     args = parser.parse_args()
     name = f"jieyou_rbench_{uuid.uuid4().hex[:8]}"
@@ -207,7 +232,7 @@ def main() -> None:
     try:
         command.upgrade(alembic_config(url), "head")
         key, bodies = prepare(url, args.codes)
-        server = start_gunicorn(url, 8765, args.workers, args.threads)
+        server = start_gunicorn(url, 8765, args.workers, args.threads, args.worker_connections)
         smoke(key, bodies)
         # The ping and the redemptions take turns (`--rounds`, each a share of `--duration`), so
         # that drift in the host's load reaches the baseline and the redemptions alike; each round
@@ -231,24 +256,38 @@ def main() -> None:
 
         ping_cpu = (0.0, 0.0)
         redeem_cpu = (0.0, 0.0)
+        rounds: list[tuple[float, float, float]] = []  # (ratio, baseline rps, redemptions/s) per round
         for r in range(args.rounds):
             part = bodies.with_name(f"bodies-{r}.txt")
             part.write_text("\n".join(lines[r::args.rounds]) + "\n")
             before = recorded()
-            cpu0 = process_cpu(server.pid, url, name)
+            cpu0, host0, wrk0 = process_cpu(server.pid, url, name), host_busy_s(), children_cpu_s()
             got = wrk([*common, "http://127.0.0.1:8765/api/v1/ping"])
-            cpu1 = process_cpu(server.pid, url, name)
+            cpu1, host1, wrk1 = process_cpu(server.pid, url, name), host_busy_s(), children_cpu_s()
             base["requests"] += got["rps"] * share
             base["errors"] += got["errors"]
             base["p99"].append(got.get("p99_ms", float("nan")))
+            ping_rps = got["rps"]
             got = wrk([*common, "-s", script, "http://127.0.0.1:8765", "--", str(part), key, "2"])
-            cpu2 = process_cpu(server.pid, url, name)
+            cpu2, host2, wrk2 = process_cpu(server.pid, url, name), host_busy_s(), children_cpu_s()
             redeem["requests"] += got["rps"] * share
             redeem["errors"] += got["errors"]
             redeem["p99"].append(got.get("p99_ms", float("nan")))
-            redeem["new"] += recorded() - before
-            ping_cpu = tuple(a + b for a, b in zip(ping_cpu, cpu_totals(cpu0, cpu1)))  # type: ignore[assignment]
-            redeem_cpu = tuple(a + b for a, b in zip(redeem_cpu, cpu_totals(cpu1, cpu2)))  # type: ignore[assignment]
+            new = recorded() - before
+            redeem["new"] += new
+            ping_round, redeem_round = cpu_totals(cpu0, cpu1), cpu_totals(cpu1, cpu2)
+            ping_cpu = tuple(a + b for a, b in zip(ping_cpu, ping_round))  # type: ignore[assignment]
+            redeem_cpu = tuple(a + b for a, b in zip(redeem_cpu, redeem_round))  # type: ignore[assignment]
+            # Busy CPU of the host that neither the app, its database backends nor wrk account for
+            # (other work on the machine, PostgreSQL's checkpointer): what disturbed the round.
+            other_ping = (host1 - host0) - sum(ping_round) - (wrk1 - wrk0)
+            other_redeem = (host2 - host1) - sum(redeem_round) - (wrk2 - wrk1)
+            rounds.append(((new / share) / ping_rps, ping_rps, new / share))
+            ledger_bench.emit(f"round_{r + 1}", f"baseline_rps {ping_rps:.0f} redemptions_per_s {new / share:.0f} "
+                                                f"ratio {rounds[-1][0]:.3f} other_cpu_s {other_ping:.2f} / "
+                                                f"{other_redeem:.2f} workers_cpu_s "
+                                                f"{'+'.join(f'{cpu1[0][w] - cpu0[0].get(w, 0.0):.1f}' for w in sorted(cpu1[0]))} / "
+                                                f"{'+'.join(f'{cpu2[0][w] - cpu1[0].get(w, 0.0):.1f}' for w in sorted(cpu2[0]))}")
         counter.dispose()
         base_rps = base["requests"] / measured
         redeem_rps = redeem["new"] / measured
@@ -261,6 +300,7 @@ def main() -> None:
                              ("baseline_rps", round(base_rps, 1)), ("baseline_errors", base["errors"]),
                              ("redemptions_per_s", round(redeem_rps, 1)),
                              ("ratio_redeem_to_baseline", round(redeem_rps / base_rps, 3)),
+                             ("ratio_median_of_rounds", round(statistics.median(r[0] for r in rounds), 3)),
                              ("errors", redeem["errors"]), ("replayed_requests", replayed),
                              ("p99_ms", max(redeem["p99"])),
                              ("app_cpu_ms_per_ping", round(ping_app, 3)),
