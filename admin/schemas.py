@@ -77,6 +77,8 @@ class StaffOut(DumpSchema):
     role = fields.String()
     scope_region_id = fields.Integer()
     active = fields.Boolean()
+    created_by = fields.Integer(allow_none=True, metadata={
+        "description": "The admin who created the account (null: the command line); never its second pair of eyes"})
 
 
 class PartnerIn(LoadSchema):

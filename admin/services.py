@@ -134,7 +134,7 @@ def create_staff_user(session: Session, actor: Principal, *, username: str, disp
     if participant_id is not None:
         identity.get_participant_in_scope(session, actor, participant_id, field="participant_id")
     user = identity.create_staff(session, username=username, display_name=display_name, role=role, scope=scope,
-                                 password=password, participant_id=participant_id)
+                                 password=password, participant_id=participant_id, created_by=actor.id)
     identity.audit(session, actor, "staff.create", object_type="staff_user", object_id=user.id,
                    region_path=scope.path, details={"username": username, "role": role})
     return user

@@ -67,6 +67,9 @@ class StaffUser(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The admin who created the account (None: the command line, or the demo). Whoever creates an
+    # account sets its first password, so the two are never each other's second pair of eyes.
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
 
     scope_region: Mapped[Region] = relationship()
 

@@ -18,8 +18,8 @@ from infra.errors import ValidationFailed, too_large
 from infra.security import CONTROL_CHARACTERS
 from scoring.models import Contribution, ContributionMember
 from scoring.schemas import (
-    ContributionIn, ContributionPageOut, EvidenceOut, GradeOut, MemberContributionDetailOut, MineArgs, NoticeArgs, NoticePageOut,
-    ObjectionIn, ObjectionOut, RuleSetOut, ScreeningOut,
+    ContributionIn, EvidenceOut, GradeOut, MemberContributionDetailOut, MemberContributionPageOut, MineArgs, NoticeArgs,
+    NoticePageOut, ObjectionIn, ObjectionOut, RuleSetOut, ScreeningOut,
 )
 from scoring.services import evidence, grades, notices, rules, submissions
 
@@ -56,7 +56,7 @@ def uploaded_file(max_bytes: int) -> tuple[str, bytes]:
 class MyContributions(MethodView):
     @require("participant")
     @blp.arguments(MineArgs, location="query")
-    @blp.response(200, ContributionPageOut)
+    @blp.response(200, MemberContributionPageOut)
     def get(self, args: dict[str, Any], actor: Principal) -> dict[str, Any]:
         """The work I took part in, newest first, with its state and points."""
         stmt = (select(Contribution).join(ContributionMember).where(ContributionMember.participant_id == actor.id)

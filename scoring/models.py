@@ -172,6 +172,9 @@ RESIDENT_LABEL = "village resident"
 # language (scoring.schemas.system_note); staff's own notes (reasons) are shown as written.
 OBJECTION_NOTE = "objection {id} lodged"
 NOTHING_TO_POST = "every member at the cap: nothing to post"
+# The submission's note when others' work may describe the same incident, followed by their ids:
+# for staff; members read the event without it (scoring.schemas.MemberContributionDetailOut).
+DUPLICATE_NOTE = "possible duplicate of "
 
 
 class ContributionEvent(Base):

@@ -11,8 +11,8 @@ from infra.api import DumpSchema, Id, Int4, LoadSchema, page_schema, words
 from infra.i18n import is_english
 from infra.security import mask_name
 from scoring.models import (
-    CLASSES, COLOURS, GAVE_UP, GAVE_UP_REASON, HONOURS, MAX_FACTOR, NOTHING_TO_POST, OBJECTION_NOTE, RESIDENT_LABEL,
-    UNITS,
+    CLASSES, COLOURS, DUPLICATE_NOTE, GAVE_UP, GAVE_UP_REASON, HONOURS, MAX_FACTOR, NOTHING_TO_POST, OBJECTION_NOTE,
+    RESIDENT_LABEL, UNITS,
 )
 
 
@@ -105,7 +105,10 @@ class ObjectionOut(DumpSchema):
     resolved_at = fields.DateTime(allow_none=True)
 
 
-class ContributionOut(DumpSchema):
+class MemberContributionOut(DumpSchema):
+    """A contribution as its members read it: no `duplicate_of`, which names other people's work
+    (the same incident may have been reported from another village) for the verifier only."""
+
     id = fields.Integer()
     indicator_code = fields.String()
     work_date = fields.Date()
@@ -116,7 +119,6 @@ class ContributionOut(DumpSchema):
     case_record = fields.Dict()
     quantity = fields.Integer()
     incident_key = fields.String(allow_none=True)
-    duplicate_of = fields.List(fields.Integer(), metadata={"description": "Possible duplicates, for the verifier"})
     state = fields.String()
     submitted_at = fields.DateTime()
     verified_at = fields.DateTime(allow_none=True)
@@ -129,6 +131,12 @@ class ContributionOut(DumpSchema):
     members = fields.List(fields.Nested(MemberOut))
 
 
+class ContributionOut(MemberContributionOut):
+    """A contribution as staff read it."""
+
+    duplicate_of = fields.List(fields.Integer(), metadata={"description": "Possible duplicates, for the verifier"})
+
+
 class ContributionDetailOut(ContributionOut):
     events = fields.List(fields.Nested(EventOut))
     objections = fields.List(fields.Nested(ObjectionOut))
@@ -138,7 +146,8 @@ class ContributionDetailOut(ContributionOut):
 class _MemberEvents(fields.List):
     """Events as a member of the work reads them: a resident who is not a member (an objector)
     appears as a village resident, never by id, as `ObjectionOut` leaves out `lodged_by`. Covers
-    events recorded before objections were written with that label."""
+    events recorded before objections were written with that label. The submission's note of
+    possible duplicates names other people's work, as `duplicate_of` does: left out."""
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         dumped = super()._serialize(value, attr, obj, **kwargs)
@@ -148,16 +157,21 @@ class _MemberEvents(fields.List):
         for event, out in zip(value, dumped):
             if event.actor_kind == "participant" and event.actor_id not in members:
                 out["actor_label"] = resident_label()
+            if (event.note or "").startswith(DUPLICATE_NOTE):
+                out["note"] = None
         return dumped
 
 
-class MemberContributionDetailOut(ContributionDetailOut):
-    """A contribution as its own members see it (objectors anonymous)."""
+class MemberContributionDetailOut(MemberContributionOut):
+    """A contribution as its own members see it (objectors anonymous, no other work named)."""
 
     events = _MemberEvents(fields.Nested(EventOut))
+    objections = fields.List(fields.Nested(ObjectionOut))
+    evidence = fields.List(fields.Nested(EvidenceOut))
 
 
 ContributionPageOut = page_schema(ContributionOut, "ContributionPageOut")
+MemberContributionPageOut = page_schema(MemberContributionOut, "MemberContributionPageOut")
 
 
 class QueueArgs(LoadSchema):

@@ -12,8 +12,9 @@ from identity.services.outlets import (
 )
 from identity.services.people import (
     MIN_PASSWORD, audit, change_own_password, check_password, create_participant, create_region, create_staff,
-    deactivate_staff, describe, get_participant_in_scope, get_region, is_county_scope, participant_principal,
-    refuse_taken_phone, revoke_tokens, sees_full_names, set_participant_password, staff_principal,
+    deactivate_staff, describe, get_participant_in_scope, get_region, is_county_scope, one_hand,
+    participant_principal, refuse_taken_phone, revoke_tokens, sees_full_names, set_participant_password,
+    staff_principal,
 )
 from identity.services.signin import (
     distrust_outlet, forget_key, issue_token, login_participant, login_staff, logout, mask_typed_name,
@@ -26,7 +27,7 @@ __all__ = [
     "create_participant", "create_region", "create_staff", "deactivate_staff", "describe", "distrust_outlet",
     "forget_key", "get_outlet_in_scope", "get_participant_in_scope", "get_partner_in_scope", "get_region",
     "is_county_scope", "issue_api_key", "issue_token", "login_participant", "login_staff", "logout",
-    "mask_typed_name", "participant_principal", "partner_path", "principal_for", "record_failed_login",
+    "mask_typed_name", "one_hand", "participant_principal", "partner_path", "principal_for", "record_failed_login",
     "refuse_taken_phone", "revoke_api_key", "revoke_tokens", "sees_full_names", "set_participant_password",
     "staff_principal", "unchecked_outlet",
 ]

@@ -138,7 +138,7 @@ def create_participant(session: Session, *, name: str, phone: str, region: Regio
 
 
 def create_staff(session: Session, *, username: str, display_name: str, role: str, scope: Region, password: str,
-                 participant_id: int | None = None) -> StaffUser:
+                 participant_id: int | None = None, created_by: int | None = None) -> StaffUser:
     if role not in STAFF_ROLES:
         raise ValidationFailed("Unknown role.", details={"role": [f"One of {', '.join(STAFF_ROLES)}."]})
     check_password(password, username, kind="staff")
@@ -147,10 +147,22 @@ def create_staff(session: Session, *, username: str, display_name: str, role: st
     if session.scalar(select(StaffUser.id).where(StaffUser.username == username)):
         raise Conflict("Username taken.", code="username_taken", details={"username": ["Already taken."]})
     user = StaffUser(username=username, display_name=display_name, role=role, scope_region_id=scope.id,
-                     password_hash=hash_password(password), participant_id=participant_id)
+                     password_hash=hash_password(password), participant_id=participant_id, created_by=created_by)
     session.add(user)
     session.flush()
     return user
+
+
+def one_hand(session: Session, actor: Principal) -> frozenset[int]:
+    """The staff accounts that are no second pair of eyes for the actor: their own, the accounts
+    they created and the one that created theirs. Whoever creates an account sets its password and
+    may hold it, and an admin holds every role: without this, a township admin could create a
+    clerk, request as the clerk and approve as the admin. Empty for anyone but staff."""
+    if not actor.is_staff:
+        return frozenset()
+    created = select(StaffUser.id).where(StaffUser.created_by == actor.id)
+    creator = select(StaffUser.created_by).where(StaffUser.id == actor.id, StaffUser.created_by.is_not(None))
+    return frozenset({actor.id, *session.scalars(created.union(creator))})
 
 
 def deactivate_staff(session: Session, actor: Principal, user_id: int) -> StaffUser:

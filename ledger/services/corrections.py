@@ -13,7 +13,7 @@ from infra.auth import Principal
 from infra.db import utcnow
 from infra.errors import Conflict, Forbidden, IdempotencyConflict, NotFound, ValidationFailed
 from identity.models import Participant, StaffUser
-from identity.services import audit, get_participant_in_scope
+from identity.services import audit, get_participant_in_scope, one_hand
 from ledger.models import Account, ApprovalRequest, BalanceShard, Entry, Posting
 from ledger.services import accounts, posting_sql
 from ledger.services.posting import Leg, PostingRequest, PostingResult, post, stored_key
@@ -352,7 +352,9 @@ def list_requests(session: Session, actor: Principal, *, status: str | None = "p
 
 def decide(session: Session, actor: Principal, request_id: int, *, approve: bool, note: str | None,
            adjustment_shards: int) -> ApprovalRequest:
-    """The second pair of eyes. The approver is never the requester (checked here and by a CHECK)."""
+    """The second pair of eyes. The approver is never the requester (checked here and by a CHECK),
+    nor the admin who created the requester's account, nor an account that admin created: one
+    person may hold both (`one_hand`)."""
     if not actor.has_role(*APPROVER_ROLES):
         raise Forbidden("Only an approver decides corrections.", code="role_required")
     # The row lock makes two approvers acting at once decide one after the other.
@@ -362,6 +364,9 @@ def decide(session: Session, actor: Principal, request_id: int, *, approve: bool
                        details={"status": [request.status]})
     if request.requested_by == actor.id:
         raise Forbidden("You cannot approve your own request.", code="four_eyes")
+    if request.requested_by in one_hand(session, actor):
+        raise Forbidden("You cannot decide a request made by a staff account you created, or by the one that "
+                        "created yours.", code="four_eyes")
     if request.kind == "adjustment":
         owner = session.scalar(select(Account.participant_id).where(Account.id == request.account_id))
         _refuse_self_dealing(actor, {owner} if owner else set())

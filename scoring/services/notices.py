@@ -15,13 +15,8 @@ from infra.db import utcnow
 from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from infra.security import mask_name
 from scoring.models import OBJECTION_NOTE, RESIDENT_LABEL, Contribution, Objection
-from scoring.services.submissions import record_event
+from scoring.services.submissions import record_event, village_path
 from scoring.services.workflow import VERIFIER_ROLES, check_four_eyes, lock, reject_unchecked
-
-
-def village_path(region_path: str) -> str:
-    """"/1/2/3/4/" (grid) -> "/1/2/3/" (its village)."""
-    return region_path.rsplit("/", 2)[0] + "/"
 
 
 @dataclass(frozen=True)
@@ -83,7 +78,8 @@ def notices_for(session: Session, actor: Principal, *, limit: int = 50, after: i
 
 def lodge(session: Session, actor: Principal, contribution_id: int, text: str, *,
           now: dt.datetime | None = None) -> Objection:
-    """The contribution's row is locked before its state is checked, so lodging and the award
+    """Only a notice the village was shown: any other id of the village is a 404 as an unknown one
+    is. The contribution's row is locked before its state is checked, so lodging and the award
     job's claim (SKIP LOCKED) take turns: either the claim skips or re-claims without the row, or
     the objection waits for the award and is refused (notice_closed), never accepted and ignored."""
     now = now or utcnow()
@@ -96,7 +92,12 @@ def lodge(session: Session, actor: Principal, contribution_id: int, text: str, *
         raise NotFound("Notice not found.")
     contribution = lock(session, contribution_id)
     assert contribution is not None  # contributions are never deleted
-    if contribution.state != "in_notice" or (contribution.notice_until and contribution.notice_until <= now):
+    if contribution.notice_until is None:
+        # Never on notice (waiting for a verifier, or rejected first): no notice to the village,
+        # and a resident learns nothing of it, as of an id that does not exist. One that was on
+        # notice was public: that its notice ended is no secret.
+        raise NotFound("Notice not found.")
+    if contribution.state != "in_notice" or contribution.notice_until <= now:
         raise Conflict("The public notice for this award has ended.", code="notice_closed")
     if not text.strip():
         raise ValidationFailed("Say what is wrong.", details={"text": ["Required."]})
@@ -140,7 +141,7 @@ def resolve(session: Session, actor: Principal, objection_id: int, *, uphold: bo
         raise NotFound("Objection not found.")
     if objection.status != "open":
         raise Conflict("This objection has already been resolved.", code="already_resolved")
-    check_four_eyes(actor, contribution)
+    check_four_eyes(session, actor, contribution)
     if actor.participant_id is not None and actor.participant_id == objection.lodged_by:
         raise Forbidden("You cannot resolve an objection you lodged.", code="four_eyes")
     if uphold and contribution.state == "awarded":

@@ -16,13 +16,18 @@ from identity.services import audit
 from infra.auth import Principal
 from infra.clock import local_date
 from infra.errors import Forbidden, NotFound, ValidationFailed
-from scoring.models import COLOURS, Contribution, ContributionEvent, ContributionMember, Indicator
+from scoring.models import COLOURS, DUPLICATE_NOTE, Contribution, ContributionEvent, ContributionMember, Indicator
 from scoring.services import rules
 
 EIGHT_STEPS = ("look", "listen", "ask", "help", "report", "analyse", "explain", "record")
 SUBMITTER_ROLES = ("clerk", "verifier", "approver")
 DUPLICATE_WINDOW = dt.timedelta(days=3)
 INCIDENT_REF_MAX = 100
+
+
+def village_path(region_path: str) -> str:
+    """"/1/2/3/4/" (grid) -> "/1/2/3/" (its village)."""
+    return region_path.rsplit("/", 2)[0] + "/"
 
 
 def normalise_incident_ref(raw: str | None) -> str | None:
@@ -75,7 +80,7 @@ def check(session: Session, actor: Principal, sub: Submission, today: dt.date) -
             raise Forbidden("You can submit only work you took part in.", code="not_a_member")
         # Co-workers come from the submitter's own village; the work belongs to the submitter's grid.
         home = people[actor.id]
-        village: str | None = home.region_path.rsplit("/", 2)[0] + "/"
+        village: str | None = village_path(home.region_path)
     else:
         if not actor.has_role(*SUBMITTER_ROLES):
             raise Forbidden("Your role does not submit contributions.", code="role_required")
@@ -91,6 +96,11 @@ def check(session: Session, actor: Principal, sub: Submission, today: dt.date) -
         person = people.get(pid)
         if person is None or not person.active or not in_reach(person.region_path):
             raise _fail("members", "A named participant was not found here.")
+    # Joint work belongs to one village, whoever records it (a resident's co-workers are of their
+    # village already): the work takes its first member's grid, and only staff over that grid
+    # would see and verify it, scoring people of another township their staff never see.
+    if len({village_path(people[pid].region_path) for pid in ids}) > 1:
+        raise _fail("members", "Joint work names people of one village: record each village's part separately.")
 
     rule_set = rules.in_force(session, sub.work_date)
     indicator, _rule = rules.indicator_rule(rule_set, sub.indicator_code)
@@ -137,14 +147,14 @@ def unmet_requirement(indicator: Indicator, *, conflict_item: str | None, warnin
 def find_duplicates(session: Session, sub: Submission, grid: Region, exclude_id: int | None = None) -> list[int]:
     """Contributions that may describe the same incident: the same reference, or the same
     indicator and screening item in the same village within a few days."""
-    village_path = grid.path.rsplit("/", 2)[0] + "/"
+    village = village_path(grid.path)
     stmt = select(Contribution.id).where(Contribution.indicator_code == sub.indicator_code,
                                          Contribution.state.notin_(("rejected", "revoked")))
     if sub.incident_ref:
         stmt = stmt.where(Contribution.incident_key == sub.incident_ref)
     elif sub.conflict_item:
         stmt = stmt.where(Contribution.conflict_item == sub.conflict_item,
-                          Contribution.region_path.startswith(village_path),
+                          Contribution.region_path.startswith(village),
                           Contribution.work_date.between(sub.work_date - DUPLICATE_WINDOW,
                                                          sub.work_date + DUPLICATE_WINDOW))
     else:
@@ -180,7 +190,7 @@ def submit(session: Session, actor: Principal, sub: Submission, *, today: dt.dat
     session.add(contribution)
     session.flush()
     record_event(session, contribution, actor, "submitted",
-                 note=f"possible duplicate of {duplicates}" if duplicates else None)
+                 note=f"{DUPLICATE_NOTE}{duplicates}" if duplicates else None)
     if actor.is_staff:
         audit(session, actor, "contribution.submit", object_type="contribution", object_id=contribution.id,
               region_path=grid.path, details={"indicator": sub.indicator_code, "import_id": import_id})

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from identity.services import audit
+from identity.services import audit, one_hand
 from infra.auth import Principal
 from infra.db import utcnow
 from infra.driver import driver_rows, execute
@@ -31,10 +31,10 @@ from ledger.services.posting import MAX_REASON
 from scoring.models import HOLDING_STATES, Contribution, ContributionEvent, ContributionMember, Indicator
 from scoring.services import bulk_sql, rules
 from scoring.services.engine import Facts, IndicatorRule, Score, score
-from scoring.services.submissions import missing_steps, record_event, unmet_requirement
+from scoring.services.submissions import missing_steps, record_event, unmet_requirement, village_path
 
 VERIFIER_ROLES = ("verifier", "approver")
-AUDIT_EACH_UP_TO = 50  # larger batches get one audit record naming every id
+AUDIT_EACH_UP_TO = 50  # larger batches get one audit record per village, naming its ids
 
 corrections.register_managed_source(
     "contribution", "Revoke the contribution (POST /api/v1/admin/contributions/{id}/revoke) instead.")
@@ -63,17 +63,22 @@ def _periods(work_date: dt.date) -> tuple[str, str]:
     return work_date.strftime("%Y-%m"), str(work_date.year)
 
 
-def _four_eyes(actor: Principal, submitted_by_staff: int | None, submitted_by_participant: int | None,
-               members: Iterable[int]) -> None:
+def _four_eyes(actor: Principal, hand: frozenset[int], submitted_by_staff: int | None,
+               submitted_by_participant: int | None, members: Iterable[int]) -> None:
+    """`hand`: the staff accounts one person may hold with the actor's (`one_hand`)."""
     if submitted_by_staff == actor.id and actor.is_staff:
         raise Forbidden("You cannot verify a contribution you submitted.", code="four_eyes")
+    if submitted_by_staff is not None and submitted_by_staff in hand:
+        raise Forbidden("You cannot decide on a contribution submitted by a staff account you created, or by the "
+                        "one that created yours.", code="four_eyes")
     if actor.participant_id is not None and (actor.participant_id in set(members)
                                              or actor.participant_id == submitted_by_participant):
         raise Forbidden("You cannot verify a contribution you take part in.", code="four_eyes")
 
 
-def check_four_eyes(actor: Principal, contribution: Contribution) -> None:
-    _four_eyes(actor, contribution.submitted_by_staff, contribution.submitted_by_participant,
+def check_four_eyes(session: Session, actor: Principal, contribution: Contribution) -> None:
+    hand = one_hand(session, actor) if contribution.submitted_by_staff is not None else frozenset()
+    _four_eyes(actor, hand, contribution.submitted_by_staff, contribution.submitted_by_participant,
                (m.participant_id for m in contribution.members))
 
 
@@ -153,29 +158,37 @@ def _load_rows(session: Session, actor: Principal, ids: Sequence[int]) -> tuple[
     return [found[cid] for cid in ids], members
 
 
-def _refuse_duplicate_incidents(session: Session, items: list[Any]) -> None:
-    """One incident earns one award per indicator: refuse one already held, or twice in the batch."""
+def _refuse_duplicate_incidents(session: Session, actor: Principal, items: list[Any]) -> None:
+    """One incident earns one award per indicator: refuse one already held, or twice in the batch.
+    The holder is named only to a reader who may open it: outside their scope it is a 404, and
+    naming it would tell them of work they cannot see."""
     keyed = [r for r in items if r.incident_key is not None]
     if not keyed:
         return
     batch = {r.id for r in items}
-    holders: dict[tuple[str, str], int] = {}
-    for hid, code, key in session.execute(
-            select(Contribution.id, Contribution.indicator_code, Contribution.incident_key)
+    holders: dict[tuple[str, str], tuple[int, str]] = {}
+    for hid, code, key, path in session.execute(
+            select(Contribution.id, Contribution.indicator_code, Contribution.incident_key, Contribution.region_path)
             .where(Contribution.indicator_code.in_(sorted({r.indicator_code for r in keyed})),
                    bulk_sql.any_of(Contribution.incident_key, sorted({r.incident_key for r in keyed}), session),
                    Contribution.state.in_(HOLDING_STATES)).order_by(Contribution.id)):
         if hid not in batch:
-            holders.setdefault((code, key), hid)
+            holders.setdefault((code, key), (hid, path))
     seen: set[tuple[str, str]] = set()
     for r in keyed:
         key = (r.indicator_code, r.incident_key)
         holder = holders.get(key)
-        if holder is not None or key in seen:
-            raise Conflict("This incident has already been verified for this indicator.", code="duplicate_incident",
-                           details={"incident_ref": [f"Incident {r.incident_key} is held by contribution "
-                                                     f"{holder or 'in this batch'}."]})
-        seen.add(key)
+        if holder is None and key not in seen:
+            seen.add(key)
+            continue
+        if holder is None:
+            why = f"Incident {r.incident_key} is named twice in this batch."
+        elif actor.in_scope(holder[1]):
+            why = f"Incident {r.incident_key} is held by contribution {holder[0]}."
+        else:
+            why = f"Incident {r.incident_key} is held by another contribution, outside your area."
+        raise Conflict("This incident has already been verified for this indicator.", code="duplicate_incident",
+                       details={"incident_ref": [why]})
 
 
 def _recheck(session: Session, pending: list[tuple[Any, Indicator]]) -> None:
@@ -338,12 +351,13 @@ def verify_many(session: Session, actor: Principal, contribution_ids: Sequence[i
     now = now or utcnow()
     session.flush()  # pending ORM changes first: what follows reads and writes the tables directly
     items, members = _load_rows(session, actor, contribution_ids)
+    hand = one_hand(session, actor) if any(r.submitted_by_staff is not None for r in items) else frozenset()
     for r in items:
         if r.state != "submitted":
             raise Conflict("Only a submitted contribution can be verified.", code="wrong_state",
                            details={"state": [r.state], "contribution_ids": [str(r.id)]})
-        _four_eyes(actor, r.submitted_by_staff, r.submitted_by_participant, (pid for pid, _s in members[r.id]))
-    _refuse_duplicate_incidents(session, items)
+        _four_eyes(actor, hand, r.submitted_by_staff, r.submitted_by_participant, (pid for pid, _s in members[r.id]))
+    _refuse_duplicate_incidents(session, actor, items)
     try:
         with session.begin_nested():  # a race on the incident index rolls back only this
             bulk_sql.insert_rows(session, ContributionEvent.__table__,  # type: ignore[arg-type]
@@ -361,11 +375,22 @@ def verify_many(session: Session, actor: Principal, contribution_ids: Sequence[i
         for r, v in zip(items, verified):
             audit(session, actor, "contribution.verify", object_type="contribution", object_id=r.id,
                   region_path=r.region_path, details={"points": v.proposed_points})
-    else:  # one record naming every id, rather than thousands of rows
-        audit(session, actor, "contribution.verify_bulk", region_path=actor.scope_path,
-              details={"count": len(items), "ids": [r.id for r in items]})
+    else:  # one record per village touched naming its ids, rather than thousands of rows
+        for area, ids in _by_village(items).items():
+            audit(session, actor, "contribution.verify_bulk", region_path=area, details={"count": len(ids), "ids": ids})
     session.flush()
     return verified
+
+
+def _by_village(items: list[Any]) -> dict[str, list[int]]:
+    """Ids by the village of their grid, in the order given. A bulk record sits at the path of
+    what it names, as each single record does: at the actor's scope path, a township auditor
+    would not see the county verifier's batch in their township, nor a village auditor any.
+    The village is the narrowest scope staff have (never a grid), so each one sees its records."""
+    grouped: dict[str, list[int]] = defaultdict(list)
+    for r in items:
+        grouped[village_path(r.region_path)].append(r.id)
+    return grouped
 
 
 def _release(session: Session, contribution: Contribution) -> None:
@@ -384,7 +409,7 @@ def reject(session: Session, actor: Principal, contribution_id: int, reason: str
     c = _load_one(session, actor, contribution_id)
     if c.state not in ("submitted", "in_notice"):
         raise Conflict("This contribution can no longer be rejected.", code="wrong_state", details={"state": [c.state]})
-    check_four_eyes(actor, c)
+    check_four_eyes(session, actor, c)
     return reject_unchecked(session, actor, c, reason)
 
 
@@ -417,7 +442,7 @@ def revoke(session: Session, actor: Principal, contribution_id: int, reason: str
     c = _load_one(session, actor, contribution_id)
     if c.state != "awarded":
         raise Conflict("Only an awarded contribution can be revoked.", code="wrong_state", details={"state": [c.state]})
-    check_four_eyes(actor, c)
+    check_four_eyes(session, actor, c)
     if c.posting_id is not None:
         corrections.reverse(session, actor, c.posting_id, _reversal_reason(reason),
                             idempotency_key=f"revoke:{c.id}", idem_scope="scoring")

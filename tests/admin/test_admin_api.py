@@ -504,3 +504,56 @@ def test_a_retried_outlet_registration_does_not_make_a_twin(client, session):
         Outlet.partner_id == partner.id, Outlet.name == "城关东门店")) == 1
     other, _o, _d = f.shop(session, tree.town_a, outlets=1)  # another partner may use the name
     assert client.post(f"/api/v1/admin/partners/{other.id}/outlets", headers=admin, json=body).status_code == 201
+
+
+def _make_staff(client, headers, role, scope, username):
+    """A staff account made over HTTP, as an admin makes one, and its sign-in."""
+    made = client.post("/api/v1/admin/staff", headers=headers, json={
+        "username": username, "display_name": "新同事", "role": role, "scope_region_id": scope.id,
+        "password": "a-long-password"})
+    assert made.status_code == 201, made.json
+    return made.json, f.login(client, username, "a-long-password")
+
+
+def test_a_township_admin_cannot_approve_what_a_clerk_they_created_asked_for(client, session):
+    """Regression: the admin (who holds every role) made a clerk, signed in as it, asked for
+    100000 points and approved them as the admin: four eyes, one person. Another approver may."""
+    tree, person, account = _world(session)
+    admin = f.staff(session, "admin", tree.town_a)
+    town_admin = f.bearer(session, "staff", admin.id)
+    made, as_clerk = _make_staff(client, town_admin, "clerk", tree.town_a, "puppetclerk")
+    asked = client.post("/api/v1/admin/adjustments", headers=as_clerk, json={
+        "participant_id": person.id, "amount": 100000, "reason": "补录年度积分"})
+    assert asked.status_code == 201 and asked.json["status"] == "pending"
+    request_id = asked.json["request"]["id"]
+    refused = client.post(f"/api/v1/admin/approvals/{request_id}/decision", headers=town_admin, json={"approve": True})
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "four_eyes"
+    assert accounts.balance(session, account.id) == 30
+    # The same for a reversal the clerk asks for: it goes through the same decision.
+    original = f.award(session, account.id, 5)
+    reversal = client.post("/api/v1/admin/reversals", headers=as_clerk,
+                           json={"posting_id": original.posting_id, "reason": "重复上报"}).json
+    assert client.post(f"/api/v1/admin/approvals/{reversal['id']}/decision", headers=town_admin,
+                       json={"approve": False, "note": "不予冲正"}).status_code == 403
+    # A second pair of eyes that is someone else's decides as before.
+    approver = f.bearer(session, "staff", f.staff(session, "approver", tree.county).id)
+    ok = client.post(f"/api/v1/admin/approvals/{request_id}/decision", headers=approver,
+                     json={"approve": False, "note": "金额不合理"})
+    assert ok.status_code == 200 and ok.json["status"] == "rejected"
+    listed = client.get("/api/v1/admin/staff", headers=town_admin).json
+    assert next(u for u in listed if u["id"] == made["id"])["created_by"] == made["created_by"] == admin.id
+
+
+def test_an_approver_cannot_decide_what_the_admin_who_created_them_asked_for(client, session):
+    """The other way round: a county admin makes an approver (and knows its first password),
+    asks for an adjustment as the admin, and approves it as the approver."""
+    tree, person, account = _world(session)
+    county_admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    _made, as_approver = _make_staff(client, county_admin, "approver", tree.county, "puppetapprover")
+    asked = client.post("/api/v1/admin/adjustments", headers=county_admin, json={
+        "participant_id": person.id, "amount": 500, "reason": "补录年度积分"})
+    request_id = asked.json["request"]["id"]
+    refused = client.post(f"/api/v1/admin/approvals/{request_id}/decision", headers=as_approver,
+                          json={"approve": True})
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "four_eyes"
+    assert accounts.balance(session, account.id) == 30

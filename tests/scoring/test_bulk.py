@@ -140,6 +140,35 @@ def test_bulk_verify_audits_once_and_notices_every_item(world):
     assert {c.id for c in made} <= listed
 
 
+def test_a_bulk_verification_is_audited_where_each_township_auditor_sees_it(client, session):
+    """Regression: a county verifier's batch of more than AUDIT_EACH_UP_TO was one record at the
+    county's path, and a township auditor's log showed nothing of the work verified in their
+    township. One record per village, naming its ids: each auditor sees theirs, the county all."""
+    tree = f.region_tree(session)
+    made: dict[str, list[int]] = {}
+    for town, grid in (("a", tree.grid_a), ("b", tree.grid_b)):
+        clerk, person = f.staff(session, "clerk", getattr(tree, f"town_{town}")), f.participant(session, grid)
+        made[town] = [f.contribution(session, clerk, person, "PRO-1", description=f"宣讲 {n}").id
+                      for n in range(workflow.AUDIT_EACH_UP_TO // 2 + 1)]
+    assert len(made["a"] + made["b"]) > workflow.AUDIT_EACH_UP_TO
+    verifier = f.staff(session, "verifier", tree.county)
+    done = client.post("/api/v1/admin/contributions/verify", headers=f.bearer(session, "staff", verifier.id),
+                       json={"contribution_ids": made["a"] + made["b"]})
+    assert done.status_code == 200
+
+    def bulk_records(scope):  # noqa: ANN001, ANN202
+        auditor = f.bearer(session, "staff", f.staff(session, "auditor", scope).id)
+        log = client.get("/api/v1/admin/audit", headers=auditor,
+                         query_string={"action": "contribution.verify_bulk", "actor_id": verifier.id})
+        assert log.status_code == 200
+        return sorted((e["details"]["count"], e["details"]["ids"]) for e in log.json["items"])
+
+    assert bulk_records(tree.town_a) == [(len(made["a"]), made["a"])]
+    assert bulk_records(tree.town_b) == [(len(made["b"]), made["b"])]
+    assert bulk_records(tree.village_b) == [(len(made["b"]), made["b"])]
+    assert bulk_records(tree.county) == sorted([(len(made["a"]), made["a"]), (len(made["b"]), made["b"])])
+
+
 def test_the_award_job_skips_rows_locked_by_another_worker(committed_factory):
     with committed_factory() as setup:
         tree = f.region_tree(setup)

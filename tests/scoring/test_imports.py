@@ -219,3 +219,17 @@ def test_phone_lists_typed_on_a_chinese_keyboard_are_read(client, session):
     shares = [sorted(session.execute(select(ContributionMember.participant_id, ContributionMember.share)
                                      .where(ContributionMember.contribution_id == w.id)).all()) for w in works]
     assert shares == [sorted([(a.id, 2), (b.id, 1)]), sorted([(a.id, 1), (b.id, 1)])]
+
+
+def test_an_imported_row_names_people_of_one_village(client, session):
+    """As for work recorded by hand: a row naming people of two townships is refused (the work
+    would sit in the first one's grid, out of sight of the other's staff), and nothing imported."""
+    tree, a, b, _clerk, _headers = _setup(session)
+    far = f.participant(session, tree.grid_b)
+    county = f.bearer(session, "staff", f.staff(session, "clerk", tree.county).id)
+    body = (HEADER + f"PRO-3,2026-11-03,{a.phone};{b.phone},入户宣讲反家暴法,,,6\n"
+            f"PRO-3,2026-11-03,{a.phone};{far.phone},两镇联合宣讲,,,6\n").encode("utf-8-sig")
+    job = _upload(client, county, "two-towns.csv", body)
+    status = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=county).json
+    assert status["status"] == "failed" and status["imported_rows"] == 0
+    assert [(e["line"], e["field"]) for e in status["errors"]] == [(3, "members")]

@@ -307,3 +307,28 @@ def test_a_verification_note_of_blanks_is_refused_and_the_work_stays_submitted(c
     assert session.get(Contribution, work.id).state == "submitted"
     assert client.post(f"/api/v1/admin/contributions/{work.id}/verify", headers=staff,
                        json={"note": "核实无误"}).status_code == 200
+
+
+def test_members_are_not_shown_the_numbers_of_other_peoples_work(client, session):
+    """Regression: a resident's own contribution listed in `duplicate_of` (and in its history's
+    note) work reported from another village with the same incident number, which they may not
+    see. Members read their work without it; staff over it see the possible duplicates."""
+    tree, person, _neighbour, _verifier = _people(session)
+    elsewhere = f.contribution(session, f.staff(session, "clerk", tree.town_b), f.participant(session, tree.grid_b),
+                               "INF-1", incident_ref="WG-2026-0001")
+    me = f.bearer(session, "participant", person.id)
+    created = client.post("/api/v1/me/contributions", headers=me, json={
+        "indicator_code": "INF-1", "work_date": (local_date() - dt.timedelta(days=1)).isoformat(),
+        "description": "发现两户因宅基地争执，及时上报", "conflict_item": "C2-01", "warning_colour": "orange",
+        "incident_ref": "WG-2026-0001"})
+    assert created.status_code == 201
+    cid = created.json["id"]
+    listed = client.get("/api/v1/me/contributions", headers=me).json["items"]
+    detail = client.get(f"/api/v1/me/contributions/{cid}", headers=me).json
+    for seen in (created.json, detail, next(c for c in listed if c["id"] == cid)):
+        assert "duplicate_of" not in seen
+    assert [e["note"] for e in detail["events"]] == [None]
+    county = f.bearer(session, "staff", f.staff(session, "verifier", tree.county).id)
+    staff_view = client.get(f"/api/v1/admin/contributions/{cid}", headers=county).json
+    assert staff_view["duplicate_of"] == [elsewhere.id]
+    assert staff_view["events"][0]["note"] == f"possible duplicate of [{elsewhere.id}]"

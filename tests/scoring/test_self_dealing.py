@@ -63,3 +63,34 @@ def test_bulk_verify_refuses_repeated_ids(session, world):
     c = f.contribution(session, f.staff(session, "clerk", tree.town_a), me, "PRO-1")
     with pytest.raises(ValidationFailed):
         workflow.verify_many(session, f.staff(session, "verifier", tree.town_a), [c.id, c.id])
+
+
+def test_an_admin_does_not_verify_or_revoke_work_recorded_by_a_clerk_they_created(session, world):
+    """An admin holds every role and sets the first password of the accounts they make: work their
+    own clerk records needs someone else's eyes, to verify it, reject it or revoke its award."""
+    from admin import services as admin_services
+    from identity.services import staff_principal
+    from scoring.services import awards
+
+    tree, me, _rival = world
+    town_admin = f.staff(session, "admin", tree.town_a)
+    clerk = staff_principal(admin_services.create_staff_user(
+        session, town_admin, username=f.unique("clerk"), display_name="录入员", role="clerk",
+        scope_region_id=tree.town_a.id, password="long-enough-password", participant_id=None))
+    c = f.contribution(session, clerk, me, "MED-3", case_record=f.CASE_RECORD)
+    for act in (lambda: workflow.verify_many(session, town_admin, [c.id]),
+                lambda: workflow.reject(session, town_admin, c.id, "材料不全")):
+        with pytest.raises(Forbidden) as err:
+            act()
+        assert err.value.code == "four_eyes"
+    assert c.state == "submitted"
+    workflow.verify_many(session, f.staff(session, "verifier", tree.town_a), [c.id])
+    import datetime as dt
+
+    awards.award_due(session, now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30), shards=f.SHARDS)
+    assert c.state == "awarded"
+    with pytest.raises(Forbidden) as err:
+        workflow.revoke(session, town_admin, c.id, "案卷造假")
+    assert err.value.code == "four_eyes"
+    workflow.revoke(session, f.staff(session, "approver", tree.county), c.id, "案卷造假")
+    assert c.state == "revoked"

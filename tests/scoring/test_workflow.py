@@ -12,7 +12,7 @@ from infra.errors import Conflict, Forbidden, ValidationFailed
 from ledger.models import Posting
 from ledger.schemas import StatementLineOut
 from ledger.services import accounts
-from scoring.models import Contribution
+from scoring.models import Contribution, ContributionMember
 from scoring.services import awards, notices, rules, submissions, workflow
 from tests import factories as f
 
@@ -422,3 +422,61 @@ def test_imported_work_is_checked_against_rules_published_while_the_import_ran(a
         with session.begin_nested():
             workflow.verify_many(session, verifier, [rows[1].id])
     assert err.value.code == "invalid_contribution" and "case_record" in err.value.details
+
+
+def test_staff_record_joint_work_of_one_village_only(client, session, world):
+    """Regression: a county clerk recorded joint work with people of two townships; it took the
+    first member's grid, so a town-A verifier (to whom the town-B member is a 404) verified it and
+    scored the town-B member, and town B's staff never saw it. As for a resident's own report,
+    the members come from one village."""
+    tree, person, neighbour, _clerk, _verifier = world
+    far = f.participant(session, tree.grid_b)
+    county_clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.county).id)
+    body = {"indicator_code": "MED-3", "work_date": (local_date() - dt.timedelta(days=1)).isoformat(),
+            "description": "两镇联合调解邻里纠纷", "case_record": f.CASE_RECORD}
+    refused = client.post("/api/v1/admin/contributions", headers=county_clerk, json={
+        **body, "members": [{"participant_id": person.id}, {"participant_id": far.id}]})
+    assert refused.status_code == 422 and list(refused.json["error"]["details"]) == ["members"]
+    assert refused.json["error"]["details"]["members"] == ["合作完成的工作只能填写同一村（社区）的人员：请按村分别录入各自的部分。"]
+    assert session.scalar(select(ContributionMember).where(ContributionMember.participant_id == far.id)) is None
+    same_village = client.post("/api/v1/admin/contributions", headers=county_clerk, json={
+        **body, "members": [{"participant_id": person.id}, {"participant_id": neighbour.id}]})
+    assert same_village.status_code == 201
+
+
+def test_a_verifier_is_not_told_the_number_of_work_outside_their_scope(session, world):
+    """Regression: a town-B verifier refused for an incident held in town A was told "held by
+    contribution 1", a contribution that is a 404 to them. Staff over the holder are told which."""
+    tree, person, _n, clerk, _verifier = world
+    far = f.participant(session, tree.grid_b)
+    held = f.contribution(session, clerk, person, "INF-1", incident_ref="WG-2026-0001")
+    workflow.verify_many(session, f.staff(session, "verifier", tree.town_a), [held.id])
+    town_b_clerk = f.staff(session, "clerk", tree.town_b)
+    again = f.contribution(session, town_b_clerk, far, "INF-1", incident_ref="WG-2026-0001")
+    with pytest.raises(Conflict) as err:
+        workflow.verify_many(session, f.staff(session, "verifier", tree.town_b), [again.id])
+    assert err.value.details == {"incident_ref": ["Incident WG-2026-0001 is held by another contribution, "
+                                                  "outside your area."]}
+    with pytest.raises(Conflict) as err:
+        workflow.verify_many(session, f.staff(session, "verifier", tree.county), [again.id])
+    assert err.value.details == {"incident_ref": [f"Incident WG-2026-0001 is held by contribution {held.id}."]}
+
+
+def test_objecting_to_work_never_on_notice_is_a_404_like_an_unknown_id(client, session, world):
+    """Regression: an id of the resident's village that was never on notice answered 409
+    `notice_closed`, an unknown id 404, so a resident could find out which work had been
+    reported. Work that was on notice was public: its ended notice is still told as such."""
+    _tree, person, neighbour, clerk, verifier = world
+    resident = f.bearer(session, "participant", neighbour.id)
+    waiting = f.contribution(session, clerk, person, "PRO-1")
+    rejected_first = f.contribution(session, clerk, person, "PRO-2")
+    workflow.reject(session, verifier, rejected_first.id, "材料不全")
+    shown = f.contribution(session, clerk, person, "PRO-3", quantity=2)
+    workflow.verify_many(session, verifier, [shown.id])
+    workflow.reject(session, verifier, shown.id, "与事实不符")
+    body = {"text": "活动当天她并未组织"}
+    for cid in (waiting.id, rejected_first.id, 10**12):
+        answer = client.post(f"/api/v1/notices/{cid}/objections", headers=resident, json=body)
+        assert answer.status_code == 404 and answer.json["error"]["message"] == "未找到该公示。", (cid, answer.json)
+    ended = client.post(f"/api/v1/notices/{shown.id}/objections", headers=resident, json=body)
+    assert ended.status_code == 409 and ended.json["error"]["code"] == "notice_closed"
