@@ -74,6 +74,7 @@ TEMPLATES: tuple[tuple[str, str], ...] = (
     ("A month as YYYY-MM.", N_("A month as YYYY-MM.")),
     ("3-50 lowercase letters, digits, _ . -", N_("3-50 lowercase letters, digits, _ . -")),
     ("Out of the supported date range.", N_("Out of the supported date range.")),
+    ("Must be a whole number.", N_("Must be a whole number.")),
     # the services' own details (a 404 or 409 names its field too)
     ('A privilege deducts nothing.', N_('A privilege deducts nothing.')),
     ('A privilege requires a grade.', N_('A privilege requires a grade.')),
@@ -120,6 +121,9 @@ TEMPLATES: tuple[tuple[str, str], ...] = (
     ('Key {key} was used for posting {id} with other content.', N_('Key %(key)s was used for posting %(id)s with other content.')),
     ('Key {key} was used for approval request {id} with other content.', N_('Key %(key)s was used for approval request %(id)s with other content.')),
     ('Key {key} was used for API key {id} with other content.', N_('Key %(key)s was used for API key %(id)s with other content.')),
+    ('Key {key} was used for contribution {id} with other content.', N_('Key %(key)s was used for contribution %(id)s with other content.')),
+    ('Work is reported within {n} days: {day} or later.', N_('Work is reported within %(n)s days: %(day)s or later.')),
+    ('{day} at the latest.', N_('%(day)s at the latest.')),
     ('Later than {day}.', N_('Later than %(day)s.')),
     ('Missing columns: {columns}', N_('Missing columns: %(columns)s')),
     ('No published rule set covers any day of {year}.', N_('No published rule set covers any day of %(year)s.')),
