@@ -7,7 +7,7 @@ from marshmallow import fields, validate
 
 from identity.schemas import PHONE
 from identity.services import mask_typed_name
-from infra.api import DumpSchema, Id, IdempotentArgs, LoadSchema, UtcDateTime, page_schema, words
+from infra.api import DumpSchema, Id, IdempotentArgs, Int4, LoadSchema, UtcDateTime, page_schema, words
 from infra.auth import STAFF_ROLES
 from infra.security import mask_name, mask_phone
 from ledger.services.accounts import query_for_audit
@@ -145,7 +145,7 @@ class AuditArgs(LoadSchema):
     object_id = fields.String(load_default=None)
     since = UtcDateTime(load_default=None)
     until = UtcDateTime(load_default=None)
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    limit = Int4(load_default=50, min=1, max=200)
     before = Id(load_default=None)
 
 

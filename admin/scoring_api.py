@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response, current_app, jsonify
 from flask.views import MethodView
 from sqlalchemy import select
 
@@ -20,7 +20,7 @@ from scoring.schemas import (
     ResolveIn, RuleSetEditIn, RuleSetOut, ValidationReportOut, VerifyIn,
 )
 from scoring.services import grades, imports, notices, rules, submissions, workflow
-from scoring.api import FILE_UPLOAD, storage, uploaded_file
+from scoring.api import FILE_UPLOAD, storage, submitted, uploaded_file
 
 blp = Blueprint("admin_scoring", __name__, url_prefix="/api/v1/admin",
                 description="Staff: verification queue, awards, objections, imports, rules, grades, honours")
@@ -56,11 +56,16 @@ class Queue(MethodView):
     @require("staff", "clerk", "verifier", "approver")
     @blp.arguments(ContributionIn)
     @blp.response(201, ContributionDetailOut)
-    def post(self, args: dict[str, Any], actor: Principal) -> Any:
-        """Record a contribution on a participant's behalf (a clerk); someone else must verify it."""
+    @blp.alt_response(200, schema=ContributionDetailOut,
+                      description="Sent again with the same idempotency key: the contribution the first made")
+    def post(self, args: dict[str, Any], actor: Principal) -> tuple[Any, int]:
+        """Record a contribution on a participant's behalf (a clerk); someone else must verify it.
+        With an `idempotency_key`, sending it again answers 200 with the first contribution (the
+        same key with other content is a 422). Work is dated today or up to
+        `CONTRIBUTION_MAX_AGE_DAYS` (90) days back."""
         if "members" not in args:
             args["members"] = []
-        return submissions.submit(db.session, actor, submissions.to_submission(args))
+        return submitted(actor, args)
 
 
 @blp.route("/contributions/<int:contribution_id>")
@@ -175,7 +180,8 @@ class RuleVersions(MethodView):
     @blp.arguments(DraftIn)
     @blp.response(201, RuleSetOut)
     def post(self, args: dict[str, Any], actor: Principal) -> Any:
-        """Draft a new version from an existing one."""
+        """Draft a new version from an existing one, taking effect on the first day it could be
+        published (today, or the day after the latest version's) unless edited."""
         return rules.draft_from(db.session, actor, args["from_version"])
 
 
@@ -190,8 +196,9 @@ class RuleVersion(MethodView):
     @blp.arguments(RuleSetEditIn)
     @blp.response(200, RuleSetOut)
     def patch(self, args: dict[str, Any], version: int, actor: Principal) -> Any:
-        """Edit a draft (published versions never change)."""
-        return rules.update_draft(db.session, actor, version, args)
+        """Edit a draft (published versions never change). `effective_from` is at most
+        `RULES_MAX_LEAD_DAYS` (365) days after today."""
+        return rules.update_draft(db.session, actor, version, args, max_lead_days=_max_lead_days())
 
 
 @blp.route(f"/rules/{VERSION}/validate")
@@ -209,8 +216,13 @@ class RulePublish(MethodView):
     @require("staff", "admin")
     @blp.response(200, RuleSetOut)
     def post(self, version: int, actor: Principal) -> Any:
-        """Publish a valid draft; from its effective date it scores new work."""
-        return rules.publish(db.session, actor, version)
+        """Publish a valid draft; from its effective date (today or later, at most
+        `RULES_MAX_LEAD_DAYS` (365) days away, after the latest version's) it scores new work."""
+        return rules.publish(db.session, actor, version, max_lead_days=_max_lead_days())
+
+
+def _max_lead_days() -> int:
+    return current_app.config["SETTINGS"].rules_max_lead_days
 
 
 @blp.route("/participants/<int:participant_id>/grade")

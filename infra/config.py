@@ -93,6 +93,12 @@ class Settings:
     # Runs an import may start without finishing (its worker killed, say by a file that exhausts its
     # memory) before it is marked failed instead of being run again.
     import_max_attempts: int = 3
+    # Work dated more than this many days before the day it is submitted (by a participant, staff
+    # or an import) is refused: it would reach into months whose caps were settled long ago.
+    contribution_max_age_days: int = 90
+    # How far after today a rule set may be dated to take effect: a far date published once
+    # would leave no later date for any version after it.
+    rules_max_lead_days: int = 365
     local_timezone: str = "Asia/Shanghai"
     # Number of trusted reverse proxies in front of the app (0: none; addresses are taken as seen).
     proxy_hops: int = 0
@@ -126,6 +132,8 @@ class Settings:
             code_failure_daily_limit=env.get("CODE_FAILURE_DAILY_LIMIT", "50 per day"),
             code_issue_limit=env.get("CODE_ISSUE_LIMIT", "10 per 10 minutes"),
             import_max_attempts=_int("IMPORT_MAX_ATTEMPTS", 3),
+            contribution_max_age_days=_int("CONTRIBUTION_MAX_AGE_DAYS", 90),
+            rules_max_lead_days=_int("RULES_MAX_LEAD_DAYS", 365),
             local_timezone=env.get("LOCAL_TIMEZONE", "Asia/Shanghai"),
         )
         for key, value in overrides.items():

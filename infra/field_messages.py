@@ -74,6 +74,7 @@ TEMPLATES: tuple[tuple[str, str], ...] = (
     ("A month as YYYY-MM.", N_("A month as YYYY-MM.")),
     ("3-50 lowercase letters, digits, _ . -", N_("3-50 lowercase letters, digits, _ . -")),
     ("Out of the supported date range.", N_("Out of the supported date range.")),
+    ("Must be a whole number.", N_("Must be a whole number.")),
     # the services' own details (a 404 or 409 names its field too)
     ('A privilege deducts nothing.', N_('A privilege deducts nothing.')),
     ('A privilege requires a grade.', N_('A privilege requires a grade.')),
@@ -126,6 +127,9 @@ TEMPLATES: tuple[tuple[str, str], ...] = (
     ('Incident {ref} is named twice in this batch.', N_('Incident %(ref)s is named twice in this batch.')),
     ("Joint work names people of one village: record each village's part separately.",
      N_("Joint work names people of one village: record each village's part separately.")),
+    ('Key {key} was used for contribution {id} with other content.', N_('Key %(key)s was used for contribution %(id)s with other content.')),
+    ('Work is reported within {n} days: {day} or later.', N_('Work is reported within %(n)s days: %(day)s or later.')),
+    ('{day} at the latest.', N_('%(day)s at the latest.')),
     ('Later than {day}.', N_('Later than %(day)s.')),
     ('Missing columns: {columns}', N_('Missing columns: %(columns)s')),
     ('No published rule set covers any day of {year}.', N_('No published rule set covers any day of %(year)s.')),

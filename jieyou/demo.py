@@ -102,7 +102,8 @@ def _scoring_history(session, rng, people, staff, now):  # type: ignore[no-untyp
             case_record=dict(CASE) if code.startswith("MED") and code != "MED-4" else {},
             quantity=rng.randint(2, 12) if code in ("PRO-3", "PRO-4") else 1,
             incident_ref=f"WG-{work_date:%Y%m}-{person.id:04d}-{n}" if code == "INF-1" else None)
-        return submissions.submit(session, participant_principal(person), sub)
+        # Reported on the day it was done: a year back is far outside today's submission window.
+        return submissions.submit(session, participant_principal(person), sub, today=work_date)
 
     for month_end in month_ends:
         batch = [make(person, month_end.replace(day=rng.randint(1, month_end.day)), n).id

@@ -5,7 +5,7 @@ import datetime as dt
 
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
-from infra.api import DumpSchema, Id, IdempotentArgs, LoadSchema, UtcDateTime, page_schema, words
+from infra.api import DumpSchema, Id, IdempotentArgs, Int4, LoadSchema, UtcDateTime, page_schema, words
 from infra.i18n import is_english
 from infra.security import mask_name, mask_phone
 from ledger.services.posting import FUTURE_SKEW
@@ -43,7 +43,7 @@ class BalanceOut(DumpSchema):
 
 
 class StatementArgs(LoadSchema):
-    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    limit = Int4(load_default=20, min=1, max=100)
     before = Id(load_default=None, metadata={"description": "Cursor: the `next` value of the previous page."})
     since = UtcDateTime(load_default=None)
     until = UtcDateTime(load_default=None)
@@ -144,13 +144,13 @@ class AccountSearchArgs(LoadSchema):
     region_id = Id(load_default=None)
     kind = fields.String(load_default=None, validate=validate.OneOf(
         ["participant", "issuance", "partner", "adjustment"]))
-    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    limit = Int4(load_default=20, min=1, max=100)
     after = Id(load_default=None)
 
 
 class AdjustmentIn(IdempotentArgs):
     participant_id = Id(required=True)
-    amount = fields.Integer(required=True, strict=True, validate=validate.Range(min=-100000, max=100000))
+    amount = Int4(required=True, min=-100000, max=100000)
     reason = fields.String(required=True, validate=words(max=500))
 
     @validates_schema
@@ -226,7 +226,7 @@ class AdjustmentOut(DumpSchema):
 
 class ApprovalListArgs(LoadSchema):
     status = fields.String(load_default="pending", validate=validate.OneOf(["pending", "approved", "rejected", "all"]))
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+    limit = Int4(load_default=50, min=1, max=100)
     after = Id(load_default=None)
 
 

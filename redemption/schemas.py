@@ -102,17 +102,17 @@ class RedeemIn(IdempotentArgs):
 
 
 class HoldIn(RedeemIn):
-    points = fields.Integer(load_default=None, validate=validate.Range(min=1, max=100000))
+    points = Int4(load_default=None, min=1, max=100000)
 
 
 class CaptureIn(LoadSchema):
-    points = fields.Integer(load_default=None, validate=validate.Range(min=1, max=100000))
+    points = Int4(load_default=None, min=1, max=100000)
     idempotency_key = fields.String(required=True, validate=validate.Length(min=8, max=100))
 
 
 class RefundIn(LoadSchema):
-    points = fields.Integer(load_default=None, validate=validate.Range(min=1, max=100000),
-                            metadata={"description": "Omit for a full refund of what remains"})
+    points = Int4(load_default=None, min=1, max=100000,
+                  metadata={"description": "Omit for a full refund of what remains"})
     reason = fields.String(required=True, validate=words(max=300))
     idempotency_key = fields.String(required=True, validate=validate.Length(min=8, max=100))
 
@@ -190,7 +190,7 @@ class ScenarioIn(LoadSchema):
     partner_id = Id(required=True)
     outlet_ids = fields.List(Id(), required=True, validate=validate.Length(min=1))
     kind = fields.String(required=True, validate=validate.OneOf(["spend", "privilege"]))
-    points_cost = fields.Integer(load_default=0, validate=validate.Range(min=0, max=100000))
+    points_cost = Int4(load_default=0, min=0, max=100000)
     required_grade = fields.String(load_default=None, validate=validate.Length(min=1, max=10), metadata={
         "description": "A grade of the published rules in force on the scenario's dates (rules_v1: A, AA, AAA)"})
     yuan_value_fen = Int4(load_default=0, min=0)
@@ -210,7 +210,7 @@ class ScenarioPatch(LoadSchema):
     name_zh = fields.String(validate=validate.Length(min=1, max=200))
     name_en = fields.String(validate=validate.Length(min=1, max=200))
     outlet_ids = fields.List(Id(), validate=validate.Length(min=1))
-    points_cost = fields.Integer(validate=validate.Range(min=0, max=100000))
+    points_cost = Int4(min=0, max=100000)
     required_grade = fields.String(allow_none=True, validate=validate.Length(min=1, max=10), metadata={
         "description": "A grade of the published rules in force on the scenario's dates"})
     yuan_value_fen = Int4(min=0)

@@ -18,7 +18,8 @@ from infra.errors import ValidationFailed, too_large
 from infra.security import CONTROL_CHARACTERS
 from scoring.models import Contribution, ContributionMember
 from scoring.schemas import (
-    ContributionIn, EvidenceOut, GradeOut, MemberContributionDetailOut, MemberContributionPageOut, MineArgs, NoticeArgs,
+    EvidenceOut, GradeOut, MemberContributionDetailOut, MemberContributionPageOut, MineArgs, MyContributionIn,
+    NoticeArgs,
     NoticePageOut, ObjectionIn, ObjectionOut, RuleSetOut, ScreeningOut,
 )
 from scoring.services import evidence, grades, notices, rules, submissions
@@ -52,6 +53,15 @@ def uploaded_file(max_bytes: int) -> tuple[str, bytes]:
     return CONTROL_CHARACTERS.sub("", upload.filename or "") or "upload", content
 
 
+def submitted(actor: Principal, args: dict[str, Any]) -> tuple[Any, int]:
+    """Submit the work once per idempotency key: 201 with a new contribution, 200 with the one
+    an earlier request with the key made."""
+    contribution, replayed = submissions.submit_once(
+        db.session, actor, submissions.to_submission(args), idempotency_key=args["idempotency_key"],
+        max_age_days=current_app.config["SETTINGS"].contribution_max_age_days)
+    return contribution, 200 if replayed else 201
+
+
 @blp.route("/me/contributions")
 class MyContributions(MethodView):
     @require("participant")
@@ -69,12 +79,17 @@ class MyContributions(MethodView):
         return {"items": rows[: args["limit"]], "next": rows[args["limit"] - 1].id if len(rows) > args["limit"] else None}
 
     @require("participant")
-    @blp.arguments(ContributionIn)
+    @blp.arguments(MyContributionIn)
     @blp.response(201, MemberContributionDetailOut)
-    def post(self, args: dict[str, Any], actor: Principal) -> Any:
-        """Report my work. Members default to me; joint work names everyone with their shares."""
+    @blp.alt_response(200, schema=MemberContributionDetailOut,
+                      description="Sent again with the same idempotency key: the contribution the first made")
+    def post(self, args: dict[str, Any], actor: Principal) -> tuple[Any, int]:
+        """Report my work. Members default to me; joint work names everyone with their shares. The
+        `idempotency_key` (one per report) makes sending it again safe: the same key and content
+        answer 200 with the first contribution, the same key with other content is a 422. Work
+        is dated today or up to `CONTRIBUTION_MAX_AGE_DAYS` (90) days back."""
         args.setdefault("members", [{"participant_id": actor.id, "share": 1}])
-        return submissions.submit(db.session, actor, submissions.to_submission(args))
+        return submitted(actor, args)
 
 
 @blp.route("/me/contributions/<int:contribution_id>")

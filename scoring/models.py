@@ -105,6 +105,10 @@ class Contribution(Base):
         # a generic plan can use it).
         Index("ix_contributions_notice", "notice_until",
               postgresql_where=text("state = 'in_notice'"), sqlite_where=text("state = 'in_notice'")),
+        # A submission sent again with its idempotency key finds the first, and one racing it waits
+        # for it here (migration 0023). Partial: imports and staff without a key write no entry.
+        Index("uq_contributions_idem_key", "idem_key", unique=True,
+              postgresql_where=text("idem_key IS NOT NULL"), sqlite_where=text("idem_key IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -128,6 +132,8 @@ class Contribution(Base):
     submitted_by_staff: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     import_id: Mapped[int | None] = mapped_column(ForeignKey("import_jobs.id"))
+    # The submitting request's idempotency key, scoped to its submitter (`submissions.submit_once`).
+    idem_key: Mapped[str | None] = mapped_column(String(100))
     verified_by: Mapped[int | None] = mapped_column(BigId)
     verified_at: Mapped[dt.datetime | None]
     notice_until: Mapped[dt.datetime | None]

@@ -7,7 +7,7 @@ from typing import Any
 from flask_babel import gettext
 from marshmallow import fields, validate
 
-from infra.api import DumpSchema, Id, Int4, LoadSchema, page_schema, words
+from infra.api import DumpSchema, Id, IdempotentArgs, Int4, LoadSchema, page_schema, words
 from infra.i18n import is_english
 from infra.security import mask_name
 from scoring.models import (
@@ -19,7 +19,7 @@ from scoring.models import (
 
 class MemberIn(LoadSchema):
     participant_id = Id(required=True)
-    share = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100))
+    share = Int4(load_default=1, min=1, max=100)
 
 
 class CaseRecordIn(LoadSchema):
@@ -35,7 +35,10 @@ class CaseRecordIn(LoadSchema):
     record = fields.String(validate=validate.Length(max=2000), metadata={"description": "记"})
 
 
-class ContributionIn(LoadSchema):
+class ContributionIn(IdempotentArgs):
+    """Work reported by staff (the key optional, as for adjustments) or, as `MyContributionIn`, by
+    a participant."""
+
     indicator_code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}-[0-9]{1,2}\Z"))
     work_date = fields.Date(required=True)
     description = fields.String(required=True, validate=validate.Length(min=4, max=2000))
@@ -44,10 +47,19 @@ class ContributionIn(LoadSchema):
     conflict_item = fields.String(load_default=None, validate=validate.Regexp(r"^C[0-9]-[0-9]{2}\Z"))
     warning_colour = fields.String(load_default=None, validate=validate.OneOf(COLOURS))
     case_record = fields.Nested(CaseRecordIn, load_default=dict)
-    quantity = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1000))
+    quantity = Int4(load_default=1, min=1, max=1000)
     incident_ref = fields.String(load_default=None, validate=validate.Length(min=3, max=100),
                                  metadata={"description": "The grid system's incident number, if any; stored "
                                                           "trimmed and in upper case (one incident, one key)"})
+
+
+class MyContributionIn(ContributionIn):
+    """A participant's report, from a phone on whatever network there is: the idempotency key is
+    required, so that a report sent again after a lost answer is never a second contribution."""
+
+    idempotency_key = fields.String(required=True, validate=validate.Length(min=8, max=100), metadata={
+        "description": "One per report (not per sending): send it again with the same key to get the same "
+                       "contribution."})
 
 
 class MemberOut(DumpSchema):
@@ -179,14 +191,14 @@ class QueueArgs(LoadSchema):
         ["submitted", "verified", "rejected", "in_notice", "awarded", "revoked", "all"]))
     indicator_code = fields.String(load_default=None)
     duplicates_only = fields.Boolean(load_default=False)
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    limit = Int4(load_default=50, min=1, max=200)
     after = Id(load_default=None)
 
 
 class MineArgs(LoadSchema):
     state = fields.String(load_default="all", validate=validate.OneOf(
         ["submitted", "rejected", "in_notice", "awarded", "revoked", "all"]))
-    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    limit = Int4(load_default=20, min=1, max=100)
     after = Id(load_default=None)
 
 
@@ -236,7 +248,7 @@ NoticePageOut = page_schema(NoticeOut, "NoticePageOut")
 
 
 class NoticeArgs(LoadSchema):
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    limit = Int4(load_default=50, min=1, max=200)
     after = Id(load_default=None, metadata={"description": "Cursor: the `next` value of the previous page."})
     objected = fields.Boolean(load_default=False, metadata={
         "description": "Only notices with an open objection (the ones staff must resolve before the award)"})
@@ -247,21 +259,21 @@ class IndicatorSchema(LoadSchema):
     class_ = fields.String(required=True, data_key="class", validate=validate.OneOf(CLASSES))
     name_zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
     name_en = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    base_points = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=1000))
+    base_points = Int4(required=True, min=0, max=1000)
     unit = fields.String(load_default="case", validate=validate.OneOf(UNITS))
     multiplier = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(["warning_colour"]))
     multipliers = fields.Dict(keys=fields.String(validate=validate.OneOf(COLOURS)),
-                              values=Int4(strict=True, min=1, max=MAX_FACTOR), load_default=dict)
-    cap_month = Int4(load_default=None, allow_none=True, strict=True)
-    cap_year = Int4(load_default=None, allow_none=True, strict=True)
-    cap_activity = Int4(load_default=None, allow_none=True, strict=True)
+                              values=Int4(min=1, max=MAX_FACTOR), load_default=dict)
+    cap_month = Int4(load_default=None, allow_none=True)
+    cap_year = Int4(load_default=None, allow_none=True)
+    cap_activity = Int4(load_default=None, allow_none=True)
     shared = fields.Boolean(load_default=False)
     requires = fields.List(fields.String(), load_default=list)
 
 
 class GradeSchema(LoadSchema):
     code = fields.String(required=True, validate=validate.Length(min=1, max=10))
-    min_points = Int4(required=True, strict=True)
+    min_points = Int4(required=True)
     zh = fields.String(load_default=None)
     en = fields.String(load_default=None)
 
@@ -272,7 +284,7 @@ class HonourSchema(LoadSchema):
 
     zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
     en = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    min_points = Int4(required=True, strict=True, min=0)
+    min_points = Int4(required=True, min=0)
     min_grade = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=10))
 
 
@@ -284,7 +296,7 @@ class HonoursSchema(LoadSchema):
 class RuleSetEditIn(LoadSchema):
     name = fields.String(validate=validate.Length(min=2, max=200))
     effective_from = fields.Date()
-    notice_days = fields.Integer(strict=True, validate=validate.Range(min=0, max=60))
+    notice_days = Int4(min=0, max=60)
     grades = fields.List(fields.Nested(GradeSchema))
     honours = fields.Nested(HonoursSchema, metadata={"description": f"Thresholds for each of {', '.join(HONOURS)}"})
     indicators = fields.List(fields.Nested(IndicatorSchema), validate=validate.Length(min=1, max=100))
@@ -340,7 +352,7 @@ class GradeOut(DumpSchema):
 
 class HonourArgs(LoadSchema):
     township_id = Id(required=True)
-    year = fields.Integer(required=True, validate=validate.Range(min=2020, max=2100))
+    year = Int4(required=True, min=2020, max=2100)
     honour = fields.String(required=True, validate=validate.OneOf(HONOURS))
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv", "xlsx"]))
 
@@ -364,7 +376,7 @@ class MaskedCandidateOut(CandidateOut):
 
 
 class NominationIn(LoadSchema):
-    year = fields.Integer(required=True, validate=validate.Range(min=2020, max=2100))
+    year = Int4(required=True, min=2020, max=2100)
     honour = fields.String(required=True, validate=validate.OneOf(HONOURS))
     participant_id = Id(required=True)
     note = fields.String(load_default=None, validate=validate.Length(max=500))

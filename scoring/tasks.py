@@ -83,7 +83,8 @@ def _import(session: Session, job_id: int) -> dict[str, Any]:
             other.execute(update(ImportJob).where(ImportJob.id == job_id)
                           .values(status="importing", processed_rows=done, total_rows=total))
 
-    job = imports.run_import(session, job, staff_principal(user), storage, progress)
+    job = imports.run_import(session, job, staff_principal(user), storage, progress,
+                             max_age_days=current_app.config["SETTINGS"].contribution_max_age_days)
     return {"status": job.status, "imported": job.imported_rows, "errors": len(job.errors)}
 
 

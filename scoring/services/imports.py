@@ -30,7 +30,7 @@ from infra.driver import on_postgresql
 from infra.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed, too_large
 from infra.security import CONTROL_CHARACTER_ERROR, CONTROL_CHARACTERS
 from scoring.models import GAVE_UP, GAVE_UP_REASON, ImportJob
-from scoring.services.submissions import EIGHT_STEPS, SUBMITTER_ROLES, Submission, submit
+from scoring.services.submissions import EIGHT_STEPS, MAX_AGE_DAYS, SUBMITTER_ROLES, Submission, submit
 
 log = logging.getLogger(__name__)
 
@@ -316,11 +316,13 @@ def _submission(session: Session, values: dict[str, str]) -> Submission:
 
 
 def run_import(session: Session, job: ImportJob, actor: Principal, storage: Path,
-               progress: Callable[[int, int], None] | None = None) -> ImportJob:
+               progress: Callable[[int, int], None] | None = None, *,
+               max_age_days: int = MAX_AGE_DAYS) -> ImportJob:
     """Validate and import every row inside one savepoint; any bad row rolls all of them back.
     `progress(done, total)` reports as it goes (the caller writes it in its own transaction, so the
     job row is written here only at the end: an earlier write would hold its row lock and leave the
-    progress waiting on this very run). The caller has `claim`ed the job."""
+    progress waiting on this very run). The caller has `claim`ed the job. Rows are held to the
+    same submission window as work reported one at a time (`max_age_days`)."""
     errors: list[dict[str, Any]] = []
     imported = 0
     rows: list[tuple[int, dict[str, str]]] = []
@@ -346,7 +348,8 @@ def run_import(session: Session, job: ImportJob, actor: Principal, storage: Path
                 if missing:
                     raise ValidationFailed("Required fields are missing.", details={c: ["Required."] for c in missing})
                 with session.begin_nested():
-                    submit(session, actor, _submission(session, values), import_id=job.id, submitted_at=started)
+                    submit(session, actor, _submission(session, values), import_id=job.id, submitted_at=started,
+                           max_age_days=max_age_days)
                 imported += 1
             except DomainError as exc:
                 for field_name, messages in (exc.details or {"row": [exc.message]}).items():

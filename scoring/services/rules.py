@@ -28,6 +28,10 @@ REQUIREMENTS = ("conflict_item", "warning_colour", "case_record", "quantity")
 # Advisory lock (pg_advisory_xact_lock(space, key), spaces as in scoring.services.imports) that
 # every change of the rules holds until its commit: drafting, editing and publishing take turns.
 RULES_LOCK = (0x4A59_0003, 0)
+# How far after today a version may take effect (`RULES_MAX_LEAD_DAYS`): each version must take
+# effect after the last one published, so one dated 9999-12-31 would leave the county no later
+# date for any version, ever.
+MAX_LEAD_DAYS = 365
 
 
 @functools.cache
@@ -150,13 +154,41 @@ def _take_turns(session: Session) -> None:
         session.execute(select(func.pg_advisory_xact_lock(*RULES_LOCK)))
 
 
+def _latest_published(session: Session) -> dt.date | None:
+    return session.scalar(select(func.max(RuleSet.effective_from)).where(RuleSet.status == "published"))
+
+
+def first_free_day(session: Session) -> dt.date:
+    """The first day a new version could take effect: today, or the day after the latest version
+    published if that takes effect later (publishing requires a later date)."""
+    today = local_date()
+    latest = _latest_published(session)
+    if latest is None or latest < today:
+        return today
+    return latest + dt.timedelta(days=1) if latest < dt.date.max else latest
+
+
+def _refuse_far_date(effective_from: dt.date, max_lead_days: int) -> None:
+    """A 422 naming `effective_from` for a date more than `max_lead_days` after today."""
+    today = local_date()
+    try:
+        last = today + dt.timedelta(days=max(max_lead_days, 0))
+    except OverflowError:
+        return
+    if effective_from > last:
+        raise ValidationFailed("New rules take effect within %(days)s days of today.", code="rules_invalid",
+                               days=max_lead_days, details={"effective_from": [f"{last.isoformat()} at the latest."]})
+
+
 def draft_from(session: Session, actor: Principal, base_version: int) -> RuleSet:
-    """A new draft copying a version; edit it, validate it, publish it."""
+    """A new draft copying a version; edit it, validate it, publish it. It takes effect, unless
+    edited, on the first day it could be published (`first_free_day`), not on the copied
+    version's date, which publishing would refuse."""
     _require_admin(actor)
     _take_turns(session)
     base = get(session, base_version, field="from_version")
     version = (session.scalar(select(func.max(RuleSet.version))) or 0) + 1
-    draft = RuleSet(version=version, name=base.name, effective_from=max(base.effective_from, local_date()),
+    draft = RuleSet(version=version, name=base.name, effective_from=first_free_day(session),
                     notice_days=base.notice_days, grades=list(base.grades), honours=dict(base.honours),
                     created_by=actor.id,
                     indicators=[Indicator(**{k: getattr(i, k) for k in INDICATOR_FIELDS}) for i in base.indicators])
@@ -167,14 +199,17 @@ def draft_from(session: Session, actor: Principal, base_version: int) -> RuleSet
     return draft
 
 
-def update_draft(session: Session, actor: Principal, version: int, changes: dict[str, Any]) -> RuleSet:
+def update_draft(session: Session, actor: Principal, version: int, changes: dict[str, Any], *,
+                 max_lead_days: int = MAX_LEAD_DAYS) -> RuleSet:
     """Replace a draft's settings and indicators. Published versions are refused (and the
-    database refuses them too)."""
+    database refuses them too); so is an `effective_from` more than `max_lead_days` away."""
     _require_admin(actor)
     _take_turns(session)
     draft = get(session, version, fresh=True)
     if draft.status != "draft":
         raise Conflict("A published rule set never changes; draft a new version.", code="rules_published")
+    if "effective_from" in changes:
+        _refuse_far_date(changes["effective_from"], max_lead_days)
     candidate = RuleSet(version=draft.version, name=changes.get("name", draft.name),
                         effective_from=changes.get("effective_from", draft.effective_from),
                         notice_days=changes.get("notice_days", draft.notice_days),
@@ -292,7 +327,10 @@ def _invalid(problems: list[dict[str, str]]) -> ValidationFailed:
     return ValidationFailed("The rule set has errors.", code="rules_invalid", details=details)
 
 
-def publish(session: Session, actor: Principal, version: int) -> RuleSet:
+def publish(session: Session, actor: Principal, version: int, *, max_lead_days: int = MAX_LEAD_DAYS) -> RuleSet:
+    """From its effective date, today or later but at most `max_lead_days` away (a draft saved
+    before that bound, or before the bound was lowered, is held to it here), and after the latest
+    version published."""
     _require_admin(actor)
     _take_turns(session)
     draft = get(session, version, fresh=True)
@@ -304,7 +342,8 @@ def publish(session: Session, actor: Principal, version: int) -> RuleSet:
     if draft.effective_from < local_date():  # the county's today: earlier work keeps its rules
         raise ValidationFailed("New rules take effect from today or later; past work keeps its rules.",
                                code="rules_invalid", details={"effective_from": ["Today or later."]})
-    latest = session.scalar(select(func.max(RuleSet.effective_from)).where(RuleSet.status == "published"))
+    _refuse_far_date(draft.effective_from, max_lead_days)
+    latest = _latest_published(session)
     if latest is not None and draft.effective_from <= latest:
         raise ValidationFailed("A new version must take effect after the current one.", code="rules_invalid",
                                details={"effective_from": [f"Later than {latest.isoformat()}."]})

@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from identity.models import Participant, Region
 from identity.services import audit
 from infra.auth import Principal
 from infra.clock import local_date
-from infra.errors import Forbidden, NotFound, ValidationFailed
+from infra.errors import Forbidden, IdempotencyConflict, NotFound, ValidationFailed
+from ledger.services.posting import stored_key
 from scoring.models import COLOURS, DUPLICATE_NOTE, Contribution, ContributionEvent, ContributionMember, Indicator
 from scoring.services import rules
 
@@ -23,6 +25,8 @@ EIGHT_STEPS = ("look", "listen", "ask", "help", "report", "analyse", "explain", 
 SUBMITTER_ROLES = ("clerk", "verifier", "approver")
 DUPLICATE_WINDOW = dt.timedelta(days=3)
 INCIDENT_REF_MAX = 100
+# How many days back work may be dated when it is submitted (`CONTRIBUTION_MAX_AGE_DAYS`).
+MAX_AGE_DAYS = 90
 
 
 def village_path(region_path: str) -> str:
@@ -61,10 +65,16 @@ def _fail(field_name: str, message: str) -> ValidationFailed:
                             details={field_name: [message]})
 
 
-def check(session: Session, actor: Principal, sub: Submission, today: dt.date) -> tuple[list[Participant], Region]:
-    """Validate a submission; returns the participants and the grid it belongs to."""
+def check(session: Session, actor: Principal, sub: Submission, today: dt.date,
+          max_age_days: int = MAX_AGE_DAYS) -> tuple[list[Participant], Region]:
+    """Validate a submission; returns the participants and the grid it belongs to. Work dated
+    more than `max_age_days` before `today` is refused: its month's caps were settled long ago
+    (its tallies hold room nobody used then) and it would count towards this year's grade."""
     if sub.work_date > today:
         raise _fail("work_date", "The work date cannot be in the future.")
+    earliest = today - dt.timedelta(days=max_age_days)
+    if sub.work_date < earliest:
+        raise _fail("work_date", f"Work is reported within {max_age_days} days: {earliest.isoformat()} or later.")
     if not sub.description.strip():
         raise _fail("description", "Describe the work.")
     if not sub.members:
@@ -171,18 +181,21 @@ def record_event(session: Session, contribution: Contribution, actor: Principal,
 
 
 def submit(session: Session, actor: Principal, sub: Submission, *, today: dt.date | None = None,
-           import_id: int | None = None, submitted_at: dt.datetime | None = None) -> Contribution:
+           import_id: int | None = None, submitted_at: dt.datetime | None = None,
+           max_age_days: int = MAX_AGE_DAYS, idem_key: str | None = None) -> Contribution:
     """`submitted_at`: for a batch that read the rules once for many rows (an import), when it
-    began: verification checks again the work of any version published after it (`_recheck`)."""
+    began: verification checks again the work of any version published after it (`_recheck`).
+    `idem_key`: the request's key as stored (`submit_once`)."""
     today = today or local_date(dt.datetime.now(dt.timezone.utc))  # the county's day, not UTC's
-    _people, grid = check(session, actor, sub, today)
+    _people, grid = check(session, actor, sub, today, max_age_days)
     duplicates = find_duplicates(session, sub, grid)
     contribution = Contribution(
         indicator_code=sub.indicator_code, work_date=sub.work_date, region_id=grid.id, region_path=grid.path,
         description=sub.description.strip(), conflict_item=sub.conflict_item, warning_colour=sub.warning_colour,
-        case_record={k: str(v) for k, v in sub.case_record.items() if k in EIGHT_STEPS}, quantity=sub.quantity,
+        case_record=_case_record(sub), quantity=sub.quantity,
         incident_key=sub.incident_ref, duplicate_of=duplicates, duplicate_suspect=bool(duplicates),
-        import_id=import_id, **({"submitted_at": submitted_at} if submitted_at is not None else {}),
+        import_id=import_id, idem_key=idem_key,
+        **({"submitted_at": submitted_at} if submitted_at is not None else {}),
         submitted_by_participant=actor.id if actor.kind == "participant" else None,
         submitted_by_staff=actor.id if actor.is_staff else None,
         members=[ContributionMember(participant_id=pid, share=share) for pid, share in sub.members],
@@ -195,6 +208,49 @@ def submit(session: Session, actor: Principal, sub: Submission, *, today: dt.dat
         audit(session, actor, "contribution.submit", object_type="contribution", object_id=contribution.id,
               region_path=grid.path, details={"indicator": sub.indicator_code, "import_id": import_id})
     return contribution
+
+
+def submit_once(session: Session, actor: Principal, sub: Submission, *, idempotency_key: str | None,
+                max_age_days: int = MAX_AGE_DAYS, today: dt.date | None = None) -> tuple[Contribution, bool]:
+    """(the contribution, whether it was submitted before). A submission sent again with the same
+    `idempotency_key` (a phone that lost the answer, a double click) gets the first contribution
+    back, even if that one is still in flight: the unique index on the key makes the retry wait
+    for it. The same key with other content is a 422 naming `idempotency_key`. The key is the
+    submitter's: another person's choice of the same one is theirs."""
+    if idempotency_key is None:
+        return submit(session, actor, sub, max_age_days=max_age_days, today=today), False
+    stored = stored_key(f"{actor.kind}:{actor.id}:{idempotency_key}")
+    if (earlier := _submitted_before(session, stored, idempotency_key, sub)) is not None:
+        return earlier, True
+    try:
+        with session.begin_nested():  # a retry that raced its first attempt: that one, not a twin
+            contribution = submit(session, actor, sub, max_age_days=max_age_days, today=today, idem_key=stored)
+    except IntegrityError:
+        if (earlier := _submitted_before(session, stored, idempotency_key, sub)) is not None:
+            return earlier, True
+        raise
+    return contribution, False
+
+
+def _case_record(sub: Submission) -> dict[str, str]:
+    """The case record as a contribution keeps it: the eight steps' texts only."""
+    return {k: str(v) for k, v in sub.case_record.items() if k in EIGHT_STEPS}
+
+
+def _submitted_before(session: Session, stored: str, key: str, sub: Submission) -> Contribution | None:
+    """The contribution an earlier request with this key made, if it reported the same work."""
+    earlier = session.scalar(select(Contribution).where(Contribution.idem_key == stored))
+    if earlier is None:
+        return None
+    same = (earlier.indicator_code, earlier.work_date, earlier.description, earlier.conflict_item,
+            earlier.warning_colour, earlier.case_record, earlier.quantity, earlier.incident_key,
+            sorted((m.participant_id, m.share) for m in earlier.members)) == (
+        sub.indicator_code, sub.work_date, sub.description.strip(), sub.conflict_item, sub.warning_colour,
+        _case_record(sub), sub.quantity, sub.incident_ref, sorted(sub.members))
+    if not same:
+        raise IdempotencyConflict("This idempotency key was already used for a different request.", details={
+            "idempotency_key": [f"Key {key!r} was used for contribution {earlier.id} with other content."]})
+    return earlier
 
 
 def get_visible(session: Session, actor: Principal, contribution_id: int) -> Contribution:

@@ -12,7 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from identity import services as identity
-from infra.api import INT4_MAX, INT8_MAX, UtcDateTime
+from infra.api import INT4_MAX, INT8_MAX, Integer, UtcDateTime
+from infra.clock import local_date
 from infra.db import Base
 from tests import factories as f
 from tests.schemas import load_schemas
@@ -235,6 +236,79 @@ def test_the_calendars_ends_in_utc_are_still_accepted(client, session, world):
     assert response.json["as_of"].startswith("2025-06-01T00:00:00")  # loaded as UTC
 
 
+# --- fractions: whole numbers only, never truncated --------------------------------------------
+
+def _contribution(**overrides: Any) -> dict[str, Any]:
+    body = {"indicator_code": "PRO-3", "work_date": local_date().isoformat(), "description": "入户宣讲政策",
+            "idempotency_key": "report-fraction-01"}
+    body.update(overrides)
+    return body
+
+
+FRACTIONS = [
+    ("participant", "POST", "/api/v1/me/contributions", None, _contribution(quantity=2.5), "quantity"),
+    ("participant", "POST", "/api/v1/me/contributions", None,
+     _contribution(members=[{"participant_id": "{w.person_id}", "share": 1.5}]), "members"),
+    ("participant", "GET", "/api/v1/me/contributions", {"limit": "2.5"}, None, "limit"),
+    ("participant", "GET", "/api/v1/me/statement", {"limit": "7.99"}, None, "limit"),
+    ("participant", "GET", "/api/v1/notices", {"limit": "1e2"}, None, "limit"),
+    ("staff", "GET", "/api/v1/admin/audit", {"limit": "10.0"}, None, "limit"),
+    ("staff", "GET", "/api/v1/admin/honours/candidates",
+     {"township_id": 1, "year": "2025.5", "honour": "loan_priority"}, None, "year"),
+    ("staff", "POST", "/api/v1/admin/adjustments", None,
+     {"participant_id": "{w.person_id}", "amount": 5.5, "reason": "补录积分"}, "amount"),
+    ("staff", "POST", "/api/v1/admin/honours/nominations", None,
+     {"year": 2025.5, "honour": "loan_priority", "participant_id": "{w.person_id}"}, "year"),
+    ("staff", "POST", "/api/v1/admin/contributions/verify", None, {"contribution_ids": [1.5]}, "contribution_ids"),
+    ("staff", "POST", "/api/v1/admin/scenarios", None, _scenario(points_cost=3.5), "points_cost"),
+    ("staff", "POST", "/api/v1/admin/scenarios", None, _scenario(yuan_value_fen=99.9), "yuan_value_fen"),
+    ("staff", "POST", "/api/v1/admin/scenarios", None, _scenario(limit_month=2.5), "limit_month"),
+    ("staff", "POST", "/api/v1/admin/scenarios", None, _scenario(total_quota=10.5), "total_quota"),
+    ("staff", "PATCH", "/api/v1/admin/scenarios/{w.scenario_id}", None, {"limit_day": 1.2}, "limit_day"),
+    ("outlet", "POST", "/api/v1/outlet/holds", None,
+     {"code": "{w.code}", "scenario_id": "{w.scenario_id}", "points": 7.99, "idempotency_key": "hold-frac-01"},
+     "points"),
+    ("outlet", "POST", "/api/v1/outlet/redemptions", None,
+     {"code": "{w.code}", "scenario_id": 1.0, "idempotency_key": "pos-frac-01"}, "scenario_id"),
+    ("outlet", "POST", "/api/v1/outlet/redemptions/1/refunds", None,
+     {"points": 2.9, "reason": "退货退款", "idempotency_key": "ref-frac-01"}, "points"),
+    ("outlet", "POST", "/api/v1/outlet/redemptions", None,
+     {"code": "{w.code}", "scenario_id": True, "idempotency_key": "pos-frac-02"}, "scenario_id"),
+]
+
+
+@pytest.mark.parametrize(("who", "method", "url", "query", "body", "field"), FRACTIONS)
+def test_a_fraction_is_refused_naming_the_field_not_cut_to_a_whole_number(client, session, world, who, method, url,
+                                                                         query, body, field):
+    """Regression: marshmallow's default Integer truncates, so 2.9 points were refunded as 2, a
+    hold of 7.99 held 7 and a share of 1.5 counted as 1. Every integer we load is whole or a 422
+    naming its field, in the reader's language; nothing is written."""
+    world.outlet["Accept-Language"] = world.staff["Accept-Language"] = world.participant["Accept-Language"] = "zh"
+    error = _refused(client, session, world, who, method, url.format(w=world), 422, json=_fill(body, world),
+                     query=query)
+    assert error["code"] == "validation_failed" and field in error["details"]
+    assert "必须是整数。" in str(error["details"][field])
+
+
+def test_query_string_numbers_still_load_from_their_text(client, session, world):
+    """Every value in a query string is text: a whole number written in digits still loads."""
+    for who, url, query in (("participant", "/api/v1/me/contributions", {"limit": "5", "after": "99"}),
+                            ("participant", "/api/v1/me/statement", {"limit": "3"}),
+                            ("participant", "/api/v1/notices", {"limit": "+2"}),
+                            ("staff", "/api/v1/admin/audit", {"limit": "10", "actor_id": "0"})):
+        response = _send(client, world, who, "GET", url, query=query)
+        assert response.status_code == 200, (url, response.json)
+    page = _send(client, world, "participant", "GET", "/api/v1/me/statement", query={"limit": "1"})
+    assert len(page.json["items"]) == 1
+
+
+def test_a_whole_number_in_a_json_body_is_taken_as_it_is(client, session, world):
+    created = _send(client, world, "staff", "POST", "/api/v1/admin/scenarios",
+                    json=_fill(_scenario(code="WHOLE-1", points_cost=12, limit_month=3), world))
+    assert created.status_code == 201, created.json
+    assert created.json["points_cost"] == 12 and created.json["limit_month"] == 3
+
+
 # --- control characters in any string: 422 naming the field ----------------------------------
 
 TEXTS = [
@@ -286,8 +360,8 @@ def test_nested_errors_point_at_the_string(client, session, world):
 
 def test_tab_newline_and_carriage_return_are_still_text(client, session, world):
     response = _send(client, world, "participant", "POST", "/api/v1/me/contributions", json={
-        "indicator_code": "INF-1", "work_date": "2025-01-02", "description": "发现纠纷苗头\r\n\t并上报",
-        "conflict_item": "C2-01", "warning_colour": "yellow"})
+        "indicator_code": "INF-1", "work_date": local_date().isoformat(), "description": "发现纠纷苗头\r\n\t并上报",
+        "conflict_item": "C2-01", "warning_colour": "yellow", "idempotency_key": "report-text-0001"})
     assert response.status_code == 201, response.json
     assert response.json["description"] == "发现纠纷苗头\r\n\t并上报"
 
@@ -358,6 +432,15 @@ def _leaves(field: fields.Field) -> list[fields.Field]:
     if isinstance(field, fields.Dict) and field.value_field is not None:
         return [field, *_leaves(field.value_field)]
     return [field]
+
+
+def test_every_input_integer_is_a_whole_number_field():
+    """marshmallow's own Integer truncates fractions (2.9 -> 2) and its `strict` one refuses every
+    query string's text: each integer a schema loads is `infra.api.Integer` (Int4, Int8, Id)."""
+    loose = [f"{schema.__name__}.{name}" for schema in load_schemas()
+             for name, declared in schema._declared_fields.items() for field in _leaves(declared)
+             if isinstance(field, fields.Integer) and not isinstance(field, Integer)]
+    assert loose == []
 
 
 def test_every_input_integer_has_bounds_that_fit_bigint_and_every_moment_loads_as_utc():

@@ -3,12 +3,14 @@ not redelivered: Celery acks a failed task. The job must then say so, not stay q
 with its file refused as a duplicate of itself."""
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from infra.clock import local_date
 from scoring import tasks
 from scoring.models import Contribution, ImportJob
 from scoring.services import imports
@@ -16,6 +18,8 @@ from tests import factories as f
 
 pytestmark = pytest.mark.concurrency
 HEADER = "indicator_code,work_date,participant_phones,description,quantity\n"
+# Work dates inside the submission window (CONTRIBUTION_MAX_AGE_DAYS), in the rows' order.
+D3, D4 = ((local_date() - dt.timedelta(days=n)).isoformat() for n in (7, 6))
 
 
 def _upload(factory: Any, app: Any, tag: str) -> tuple[int, bytes, Any]:
@@ -24,8 +28,8 @@ def _upload(factory: Any, app: Any, tag: str) -> tuple[int, bytes, Any]:
         tree = f.region_tree(s)
         a, b = f.participant(s, tree.grid_a), f.participant(s, tree.grid_a)
         clerk = f.staff(s, "clerk", tree.town_a)
-        body = (HEADER + f"PRO-3,2026-11-03,{a.phone},入户宣讲 {tag},6\n"
-                f"PRO-3,2026-11-04,{b.phone},入户宣讲 {tag},2\n").encode()
+        body = (HEADER + f"PRO-3,{D3},{a.phone},入户宣讲 {tag},6\n"
+                f"PRO-3,{D4},{b.phone},入户宣讲 {tag},2\n").encode()
         job = imports.create_job(s, clerk, f"{tag}.csv", body, storage)
         s.commit()
         return job.id, body, clerk

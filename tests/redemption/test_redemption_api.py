@@ -472,3 +472,25 @@ def test_eligibility_says_when_a_scenario_begins_or_ended(app, client, session):
     looked = client.post("/api/v1/outlet/lookup", headers=desk, json={"code": _code(client, session, person)}).json
     at_counter = {v["scenario"]["id"]: v["reasons"] for v in looked["scenarios"]}
     assert at_counter[later.id][0]["from"] == "2099-01-01" and at_counter[over.id][0]["until"] == "2025-02-28"
+
+
+def test_fractions_of_points_are_refused_at_the_counter_not_cut_down(app, client, session):
+    """Regression: a refund of 2.9 points was made as 2 (201) and a hold of 7.99 held 7: the
+    counter's clerk typed one amount and the ledger recorded another. Now each is a 422 naming
+    `points`, and nothing moves."""
+    _tree, person, _p, rice, (desk, _other), _admin = _setup(session, app)
+    me = f.bearer(session, "participant", person.id)
+    done = client.post("/api/v1/outlet/redemptions", headers=desk, json={
+        "code": _code(client, session, person), "scenario_id": rice.id, "idempotency_key": "pos-frac-1"}).json
+    refund = client.post(f"/api/v1/outlet/redemptions/{done['id']}/refunds", headers=desk,
+                         json={"points": 2.9, "reason": "退货退款", "idempotency_key": "ref-frac-1"})
+    assert refund.status_code == 422 and refund.json["error"]["details"] == {"points": ["必须是整数。"]}
+    assert client.get("/api/v1/me/balance", headers=me).json["balance"] == 50
+    hold = client.post("/api/v1/outlet/holds", headers={**desk, "Accept-Language": "en"}, json={
+        "code": _code(client, session, person), "scenario_id": rice.id, "points": 7.99, "idempotency_key": "hold-frac-1"})
+    assert hold.status_code == 422 and hold.json["error"]["details"] == {"points": ["Must be a whole number."]}
+    assert client.get("/api/v1/me/balance", headers=me).json["balance"] == 50
+    whole = client.post(f"/api/v1/outlet/redemptions/{done['id']}/refunds", headers=desk,
+                        json={"points": 2, "reason": "退货退款", "idempotency_key": "ref-frac-2"})
+    assert whole.status_code == 201 and whole.json["points"] == 2
+    assert client.get("/api/v1/me/balance", headers=me).json["balance"] == 52

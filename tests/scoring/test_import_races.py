@@ -3,6 +3,7 @@ PostgreSQL with real threads and committed data: a job delivered twice, at the s
 after it finished, is imported once; the same file uploaded twice at once is taken once."""
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from infra.clock import local_date
 from infra.errors import Conflict
 from scoring import tasks
 from scoring.models import Contribution, ImportJob
@@ -22,6 +24,8 @@ from tests.concurrency import while_holding
 
 pytestmark = pytest.mark.concurrency
 HEADER = "indicator_code,work_date,participant_phones,description,quantity\n"
+# Work dates inside the submission window (CONTRIBUTION_MAX_AGE_DAYS), in the rows' order.
+D3, D4 = ((local_date() - dt.timedelta(days=n)).isoformat() for n in (7, 6))
 
 
 def _storage(app: Flask) -> Path:
@@ -33,8 +37,8 @@ def _queued_job(factory: sessionmaker[Session], app: Flask, tag: str) -> tuple[i
         tree = f.region_tree(s)
         a, b = f.participant(s, tree.grid_a), f.participant(s, tree.grid_a)
         clerk = f.staff(s, "clerk", tree.town_a)
-        body = (HEADER + f"PRO-3,2026-11-03,{a.phone},入户宣讲反家暴法 {tag},6\n"
-                f"PRO-3,2026-11-04,{b.phone},入户宣讲反家暴法 {tag},2\n").encode()
+        body = (HEADER + f"PRO-3,{D3},{a.phone},入户宣讲反家暴法 {tag},6\n"
+                f"PRO-3,{D4},{b.phone},入户宣讲反家暴法 {tag},2\n").encode()
         job = imports.create_job(s, clerk, f"{tag}.csv", body, _storage(app))
         s.commit()
         return job.id, body
@@ -58,7 +62,8 @@ def test_a_job_delivered_twice_at_once_is_imported_once(committed_factory, app, 
     monkeypatch.setattr(imports, "submit", slow_submit)
     real_run_import = imports.run_import
     monkeypatch.setattr(imports, "run_import",  # progress is the next test's subject
-                        lambda session, job, actor, storage, progress=None: real_run_import(session, job, actor, storage))
+                        lambda session, job, actor, storage, progress=None, **kw: real_run_import(
+                            session, job, actor, storage, **kw))
     results: list[Any] = []
     first = threading.Thread(target=lambda: results.append(tasks.run_import(job_id)))
     first.start()
@@ -87,7 +92,8 @@ def test_progress_is_written_while_the_claim_is_held(committed_factory, app, mon
     redelivery = threading.Thread(target=lambda: redelivered.append(tasks.run_import(job_id)))
     real_run_import = imports.run_import
 
-    def watching(session: Session, job: ImportJob, actor: Any, storage: Path, progress: Any = None) -> ImportJob:
+    def watching(session: Session, job: ImportJob, actor: Any, storage: Path, progress: Any = None,
+                 **kwargs: Any) -> ImportJob:
         def report(done: int, total: int) -> None:
             progress(done, total)  # committed on its own
             if seen:  # only the first run looks; a second run (the bug) just goes on
@@ -96,7 +102,7 @@ def test_progress_is_written_while_the_claim_is_held(committed_factory, app, mon
                 seen.append(other.get(ImportJob, job_id).status)
             redelivery.start()  # a redelivery in the middle of the run
             time.sleep(0.5)
-        return real_run_import(session, job, actor, storage, report)
+        return real_run_import(session, job, actor, storage, report, **kwargs)
 
     monkeypatch.setattr(imports, "run_import", watching)
     outcome: list[Any] = []
@@ -119,7 +125,7 @@ def test_the_same_file_uploaded_twice_at_once_is_taken_once(committed_factory, a
         a = f.participant(s, tree.grid_a)
         clerk = f.staff(s, "clerk", tree.town_a)
         s.commit()
-    body = (HEADER + f"PRO-3,2026-11-03,{a.phone},双击上传 {a.id},6\n").encode()
+    body = (HEADER + f"PRO-3,{D3},{a.phone},双击上传 {a.id},6\n").encode()
     first, refused = while_holding(
         committed_factory, lambda s: imports.create_job(s, clerk, "grid-export.csv", body, _storage(app)),
         lambda s: imports.create_job(s, clerk, "again.csv", body, _storage(app)))

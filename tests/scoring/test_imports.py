@@ -1,15 +1,19 @@
 """Bulk import: every bad row reported with its line and reason; never half-imported."""
 from __future__ import annotations
 
+import datetime as dt
 import io
 
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
+from infra.clock import local_date
 from scoring.models import Contribution
 from tests import factories as f
 
 HEADER = "indicator_code,work_date,participant_phones,description,conflict_item,warning_colour,quantity\n"
+# Work dates inside the submission window (CONTRIBUTION_MAX_AGE_DAYS), in the rows' order.
+D2, D3, D4, D5 = ((local_date() - dt.timedelta(days=n)).isoformat() for n in (8, 7, 6, 5))
 
 
 def _upload(client, headers, name, content):
@@ -27,8 +31,8 @@ def _setup(session):
 
 def test_a_good_csv_is_imported_whole(client, session):
     _tree, a, b, _clerk, headers = _setup(session)
-    body = (HEADER + f"INF-1,2026-11-02,{a.phone},发现宅基地纠纷苗头,C2-01,黄色,1\n"
-            f"PRO-3,2026-11-03,{a.phone};{b.phone},入户宣讲反家暴法,,,6\n").encode("utf-8-sig")
+    body = (HEADER + f"INF-1,{D2},{a.phone},发现宅基地纠纷苗头,C2-01,黄色,1\n"
+            f"PRO-3,{D3},{a.phone};{b.phone},入户宣讲反家暴法,,,6\n").encode("utf-8-sig")
     job = _upload(client, headers, "grid-export.csv", body)
     assert job.status_code == 202
     status = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=headers).json
@@ -39,12 +43,12 @@ def test_a_good_csv_is_imported_whole(client, session):
 
 def test_every_bad_row_is_reported_and_nothing_is_imported(client, session):
     _tree, a, _b, _clerk, headers = _setup(session)
-    body = (HEADER + f"INF-1,2026-11-02,{a.phone},正常的一行,C2-01,yellow,1\n"
+    body = (HEADER + f"INF-1,{D2},{a.phone},正常的一行,C2-01,yellow,1\n"
             f"INF-1,2026/13/45,{a.phone},日期错误,C2-01,yellow,1\n"
-            f"INF-1,2026-11-02,13000000000,无此手机号,C2-01,yellow,1\n"
-            f"XXX-9,2026-11-02,{a.phone},无此指标,,,1\n"
-            f"INF-1,2026-11-02,{a.phone},缺少颜色,C2-01,,1\n"
-            f"PRO-3,2026-11-02,{a.phone},,,,x\n").encode()
+            f"INF-1,{D2},13000000000,无此手机号,C2-01,yellow,1\n"
+            f"XXX-9,{D2},{a.phone},无此指标,,,1\n"
+            f"INF-1,{D2},{a.phone},缺少颜色,C2-01,,1\n"
+            f"PRO-3,{D2},{a.phone},,,,x\n").encode()
     job = _upload(client, headers, "bad.csv", body)
     status = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=headers).json
     assert status["status"] == "failed" and status["imported_rows"] == 0
@@ -57,8 +61,8 @@ def test_every_bad_row_is_reported_and_nothing_is_imported(client, session):
 
 def test_a_control_character_in_a_cell_is_reported_with_its_line_and_column(client, session):
     _tree, a, _b, _clerk, headers = _setup(session)
-    body = (HEADER + f"INF-1,2026-11-02,{a.phone},正常的一行,C2-01,yellow,1\n"
-            f"PRO-3,2026-11-02,{a.phone},宣讲\x00记录,,,2\n").encode()
+    body = (HEADER + f"INF-1,{D2},{a.phone},正常的一行,C2-01,yellow,1\n"
+            f"PRO-3,{D2},{a.phone},宣讲\x00记录,,,2\n").encode()
     job = _upload(client, headers, "nul.csv", body)
     status = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=headers).json
     assert status["status"] == "failed" and status["imported_rows"] == 0
@@ -71,7 +75,7 @@ def test_an_xlsx_with_chinese_headers_is_read(client, session):
     book = Workbook()
     sheet = book.active
     sheet.append(["指标代码", "工作日期", "参与者手机号", "工作描述", "数量"])
-    sheet.append(["PRO-4", "2026-11-05", a.phone, "就业培训志愿服务", 3])
+    sheet.append(["PRO-4", D5, a.phone, "就业培训志愿服务", 3])
     buffer = io.BytesIO()
     book.save(buffer)
     job = _upload(client, headers, "导出.xlsx", buffer.getvalue())
@@ -92,9 +96,9 @@ def test_wrong_file_types_are_refused_naming_the_field(client, session):
 def test_odd_values_are_reported_not_crashed_on(client, session):
     _tree, a, _b, _clerk, headers = _setup(session)
     body = (HEADER.replace("\n", ",incident_ref\n") +
-            f"PRO-3,2026-11-02,{a.phone},入户宣讲,,,²,\n"
-            f"PRO-3,2026-11-02,{a.phone},入户宣讲,,,99999999999,\n"
-            f"INF-1,2026-11-02,{a.phone},线索,C2-01,yellow,1,{'X' * 300}\n").encode()
+            f"PRO-3,{D2},{a.phone},入户宣讲,,,²,\n"
+            f"PRO-3,{D2},{a.phone},入户宣讲,,,99999999999,\n"
+            f"INF-1,{D2},{a.phone},线索,C2-01,yellow,1,{'X' * 300}\n").encode()
     job = _upload(client, headers, "odd.csv", body)
     status = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=headers).json
     assert status["status"] == "failed"
@@ -107,12 +111,12 @@ def test_the_api_and_the_import_key_one_incident_alike(client, session):
     are the same incident: stored as one key, the second flagged as a duplicate of the first."""
     _tree, a, b, _clerk, headers = _setup(session)
     typed = client.post("/api/v1/admin/contributions", headers=headers, json={
-        "indicator_code": "INF-1", "work_date": "2026-11-02", "description": "发现宅基地纠纷苗头",
+        "indicator_code": "INF-1", "work_date": D2, "description": "发现宅基地纠纷苗头",
         "members": [{"participant_id": a.id}], "conflict_item": "C2-01", "warning_colour": "yellow",
         "incident_ref": "WG-2026-0001 "})
     assert typed.status_code == 201 and typed.json["incident_key"] == "WG-2026-0001"
     body = (HEADER.replace("\n", ",incident_ref\n") +
-            f"INF-1,2026-11-02,{b.phone},同一纠纷的线索,C2-01,yellow,1,wg-2026-0001\n").encode()
+            f"INF-1,{D2},{b.phone},同一纠纷的线索,C2-01,yellow,1,wg-2026-0001\n").encode()
     job = _upload(client, headers, "grid-export.csv", body)
     assert client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=headers).json["status"] == "done"
     imported = session.scalar(select(Contribution).where(Contribution.import_id == job.json["id"]))
@@ -123,7 +127,7 @@ def test_the_same_file_uploaded_again_is_a_409_naming_the_earlier_import(client,
     """A clerk who uploads last week's export again by mistake gets a clear refusal, not every
     contribution twice; a file whose import failed (nothing of it imported) may be sent again."""
     _tree, a, _b, _clerk, headers = _setup(session)
-    body = (HEADER + f"PRO-3,2026-11-03,{a.phone},入户宣讲反家暴法,,,6\n").encode("utf-8-sig")
+    body = (HEADER + f"PRO-3,{D3},{a.phone},入户宣讲反家暴法,,,6\n").encode("utf-8-sig")
     first = _upload(client, headers, "grid-export.csv", body)
     assert first.status_code == 202
     again = _upload(client, headers, "grid-export (1).csv", body)
@@ -135,7 +139,7 @@ def test_the_same_file_uploaded_again_is_a_409_naming_the_earlier_import(client,
     assert session.scalar(select(func.count()).select_from(Contribution).where(
         Contribution.description == "入户宣讲反家暴法", Contribution.import_id.is_not(None))) == 1
 
-    failing = (HEADER + "PRO-3,2026-11-03,13000000000,无此手机号,,,1\n").encode()
+    failing = (HEADER + f"PRO-3,{D3},13000000000,无此手机号,,,1\n").encode()
     failed = _upload(client, headers, "bad.csv", failing)
     assert client.get(f"/api/v1/admin/imports/{failed.json['id']}", headers=headers).json["status"] == "failed"
     assert _upload(client, headers, "bad.csv", failing).status_code == 202
@@ -184,7 +188,7 @@ def test_a_file_that_is_not_csv_text_is_refused_at_upload(client, session):
 def test_a_csv_saved_by_a_chinese_excel_is_read_as_gbk(client, session):
     """Excel on a Chinese Windows saves "CSV" in GBK: imported as written, names and all."""
     _tree, a, _b, _clerk, headers = _setup(session)
-    body = (HEADER + f"PRO-3,2026-11-03,{a.phone},入户宣讲反家暴法（村委会）,,,6\n").encode("gbk")
+    body = (HEADER + f"PRO-3,{D3},{a.phone},入户宣讲反家暴法（村委会）,,,6\n").encode("gbk")
     job = _upload(client, headers, "gbk.csv", body)
     assert job.status_code == 202, job.json
     status = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=headers).json
@@ -199,7 +203,7 @@ def test_reading_stops_after_the_row_limit(tmp_path, monkeypatch):
 
     monkeypatch.setattr(imports, "MAX_ROWS", 3)
     path = tmp_path / "many.csv"
-    path.write_text(HEADER + "PRO-3,2026-11-03,13900000001,宣讲,,,1\n" * 50, encoding="utf-8")
+    path.write_text(HEADER + f"PRO-3,{D3},13900000001,宣讲,,,1\n" * 50, encoding="utf-8")
     assert len(imports.load_rows(path)) == 4
 
 
@@ -209,8 +213,8 @@ def test_phone_lists_typed_on_a_chinese_keyboard_are_read(client, session):
 
     _tree, a, b, _clerk, headers = _setup(session)
     wide_b = b.phone.translate({ord(d): ord(d) + 0xFEE0 for d in "0123456789"})  # 全角数字
-    body = (HEADER + f"PRO-3,2026-11-03,{a.phone}：2；{b.phone}：1,入户宣讲反家暴法,,,6\n"
-            f"PRO-3,2026-11-04,{a.phone}、{wide_b},广场宣讲,,,3\n").encode("utf-8-sig")
+    body = (HEADER + f"PRO-3,{D3},{a.phone}：2；{b.phone}：1,入户宣讲反家暴法,,,6\n"
+            f"PRO-3,{D4},{a.phone}、{wide_b},广场宣讲,,,3\n").encode("utf-8-sig")
     job = _upload(client, headers, "grid-export.csv", body)
     status = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=headers).json
     assert status["status"] == "done" and status["errors"] == [], status["errors"]

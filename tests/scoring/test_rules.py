@@ -232,3 +232,62 @@ def test_a_draft_from_a_version_that_does_not_exist_names_from_version(client, s
     assert missing.status_code == 404 and set(missing.json["error"]["details"]) == {"from_version"}
     in_path = client.get("/api/v1/admin/rules/999", headers=county)
     assert in_path.status_code == 404 and set(in_path.json["error"]["details"]) == {"version"}
+
+
+def test_a_far_effective_date_is_refused_so_the_rules_can_still_change(client, session):
+    """Regression: a draft dated 9999-12-31 could be saved and published, after which every draft
+    copied that date and any other was refused ("Later than 9999-12-31"): the county could never
+    change its rules again. A date more than RULES_MAX_LEAD_DAYS (365) after today is a 422 naming
+    `effective_from`, on edit and on publish."""
+    tree = f.region_tree(session)
+    county = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    version = client.post("/api/v1/admin/rules", headers=county, json={"from_version": 1}).json["version"]
+    last = local_date() + dt.timedelta(days=365)
+    for day in ("9999-12-31", (last + dt.timedelta(days=1)).isoformat()):
+        refused = client.patch(f"/api/v1/admin/rules/{version}", headers=county, json={"effective_from": day})
+        assert refused.status_code == 422 and refused.json["error"]["code"] == "rules_invalid"
+        assert refused.json["error"]["details"] == {"effective_from": [f"最晚为 {last}。"]}
+    assert client.get(f"/api/v1/admin/rules/{version}", headers=county).json["effective_from"] == _today()
+    edited = client.patch(f"/api/v1/admin/rules/{version}", headers=county, json={"effective_from": last.isoformat()})
+    assert edited.status_code == 200 and edited.json["effective_from"] == last.isoformat()
+
+
+def test_publishing_holds_a_draft_saved_earlier_to_the_bound(client, session, app, monkeypatch):
+    """A draft saved far ahead before the bound existed, or before it was lowered, is refused at
+    publish, naming `effective_from`; the bound is the setting's."""
+    tree = f.region_tree(session)
+    admin = f.staff(session, "admin", tree.county)
+    county = f.bearer(session, "staff", admin.id)
+    draft = rules.draft_from(session, admin, 1)
+    draft.effective_from = dt.date(9999, 12, 31)  # as an edit before this fix left it
+    session.flush()
+    refused = client.post(f"/api/v1/admin/rules/{draft.version}/publish", headers={**county, "Accept-Language": "en"})
+    assert refused.status_code == 422 and set(refused.json["error"]["details"]) == {"effective_from"}
+    assert refused.json["error"]["message"] == "New rules take effect within 365 days of today."
+    monkeypatch.setattr(app.config["SETTINGS"], "rules_max_lead_days", 30)
+    month = local_date() + dt.timedelta(days=30)
+    assert client.patch(f"/api/v1/admin/rules/{draft.version}", headers=county,
+                        json={"effective_from": (month + dt.timedelta(days=1)).isoformat()}).status_code == 422
+    assert client.patch(f"/api/v1/admin/rules/{draft.version}", headers=county,
+                        json={"effective_from": month.isoformat()}).status_code == 200
+    published = client.post(f"/api/v1/admin/rules/{draft.version}/publish", headers=county)
+    assert published.status_code == 200 and published.json["effective_from"] == month.isoformat()
+
+
+def test_a_draft_takes_effect_on_the_first_day_it_could_be_published(client, session):
+    """A draft copied from a version published to take effect later used to copy its date, which
+    publishing then refused ("Later than ..."): now it starts the day after the latest version
+    published (today, if that one is already in force), and publishes as drafted."""
+    tree = f.region_tree(session)
+    county = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    assert client.post("/api/v1/admin/rules", headers=county, json={"from_version": 1}).json["effective_from"] \
+        == _today()
+    soon = local_date() + dt.timedelta(days=10)
+    upcoming = client.post("/api/v1/admin/rules", headers=county, json={"from_version": 1}).json["version"]
+    client.patch(f"/api/v1/admin/rules/{upcoming}", headers=county, json={"effective_from": soon.isoformat()})
+    assert client.post(f"/api/v1/admin/rules/{upcoming}/publish", headers=county).status_code == 200
+    for base in (upcoming, 1):
+        drafted = client.post("/api/v1/admin/rules", headers=county, json={"from_version": base})
+        assert drafted.json["effective_from"] == (soon + dt.timedelta(days=1)).isoformat()
+    published = client.post(f"/api/v1/admin/rules/{drafted.json['version']}/publish", headers=county)
+    assert published.status_code == 200, published.json

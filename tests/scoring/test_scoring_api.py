@@ -25,7 +25,7 @@ def test_participant_reports_work_and_follows_it_to_the_award(client, session):
     yesterday = (local_date() - dt.timedelta(days=1)).isoformat()
     created = client.post("/api/v1/me/contributions", headers=me, json={
         "indicator_code": "INF-1", "work_date": yesterday, "description": "发现两户因宅基地争执，及时上报",
-        "conflict_item": "C2-01", "warning_colour": "orange"})
+        "conflict_item": "C2-01", "warning_colour": "orange", "idempotency_key": "report-lead-0001"})
     assert created.status_code == 201 and created.json["state"] == "submitted"
     cid = created.json["id"]
     staff = f.bearer(session, "staff", verifier.id)
@@ -165,10 +165,10 @@ def test_bad_contribution_input_names_every_field(client, session):
         "indicator_code": "inf1", "work_date": "yesterday", "warning_colour": "purple", "quantity": 0, "mood": "ok"})
     assert response.status_code == 422
     assert set(response.json["error"]["details"]) == {"indicator_code", "work_date", "warning_colour", "quantity",
-                                                      "description", "mood"}
+                                                      "description", "mood", "idempotency_key"}
     future = client.post("/api/v1/me/contributions", headers=f.bearer(session, "participant", person.id), json={
         "indicator_code": "PRO-1", "work_date": (local_date() + dt.timedelta(days=2)).isoformat(),
-        "description": "明天的活动"})
+        "description": "明天的活动", "idempotency_key": "report-future-0001"})
     assert future.status_code == 422 and "work_date" in future.json["error"]["details"]
 
 
@@ -176,7 +176,7 @@ def test_participants_cannot_submit_for_others(client, session):
     _tree, person, neighbour, _v = _people(session)
     response = client.post("/api/v1/me/contributions", headers=f.bearer(session, "participant", person.id), json={
         "indicator_code": "PRO-1", "work_date": local_date().isoformat(), "description": "替别人报",
-        "members": [{"participant_id": neighbour.id}]})
+        "members": [{"participant_id": neighbour.id}], "idempotency_key": "report-others-0001"})
     assert response.status_code == 403 and response.json["error"]["code"] == "not_a_member"
 
 
