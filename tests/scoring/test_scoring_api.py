@@ -320,7 +320,7 @@ def test_members_are_not_shown_the_numbers_of_other_peoples_work(client, session
     created = client.post("/api/v1/me/contributions", headers=me, json={
         "indicator_code": "INF-1", "work_date": (local_date() - dt.timedelta(days=1)).isoformat(),
         "description": "发现两户因宅基地争执，及时上报", "conflict_item": "C2-01", "warning_colour": "orange",
-        "incident_ref": "WG-2026-0001"})
+        "incident_ref": "WG-2026-0001", "idempotency_key": "report-wg-2026-0001"})
     assert created.status_code == 201
     cid = created.json["id"]
     listed = client.get("/api/v1/me/contributions", headers=me).json["items"]
