@@ -7,6 +7,10 @@ from infra.config import jobs_refusal  # gunicorn puts its working directory on 
 bind = os.environ.get("BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
 threads = int(os.environ.get("GUNICORN_THREADS", 1))
+# Connections one worker holds at once (gthread). Behind a balancer that keeps connections alive,
+# cap it near the balancer's pool / workers: uncapped, the worker quickest to accept can take every
+# kept-alive connection while the others idle (bench/redemption_bench.py measured exactly that).
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", 1000))
 timeout = 30
 graceful_timeout = 30
 keepalive = 5

@@ -2,7 +2,7 @@
 same app on the same gunicorn settings (run by hand; not a test).
 
     .venv/bin/python bench/redemption_bench.py [--duration 20] [--rounds 2] [--connections 32] [--codes 40000]
-                                               [--workers 2] [--threads 8]
+                                               [--workers 2] [--threads 8] [--worker-connections 16]
 
 Needs `wrk` (Debian package). Creates a throwaway database, a partner outlet with an API key, a
 spend scenario and one live one-time code for each of `codes` distinct participants, starts
@@ -222,7 +222,8 @@ def main() -> None:
     parser.add_argument("--codes", type=int, default=40000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--worker-connections", type=int, default=1000)
+    parser.add_argument("--worker-connections", type=int, default=None,
+                        help="gunicorn's per-worker connection cap (default: connections / workers)")
     parser.add_argument("--rounds", type=int, default=2, help="turns of ping then redemptions within --duration")
     args = parser.parse_args()
     name = f"jieyou_rbench_{uuid.uuid4().hex[:8]}"
@@ -232,7 +233,14 @@ def main() -> None:
     try:
         command.upgrade(alembic_config(url), "head")
         key, bodies = prepare(url, args.codes)
-        server = start_gunicorn(url, 8765, args.workers, args.threads, args.worker_connections)
+        # Each worker takes at most its share of wrk's connections, so that they spread evenly, as a
+        # balancer in front would spread them. Uncapped, the worker first to accept sometimes took
+        # all 32 kept-alive connections while the other sat idle for the whole run (a round's
+        # `workers_cpu_s` of 0.0+10.9), and that run measured one core: baselines of 1,400-2,500
+        # requests/s instead of ~3,800 made ratios of 0.3-0.6 out of nothing.
+        per_worker = args.worker_connections or -(-args.connections // args.workers)
+        ledger_bench.emit("gunicorn_worker_connections", per_worker)
+        server = start_gunicorn(url, 8765, args.workers, args.threads, per_worker)
         smoke(key, bodies)
         # The ping and the redemptions take turns (`--rounds`, each a share of `--duration`), so
         # that drift in the host's load reaches the baseline and the redemptions alike; each round
