@@ -17,6 +17,10 @@ keepalive = 5
 max_requests = 5000
 max_requests_jitter = 500
 accesslog = "-"
+# The path without its query string (%(U)s, not the request line %(r)s), and no referrer: a query
+# holds what staff searched for (`/admin/accounts?q=` a phone number or a name), and a page's
+# address may too. Kept: client, time, method, path, status, size, duration (s), user agent.
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)s "%(a)s"'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 

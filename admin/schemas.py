@@ -7,7 +7,7 @@ from marshmallow import fields, validate
 
 from identity.schemas import PHONE
 from identity.services import mask_typed_name
-from infra.api import DumpSchema, Id, IdempotentArgs, Int4, LoadSchema, UtcDateTime, page_schema, words
+from infra.api import DumpSchema, Id, IdempotentArgs, Int4, LoadSchema, UtcDateTime, names, page_schema, words
 from infra.auth import STAFF_ROLES
 from infra.security import mask_name, mask_phone
 from ledger.services.accounts import query_for_audit
@@ -16,7 +16,7 @@ PARTICIPANT_ROLES = ("grid_leader", "part_time_mediator", "family_representative
 
 
 class ParticipantIn(LoadSchema):
-    name = fields.String(required=True, validate=words(min=1, max=50))
+    name = fields.String(required=True, validate=names(max=50))
     phone = fields.String(required=True, validate=PHONE)
     region_id = Id(required=True, metadata={"description": "The participant's grid"})
     role = fields.String(load_default="grid_leader", validate=validate.OneOf(PARTICIPANT_ROLES))
@@ -26,7 +26,7 @@ class ParticipantIn(LoadSchema):
 class ParticipantChangeIn(LoadSchema):
     """Only the fields to change."""
 
-    name = fields.String(validate=words(min=1, max=50))
+    name = fields.String(validate=names(max=50))
     phone = fields.String(validate=PHONE, metadata={"description": "The number they sign in with"})
     region_id = Id(metadata={"description": "The participant's new grid, in your scope"})
 
@@ -63,7 +63,7 @@ class ParticipantContactOut(ParticipantOut):
 class StaffIn(LoadSchema):
     username = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_.-]{3,50}\Z",
                                                                      error="3-50 lowercase letters, digits, _ . -"))
-    display_name = fields.String(required=True, validate=words(min=1, max=50))
+    display_name = fields.String(required=True, validate=names(max=50))
     role = fields.String(required=True, validate=validate.OneOf(STAFF_ROLES))
     scope_region_id = Id(required=True)
     password = fields.String(required=True, validate=validate.Length(min=10, max=200), load_only=True)
@@ -83,13 +83,13 @@ class StaffOut(DumpSchema):
 
 class PartnerIn(LoadSchema):
     code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{2,32}\Z"))
-    name = fields.String(required=True, validate=words(min=1, max=100))
+    name = fields.String(required=True, validate=names(max=100))
     name_en = fields.String(load_default=None, validate=validate.Length(max=100))
     region_id = Id(required=True)
 
 
 class OutletIn(LoadSchema):
-    name = fields.String(required=True, validate=words(min=1, max=100))
+    name = fields.String(required=True, validate=names(max=100))
     region_id = Id(required=True)
     address = fields.String(load_default=None, validate=validate.Length(max=200))
 

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import numbers
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -225,23 +226,78 @@ class DumpSchema(Schema):
     """Output only; never used to load."""
 
 
+# Characters that show nothing, beyond the blanks `str.isspace` knows: letters and symbols drawn
+# empty (the Hangul fillers, the blank Braille pattern), and marks that change nothing on their own
+# (the combining grapheme joiner, Khmer's inherent vowels, Mongolian and other variation selectors).
+# Every format character (Unicode category Cf: zero-width space, BOM, soft hyphen, the Mongolian
+# vowel separator, word joiner, direction controls...) is invisible too (`invisible`).
+_DRAWN_EMPTY = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_SELECTORS = frozenset("\u034f\u17b4\u17b5\u180b\u180c\u180d\u180f")
+# Explicit text-direction controls: in a name, an override (U+202E) shows "梅秀张" for "张秀梅"
+# in every list that prints it.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Format characters that shape letters in some scripts (Persian, Indic, emoji sequences; Mongolian's
+# vowel separator), which a name may need: blanks to `Words`, allowed by `Name`.
+_SHAPING = frozenset("\u200c\u200d\u180e")
+
+
+def invisible(char: str) -> bool:
+    """Whether the character shows nothing: a blank, a control or format character, or one of
+    those drawn empty or only selecting another's form."""
+    return (char.isspace() or char in _DRAWN_EMPTY or char in _SELECTORS or unicodedata.category(char) in ("Cf", "Cc")
+            or "\ufe00" <= char <= "\ufe0f" or "\U000e0100" <= char <= "\U000e01ef")
+
+
+def hidden_in_name(char: str) -> bool:
+    """What a name may not hold: direction controls, and the invisible characters that are neither
+    blanks (`Words` counts those) nor needed to write some name (joiners, variation selectors)."""
+    return char in BIDI_CONTROLS or char in _DRAWN_EMPTY or (
+        unicodedata.category(char) in ("Cf", "Cc") and char not in _SHAPING)
+
+
+def visible_length(value: str) -> int:
+    return sum(1 for char in value if not invisible(char))
+
+
 class Words(validate.Validator):
     """At least `min` characters that are not blanks: a reason or a note "in words". Why: a length
     check alone let a reason of two spaces (or ideographic spaces) through, which the ledger then
-    refused when the posting was finally made, after an approver had been asked to decide it."""
+    refused when the posting was finally made, after an approver had been asked to decide it; and
+    stripping the blanks let two zero-width spaces (or Hangul fillers, blank Braille...) through as
+    a reason nobody can read. Every invisible character counts as a blank (`invisible`)."""
 
     def __init__(self, min: int = 2) -> None:
         self.min = min
 
     def __call__(self, value: str) -> str:
-        if len(value.strip()) < self.min:
+        if visible_length(value) < self.min:
             raise ValidationError(f"Write at least {self.min} characters, not only blanks.")
+        return value
+
+
+INVISIBLE_IN_NAME_ERROR = "Must not contain invisible or text-direction characters."
+
+
+class Name(validate.Validator):
+    """A person's or a place's name holds no invisible characters and no direction controls: the
+    name is shown, searched and masked (`mask_name`) as written, and 张秀梅 with a zero-width space
+    inside is not found by "张秀梅" while looking the same. A middle dot (阿依古丽·买买提), blanks between words and
+    what some scripts need to write a name (joiners, variation selectors) stay."""
+
+    def __call__(self, value: str) -> str:
+        if any(hidden_in_name(char) for char in value):
+            raise ValidationError(INVISIBLE_IN_NAME_ERROR)
         return value
 
 
 def words(*, min: int = 2, max: int) -> list[validate.Validator]:
     """The validators of a free-text reason: its length, and not only blanks."""
     return [validate.Length(min=min, max=max), Words(min)]
+
+
+def names(*, max: int) -> list[validate.Validator]:
+    """The validators of a name: at least one visible character, at most `max`, nothing hidden."""
+    return [*words(min=1, max=max), Name()]
 
 
 class IdempotentArgs(LoadSchema):

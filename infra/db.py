@@ -21,6 +21,8 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from infra.errors import log_failure
+
 log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
@@ -67,6 +69,9 @@ class Base(DeclarativeBase):
 
 
 def make_engine(url: str, echo: bool = False, **kwargs: Any) -> Engine:
+    """An engine whose errors (and echoed statements) never show the statement's parameters: they
+    are phone numbers, names, reasons, and an error's text goes to the log."""
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, echo=echo, connect_args={"timeout": 30}, **kwargs)
 
@@ -180,7 +185,7 @@ def run_after_commit(session: Session) -> None:
         try:
             callback()
         except Exception as exc:
-            log.exception("after-commit callback failed")
+            log_failure(log, "after-commit callback failed")
             if required and failure is None:
                 failure = exc
     if failure is not None:

@@ -7,11 +7,16 @@
 from __future__ import annotations
 
 import logging
+import re
+import sqlite3
+import sys
+import traceback
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app, jsonify, request
 from flask_babel import gettext, lazy_gettext
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, StatementError
 from werkzeug.exceptions import HTTPException
 
 from infra.field_messages import localize
@@ -131,6 +136,108 @@ def sqlstate(exc: DBAPIError) -> str | None:
     return getattr(exc.orig, "sqlstate", None)
 
 
+def constraint_name(exc: DBAPIError) -> str | None:
+    """The constraint a database error names: PostgreSQL says it; SQLite names the columns of a
+    UNIQUE one ("UNIQUE constraint failed: participants.phone"), which our naming convention
+    (`infra.db.NAMING_CONVENTION`, uq_<table>_<columns>) turns into the same name."""
+    return _constraint_of(exc.orig)
+
+
+def _constraint_of(driver_error: Any) -> str | None:
+    diag = getattr(driver_error, "diag", None)
+    if diag is not None:
+        return getattr(diag, "constraint_name", None)
+    if not isinstance(driver_error, sqlite3.IntegrityError):
+        return None
+    text = str(driver_error)
+    if found := re.fullmatch(r"UNIQUE constraint failed: index '(\w+)'", text):
+        return found[1]
+    if found := re.fullmatch(r"UNIQUE constraint failed: ((?:\w+\.\w+)(?:, \w+\.\w+)*)", text):
+        pairs = [pair.split(".", 1) for pair in found[1].split(", ")]
+        return f"uq_{pairs[0][0]}_{'_'.join(column for _table, column in pairs)}"
+    return None
+
+
+def _is_unique_violation(exc: DBAPIError) -> bool:
+    state = sqlstate(exc)
+    return state == "23505" if state is not None else isinstance(exc.orig, sqlite3.IntegrityError)
+
+
+# UNIQUE constraint -> the 409 its service gives when it finds the value taken (`phone_taken`
+# naming `phone`...). Two requests at once both find it free, and the database refuses the second:
+# that one answers as it would a moment later (`on_unique_violation` registers them).
+_UNIQUE_REFUSALS: dict[str, Callable[[], DomainError]] = {}
+
+
+def on_unique_violation(constraint: str, refusal: Callable[[], DomainError]) -> None:
+    """Answer a race on `constraint` that reaches the handlers with `refusal()`, the service's own."""
+    _UNIQUE_REFUSALS[constraint] = refusal
+
+
+def describe_database_error(exc: BaseException) -> str:
+    """What may be logged of a database error: its class, SQLSTATE and constraint. Not its text:
+    the driver's message carries the values (`DETAIL: Key (phone)=(13712345678) already exists.`),
+    and SQLAlchemy's the statement (its parameters are hidden, `infra.db.make_engine`)."""
+    driver_error = exc.orig if isinstance(exc, StatementError) else exc
+    parts = [type(exc).__name__]
+    if driver_error is not exc and driver_error is not None:
+        parts[0] += f" ({type(driver_error).__module__.split('.')[0]}.{type(driver_error).__name__})"
+    if (state := getattr(driver_error, "sqlstate", None)) is not None:
+        parts.append(f"SQLSTATE {state}")
+    if (constraint := _constraint_of(driver_error)) is not None:
+        parts.append(f"constraint {constraint}")
+    if getattr(exc, "connection_invalidated", False):
+        parts.append("connection lost")
+    return ", ".join(parts)
+
+
+def _from_database(exc: BaseException) -> bool:
+    """An error whose text may hold the values of a statement: SQLAlchemy's, or the driver's."""
+    module = type(exc).__module__
+    return isinstance(exc, (StatementError, sqlite3.Error)) or module == "psycopg" or module.startswith("psycopg.")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and those it was raised from or while handling, last first (as logged)."""
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return chain
+
+
+def safe_traceback(exc: BaseException) -> str:
+    """The traceback `log.exception` would write, each database error in the chain said by
+    `describe_database_error` instead of its text."""
+    parts: list[str] = []
+    chain = _chain(exc)[::-1]
+    for index, item in enumerate(chain):
+        if index:
+            parts.append("\nThe above exception was the direct cause of the following exception:\n\n"
+                         if chain[index].__cause__ is chain[index - 1] else
+                         "\nDuring handling of the above exception, another exception occurred:\n\n")
+        parts.append("Traceback (most recent call last):\n")
+        parts.extend(traceback.format_tb(item.__traceback__))
+        if _from_database(item):
+            parts.append(f"{type(item).__module__}.{type(item).__name__}: {describe_database_error(item)}\n")
+        else:
+            parts.extend(traceback.format_exception_only(type(item), item))
+    return "".join(parts).rstrip("\n")
+
+
+def log_failure(logger: logging.Logger, message: str, *args: Any) -> None:
+    """`logger.exception(message, *args)` from an `except` block, with every database error in the
+    exception's chain said by `describe_database_error`, not by its text."""
+    exc = sys.exc_info()[1]
+    if exc is not None and any(_from_database(item) for item in _chain(exc)):
+        logger.error(message + "\n%s", *args, safe_traceback(exc))
+    else:
+        logger.exception(message, *args)
+
+
 def _flatten_webargs(messages: dict[str, Any]) -> dict[str, Any]:
     """webargs nests errors by location ({"json": {"amount": [...]}}); clients want fields."""
     flat: dict[str, Any] = {}
@@ -182,20 +289,26 @@ def register_error_handlers(app: Flask) -> None:
             response.headers["Retry-After"] = str(retry_after)
         return response
 
+    # The logs name the path, never the query string, and a database error only by its class,
+    # SQLSTATE and constraint (`describe_database_error`): its text holds the values.
+
     @app.errorhandler(OperationalError)
     def _db_busy(exc: OperationalError) -> Any:
-        log.warning("database busy on %s: %s", request.path, exc)
+        log.warning("database busy on %s: %s", request.path, describe_database_error(exc))
         return jsonify(error_body("unavailable", gettext("The service is busy; try again."))), 503
 
     @app.errorhandler(IntegrityError)
     def _integrity(exc: IntegrityError) -> Any:
         # Services check rules first; reaching here means a race the database caught for us.
-        log.warning("integrity error on %s: %s", request.path, exc.orig)
+        refusal = _UNIQUE_REFUSALS.get(constraint_name(exc) or "") if _is_unique_violation(exc) else None
+        log.warning("integrity error on %s: %s", request.path, describe_database_error(exc))
+        if refusal is not None:  # as the service answers the same request a moment later
+            return _domain(refusal())
         return jsonify(error_body("conflict", gettext("The request conflicts with the current state; retry."))), 409
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
-        log.exception("unhandled error on %s", request.path)
+        log_failure(log, "unhandled error on %s", request.path)
         return jsonify(error_body("internal_error", gettext("Internal error."))), 500
 
     @app.errorhandler(DBAPIError)
@@ -204,6 +317,6 @@ def register_error_handlers(app: Flask) -> None:
         # The request's unit of work rolls back, as on any 4xx (`jieyou.app._unit_of_work`).
         if sqlstate(exc) not in BAD_VALUE_SQLSTATES:
             return _unexpected(exc)
-        log.warning("value refused by the database on %s: %s", request.path, exc.orig)
+        log.warning("value refused by the database on %s: %s", request.path, describe_database_error(exc))
         return jsonify(error_body("value_out_of_range", gettext(
             "A value is out of the range the database accepts; the field cannot be named here."))), 422

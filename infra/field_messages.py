@@ -65,6 +65,8 @@ TEMPLATES: tuple[tuple[str, str], ...] = (
     ("Invalid JSON body.", N_("Invalid JSON body.")),
     # ours (infra.api, infra.security, the schemas' validators)
     ("Must not contain control characters.", N_("Must not contain control characters.")),
+    ("Must not contain invisible or text-direction characters.",
+     N_("Must not contain invisible or text-direction characters.")),
     ("Nested too deeply.", N_("Nested too deeply.")),
     ("Write at least {min} characters, not only blanks.",
      N_("Write at least %(min)s characters, not only blanks.")),

@@ -57,7 +57,9 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
          "or too narrow a scope (`scope_required`).",
     404: "Nothing of that id, or nothing the caller may see (`not_found` or a more precise code).",
     409: "The request conflicts with the current state (`conflict` or a more precise code, such as "
-         "`insufficient_balance`); a race caught by the database is a `conflict` to retry.",
+         "`insufficient_balance`); two requests at once taking the same phone number, username or code "
+         "answer as one after the other (`phone_taken`...); any other race caught by the database is a "
+         "`conflict` to retry.",
     413: "Too large (`payload_too_large`): a body over the most the service reads, the message saying the "
          "limit; for an upload, a file over its own limit (the operation says it), `details.file` saying it.",
     422: "Invalid input: `validation_failed` with `details` naming each field (unknown fields too) and "

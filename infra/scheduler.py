@@ -9,6 +9,8 @@ from typing import Any
 
 from celery import Celery
 
+from infra.errors import log_failure
+
 log = logging.getLogger(__name__)
 
 
@@ -29,7 +31,7 @@ def start_inprocess_beat(celery: Celery, poll_seconds: float = 30.0,
                         celery.tasks[entry["task"]].apply(args=entry.get("args", ()))
                         log.info("scheduled job %s ran", name)
                     except Exception:  # a failing job must not stop the others
-                        log.exception("scheduled job %s failed", name)
+                        log_failure(log, "scheduled job %s failed", name)
             stop.wait(poll_seconds)
 
     thread = threading.Thread(target=loop, name="jieyou-beat", daemon=True)

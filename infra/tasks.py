@@ -13,7 +13,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.orm import Session
 
 from infra.db import after_commit, db
-from infra.errors import Unavailable
+from infra.errors import Unavailable, log_failure
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def enqueue_after_commit(session: Session, task: Task, *args: Any, required: boo
                     with db.unit_of_work() as other:
                         if_refused(other)
                 except Exception:  # the refusal is still the answer
-                    log.exception("could not record that %s was not queued", task.name)
+                    log_failure(log, "could not record that %s was not queued", task.name)
             raise Unavailable("The job could not be queued: the job queue is unavailable. Nothing was started; "
                               "try again in a few minutes.", code="queue_unavailable") from exc
 

@@ -20,7 +20,8 @@ blp = Blueprint("pages", __name__, template_folder="templates")
 
 # The pages (the phone page, the staff console) run scripts of our own and nothing inline: no
 # injected script can run, and the only places they talk to are this origin (the API) and the
-# blob: URLs of files they fetched with the bearer token (a QR image, evidence).
+# blob: URLs of images they hold (a code's QR image, from the API's answer; evidence, fetched with
+# the bearer token).
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
           "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 

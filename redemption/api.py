@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 from typing import Any
 
-from flask import Response, current_app, request, url_for
+from flask import Response, current_app, request
 from flask.views import MethodView
 from sqlalchemy import select
 
@@ -19,7 +19,7 @@ from redemption.schemas import (
     CaptureIn, CatalogueArgs, CodeOut, HoldIn, HoldOut, LookupIn, LookupOut, MonthArgs, RedeemIn, RedemptionOut,
     CatalogueScenarioOut, RefundIn, RefundOut, ScenarioOut, SettlementOut, VerdictOut,
 )
-from redemption.services import catalogue, codes, counter, eligibility, refusals, settlement
+from redemption.services import catalogue, codes, counter, eligibility, settlement
 from redemption.services.config import counter_config
 
 blp = Blueprint("redemption", __name__, url_prefix="/api/v1",
@@ -88,25 +88,12 @@ class MyCodes(MethodView):
     @require("participant")
     @blp.response(201, CodeOut)
     def post(self, actor: Principal) -> dict[str, Any]:
-        """A one-time code to show at the counter (digits and a QR image), valid a few minutes."""
+        """A one-time code to show at the counter: its digits and its QR image, valid a few minutes.
+        The image comes in this answer, never from an address of its own: such an address held the
+        live digits, which every access log and proxy on the way then kept."""
         digits, code = codes.issue(db.session, actor, secret_key=_settings().secret_key,
                                    ttl=dt.timedelta(seconds=_settings().code_ttl_seconds))
-        return {"code": digits, "expires_at": code.expires_at,
-                "qr_svg_url": url_for("redemption.QrCode", digits=digits)}
-
-
-@blp.route("/me/codes/<string:digits>/qr.svg")
-class QrCode(MethodView):
-    @require("participant")
-    @blp.response(200, description="An SVG QR image of the code")
-    def get(self, digits: str, actor: Principal) -> Response:
-        """The QR image of one of my live codes."""
-        code = codes.find(db.session, digits, secret_key=_settings().secret_key) if digits.isdigit() else None
-        if code is None or code.participant_id != actor.id:
-            # The very answer of a dead code: a different one would tell a participant, who has no
-            # failure budget here, which guessed digits are someone else's live code.
-            raise refusals.code_invalid()
-        return Response(codes.qr_svg(digits), mimetype="image/svg+xml", headers={"Cache-Control": "no-store"})
+        return {"code": digits, "expires_at": code.expires_at, "qr_svg": codes.qr_svg(digits).decode()}
 
 
 @blp.route("/me/eligibility")

@@ -80,7 +80,7 @@ class VerdictOut(DumpSchema):
 class CodeOut(DumpSchema):
     code = fields.String(metadata={"description": "Eight digits to type at the counter; single use"})
     expires_at = fields.DateTime()
-    qr_svg_url = fields.String()
+    qr_svg = fields.String(metadata={"description": "The code's QR image (SVG markup, image/svg+xml)"})
 
 
 class LookupIn(LoadSchema):

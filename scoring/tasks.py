@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from identity.models import StaffUser
 from identity.services import staff_principal
 from infra.db import after_commit, db, utcnow
+from infra.errors import log_failure
 from infra.tasks import celery
 from scoring.models import ImportJob
 from scoring.services import awards, imports
@@ -62,7 +63,7 @@ def run_import(session: Session, job_id: int) -> dict[str, Any]:
             with db.unit_of_work() as other:
                 imports.abandon(other, job_id, exc)
         except Exception:  # the database is gone, say: the original error is the one to report
-            log.exception("import %s could not be marked failed", job_id)
+            log_failure(log, "import %s could not be marked failed", job_id)
         raise
 
 

@@ -10,15 +10,29 @@ from sqlalchemy.orm import Session
 
 from infra.auth import Principal
 from infra.db import utcnow
-from infra.errors import Conflict, Forbidden, IdempotencyConflict, NotFound
+from infra.errors import Conflict, Forbidden, IdempotencyConflict, NotFound, on_unique_violation
 from infra.security import digest_secret, new_secret
 from identity.models import ApiKey, Outlet, Partner, Region
 from identity.services.people import audit, get_region
 
 
+def _partner_code_taken() -> Conflict:
+    return Conflict("Partner code taken.", details={"code": ["Already taken."]})
+
+
+def _outlet_name_taken() -> Conflict:
+    """A race's answer: without the outlet's id, which the service gives only to whom may see it."""
+    return Conflict("This partner already has an outlet of that name.", code="outlet_exists",
+                    details={"name": ["Already taken."]})
+
+
+on_unique_violation("uq_partners_code", _partner_code_taken)
+on_unique_violation("uq_outlets_partner_id_name", _outlet_name_taken)
+
+
 def create_partner(session: Session, *, code: str, name: str, region: Region, name_en: str | None = None) -> Partner:
     if session.scalar(select(Partner.id).where(Partner.code == code)):
-        raise Conflict("Partner code taken.", details={"code": ["Already taken."]})
+        raise _partner_code_taken()
     partner = Partner(code=code, name=name, name_en=name_en, region_id=region.id)
     session.add(partner)
     session.flush()

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from infra.auth import STAFF_ROLES, Principal
 from infra.db import utcnow
-from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed, on_unique_violation
 from infra.security import digest_secret, hash_password, verify_password
 from identity.models import AuditEntry, AuthToken, Outlet, Participant, Region, StaffUser
 
@@ -113,14 +113,28 @@ def set_participant_password(session: Session, person: Participant, password: st
     session.flush()
 
 
+def _phone_taken() -> Conflict:
+    return Conflict("This phone number is already registered.", code="phone_taken",
+                    details={"phone": ["Already registered."]})
+
+
+def _username_taken() -> Conflict:
+    return Conflict("Username taken.", code="username_taken", details={"username": ["Already taken."]})
+
+
+# Two enrolments (or corrections) of one number at once both find it free; the second to write
+# meets the UNIQUE constraint and answers as it would have a moment later.
+on_unique_violation("uq_participants_phone", _phone_taken)
+on_unique_violation("uq_staff_users_username", _username_taken)
+
+
 def refuse_taken_phone(session: Session, phone: str, *, other_than: int | None = None) -> None:
     """A phone number signs one participant in: a second registration of it is a 409 naming it."""
     taken = select(Participant.id).where(Participant.phone == phone)
     if other_than is not None:
         taken = taken.where(Participant.id != other_than)
     if session.scalar(taken):
-        raise Conflict("This phone number is already registered.", code="phone_taken",
-                       details={"phone": ["Already registered."]})
+        raise _phone_taken()
 
 
 def create_participant(session: Session, *, name: str, phone: str, region: Region, password: str | None = None,
@@ -145,7 +159,7 @@ def create_staff(session: Session, *, username: str, display_name: str, role: st
     if scope.level == "grid":
         raise ValidationFailed("Staff scope is a county, township or village.", details={"scope_region_id": ["Not a grid."]})
     if session.scalar(select(StaffUser.id).where(StaffUser.username == username)):
-        raise Conflict("Username taken.", code="username_taken", details={"username": ["Already taken."]})
+        raise _username_taken()
     user = StaffUser(username=username, display_name=display_name, role=role, scope_region_id=scope.id,
                      password_hash=hash_password(password), participant_id=participant_id, created_by=created_by)
     session.add(user)

@@ -278,43 +278,30 @@
       // (Date is whole seconds, rounded down: a second less, so a dead code never shows as live.)
       var lifetime = isNaN(serverNow) ? Date.parse(issued.expires_at) - Date.now()
         : Date.parse(issued.expires_at) - serverNow - 1000;
-      return fetchQr(issued.qr_svg_url).then(function (qrUrl) {
-        forgetCode();
-        code.endsAt = Date.now() + lifetime;
-        code.qrUrl = qrUrl;
-        var digits = issued.code;
-        var box = $("code-digits");
-        box.textContent = digits.slice(0, 4) + " " + digits.slice(4);
-        box.setAttribute("aria-label", fill(S.code_aloud, { digits: digits.split("").join(" ") }));
-        if (qrUrl) { $("code-qr").src = qrUrl; }
-        show($("code-qr"), !!qrUrl);
-        show($("show-code"), false);
-        show($("code-box"), true);
-        tick();
-        code.timer = setInterval(tick, 1000);
-      });
+      // The QR image comes in the same answer, as SVG markup: an address of its own would hold
+      // the live digits, and every access log on the way would keep them.
+      var qrUrl = qrImage(issued.qr_svg);
+      forgetCode();
+      code.endsAt = Date.now() + lifetime;
+      code.qrUrl = qrUrl;
+      var digits = issued.code;
+      var box = $("code-digits");
+      box.textContent = digits.slice(0, 4) + " " + digits.slice(4);
+      box.setAttribute("aria-label", fill(S.code_aloud, { digits: digits.split("").join(" ") }));
+      if (qrUrl) { $("code-qr").src = qrUrl; }
+      show($("code-qr"), !!qrUrl);
+      show($("show-code"), false);
+      show($("code-box"), true);
+      tick();
+      code.timer = setInterval(tick, 1000);
     }).catch(failed($("code-error"))).then(function () {
       buttons.forEach(function (b) { b.disabled = false; });
     });
   }
 
-  /* <img src> cannot send the Authorization header: fetch the SVG with it and show a blob: URL. */
-  function fetchQr(url) {
-    var bearer = token();
-    return fetch(url, {
-      headers: { "Authorization": "Bearer " + bearer, "Accept-Language": cfg.accept_language },
-      credentials: "omit", cache: "no-store"
-    }).then(function (response) {
-      if (token() !== bearer) { throw quiet(); }
-      if (response.status === 401) {
-        return response.json().catch(function () { return null; }).then(function (data) {
-          signedOut(data && data.error ? data.error.message : S.failed);
-          throw quiet();
-        });
-      }
-      // Without the image the digits alone still work at the counter.
-      return response.ok ? response.blob().then(function (blob) { return URL.createObjectURL(blob); }) : null;
-    }, function () { return null; });
+  /* The SVG as a blob: URL (the page's policy lets images come only from here and blob:). */
+  function qrImage(svg) {
+    return svg ? URL.createObjectURL(new Blob([svg], { type: "image/svg+xml" })) : null;
   }
 
   $("show-code").addEventListener("click", newCode);

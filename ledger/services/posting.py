@@ -36,9 +36,18 @@ FUTURE_SKEW = dt.timedelta(minutes=5)
 class InsufficientBalance(Conflict):
     """The debit would take a participant below zero. The unit of work must roll back (on
     PostgreSQL the refused statement has already failed the transaction; use a savepoint to
-    carry on after one)."""
+    carry on after one). Its details name only `amount`, as a request does; which account and
+    which posting of a batch went short are attributes, for callers, never in the answer (an
+    account id the client never sent, and a batch index, were the details' bare numbers)."""
 
     code = "insufficient_balance"
+
+    # Set by `_insufficient`: the account short, its balance, the leg's (negative) amount, and the
+    # posting's place in its batch (0 for a single posting).
+    account_id: int | None = None
+    balance: int | None = None
+    amount: int | None = None
+    posting_index: int = 0
 
 
 KEY_LENGTH = 100  # postings.idem_key (and approval_requests.idem_key)
@@ -90,9 +99,17 @@ class PostingResult:
     balances_after: dict[int, int] = field(default_factory=dict)
 
 
+def _invalid(index: int, field_name: str, message: str) -> ValidationFailed:
+    """A posting refused, naming its field; which posting of a batch is `posting_index`, an
+    attribute for the caller, not a detail (a bare number under a field no request has)."""
+    refusal = ValidationFailed("The posting is invalid.", details={field_name: [message]})
+    refusal.posting_index = index  # type: ignore[attr-defined]
+    return refusal
+
+
 def _validate(index: int, req: PostingRequest, now: dt.datetime) -> None:
     def fail(field_name: str, message: str) -> None:
-        raise ValidationFailed("The posting is invalid.", details={field_name: [message], "posting_index": index})
+        raise _invalid(index, field_name, message)
 
     if req.kind not in POSTING_KINDS:
         fail("kind", f"kind must be one of {', '.join(POSTING_KINDS)}")
@@ -127,8 +144,7 @@ def _check_meta(index: int, row: dict[str, Any]) -> None:
     The JSON text is scanned first; only a possible exponent or non-finite number costs a walk."""
     text = row["meta_json"]
     if ("e+" in text or "e-" in text or "Infinity" in text or "NaN" in text) and not _stores_as_written(row["meta"]):
-        raise ValidationFailed("The posting is invalid.", details={
-            "meta": ["Numbers in metadata must be finite and written without an exponent."], "posting_index": index})
+        raise _invalid(index, "meta", "Numbers in metadata must be finite and written without an exponent.")
 
 
 def _stores_as_written(value: Any) -> bool:
@@ -237,10 +253,11 @@ def post_many(session: Session, actor: Principal, requests: Sequence[PostingRequ
 
 
 def _insufficient(account_id: int, balance: int, amount: int, index: int) -> InsufficientBalance:
-    return InsufficientBalance(
+    refusal = InsufficientBalance(
         "Not enough points: the balance is %(balance)s, the debit is %(amount)s.", balance=balance, amount=-amount,
-        details={"amount": [f"Balance {balance} is less than {-amount}."], "account_id": account_id,
-                 "posting_index": index})
+        details={"amount": [f"Balance {balance} is less than {-amount}."]})
+    refusal.account_id, refusal.balance, refusal.amount, refusal.posting_index = account_id, balance, amount, index
+    return refusal
 
 
 def _replays(session: Session, scope: str, keys: list[str], digests: dict[str, str]) -> dict[str, PostingResult]:

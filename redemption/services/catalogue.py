@@ -15,7 +15,7 @@ from identity.models import Outlet, Partner, Region
 from infra.auth import Principal
 from infra.clock import local_date
 from infra.db import utcnow
-from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed, on_unique_violation
 from ledger.services import accounts
 from redemption.models import FAMILIES, Scenario, ScenarioOutlet
 from redemption.services.common import fen
@@ -153,12 +153,19 @@ def open_places(session: Session, scenario_ids: list[int]) -> dict[int, list[dic
     return places
 
 
+def _code_taken() -> Conflict:
+    return Conflict("Scenario code taken.", details={"code": ["Already taken."]})
+
+
+on_unique_violation("uq_scenarios_code", _code_taken)  # two creations at once: as one after the other
+
+
 def create(session: Session, actor: Principal, values: dict[str, Any]) -> Scenario:
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin manages scenarios.", code="role_required")
     partner = identity.get_partner_in_scope(session, actor, values["partner_id"], field="partner_id")
     if session.scalar(select(Scenario.id).where(Scenario.code == values["code"])):
-        raise Conflict("Scenario code taken.", details={"code": ["Already taken."]})
+        raise _code_taken()
     outlet_ids = values.pop("outlet_ids")
     scenario = Scenario(**values, outlets=[ScenarioOutlet(outlet_id=o) for o in _partner_outlets(
         session, actor, values["partner_id"], outlet_ids)])

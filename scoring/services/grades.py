@@ -14,7 +14,7 @@ from identity.models import Participant, Region
 from identity.services import audit, get_participant_in_scope, get_region, sees_full_names
 from infra.auth import Principal
 from infra.clock import local_date, local_midnight
-from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed, on_unique_violation
 from infra.exports import csv_bytes, xlsx_bytes
 from infra.security import mask_name, mask_phone
 from ledger.models import Account, Entry, Posting
@@ -161,6 +161,13 @@ def candidates(session: Session, actor: Principal, *, township_id: int, year: in
     return out
 
 
+def _already_nominated() -> Conflict:
+    return Conflict("Already nominated.", code="already_nominated")
+
+
+on_unique_violation("uq_nominations_year_honour_participant_id", _already_nominated)  # two at once
+
+
 def nominate(session: Session, actor: Principal, *, year: int, honour: str, participant_id: int,
              note: str | None) -> Nomination:
     if not actor.has_role("verifier", "approver"):
@@ -188,7 +195,7 @@ def nominate(session: Session, actor: Principal, *, year: int, honour: str, part
         raise Conflict("This participant does not meet the honour's thresholds.", code="not_eligible")
     if session.scalar(select(Nomination.id).where(Nomination.year == year, Nomination.honour == honour,
                                                   Nomination.participant_id == person.id)):
-        raise Conflict("Already nominated.", code="already_nominated")
+        raise _already_nominated()
     nomination = Nomination(year=year, honour=honour, township_id=township.id, participant_id=person.id,
                             points=ranked[person.id].points, note=note, nominated_by=actor.id)
     session.add(nomination)

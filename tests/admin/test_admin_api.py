@@ -557,3 +557,25 @@ def test_an_approver_cannot_decide_what_the_admin_who_created_them_asked_for(cli
                           json={"approve": True})
     assert refused.status_code == 403 and refused.json["error"]["code"] == "four_eyes"
     assert accounts.balance(session, account.id) == 30
+
+
+def test_a_debit_beyond_the_balance_names_the_amount_and_nothing_the_request_did_not_send(client, session):
+    """The 409's details were {"amount": [...], "account_id": 3, "posting_index": 0}: an internal
+    account id and a batch index, bare numbers under fields no request has."""
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a)
+    f.award(session, f.account_of(session, person).id, 10)
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    requester = f.bearer(session, "staff", f.staff(session, "approver", tree.town_a).id)
+    approver = f.bearer(session, "staff", f.staff(session, "approver", tree.county).id)
+    now = client.post("/api/v1/admin/adjustments", headers=clerk, json={
+        "participant_id": person.id, "amount": -15, "reason": "多计的积分扣回"})
+    assert now.status_code == 409 and now.json["error"]["code"] == "insufficient_balance"
+    assert now.json["error"]["details"] == {"amount": ["余额 10 少于 15。"]}
+    pending = client.post("/api/v1/admin/adjustments", headers=requester, json={
+        "participant_id": person.id, "amount": -25, "reason": "多计的积分扣回"})
+    assert pending.status_code == 201 and pending.json["status"] == "pending"
+    decided = client.post(f"/api/v1/admin/approvals/{pending.json['request']['id']}/decision",
+                          headers={**approver, "Accept-Language": "en"}, json={"approve": True})
+    assert decided.status_code == 409 and decided.json["error"]["code"] == "insufficient_balance"
+    assert decided.json["error"]["details"] == {"amount": ["Balance 10 is less than 25."]}

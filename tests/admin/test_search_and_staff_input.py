@@ -2,6 +2,8 @@
 from fragments, or creating a look-alike user with a name that differs by a trailing newline."""
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import select
 
 from identity.models import AuditEntry, Partner, StaffUser
@@ -105,3 +107,54 @@ def test_a_phone_number_typed_in_full_width_digits_is_found(client, session):
                                .order_by(AuditEntry.id.desc()).limit(3)).all()
     assert [d["kind"] for d in searched] == ["phone", "phone_last4", "phone"]
     assert person.phone not in str(searched) and wide not in str(searched)
+
+
+INVISIBLE = ["\u200b\u200b", "\u3164\u3164", "\u2800\u2800", "\ufeff\ufeff", "\xad\xad", "\u180e\u180e",
+             "\u200b \u2060\u3000", "\u202e\u202d", "\ufe0f\ufe0f"]
+
+
+def test_a_reason_made_only_of_invisible_characters_is_refused(client, session):
+    """Zero-width spaces, Hangul fillers, the blank Braille pattern, BOMs, soft hyphens, the
+    Mongolian vowel separator: not blanks to `str.strip`, so a deactivation "for" two of them was
+    recorded with a reason nobody can read."""
+    tree = f.region_tree(session)
+    person = f.participant(session, tree.grid_a)
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    url = f"/api/v1/admin/participants/{person.id}/deactivate"
+    for reason in INVISIBLE:
+        refused = client.post(url, headers=clerk, json={"reason": reason})
+        assert refused.status_code == 422, (ascii(reason), refused.json)
+        assert refused.json["error"]["details"] == {"reason": ["请至少写 2 个字，不能只有空白。"]}, ascii(reason)
+    assert client.post(url, headers=clerk, json={"reason": "\u200b迁出\u200b"}).status_code == 200  # two in words
+
+
+def test_names_with_invisible_or_direction_characters_are_refused_and_real_names_pass(client, session):
+    """An enrolment named "\\u200b" (nobody) was a 201, and one named "\\u202e梅秀张" (a right-to-
+    left override) too: every list then showed 张秀梅, whom a search for 张秀梅 does not find."""
+    tree = f.region_tree(session)
+    clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.town_a).id)
+    admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+
+    def enrol(name: str) -> object:
+        return client.post("/api/v1/admin/participants", headers=clerk, json={
+            "name": name, "phone": f"137{uuid.uuid4().int % 10**8:08d}", "region_id": tree.grid_a.id})
+
+    hidden = "不能包含不可见字符或文字方向控制符。"
+    for name, messages in (("\u200b", ["请至少写 1 个字，不能只有空白。", hidden]), ("\u202e梅秀张", [hidden]),
+                           ("张\u200b秀梅", [hidden]), ("张秀梅\u2066", [hidden]), ("\u3164", None), ("\xad张", [hidden])):
+        refused = enrol(name)
+        assert refused.status_code == 422 and set(refused.json["error"]["details"]) == {"name"}, ascii(name)
+        assert messages is None or refused.json["error"]["details"]["name"] == messages, refused.json
+    for name in ("张秀梅", "阿依古丽·买买提", "Mary Anne O'Neil", "欧阳 娜娜", "Zoë"):
+        assert enrol(name).status_code == 201, name
+    person = f.participant(session, tree.grid_a)
+    changed = client.patch(f"/api/v1/admin/participants/{person.id}", headers=clerk, json={"name": "\u202e梅秀张"})
+    assert changed.status_code == 422 and set(changed.json["error"]["details"]) == {"name"}
+    staff = client.post("/api/v1/admin/staff", headers=admin, json={
+        "username": f.unique("clerk"), "display_name": "\u200b", "role": "clerk", "scope_region_id": tree.town_a.id,
+        "password": PASSWORD})
+    assert staff.status_code == 422 and set(staff.json["error"]["details"]) == {"display_name"}
+    outlet_of = f.shop(session, tree.town_a, outlets=0)[0]
+    outlet = client.post(f"/api/v1/admin/partners/{outlet_of.id}/outlets", headers=admin,
+                         json={"name": "惠民\u202e超市", "region_id": tree.town_a.id})
+    assert outlet.status_code == 422 and set(outlet.json["error"]["details"]) == {"name"}

@@ -61,8 +61,8 @@ def _samples(message: str) -> str:
 
 def _validator_messages(validator: validate.Validator) -> set[str]:
     """What a validator says to the values that fail it: bounds either side, an empty, an
-    overlong and a blank text, a value no pattern or choice allows."""
-    probes: list[object] = ["", " " * 3, "x" * 5000, "\uffff-none-of-these"]
+    overlong and a blank text, a value no pattern or choice allows, a direction control."""
+    probes: list[object] = ["", " " * 3, "x" * 5000, "\uffff-none-of-these", "\u202e"]
     if isinstance(validator, validate.Range):
         probes = [bound + step for bound, step in ((validator.min, -1), (validator.max, 1)) if bound is not None]
     found: set[str] = set()

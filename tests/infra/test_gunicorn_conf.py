@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -22,13 +24,13 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _start(tmp_path: Path, port: int, **env: str) -> subprocess.Popen[str]:
+def _start(tmp_path: Path, port: int, *, stdout: int = subprocess.DEVNULL, **env: str) -> subprocess.Popen[str]:
     base = {k: v for k, v in os.environ.items()
             if k not in ("DATABASE_URL", "RATELIMIT_STORAGE_URI", "CELERY_BROKER_URL", "WEB_CONCURRENCY",
                          "JOBS_IN_PROCESS")}
     return subprocess.Popen([GUNICORN, "jieyou.wsgi:app", "--workers", "2", "--bind", f"127.0.0.1:{port}"],
                             cwd=ROOT, env={**base, "JIEYOU_INSTANCE_DIR": str(tmp_path), "SECRET_KEY": "test", **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=stdout, stderr=subprocess.PIPE, text=True)
 
 
 def _refused(server: subprocess.Popen[str]) -> str:
@@ -54,16 +56,20 @@ def test_no_database_url_refuses_to_start(tmp_path):
     assert "DATABASE_URL" in stderr
 
 
+def _wait_for_ping(server: subprocess.Popen[str], port: int) -> None:
+    deadline, answer = time.monotonic() + 60, None
+    while answer is None and time.monotonic() < deadline and server.poll() is None:
+        try:
+            answer = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/ping", timeout=2).read()
+        except OSError:
+            time.sleep(0.2)
+    assert answer == b'{"pong":true}\n' or answer == b'{"pong": true}\n', answer
+
+
 def _served(server: subprocess.Popen[str], port: int) -> str:
     """Wait for the ping to answer, stop the server and return what it logged."""
     try:
-        deadline, answer = time.monotonic() + 60, None
-        while answer is None and time.monotonic() < deadline and server.poll() is None:
-            try:
-                answer = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/ping", timeout=2).read()
-            except OSError:
-                time.sleep(0.2)
-        assert answer == b'{"pong":true}\n' or answer == b'{"pong": true}\n', answer
+        _wait_for_ping(server, port)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -100,6 +106,30 @@ def test_with_a_broker_there_is_no_warning_about_jobs(tmp_path, pg_url):
     stderr = _served(_start(tmp_path, port, DATABASE_URL=pg_url, RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/15",
                             CELERY_BROKER_URL=BROKER), port)
     assert "CELERY_BROKER_URL" not in stderr and "JOBS_IN_PROCESS" not in stderr
+
+
+def test_the_access_log_keeps_the_path_and_not_the_query(tmp_path, pg_url):
+    """gunicorn's default format logs the request line: a staff search's phone number or name
+    (`/admin/accounts?q=`) was kept in the access log of every request. The path, status, size,
+    duration and user agent are still there."""
+    port = _free_port()
+    server = _start(tmp_path, port, stdout=subprocess.PIPE, DATABASE_URL=pg_url, RATELIMIT_STORAGE_URI="memory://",
+                    CELERY_BROKER_URL=BROKER)
+    try:
+        _wait_for_ping(server, port)
+        search = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/admin/accounts?q=13912345678&x=%E6%A2%85",
+                                        headers={"User-Agent": "log-probe/1.0", "Referer": "http://x/?q=13700000000"})
+        try:
+            urllib.request.urlopen(search, timeout=5)
+        except urllib.error.HTTPError as refused:
+            assert refused.code == 401
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    logged = server.stdout.read()  # type: ignore[union-attr]
+    line = next(line for line in logged.splitlines() if "/api/v1/admin/accounts" in line)
+    assert "13912345678" not in logged and "13700000000" not in logged and "%E6" not in logged and "q=" not in logged
+    assert re.search(r'"GET /api/v1/admin/accounts" 401 \d+ \d+\.\d{6} "log-probe/1\.0"$', line), line
 
 
 def test_the_redemption_benchmarks_gunicorn_still_starts(pg_url):

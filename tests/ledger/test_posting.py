@@ -127,7 +127,8 @@ def test_a_batch_is_all_or_nothing(session, person):
                 PostingRequest(kind="award", reason="a", legs=[Leg(account.id, 5), Leg(issuance.id, -5)]),
                 PostingRequest(kind="redemption", reason="b", legs=[Leg(account.id, -9), Leg(shop.id, 9)]),
             ])
-    assert err.value.details["posting_index"] == 1
+    assert err.value.posting_index == 1 and err.value.account_id == account.id
+    assert set(err.value.details) == {"amount"}  # the account and the index are not the answer's
     assert session.scalar(select(func.count()).select_from(Posting)) == before
     assert accounts.balance(session, account.id) == 0
 
@@ -316,4 +317,4 @@ def test_a_short_system_shard_is_reported_in_batch_order(session, person):
                 PostingRequest(kind="redemption", reason="a", legs=[Leg(account.id, -1), Leg(shop.id, 1)]),
                 PostingRequest(kind="refund", reason="b", legs=[Leg(shop.id, -5, shard=0), Leg(account.id, 5)]),
             ])
-    assert err.value.details["posting_index"] == 0
+    assert err.value.posting_index == 0 and err.value.account_id == account.id

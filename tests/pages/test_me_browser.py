@@ -108,6 +108,11 @@ def test_a_volunteer_signs_in_sees_her_points_shows_a_code_and_signs_out(browser
     assert shows("code-timer", "还可使用 0:0[1-5]")
     found = codes.find(session, digits.replace(" ", ""), secret_key=app.config["SETTINGS"].secret_key)
     assert found.participant_id == volunteer["id"]  # a live code of hers, as the counter will find it
+    # No address the page asked for holds the code (an access log keeps every one).
+    asked = driver.execute_script("return performance.getEntriesByType('resource').map(function (e) {"
+                                  " return e.name; })")
+    assert any("/api/v1/me/codes" in url for url in asked)
+    assert [url for url in asked if digits.replace(" ", "") in url] == []
     assert shows("code-expired", "过期") == "此码已过期，请换一个新码。"
     assert not visible_text(driver, "code-digits") and not qr_shown()
     driver.find_element(By.ID, "new-code").click()

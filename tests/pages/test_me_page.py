@@ -42,6 +42,9 @@ def test_the_script_calls_only_endpoints_the_app_serves(app, client):
     _, _, config = _page(client, "/me")
     script = script_text("me.js")
     assert "/api/" not in script
+    # One fetch, in `call`: nothing else (the QR image once had an address holding the code's
+    # digits, which the page fetched, and every access log kept) is asked for by a URL.
+    assert script.count("fetch(") == 1 and "qr_svg_url" not in script and "issued.qr_svg" in script
     calls = set(re.findall(r'call\("(GET|POST)", API\.(\w+)', script))
     used = {name for _method, name in calls}
     assert used == set(config["api"]) == set(ENDPOINTS)
@@ -67,7 +70,7 @@ def test_the_script_reads_only_fields_the_api_documents(client):
     assert {"scenario", "eligible", "reasons"} <= fields("VerdictOut")
     assert {"name", "kind", "points_cost", "required_grade", "terms"} <= fields("ScenarioOut")
     assert {"message", "need", "have", "limit"} <= fields("Reason")
-    assert {"code", "expires_at", "qr_svg_url"} <= fields("CodeOut")
+    assert {"code", "expires_at", "qr_svg"} <= fields("CodeOut")
     statement_params = {p["name"] for p in spec["paths"]["/api/v1/me/statement"]["get"]["parameters"]}
     assert {"limit", "before"} <= statement_params
     script = script_text("me.js")
