@@ -114,6 +114,84 @@ TEMPLATES: tuple[tuple[str, str], ...] = (
      N_("Use at least three different characters, and not the username or phone number.")),
     ("Your scope is narrower than this participant's township.",
      N_("Your scope is narrower than this participant's township.")),
+    # (specific before general: a pattern tried first must not swallow a longer message)
+    ("At most {n} rows per file.", N_("At most %(n)s rows per file.")),
+    ("One of this rule set's grades: {codes}.", N_("One of this rule set's grades: %(codes)s.")),
+    # contributions (scoring.services.submissions, workflow)
+    ("The work date cannot be in the future.", N_("The work date cannot be in the future.")),
+    ("Describe the work.", N_("Describe the work.")),
+    ("Name at least one participant.", N_("Name at least one participant.")),
+    ("A participant is named twice.", N_("A participant is named twice.")),
+    ("Shares are whole numbers of 1 or more.", N_("Shares are whole numbers of 1 or more.")),
+    ("A named participant was not found here.", N_("A named participant was not found here.")),
+    ("Not an item of the screening list.", N_("Not an item of the screening list.")),
+    ("Choose an item of the screening list (8 categories, 26 items).",
+     N_("Choose an item of the screening list (8 categories, 26 items).")),
+    ("Choose red, orange, yellow or blue.", N_("Choose red, orange, yellow or blue.")),
+    ("A mediation needs its case record following the eight steps; missing: {steps}",
+     N_("A mediation needs its case record following the eight steps; missing: %(steps)s")),
+    ("{code} counts one {unit} per contribution.", N_("%(code)s counts one %(unit)s per contribution.")),
+    ("{code} is not in rule set version {version}.", N_("%(code)s is not in rule set version %(version)s.")),
+    ("Revoke the contribution (POST /api/v1/admin/contributions/{id}/revoke) instead.",
+     N_("Revoke the contribution (POST /api/v1/admin/contributions/{id}/revoke) instead.")),
+    # contribution imports (scoring.services.imports: upload details and row reasons)
+    ("Not an XLSX workbook.", N_("Not an XLSX workbook.")),
+    ("The workbook unpacks to more than {n} bytes.", N_("The workbook unpacks to more than %(n)s bytes.")),
+    ("Not a text CSV: save it as CSV (UTF-8 or the Chinese default, GBK).",
+     N_("Not a text CSV: save it as CSV (UTF-8 or the Chinese default, GBK).")),
+    ("Same content as import {id} ({filename}, {when}, {status}).",
+     N_("Same content as import %(id)s (%(filename)s, %(when)s, %(status)s).")),
+    ("A phone number here is not a participant in your area.",
+     N_("A phone number here is not a participant in your area.")),
+    ("Shares are whole numbers, as 13900000001:2.", N_("Shares are whole numbers, as 13900000001:2.")),
+    ("A whole number from 1 to 1000.", N_("A whole number from 1 to 1000.")),
+    ("Cannot read the file: {error}", N_("Cannot read the file: %(error)s")),
+    ("Invalid value ({error}).", N_("Invalid value (%(error)s).")),
+    ("The import stopped on an unexpected error ({error}); nothing was imported.",
+     N_("The import stopped on an unexpected error (%(error)s); nothing was imported.")),
+    # rule sets (scoring.services.rules)
+    ("Duplicate indicator code.", N_("Duplicate indicator code.")),
+    ("Names in Chinese and English are required.", N_("Names in Chinese and English are required.")),
+    ("A whole number, zero or more.", N_("A whole number, zero or more.")),
+    ("A whole number, zero or more, or empty for no cap.", N_("A whole number, zero or more, or empty for no cap.")),
+    ("The yearly cap cannot be below the monthly cap.", N_("The yearly cap cannot be below the monthly cap.")),
+    ("Only 'warning_colour' or none.", N_("Only 'warning_colour' or none.")),
+    ("Give a factor for each of blue, yellow, orange, red.", N_("Give a factor for each of blue, yellow, orange, red.")),
+    ("Factors are whole numbers from 1 to {max}.", N_("Factors are whole numbers from 1 to %(max)s.")),
+    ("A colour multiplier needs the warning colour to be required.",
+     N_("A colour multiplier needs the warning colour to be required.")),
+    ("Unknown requirement {name}; one of {choices}.", N_("Unknown requirement %(name)s; one of %(choices)s.")),
+    ("A rule set needs indicators.", N_("A rule set needs indicators.")),
+    ("No indicator for class {classes}.", N_("No indicator for class %(classes)s.")),
+    ("Duplicate grade code.", N_("Duplicate grade code.")),
+    ("Each grade has a code and whole min_points.", N_("Each grade has a code and whole min_points.")),
+    ("Grades are listed from highest to lowest threshold.", N_("Grades are listed from highest to lowest threshold.")),
+    ("A mapping with settings for {names}.", N_("A mapping with settings for %(names)s.")),
+    ("Unknown honour; one of {choices}.", N_("Unknown honour; one of %(choices)s.")),
+    ("Give this honour's thresholds: min_points, and min_grade if any.",
+     N_("Give this honour's thresholds: min_points, and min_grade if any.")),
+    ("A mapping with min_points and min_grade.", N_("A mapping with min_points and min_grade.")),
+    # postings (ledger.services.posting, corrections)
+    ("kind must be one of {choices}", N_("kind must be one of %(choices)s")),
+    ("A reason in words is required.", N_("A reason in words is required.")),
+    ("A posting needs at least two entries.", N_("A posting needs at least two entries.")),
+    ("Amounts are whole, non-zero points.", N_("Amounts are whole, non-zero points.")),
+    ("An account appears twice in one posting.", N_("An account appears twice in one posting.")),
+    ("Entries of a posting must sum to zero.", N_("Entries of a posting must sum to zero.")),
+    ("Give a time zone.", N_("Give a time zone.")),
+    ("Effective time cannot be in the future.", N_("Effective time cannot be in the future.")),
+    ("A reversal, and only a reversal, names the posting it reverses.",
+     N_("A reversal, and only a reversal, names the posting it reverses.")),
+    ("Corrected at the counter: the outlet refunds the redemption (POST /api/v1/outlet/redemptions/{id}/refunds) "
+     "or voids the hold (POST /api/v1/outlet/holds/{id}/void).",
+     N_("Corrected at the counter: the outlet refunds the redemption (POST /api/v1/outlet/redemptions/{id}/refunds) "
+        "or voids the hold (POST /api/v1/outlet/holds/{id}/void).")),
+    # redemption (catalogue, counter)
+    ("Not a grade of the rules in force on the scenario's dates; one of {choices}.",
+     N_("Not a grade of the rules in force on the scenario's dates; one of %(choices)s.")),
+    ("No published rules define grades on the scenario's dates.",
+     N_("No published rules define grades on the scenario's dates.")),
+    ("1 to {n}.", N_("1 to %(n)s.")),
     ('At least {n} characters.', N_('At least %(n)s characters.')),
     ('At least {n}.', N_('At least %(n)s.')),
     ('At most {n} files.', N_('At most %(n)s files.')),
@@ -147,7 +225,9 @@ TEMPLATES: tuple[tuple[str, str], ...] = (
      N_("A mainland mobile number: 11 digits starting with 1.")),
 )
 
-_EXACT: dict[str, str] = {template: msgid for template, msgid in TEMPLATES if "{" not in template}
+# A template whose msgid has no %(name)s is matched as it is: its braces, if any, are text (an API
+# path's "{id}"), not values.
+_EXACT: dict[str, str] = {template: msgid for template, msgid in TEMPLATES if "{" not in template or "%(" not in msgid}
 
 
 def _pattern(template: str) -> re.Pattern[str]:
@@ -157,7 +237,7 @@ def _pattern(template: str) -> re.Pattern[str]:
 
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (_pattern(template), msgid) for template, msgid in TEMPLATES if "{" in template)
+    (_pattern(template), msgid) for template, msgid in TEMPLATES if "{" in template and "%(" in msgid)
 
 
 def localize_message(message: str) -> str:

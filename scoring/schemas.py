@@ -8,6 +8,7 @@ from flask_babel import gettext
 from marshmallow import fields, validate
 
 from infra.api import DumpSchema, Id, IdempotentArgs, Int4, LoadSchema, page_schema, words
+from infra.field_messages import localize_message
 from infra.i18n import is_english
 from infra.security import mask_name
 from scoring.models import (
@@ -409,11 +410,27 @@ class ImportJobOut(DumpSchema):
 
 
 def import_error(error: dict[str, Any]) -> dict[str, Any]:
-    """An import job's error with the reason the system wrote (`GAVE_UP_REASON`, stored in
-    English) in the reader's language; a bad row's reason as it was written."""
+    """An import job's error in the reader's language: reasons are stored in English as the
+    import wrote them (`GAVE_UP_REASON`; a row's field messages, several joined by "; ").
+    Anything no template or catalogue entry wrote (a value quoted from the file) stays as it is."""
     if error.get("code") == GAVE_UP:
         return {**error, "reason": gettext(GAVE_UP_REASON, attempts=error.get("attempts"))}
-    return error
+    reason = error.get("reason")
+    if not isinstance(reason, str):
+        return error
+    return {**error, "reason": import_reason(reason)}
+
+
+def import_reason(reason: str) -> str:
+    """One stored reason in the reader's language: a field message as a whole (some hold a "; "
+    themselves), else each of the messages joined in it; a refusal's own message (a row's
+    `exc.message`, a msgid) through the catalogue."""
+    whole = localize_message(reason)
+    if whole != reason:
+        return whole
+    parts = reason.split("; ")
+    return "; ".join(done if (done := localize_message(part)) != part or not part else gettext(part)
+                     for part in parts)
 
 
 class ScreeningOut(DumpSchema):

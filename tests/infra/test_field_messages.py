@@ -1,6 +1,10 @@
 """Field messages in the reader's language: a form on a phone shows `details` beside each field."""
 from __future__ import annotations
 
+import ast
+import re
+from pathlib import Path
+
 import pytest
 from marshmallow import ValidationError, fields, validate
 
@@ -92,21 +96,139 @@ def test_every_message_our_input_schemas_can_give_is_in_chinese(app):
     assert untranslated == set()
 
 
-def test_every_fixed_detail_message_in_our_code_is_in_chinese(app):
-    """The details our services write themselves (["No such partner in your scope."], and so on)
-    are templates of this module too: one added without a template would reach a Chinese reader
-    in English."""
-    import re
-    from pathlib import Path
+# Every message our code writes into `details` by itself, or as an import row's reason: found in
+# the source (a `details=` list, a checker's `bad(field, "...")` or `return field, "..."`, a stored
+# import error's "reason"), as the reader would see it with each value replaced by "7".
+PACKAGES = ("infra", "identity", "ledger", "admin", "scoring", "redemption")
+# Calls whose text is no field message: an exception's or catalogue's own message (translated as a
+# msgid), an audit or log record, SQL.
+NOT_DETAILS = {"gettext", "lazy_gettext", "ngettext", "N_", "audit", "debug", "info", "warning", "error",
+               "exception", "text", "execute", "compile", "sub", "match", "search", "fullmatch", "split"}
+DESCRIBING = {"description", "summary", "help", "metadata", "doc"}  # OpenAPI and CLI texts
 
-    root = Path(__file__).resolve().parents[2]
+
+def _exception_call(name: str) -> bool:
+    return name.endswith(("Error", "Exception", "Failed", "Conflict")) or name in {
+        "NotFound", "Forbidden", "Unauthorized", "Unavailable", "TooLarge", "InsufficientBalance"}
+
+
+def _text(node: ast.AST) -> str | None:
+    """A literal's text; an f-string's or a literal + expression's with "7" for each value."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else "7" for v in node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left = _text(node.left)
+        return None if left is None else left + (_text(node.right) or "7")
+    return None
+
+
+def _name(call: ast.Call) -> str:
+    return call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", "")
+
+
+def _sentence(text: str) -> bool:
+    return bool(re.match(r"[A-Z0-9\"'(]", text)) and " " in text and text.rstrip().endswith(".")
+
+
+def messages_in(source: str) -> set[str]:
+    tree = ast.parse(source)
+    skipped: set[int] = set()
+    reasons: set[int] = set()  # a stored import error's "reason", a `details` list's items
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and _text(body[0].value) is not None:
+            skipped.add(id(body[0].value))  # a docstring
+        if isinstance(node, ast.Call):
+            name = _name(node)
+            if name in NOT_DETAILS or _exception_call(name):
+                quiet = node.args[:1] if _exception_call(name) else node.args
+                skipped.update(id(n) for arg in quiet for n in ast.walk(arg))
+            for keyword in node.keywords:
+                if keyword.arg in DESCRIBING:
+                    skipped.update(id(n) for n in ast.walk(keyword.value))
+                if keyword.arg == "details":
+                    reasons.update(id(n) for n in ast.walk(keyword.value))
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values):
+                if isinstance(key, ast.Constant) and key.value in DESCRIBING:
+                    skipped.update(id(n) for n in ast.walk(value))
+                if isinstance(key, ast.Constant) and key.value == "reason":
+                    reasons.add(id(value))
+        if isinstance(node, (ast.JoinedStr, ast.BinOp)):
+            skipped.update(id(n) for n in ast.walk(node) if n is not node)
     found: set[str] = set()
-    for package in ("infra", "identity", "ledger", "admin", "scoring", "redemption"):
-        for path in (root / package).rglob("*.py"):
-            found.update(re.findall(r'details=\{[^}]*?\[\s*"([A-Z][^"{}]*)"\s*\]', path.read_text(), re.DOTALL))
-    assert len(found) > 20  # the scan still finds them
+    for node in ast.walk(tree):
+        text = _text(node)
+        if text is None or id(node) in skipped:
+            continue
+        if (id(node) in reasons and re.match(r"[A-Z]", text) and " " in text) or _sentence(text):
+            found.add(text)
+    return found
+
+
+def detail_messages(root: Path) -> dict[str, str]:
+    """message -> where it was written."""
+    found: dict[str, str] = {}
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            if path.name in ("field_messages.py", "openapi.py", "config.py"):  # no field's message
+                continue
+            for message in messages_in(path.read_text(encoding="utf-8")):
+                found.setdefault(message, str(path.relative_to(root)))
+    return found
+
+
+def test_every_fixed_detail_message_in_our_code_is_in_chinese(app):
+    """The details our services write themselves (["No such partner in your scope."], a helper's
+    `_fail("work_date", "...")`, an import row's reason, and so on) are templates of this module
+    too: one added without a template would reach a Chinese reader in English."""
+    found = detail_messages(Path(__file__).resolve().parents[2])
+    assert len(found) > 100  # the scan still finds them
+    assert "The work date cannot be in the future." in found and "Invalid value (7)." in found
     with app.test_request_context(headers={"Accept-Language": "zh"}):
-        assert {m for m in found if localize_message(m) == m} == set()
+        assert {m: where for m, where in found.items() if localize_message(m) == m} == {}
+
+
+@pytest.mark.parametrize(("english", "chinese"), [
+    ("The work date cannot be in the future.", "工作日期不能晚于今天。"),
+    ("Describe the work.", "请填写工作描述。"),
+    ("A named participant was not found here.", "所填参与者不在本辖区内或不存在。"),
+    ("A mediation needs its case record following the eight steps; missing: ask, help",
+     "调解须按八步工作法填写案卷记录，缺少：ask, help"),
+    ("PRO-3 counts one 次 per contribution.", "指标 PRO-3 每条工作记录只计 1 次。"),
+    ("At most 5000 rows per file.", "每个文件最多 5000 行。"),  # not "At most {n}." with n "5000 rows per file"
+    ("One of this rule set's grades: A, AA.", "须为本规则中的等级之一：A, AA。"),  # not "One of {choices}."
+    ("kind must be one of award, redemption", "记账类型须为以下之一：award, redemption"),
+    ("Revoke the contribution (POST /api/v1/admin/contributions/{id}/revoke) instead.",
+     "请改为撤销该工作记录（POST /api/v1/admin/contributions/{id}/revoke）。"),  # its braces are text
+])
+def test_service_details_without_a_checker_of_their_own_are_in_chinese(app, english, chinese):
+    with app.test_request_context(headers={"Accept-Language": "zh"}):
+        assert localize_message(english) == chinese
+    with app.test_request_context(headers=ENGLISH):
+        assert localize_message(english) == english
+
+
+@pytest.mark.parametrize(("stored", "chinese"), [
+    ("Must not contain control characters.", "不能包含控制字符。"),
+    ("The import stopped on an unexpected error (OperationalError); nothing was imported.",
+     "导入因意外错误中断（OperationalError），未导入任何记录。"),
+    ("Began on 2026-11-01; a start already passed stays.", "已于 2026-11-01 开始；已过的开始日期不能更改。"),
+    ("Not a text CSV: save it as CSV (UTF-8 or the Chinese default, GBK).; Use YYYY-MM-DD.",
+     "不是文本格式的 CSV：请另存为 CSV（UTF-8 或中文默认的 GBK 编码）。; 请按 YYYY-MM-DD 填写。"),
+    ("You cannot record points for yourself.", "不能为本人登记积分。"),  # a refusal's own message
+    ("数量 x", "数量 x"),  # nothing wrote it: as it is
+])
+def test_an_import_errors_stored_reasons_are_read_in_the_readers_language(app, stored, chinese):
+    from scoring.schemas import import_error
+
+    error = {"line": 3, "field": "description", "reason": stored}
+    with app.test_request_context(headers={"Accept-Language": "zh"}):
+        assert import_error(error) == {**error, "reason": chinese}
+    with app.test_request_context(headers=ENGLISH):
+        assert import_error(error) == error
 
 
 def test_a_service_detail_reaches_the_reader_in_chinese(client, session):

@@ -66,8 +66,29 @@ def test_a_control_character_in_a_cell_is_reported_with_its_line_and_column(clie
     job = _upload(client, headers, "nul.csv", body)
     status = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=headers).json
     assert status["status"] == "failed" and status["imported_rows"] == 0
-    assert [(e["line"], e["field"], e["reason"]) for e in status["errors"]] == [
-        (3, "description", "Must not contain control characters.")]
+    assert [(e["line"], e["field"], e["reason"]) for e in status["errors"]] == [(3, "description", "不能包含控制字符。")]
+    english = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers={**headers, "Accept-Language": "en"}).json
+    assert [e["reason"] for e in english["errors"]] == ["Must not contain control characters."]
+
+
+def test_a_bad_rows_reasons_are_read_in_chinese_and_in_english(client, session):
+    """Stored as the import wrote them (English), shown in the reader's language."""
+    _tree, a, _b, _clerk, headers = _setup(session)
+    tomorrow = (local_date() + dt.timedelta(days=1)).isoformat()
+    body = (HEADER + f"PRO-3,{tomorrow},{a.phone},入户宣讲,,,1\n"
+            f"PRO-3,{D2},13000000000,无此手机号,,,1\n"
+            f"PRO-3,{D2},{a.phone},入户宣讲,,,x\n").encode()
+    job = _upload(client, headers, "reasons.csv", body)
+    url = f"/api/v1/admin/imports/{job.json['id']}"
+    chinese = client.get(url, headers=headers).json
+    assert [(e["line"], e["field"], e["reason"]) for e in chinese["errors"]] == [
+        (2, "work_date", "工作日期不能晚于今天。"),
+        (3, "participant_phones", "所填手机号不是您辖区内的参与者。"),
+        (4, "quantity", "须为 1 到 1000 之间的整数。")]
+    english = client.get(url, headers={**headers, "Accept-Language": "en"}).json
+    assert [e["reason"] for e in english["errors"]] == [
+        "The work date cannot be in the future.", "A phone number here is not a participant in your area.",
+        "A whole number from 1 to 1000."]
 
 
 def test_an_xlsx_with_chinese_headers_is_read(client, session):
