@@ -17,6 +17,7 @@ import flask_smorest
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+from webargs.multidictproxy import MultiDictProxy
 
 from infra.openapi import document_operation
 from infra.security import CONTROL_CHARACTER_ERROR, CONTROL_CHARACTERS
@@ -117,10 +118,11 @@ _DIGITS = re.compile(r"[+-]?[0-9]+\Z")
 
 class Integer(fields.Integer):
     """A whole number, as every integer input of ours is loaded: a JSON integer, or in a query
-    string (where every value is text) its ASCII decimal digits; a fraction, a float, a boolean or
-    any other text is this field's 422. Why: marshmallow's default Integer truncates, so 2.9 points
-    were refunded as 2 and 7.99 held as 7, and its `strict` one refuses the text of every query
-    string. Use it (or Int4, Int8, Id, which are it) for every integer a schema loads."""
+    string or form (where every value is text) its ASCII decimal digits; a fraction, a float, a
+    boolean or any text in a JSON body ("+5" included) is this field's 422. Why: marshmallow's
+    default Integer truncates, so 2.9 points were refunded as 2 and 7.99 held as 7, and its
+    `strict` one refuses the text of every query string. Use it (or Int4, Int8, Id, which are it)
+    for every integer a schema loads."""
 
     default_error_messages = {"invalid": WHOLE_NUMBER_ERROR}
 
@@ -128,6 +130,13 @@ class Integer(fields.Integer):
         if "strict" in kwargs:
             raise TypeError("infra.api.Integer is always strict: drop `strict`")
         super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> int:
+        # webargs hands query strings and forms over as a MultiDictProxy, a JSON body as what
+        # json.loads made of it: text stands for a number only in the former.
+        if isinstance(value, str) and not isinstance(data, MultiDictProxy):
+            raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
 
     def _validated(self, value: Any) -> int:
         if isinstance(value, bool):

@@ -309,6 +309,24 @@ def test_a_whole_number_in_a_json_body_is_taken_as_it_is(client, session, world)
     assert created.json["points_cost"] == 12 and created.json["limit_month"] == 3
 
 
+def test_digits_as_text_in_a_json_body_are_refused_naming_the_field(client, session, world):
+    """Regression: the field that reads a query string's digits read them in JSON bodies too, so
+    `"amount": "+5"` posted an adjustment where a number was required. Text is a number only in a
+    query string or form, where every value is text."""
+    before = _row_counts(session)
+    for who, url, body, field in (
+            ("staff", "/api/v1/admin/adjustments", {"participant_id": world.person_id, "amount": "+5",
+                                                    "reason": "补录积分"}, "amount"),
+            ("staff", "/api/v1/admin/adjustments", {"participant_id": str(world.person_id), "amount": 5,
+                                                    "reason": "补录积分"}, "participant_id"),
+            ("staff", "/api/v1/admin/scenarios", _fill(_scenario(code="TEXT-1", points_cost="12"), world),
+             "points_cost")):
+        refused = _send(client, world, who, "POST", url, json=body)
+        assert refused.status_code == 422, (url, refused.json)
+        assert set(refused.json["error"]["details"]) == {field}, refused.json
+    assert _row_counts(session) == before
+
+
 # --- control characters in any string: 422 naming the field ----------------------------------
 
 TEXTS = [
