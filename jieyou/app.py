@@ -87,7 +87,9 @@ def create_app(settings: Settings | None = None, *, engine: Any = None) -> Flask
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        # Served by the app (`pages.docs_asset`): a county network may not reach a CDN, and the docs
+        # should not load code from one.
+        OPENAPI_SWAGGER_UI_URL="/api/docs-assets/",
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
         RATELIMIT_HEADERS_ENABLED=False,  # Retry-After on a 429 only (infra.errors)
         API_SPEC_OPTIONS={

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, current_app, make_response, render_template, request, url_for
+from flask import (Blueprint, Response, abort, current_app, make_response, render_template, request, send_from_directory,
+                   url_for)
 from flask_babel import force_locale, gettext, get_locale
 from sqlalchemy import func, select
+from swagger_ui_bundle import swagger_ui_path
 
 from identity.models import Outlet, Participant, Partner
 from infra.db import db
@@ -17,6 +19,18 @@ from ledger.models import Entry, Posting
 from ledger.services import integrity
 
 blp = Blueprint("pages", __name__, template_folder="templates")
+
+# Swagger UI's files (the swagger-ui-bundle package) that the docs page (/api/docs) loads.
+DOCS_ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css",
+                         "favicon-16x16.png", "favicon-32x32.png", "oauth2-redirect.html"})
+
+
+@blp.route("/api/docs-assets/<name>")
+def docs_asset(name: str) -> Response:
+    """One of Swagger UI's files, from the installed package: only those the docs page uses."""
+    if name not in DOCS_ASSETS:
+        abort(404)
+    return send_from_directory(swagger_ui_path, name, max_age=86400)
 
 # The pages (the phone page, the staff console) run scripts of our own and nothing inline: no
 # injected script can run, and the only places they talk to are this origin (the API) and the

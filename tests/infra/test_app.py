@@ -11,6 +11,22 @@ def test_openapi_spec_lists_the_endpoints_with_schemas(client):
     assert client.get("/api/docs").status_code == 200
 
 
+def test_the_interactive_docs_load_everything_from_the_service_itself(client):
+    """Regression: /api/docs loaded Swagger UI from a CDN, which a county network may not reach
+    (and the docs then showed a blank page). Every script and style it names is served here."""
+    import re
+
+    page = client.get("/api/docs").get_data(as_text=True)
+    assert "cdn." not in page and "https://" not in page
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert {a.rsplit("/", 1)[1] for a in assets} >= {"swagger-ui-bundle.js", "swagger-ui.css"}, assets
+    for asset in assets:
+        got = client.get(asset)
+        assert got.status_code == 200 and len(got.data) > 1000, asset
+    assert client.get("/api/docs-assets/swagger-ui.js").status_code == 404  # only what the page uses
+    assert client.get("/api/docs-assets/..%2fpyproject.toml").status_code == 404
+
+
 def test_landing_page_shows_live_figures(client):
     page = client.get("/")
     assert page.status_code == 200 and "解忧" in page.get_data(as_text=True)
