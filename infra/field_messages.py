@@ -205,8 +205,6 @@ TEMPLATES: tuple[tuple[str, str], ...] = (
     ('Incident {ref} is held by another contribution, outside your area.',
      N_('Incident %(ref)s is held by another contribution, outside your area.')),
     ('Incident {ref} is named twice in this batch.', N_('Incident %(ref)s is named twice in this batch.')),
-    ("Joint work names people of one village: record each village's part separately.",
-     N_("Joint work names people of one village: record each village's part separately.")),
     ('Key {key} was used for contribution {id} with other content.', N_('Key %(key)s was used for contribution %(id)s with other content.')),
     ('Work is reported within {n} days: {day} or later.', N_('Work is reported within %(n)s days: %(day)s or later.')),
     ('{day} at the latest.', N_('%(day)s at the latest.')),

@@ -16,7 +16,7 @@ from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from infra.security import mask_name
 from scoring.models import OBJECTION_NOTE, RESIDENT_LABEL, Contribution, Objection
 from scoring.services.submissions import record_event, village_path
-from scoring.services.workflow import VERIFIER_ROLES, check_four_eyes, lock, reject_unchecked
+from scoring.services.workflow import VERIFIER_ROLES, check_four_eyes, covers_members, lock, reject_unchecked
 
 
 @dataclass(frozen=True)
@@ -130,14 +130,15 @@ def resolve(session: Session, actor: Principal, objection_id: int, *, uphold: bo
     state does), then the objection, and both are checked after the locks: two upholds at once,
     or an uphold and a verifier's reject, release the cap room once. Against a contribution
     already rejected or revoked an objection may still be closed either way (nothing else
-    changes); upholding one against an award already made is refused: an approver revokes it."""
+    changes); upholding one against an award already made is refused: an approver revokes it.
+    Staff whose scope misses a member of the work (joint work across townships) get a 404."""
     if not actor.has_role(*VERIFIER_ROLES):
         raise Forbidden("Only a verifier or approver resolves objections.", code="role_required")
     contribution_id = session.scalar(select(Objection.contribution_id).where(Objection.id == objection_id))
     contribution = lock(session, contribution_id) if contribution_id is not None else None
     objection = session.scalar(select(Objection).where(Objection.id == objection_id).with_for_update()
                                .execution_options(populate_existing=True)) if contribution else None
-    if objection is None or contribution is None or not actor.in_scope(contribution.region_path):
+    if objection is None or contribution is None or not covers_members(session, actor, contribution):
         raise NotFound("Objection not found.")
     if objection.status != "open":
         raise Conflict("This objection has already been resolved.", code="already_resolved")

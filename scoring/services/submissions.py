@@ -67,7 +67,9 @@ def _fail(field_name: str, message: str) -> ValidationFailed:
 
 def check(session: Session, actor: Principal, sub: Submission, today: dt.date,
           max_age_days: int = MAX_AGE_DAYS) -> tuple[list[Participant], Region]:
-    """Validate a submission; returns the participants and the grid it belongs to. Work dated
+    """Validate a submission; returns the participants and the grid it belongs to: the
+    submitting resident's, or for staff the first member's (its notice is shown in that village,
+    also when the members come from several villages). Work dated
     more than `max_age_days` before `today` is refused: its month's caps were settled long ago
     (its tallies hold room nobody used then) and it would count towards this year's grade."""
     if sub.work_date > today:
@@ -102,15 +104,14 @@ def check(session: Session, actor: Principal, sub: Submission, today: dt.date,
         """A resident names co-workers of their own village; staff, anyone inside their scope."""
         return path.startswith(village) if village is not None else actor.in_scope(path)
 
+    # Staff may name people of several villages (a county clerk records a MED-3 settled by a
+    # village's grid leader with a county expert living elsewhere), each within their scope: one
+    # case, one contribution. Only staff over every member may verify or decide on it
+    # (`workflow.covers_members`), so a township never scores another township's people.
     for pid in ids:
         person = people.get(pid)
         if person is None or not person.active or not in_reach(person.region_path):
             raise _fail("members", "A named participant was not found here.")
-    # Joint work belongs to one village, whoever records it (a resident's co-workers are of their
-    # village already): the work takes its first member's grid, and only staff over that grid
-    # would see and verify it, scoring people of another township their staff never see.
-    if len({village_path(people[pid].region_path) for pid in ids}) > 1:
-        raise _fail("members", "Joint work names people of one village: record each village's part separately.")
 
     rule_set = rules.in_force(session, sub.work_date)
     indicator, _rule = rules.indicator_rule(rule_set, sub.indicator_code)

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from identity.models import Participant
 from identity.services import audit, one_hand
 from infra.auth import Principal
 from infra.db import utcnow
@@ -92,10 +93,23 @@ def lock(session: Session, contribution_id: int) -> Contribution | None:
                           .options(selectinload(Contribution.members)))
 
 
+def covers_members(session: Session, actor: Principal, contribution: Contribution) -> bool:
+    """Whether the actor's scope covers the contribution's grid and every member's. Joint work
+    recorded by county staff may name people of several townships while it sits in the first
+    member's grid: staff of that township alone must not verify, reject or revoke the share of
+    people their scope does not reach. Bulk verification checks the same in `_load_rows`."""
+    if not actor.in_scope(contribution.region_path):
+        return False
+    pids = [m.participant_id for m in contribution.members]
+    paths = session.scalars(select(Participant.region_path).where(Participant.id.in_(pids))).all() if pids else []
+    return all(actor.in_scope(path) for path in paths)
+
+
 def _load_one(session: Session, actor: Principal, contribution_id: int) -> Contribution:
-    """The ORM object, row locked (single-item paths: reject, revoke). Out of scope: 404."""
+    """The ORM object, row locked (single-item paths: reject, revoke). Out of scope (its grid or
+    any member's): 404."""
     c = lock(session, contribution_id)
-    if c is None or not actor.in_scope(c.region_path):
+    if c is None or not covers_members(session, actor, c):
         raise NotFound("Contribution not found.", details={"contribution_ids": [str(contribution_id)]})
     return c
 
@@ -114,46 +128,59 @@ _VERIFY_COLUMNS = (Contribution.id, Contribution.state, Contribution.region_path
                    Contribution.conflict_item, Contribution.submitted_at)
 
 
-# PostgreSQL: the rows, locked in id order, and each one's members (by participant) in one round trip.
+# PostgreSQL: the rows, locked in id order, and each one's members (by participant) in one round trip,
+# with whether the actor's scope covers every member's home (`covers`; scope path as a literal prefix).
 _LOAD_PG = """
 WITH c AS (
     SELECT id, state, region_path, indicator_code, work_date, quantity, warning_colour, incident_key,
            submitted_by_staff, submitted_by_participant, conflict_item, submitted_at
     FROM contributions WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id FOR UPDATE),
 m AS (
-    SELECT contribution_id, array_agg(participant_id ORDER BY participant_id) AS pids,
-           array_agg(share ORDER BY participant_id) AS shares
-    FROM contribution_members WHERE contribution_id = ANY(%(ids)s::bigint[]) GROUP BY contribution_id)
-SELECT c.*, m.pids, m.shares FROM c LEFT JOIN m ON m.contribution_id = c.id ORDER BY c.id
+    SELECT cm.contribution_id, array_agg(cm.participant_id ORDER BY cm.participant_id) AS pids,
+           array_agg(cm.share ORDER BY cm.participant_id) AS shares,
+           bool_and(coalesce(starts_with(p.region_path, %(scope)s), false)) AS covers
+    FROM contribution_members cm JOIN participants p ON p.id = cm.participant_id
+    WHERE cm.contribution_id = ANY(%(ids)s::bigint[]) GROUP BY cm.contribution_id)
+SELECT c.*, m.pids, m.shares, coalesce(m.covers, true) AS covers
+FROM c LEFT JOIN m ON m.contribution_id = c.id ORDER BY c.id
 """
 
 
 def _load_rows(session: Session, actor: Principal, ids: Sequence[int]) -> tuple[list[Any], dict[int, list[tuple[int, int]]]]:
     """One query for the lot, rows locked in id order so that two verifiers, or a verifier and
-    the award job, never act on the same contribution at once. Missing or out of scope: 404.
+    the award job, never act on the same contribution at once. Missing or out of scope: 404;
+    out of scope is also a member living outside the actor's scope (joint work across townships,
+    recorded by county staff, is verified by staff over all its members: `covers_members`).
     Returns the rows in the order given and each one's (participant, share) by participant."""
     if len(set(ids)) != len(ids):
         raise ValidationFailed("A contribution is listed twice.", details={"contribution_ids": ["Repeated ids."]})
     members: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    beyond: set[int] = set()  # contributions with a member outside the actor's scope
     if bulk_sql.is_postgres(session):
         found = {}
-        for r in driver_rows(session, _LOAD_PG, {"ids": bulk_sql.int_array(ids)}):
+        # No scope path matches nothing (`in_scope`): the contribution's own check refuses it anyway.
+        for r in driver_rows(session, _LOAD_PG, {"ids": bulk_sql.int_array(ids), "scope": actor.scope_path or ""}):
             found[r.id] = r
             if r.pids:
                 members[r.id] = list(zip(r.pids, r.shares))
+            if not r.covers:
+                beyond.add(r.id)
     else:
         found = {r.id: r for r in session.execute(
             select(*_VERIFY_COLUMNS).where(bulk_sql.any_of(Contribution.id, ids, session)).order_by(Contribution.id)
             .with_for_update(of=Contribution))}
         cm = ContributionMember
-        for cid, pid, share in session.execute(
-                select(cm.contribution_id, cm.participant_id, cm.share)
+        for cid, pid, share, home in session.execute(
+                select(cm.contribution_id, cm.participant_id, cm.share, Participant.region_path)
+                .join(Participant, Participant.id == cm.participant_id)
                 .where(bulk_sql.any_of(cm.contribution_id, ids, session))
                 .order_by(cm.contribution_id, cm.participant_id)):
             members[cid].append((pid, share))
+            if not actor.in_scope(home):
+                beyond.add(cid)
     for cid in ids:
         r = found.get(cid)
-        if r is None or not actor.in_scope(r.region_path):
+        if r is None or not actor.in_scope(r.region_path) or cid in beyond:
             raise NotFound("Contribution not found.", details={"contribution_ids": [str(cid)]})
     return [found[cid] for cid in ids], members
 

@@ -246,15 +246,26 @@ def test_phone_lists_typed_on_a_chinese_keyboard_are_read(client, session):
     assert shares == [sorted([(a.id, 2), (b.id, 1)]), sorted([(a.id, 1), (b.id, 1)])]
 
 
-def test_an_imported_row_names_people_of_one_village(client, session):
-    """As for work recorded by hand: a row naming people of two townships is refused (the work
-    would sit in the first one's grid, out of sight of the other's staff), and nothing imported."""
-    tree, a, b, _clerk, _headers = _setup(session)
+def test_an_imported_row_names_people_of_several_villages_all_in_the_importers_scope(client, session):
+    """As for work recorded by hand: a county import may name people of two townships in one row
+    (one joint case, one contribution in the first one's grid; only county staff verify it), while
+    a township's import naming someone of another township is refused on `members`, nothing imported.
+    It was: every row naming two villages refused, whoever imported it."""
+    tree, a, b, _clerk, town_a = _setup(session)
     far = f.participant(session, tree.grid_b)
     county = f.bearer(session, "staff", f.staff(session, "clerk", tree.county).id)
-    body = (HEADER + f"PRO-3,2026-11-03,{a.phone};{b.phone},入户宣讲反家暴法,,,6\n"
-            f"PRO-3,2026-11-03,{a.phone};{far.phone},两镇联合宣讲,,,6\n").encode("utf-8-sig")
-    job = _upload(client, county, "two-towns.csv", body)
-    status = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=county).json
+    def rows(day: str) -> bytes:
+        return (HEADER + f"PRO-3,{day},{a.phone};{b.phone},入户宣讲反家暴法,,,6\n"
+                f"PRO-3,{day},{a.phone};{far.phone},两镇联合宣讲,,,6\n").encode("utf-8-sig")
+
+    refused = _upload(client, town_a, "two-towns.csv", rows(D3))
+    status = client.get(f"/api/v1/admin/imports/{refused.json['id']}", headers=town_a).json
     assert status["status"] == "failed" and status["imported_rows"] == 0
     assert [(e["line"], e["field"]) for e in status["errors"]] == [(3, "members")]
+    job = _upload(client, county, "two-towns-county.csv", rows(D2))
+    status = client.get(f"/api/v1/admin/imports/{job.json['id']}", headers=county).json
+    assert status["status"] == "done" and status["imported_rows"] == 2, status["errors"]
+    joint = session.scalar(select(Contribution).where(Contribution.import_id == job.json["id"],
+                                                      Contribution.description == "两镇联合宣讲"))
+    assert joint.region_path == a.region_path
+    assert sorted(m.participant_id for m in joint.members) == sorted([a.id, far.id])

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from identity.services import participant_principal
 from infra.clock import local_date
-from infra.errors import Conflict, Forbidden, ValidationFailed
+from infra.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ledger.models import Posting
 from ledger.schemas import StatementLineOut
 from ledger.services import accounts
@@ -424,24 +424,84 @@ def test_imported_work_is_checked_against_rules_published_while_the_import_ran(a
     assert err.value.code == "invalid_contribution" and "case_record" in err.value.details
 
 
-def test_staff_record_joint_work_of_one_village_only(client, session, world):
-    """Regression: a county clerk recorded joint work with people of two townships; it took the
-    first member's grid, so a town-A verifier (to whom the town-B member is a 404) verified it and
-    scored the town-B member, and town B's staff never saw it. As for a resident's own report,
-    the members come from one village."""
-    tree, person, neighbour, _clerk, _verifier = world
-    far = f.participant(session, tree.grid_b)
+def _cross_village_med3(client, session, tree, person):
+    """A county clerk records one MED-3 settled by a village-A grid leader with a county expert
+    living in village B (another township): one case, one contribution, in the leader's grid."""
+    expert = f.participant(session, tree.grid_b, name="李律师")
     county_clerk = f.bearer(session, "staff", f.staff(session, "clerk", tree.county).id)
-    body = {"indicator_code": "MED-3", "work_date": (local_date() - dt.timedelta(days=1)).isoformat(),
-            "description": "两镇联合调解邻里纠纷", "case_record": f.CASE_RECORD}
-    refused = client.post("/api/v1/admin/contributions", headers=county_clerk, json={
-        **body, "members": [{"participant_id": person.id}, {"participant_id": far.id}]})
-    assert refused.status_code == 422 and list(refused.json["error"]["details"]) == ["members"]
-    assert refused.json["error"]["details"]["members"] == ["合作完成的工作只能填写同一村（社区）的人员：请按村分别录入各自的部分。"]
-    assert session.scalar(select(ContributionMember).where(ContributionMember.participant_id == far.id)) is None
-    same_village = client.post("/api/v1/admin/contributions", headers=county_clerk, json={
-        **body, "members": [{"participant_id": person.id}, {"participant_id": neighbour.id}]})
-    assert same_village.status_code == 201
+    made = client.post("/api/v1/admin/contributions", headers=county_clerk, json={
+        "indicator_code": "MED-3", "work_date": (local_date() - dt.timedelta(days=1)).isoformat(),
+        "description": "专家联合调解宅基地纠纷", "case_record": f.CASE_RECORD, "incident_ref": "WG-2026-0777",
+        "members": [{"participant_id": person.id}, {"participant_id": expert.id}]})
+    return made, expert
+
+
+def test_county_staff_record_joint_work_across_villages_and_only_county_staff_decide_on_it(client, session, world):
+    """Regression: recording a MED-3 with a village-A grid leader and a county expert of village B
+    was a 422 on `members`; recorded per village, the second part was a 409 duplicate_incident
+    (one incident ref) or, without a ref, the case scored twice. Now it is one contribution in
+    the leader's grid, and staff of town A (to whom the expert is out of sight) get a 404 for it,
+    as for work outside their scope: only staff over every member verify, reject or revoke it."""
+    tree, person, _neighbour, _clerk, _verifier = world
+    made, expert = _cross_village_med3(client, session, tree, person)
+    assert made.status_code == 201, made.json
+    c = session.get(Contribution, made.json["id"])
+    assert c.region_path == tree.grid_a.path  # its notice is shown in the leader's village
+    town_a = f.bearer(session, "staff", f.staff(session, "verifier", tree.town_a).id)
+    for path, body in ((f"{c.id}/verify", {}), (f"{c.id}/reject", {"reason": "不属实"})):
+        refused = client.post(f"/api/v1/admin/contributions/{path}", headers=town_a, json=body)
+        assert refused.status_code == 404 and refused.json["error"]["code"] == "not_found"
+    session.refresh(c)
+    assert c.state == "submitted"
+    county = f.bearer(session, "staff", f.staff(session, "verifier", tree.county).id)
+    verified = client.post(f"/api/v1/admin/contributions/{c.id}/verify", headers=county, json={})
+    assert verified.status_code == 200 and verified.json["state"] == "in_notice"
+    assert verified.json["proposed_points"] == 15
+    assert c.id in [n.id for n in notices.notices_for(session, participant_principal(person)).items]
+    assert _award_all(session) == 1
+    balances = {p.id: accounts.balance(session, f.account_of(session, p).id) for p in (person, expert)}
+    assert sum(balances.values()) == 15 and all(b > 0 for b in balances.values()), balances
+    town_a_approver = f.staff(session, "approver", tree.town_a)
+    with pytest.raises(NotFound):  # nor revoke the expert's share
+        workflow.revoke(session, town_a_approver, c.id, "重复")
+
+
+def test_bulk_verify_of_cross_village_work_needs_scope_over_every_member(client, session, world):
+    """The same in a batch: a town-A verifier's batch holding the joint work is a 404 naming it
+    and verifies nothing (all or none); a county verifier's batch verifies both."""
+    tree, person, _neighbour, clerk, _verifier = world
+    own = f.contribution(session, clerk, person, "PRO-1")
+    made, expert = _cross_village_med3(client, session, tree, person)
+    joint = made.json["id"]
+    town_a = f.bearer(session, "staff", f.staff(session, "verifier", tree.town_a).id)
+    refused = client.post("/api/v1/admin/contributions/verify", headers=town_a,
+                          json={"contribution_ids": [own.id, joint]})
+    assert refused.status_code == 404, refused.json
+    assert refused.json["error"]["details"]["contribution_ids"] == [str(joint)]
+    session.expire_all()
+    assert [session.get(Contribution, i).state for i in (own.id, joint)] == ["submitted", "submitted"]
+    county = f.bearer(session, "staff", f.staff(session, "verifier", tree.county).id)
+    verified = client.post("/api/v1/admin/contributions/verify", headers=county,
+                           json={"contribution_ids": [own.id, joint]})
+    assert verified.status_code == 200 and [v["state"] for v in verified.json] == ["in_notice", "in_notice"]
+    shares = dict(session.execute(select(ContributionMember.participant_id, ContributionMember.points)
+                                  .where(ContributionMember.contribution_id == joint)).all())
+    assert set(shares) == {person.id, expert.id} and sum(shares.values()) == 15 and min(shares.values()) > 0
+
+
+def test_an_objection_to_cross_village_work_is_resolved_by_staff_over_all_its_members(client, session, world):
+    """Upholding an objection rejects the work: town-A staff may not do that to the expert's share."""
+    tree, person, neighbour, _clerk, _verifier = world
+    made, _expert = _cross_village_med3(client, session, tree, person)
+    c = session.get(Contribution, made.json["id"])
+    workflow.verify_many(session, f.staff(session, "verifier", tree.county), [c.id])
+    objection = notices.lodge(session, participant_principal(neighbour), c.id, "调解未完成")
+    with pytest.raises(NotFound):
+        notices.resolve(session, f.staff(session, "verifier", tree.town_a), objection.id, uphold=True,
+                        resolution="属实")
+    resolved = notices.resolve(session, f.staff(session, "verifier", tree.county), objection.id, uphold=True,
+                               resolution="属实")
+    assert resolved.status == "upheld" and c.state == "rejected"
 
 
 def test_a_verifier_is_not_told_the_number_of_work_outside_their_scope(session, world):
