@@ -96,7 +96,8 @@ class Staff(MethodView):
     @blp.arguments(StaffIn)
     @blp.response(201, StaffOut)
     def post(self, args: dict[str, Any], actor: Principal) -> Any:
-        """Create a staff user with a role and a scope inside mine."""
+        """Create a staff user with a role and a scope inside mine. Verifiers, approvers and admins
+        only a county admin creates (a township or village admin: 403 `scope_required` naming `role`)."""
         return services.create_staff_user(db.session, actor, **args)
 
 

@@ -124,13 +124,20 @@ def reveal_participant(session: Session, actor: Principal, participant_id: int) 
     return person
 
 
+# The roles that are a second pair of eyes (verifier, approver) or hand out power (admin): the
+# county admin, the root of trust, gives them; a township or village admin could otherwise make
+# a clerk and a verifier, hold both passwords, and submit and verify as one person.
+TRUSTED_ROLES = ("verifier", "approver", "admin")
+
+
 def create_staff_user(session: Session, actor: Principal, *, username: str, display_name: str, role: str,
                       scope_region_id: int, password: str, participant_id: int | None) -> StaffUser:
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin creates staff users.", code="role_required")
     scope = identity.get_region(session, scope_region_id, actor, field="scope_region_id")
-    if role in ("admin", "approver") and not identity.is_county_scope(actor):
-        raise Forbidden("Only a county admin creates admins and approvers.", code="scope_required")
+    if role in TRUSTED_ROLES and not identity.is_county_scope(actor):
+        raise Forbidden("Only a county admin creates verifiers, approvers and admins.", code="scope_required",
+                        details={"role": ["A township or village admin creates clerks and auditors only."]})
     if participant_id is not None:
         identity.get_participant_in_scope(session, actor, participant_id, field="participant_id")
     user = identity.create_staff(session, username=username, display_name=display_name, role=role, scope=scope,

@@ -81,6 +81,7 @@ TEMPLATES: tuple[tuple[str, str], ...] = (
     ('A privilege deducts nothing.', N_('A privilege deducts nothing.')),
     ('A privilege requires a grade.', N_('A privilege requires a grade.')),
     ('A spend scenario costs points.', N_('A spend scenario costs points.')),
+    ('A township or village admin creates clerks and auditors only.', N_('A township or village admin creates clerks and auditors only.')),
     ('Already registered.', N_('Already registered.')),
     ('Already taken.', N_('Already taken.')),
     ('At least 1, or empty for no limit.', N_('At least 1, or empty for no limit.')),

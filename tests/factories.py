@@ -64,9 +64,13 @@ def account_of(session: Session, person: Participant) -> Account:
     return accounts.participant_account(session, person.id)
 
 
-def staff(session: Session, role: str, scope: Region, *, participant_id: int | None = None) -> Principal:
+def staff(session: Session, role: str, scope: Region, *, participant_id: int | None = None,
+          created_by: int | None = None) -> Principal:
+    """A staff account made directly (as the command line makes one): `created_by` as an admin's
+    would be, for accounts the API no longer lets that admin make."""
     user = identity.create_staff(session, username=unique(role), display_name=f"{role} 测试", role=role, scope=scope,
-                                 password="long-enough-password", participant_id=participant_id)
+                                 password="long-enough-password", participant_id=participant_id,
+                                 created_by=created_by)
     return identity.staff_principal(user)
 
 

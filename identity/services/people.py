@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from infra.auth import STAFF_ROLES, Principal
 from infra.db import utcnow
@@ -169,14 +169,28 @@ def create_staff(session: Session, *, username: str, display_name: str, role: st
 
 def one_hand(session: Session, actor: Principal) -> frozenset[int]:
     """The staff accounts that are no second pair of eyes for the actor: their own, the accounts
-    they created and the one that created theirs. Whoever creates an account sets its password and
+    they created, the one that created theirs, and their siblings (accounts created by the same
+    admin) when that admin is not county-scope. Whoever creates an account sets its password and
     may hold it, and an admin holds every role: without this, a township admin could create a
-    clerk, request as the clerk and approve as the admin. Empty for anyone but staff."""
+    clerk, request as the clerk and approve as the admin, or create a clerk and a verifier and
+    work both.
+
+    The county admin is the root of trust: only it may create verifiers, approvers and admins
+    (`admin.services.create_staff_user`), so its siblings are not refused here, or every account
+    of a county, all descended from the first admin the command line made, would be one hand.
+    What guards against a county admin is the audit log: every staff action, the creation of
+    each account included (`staff.create`, with creator, role and scope), is recorded there and
+    cannot be altered. Empty for anyone but staff."""
     if not actor.is_staff:
         return frozenset()
     created = select(StaffUser.id).where(StaffUser.created_by == actor.id)
     creator = select(StaffUser.created_by).where(StaffUser.id == actor.id, StaffUser.created_by.is_not(None))
-    return frozenset({actor.id, *session.scalars(created.union(creator))})
+    maker = aliased(StaffUser)
+    my_maker = select(StaffUser.created_by).where(StaffUser.id == actor.id).scalar_subquery()
+    siblings = (select(StaffUser.id).join(maker, maker.id == StaffUser.created_by)
+                .join(Region, Region.id == maker.scope_region_id)
+                .where(StaffUser.created_by == my_maker, Region.parent_id.is_not(None)))  # not a county admin
+    return frozenset({actor.id, *session.scalars(created.union(creator, siblings))})
 
 
 def deactivate_staff(session: Session, actor: Principal, user_id: int) -> StaffUser:

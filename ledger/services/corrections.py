@@ -353,8 +353,9 @@ def list_requests(session: Session, actor: Principal, *, status: str | None = "p
 def decide(session: Session, actor: Principal, request_id: int, *, approve: bool, note: str | None,
            adjustment_shards: int) -> ApprovalRequest:
     """The second pair of eyes. The approver is never the requester (checked here and by a CHECK),
-    nor the admin who created the requester's account, nor an account that admin created: one
-    person may hold both (`one_hand`)."""
+    nor the admin who created the requester's account, nor an account the requester created, nor
+    (for a township or village admin's accounts) another account of the same creator: one person
+    may hold both (`one_hand`)."""
     if not actor.has_role(*APPROVER_ROLES):
         raise Forbidden("Only an approver decides corrections.", code="role_required")
     # The row lock makes two approvers acting at once decide one after the other.
@@ -365,8 +366,8 @@ def decide(session: Session, actor: Principal, request_id: int, *, approve: bool
     if request.requested_by == actor.id:
         raise Forbidden("You cannot approve your own request.", code="four_eyes")
     if request.requested_by in one_hand(session, actor):
-        raise Forbidden("You cannot decide a request made by a staff account you created, or by the one that "
-                        "created yours.", code="four_eyes")
+        raise Forbidden("You cannot decide a request made by a staff account you created, by the one that "
+                        "created yours, or by one the same township or village admin created.", code="four_eyes")
     if request.kind == "adjustment":
         owner = session.scalar(select(Account.participant_id).where(Account.id == request.account_id))
         _refuse_self_dealing(actor, {owner} if owner else set())

@@ -70,8 +70,9 @@ def _four_eyes(actor: Principal, hand: frozenset[int], submitted_by_staff: int |
     if submitted_by_staff == actor.id and actor.is_staff:
         raise Forbidden("You cannot verify a contribution you submitted.", code="four_eyes")
     if submitted_by_staff is not None and submitted_by_staff in hand:
-        raise Forbidden("You cannot decide on a contribution submitted by a staff account you created, or by the "
-                        "one that created yours.", code="four_eyes")
+        raise Forbidden("You cannot decide on a contribution submitted by a staff account you created, by the "
+                        "one that created yours, or by one the same township or village admin created.",
+                        code="four_eyes")
     if actor.participant_id is not None and (actor.participant_id in set(members)
                                              or actor.participant_id == submitted_by_participant):
         raise Forbidden("You cannot verify a contribution you take part in.", code="four_eyes")

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from identity.models import AuditEntry
+from identity.models import AuditEntry, StaffUser
 from ledger.services import accounts
 from tests import factories as f
 
@@ -579,3 +579,62 @@ def test_a_debit_beyond_the_balance_names_the_amount_and_nothing_the_request_did
                           headers={**approver, "Accept-Language": "en"}, json={"approve": True})
     assert decided.status_code == 409 and decided.json["error"]["code"] == "insufficient_balance"
     assert decided.json["error"]["details"] == {"amount": ["Balance 10 is less than 25."]}
+
+
+@pytest.mark.parametrize("role", ["verifier", "approver", "admin"])
+def test_a_township_admin_creates_clerks_and_auditors_only(client, session, role):
+    """Regression: a township admin made a clerk and a verifier (or an approver) in one sitting,
+    knew both first passwords, and submitted as one and verified as the other. The roles that are
+    a second pair of eyes, or hand out power, are the county admin's to give."""
+    tree = f.region_tree(session)
+    town_admin = f.bearer(session, "staff", f.staff(session, "admin", tree.town_a).id)
+    refused = client.post("/api/v1/admin/staff", headers={**town_admin, "Accept-Language": "zh"}, json={
+        "username": f"made{role}", "display_name": "新同事", "role": role, "scope_region_id": tree.town_a.id,
+        "password": "a-long-password"})
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "scope_required", refused.json
+    assert refused.json["error"]["details"] == {"role": ["乡镇或村级管理员只能创建录入员和审计员。"]}
+    assert session.query(StaffUser).filter_by(username=f"made{role}").count() == 0
+    for allowed in ("clerk", "auditor"):
+        _make_staff(client, town_admin, allowed, tree.village_a, f"made{role}{allowed}")
+    county_admin = f.bearer(session, "staff", f.staff(session, "admin", tree.county).id)
+    _make_staff(client, county_admin, role, tree.town_a, f"made{role}bycounty")
+
+
+def test_accounts_one_township_admin_made_are_not_each_others_second_pair_of_eyes(client, session):
+    """Before township admins lost the verifier and approver roles, one could make a clerk and an
+    approver: the clerk asked for 100000 points and the approver approved them. Such accounts
+    (made directly here: the API no longer makes them) stay one hand; another approver decides."""
+    tree, person, account = _world(session)
+    town_admin = f.staff(session, "admin", tree.town_a)
+    clerk = f.staff(session, "clerk", tree.town_a, created_by=town_admin.id)
+    sibling = f.bearer(session, "staff", f.staff(session, "approver", tree.town_a, created_by=town_admin.id).id)
+    asked = client.post("/api/v1/admin/adjustments", headers=f.bearer(session, "staff", clerk.id), json={
+        "participant_id": person.id, "amount": 100000, "reason": "补录年度积分"})
+    request_id = asked.json["request"]["id"]
+    refused = client.post(f"/api/v1/admin/approvals/{request_id}/decision", headers=sibling, json={"approve": True})
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "four_eyes", refused.json
+    assert accounts.balance(session, account.id) == 30
+    other = f.bearer(session, "staff", f.staff(session, "approver", tree.county).id)
+    ok = client.post(f"/api/v1/admin/approvals/{request_id}/decision", headers=other, json={"approve": False,
+                                                                                              "note": "金额不合理"})
+    assert ok.status_code == 200 and ok.json["status"] == "rejected"
+
+
+def test_a_county_admin_is_trusted_and_the_audit_log_shows_whom_it_made(client, session):
+    """The county admin is the root of trust: a clerk and an approver it made decide each other's
+    requests (every account of a county descends from it, so refusing siblings would leave nobody
+    to decide). What it did is in the audit log: both creations, by it."""
+    tree, person, account = _world(session)
+    admin = f.staff(session, "admin", tree.county)
+    county_admin = f.bearer(session, "staff", admin.id)
+    clerk, as_clerk = _make_staff(client, county_admin, "clerk", tree.town_a, "countyclerk")
+    approver, as_approver = _make_staff(client, county_admin, "approver", tree.town_a, "countyapprover")
+    asked = client.post("/api/v1/admin/adjustments", headers=as_clerk, json={
+        "participant_id": person.id, "amount": 100000, "reason": "补录年度积分"})
+    approved = client.post(f"/api/v1/admin/approvals/{asked.json['request']['id']}/decision", headers=as_approver,
+                           json={"approve": True})
+    assert approved.status_code == 200 and approved.json["status"] == "approved", approved.json
+    assert accounts.balance(session, account.id) == 100030
+    log = client.get("/api/v1/admin/audit", headers=county_admin, query_string={"action": "staff.create"}).json
+    made = {e["object_id"]: (e["actor_id"], e["details"]["role"]) for e in log["items"]}
+    assert made == {str(clerk["id"]): (admin.id, "clerk"), str(approver["id"]): (admin.id, "approver")}

@@ -94,3 +94,26 @@ def test_an_admin_does_not_verify_or_revoke_work_recorded_by_a_clerk_they_create
     assert err.value.code == "four_eyes"
     workflow.revoke(session, f.staff(session, "approver", tree.county), c.id, "案卷造假")
     assert c.state == "revoked"
+
+
+def test_a_township_admins_clerk_and_verifier_are_not_each_others_second_pair_of_eyes(session, world):
+    """Regression: a township admin made a clerk and a verifier (before only the county admin could
+    make verifiers); the clerk submitted work and the verifier verified it, one person at both
+    keyboards. Accounts one county admin made are not refused: it is the root of trust."""
+    tree, me, _rival = world
+    town_admin = f.staff(session, "admin", tree.town_a)
+    clerk = f.staff(session, "clerk", tree.town_a, created_by=town_admin.id)
+    sibling = f.staff(session, "verifier", tree.town_a, created_by=town_admin.id)
+    c = f.contribution(session, clerk, me, "MED-3", case_record=f.CASE_RECORD)
+    for act in (lambda: workflow.verify_many(session, sibling, [c.id]),
+                lambda: workflow.reject(session, sibling, c.id, "材料不全")):
+        with pytest.raises(Forbidden) as err:
+            act()
+        assert err.value.code == "four_eyes"
+    assert c.state == "submitted"
+    county_admin = f.staff(session, "admin", tree.county)
+    county_clerk = f.staff(session, "clerk", tree.town_a, created_by=county_admin.id)
+    county_verifier = f.staff(session, "verifier", tree.town_a, created_by=county_admin.id)
+    d = f.contribution(session, county_clerk, me, "MED-3", case_record=f.CASE_RECORD)
+    workflow.verify_many(session, county_verifier, [c.id, d.id])
+    assert (c.state, d.state) == ("in_notice", "in_notice")  # verified, on public notice
