@@ -51,7 +51,7 @@ class Queue(MethodView):
         audit(db.session, actor, "contribution.list", region_path=actor.scope_path, details={
             "state": args["state"], "results": len(items),
             **{k: args[k] for k in ("indicator_code", "duplicates_only", "after") if args[k]}})
-        return {"items": items, "next": rows[args["limit"] - 1].id if len(rows) > args["limit"] else None}
+        return {"items": workflow.with_reach(db.session, actor, items), "next": rows[args["limit"] - 1].id if len(rows) > args["limit"] else None}
 
     @require("staff", "clerk", "verifier", "approver")
     @blp.arguments(ContributionIn)
@@ -65,7 +65,8 @@ class Queue(MethodView):
         `CONTRIBUTION_MAX_AGE_DAYS` (90) days back."""
         if "members" not in args:
             args["members"] = []
-        return submitted(actor, args)
+        contribution, status = submitted(actor, args)
+        return workflow.with_reach(db.session, actor, [contribution])[0], status
 
 
 @blp.route("/contributions/<int:contribution_id>")
@@ -77,7 +78,7 @@ class ContributionDetail(MethodView):
         contribution = submissions.get_visible(db.session, actor, contribution_id)
         audit(db.session, actor, "contribution.view", object_type="contribution", object_id=contribution.id,
               region_path=contribution.region_path)
-        return contribution
+        return workflow.with_reach(db.session, actor, [contribution])[0]
 
 
 def _enqueue_award_if_due(items: list[workflow.Verified]) -> None:

@@ -76,6 +76,7 @@ def _script_strings() -> dict[str, str]:
         "rejected": gettext("Contribution %(id)s rejected.", id="{id}"),
         "reason_missing": gettext("Give the reason for rejecting."),
         "duplicate": gettext("Possible duplicate of %(ids)s", ids="{ids}"),
+        "out_of_reach": gettext("It names people outside your area: staff whose area covers them all decide on it."),
         "share": gettext("share %(share)s", share="{share}"),
         "no_evidence": gettext("No evidence files."),
         "open_file": gettext("Open %(name)s", name="{name}"),

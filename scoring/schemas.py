@@ -150,7 +150,18 @@ class ContributionOut(MemberContributionOut):
     duplicate_of = fields.List(fields.Integer(), metadata={"description": "Possible duplicates, for the verifier"})
 
 
+_IN_REACH = fields.Boolean(metadata={"description": "Whether my scope covers every member: only then may I verify, "
+                                                    "reject or revoke it (joint work may name people of other villages)"})
+
+
+class QueueItemOut(ContributionOut):
+    """A contribution in the staff queue."""
+
+    in_reach = _IN_REACH
+
+
 class ContributionDetailOut(ContributionOut):
+    in_reach = _IN_REACH
     events = fields.List(fields.Nested(EventOut))
     objections = fields.List(fields.Nested(ObjectionOut))
     evidence = fields.List(fields.Nested(EvidenceOut))
@@ -183,7 +194,7 @@ class MemberContributionDetailOut(MemberContributionOut):
     evidence = fields.List(fields.Nested(EvidenceOut))
 
 
-ContributionPageOut = page_schema(ContributionOut, "ContributionPageOut")
+ContributionPageOut = page_schema(QueueItemOut, "ContributionPageOut")
 MemberContributionPageOut = page_schema(MemberContributionOut, "MemberContributionPageOut")
 
 

@@ -1,6 +1,7 @@
 /* The staff console: the verification queue (submitted work in my scope, a page at a time as the
    API pages it, by indicator), one contribution's details with its members, duplicate flag and
-   evidence, verify or reject it, and verify the selected rows at once. */
+   evidence, verify or reject it, and verify the selected rows at once. Joint work naming people
+   outside my scope (`in_reach` false) is shown with a note and never offered for a decision. */
 (function () {
   "use strict";
 
@@ -32,11 +33,14 @@
   function row(item) {
     var tr = el("tr");
     tr.setAttribute("data-id", String(item.id));
-    var box = el("input");
-    box.type = "checkbox";
-    box.value = String(item.id);
-    box.setAttribute("aria-label", J.fill(S.contribution_no, { id: item.id }));
-    tr.appendChild(el("td")).appendChild(box);
+    var pick = tr.appendChild(el("td"));
+    if (item.in_reach !== false) {  // out of reach: the API refuses to decide it, so no box to select it
+      var box = el("input");
+      box.type = "checkbox";
+      box.value = String(item.id);
+      box.setAttribute("aria-label", J.fill(S.contribution_no, { id: item.id }));
+      pick.appendChild(box);
+    }
     var open = el("button", "link", "#" + item.id);
     open.type = "button";
     open.setAttribute("data-open", String(item.id));
@@ -45,8 +49,9 @@
     tr.appendChild(el("td", null, item.work_date));
     tr.appendChild(el("td", null, String(item.members.length)));
     tr.appendChild(el("td", null, J.when(item.submitted_at)));
-    tr.appendChild(el("td", "warn", item.duplicate_of && item.duplicate_of.length
+    var flags = tr.appendChild(el("td", "warn", item.duplicate_of && item.duplicate_of.length
       ? J.fill(S.duplicate, { ids: item.duplicate_of.map(function (id) { return "#" + id; }).join(", ") }) : ""));
+    if (item.in_reach === false) { flags.appendChild(el("p", "small reach", S.out_of_reach)); }
     return tr;
   }
 
@@ -143,6 +148,7 @@
     $("detail-title").textContent = J.fill(S.contribution_no, { id: c.id }) + " · " + indicatorName(c.indicator_code);
     J.say($("detail-duplicate"), c.duplicate_of && c.duplicate_of.length
       ? J.fill(S.duplicate, { ids: c.duplicate_of.map(function (d) { return "#" + d; }).join(", ") }) : "");
+    J.say($("detail-reach"), c.in_reach === false ? S.out_of_reach : "");
     var facts = $("detail-facts");
     fact(facts, L.state, (S.states[c.state] || c.state) + " · " + (c.proposed_points === null
       ? S.not_scored : J.fill(S.points, { points: c.proposed_points })));
@@ -166,7 +172,7 @@
       if (event.note) { item.appendChild(el("p", "small", event.note)); }
       $("detail-events").appendChild(item);
     });
-    J.show($("decide"), c.state === "submitted" && J.can("verify"));
+    J.show($("decide"), c.state === "submitted" && J.can("verify") && c.in_reach !== false);
     J.show($("detail-body"), true);
   }
 

@@ -106,6 +106,32 @@ def covers_members(session: Session, actor: Principal, contribution: Contributio
     return all(actor.in_scope(path) for path in paths)
 
 
+@dataclass(frozen=True)
+class Reached:
+    """A contribution as a staff list or detail shows it, with `in_reach`: whether the reader's
+    scope covers every member, so the console offers a decision only where the API would take it
+    (others get 404 from verify, reject and revoke: `covers_members`)."""
+
+    contribution: Contribution
+    in_reach: bool
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.contribution, name)
+
+
+def with_reach(session: Session, actor: Principal, contributions: Sequence[Contribution]) -> list[Reached]:
+    """`covers_members` for a page at once: one query for the members living outside the actor's
+    scope, whatever the page's size."""
+    if not contributions:
+        return []
+    cm = ContributionMember
+    beyond = set(session.scalars(
+        select(cm.contribution_id).distinct().join(Participant, Participant.id == cm.participant_id)
+        .where(bulk_sql.any_of(cm.contribution_id, [c.id for c in contributions], session),
+               ~actor.scope_filter(Participant.region_path))))
+    return [Reached(c, actor.in_scope(c.region_path) and c.id not in beyond) for c in contributions]
+
+
 def _load_one(session: Session, actor: Principal, contribution_id: int) -> Contribution:
     """The ORM object, row locked (single-item paths: reject, revoke). Out of scope (its grid or
     any member's): 404."""

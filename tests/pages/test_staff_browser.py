@@ -71,7 +71,7 @@ def desk(app, session):
     return {"clerk": clerk, "verifier": verifier_name, "verifier_id": verifier.id, "approver": approver_name,
             "approver_id": approver.id, "person": person, "first": first.id, "second": second.id,
             "request": outcome.request.id, "reversal": reversal.id, "award": award.posting_id,
-            "account_code": account.code, "scope_name": tree.town_a.name}
+            "account_code": account.code, "scope_name": tree.town_a.name, "tree": tree}
 
 
 def test_a_verifier_decides_two_contributions_and_an_approver_a_clerks_correction(browser, served, desk, session):
@@ -211,4 +211,44 @@ def test_evidence_shows_as_a_photo_or_downloads_and_never_opens_as_a_page(browse
         "var done = arguments[arguments.length - 1]; window.blobTypes = [];"
         "JieyouStaff.fetchBlob('/staff').then(function () { done(window.blobTypes); }, function (e) { done(String(e)); });")
     assert html == ["application/octet-stream"]
+    assert csp_refusals(driver) == []
+
+
+def test_joint_work_naming_people_outside_the_verifiers_area_is_shown_but_not_offered(browser, served, desk,
+                                                                                      session):
+    """Regression: a town-A verifier was offered verify, reject and the bulk box for joint work
+    naming a town-B member, which the API refuses them (404). It is listed with a note saying who
+    decides it; opening it shows the note and no decision forms; their own work is offered as ever."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from scoring.services.submissions import submit
+
+    driver, wait = browser, WebDriverWait(browser, 8, poll_frequency=0.1)
+    tree = desk["tree"]
+    county_clerk = _staff(session, "clerk", tree.county)[1]
+    far = factories.participant(session, tree.grid_b, name="李律师")  # of town B: out of the verifier's area
+    joint = submit(session, county_clerk, factories.submission("INF-1", [(desk["person"].id, 1), (far.id, 1)]))
+    session.flush()
+    assert joint.region_path.startswith(desk["person"].region_path)
+
+    driver.get(served + "/staff")
+    driver.find_element(By.ID, "username").send_keys(desk["verifier"])
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "#signin-form button").click()
+    row = f"#queue-rows tr[data-id='{joint.id}']"
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, row))
+    note = "其中有您辖区以外的人员，由辖区覆盖全部人员的工作人员审核。"
+    assert note in driver.find_element(By.CSS_SELECTOR, row).text
+    assert not driver.find_elements(By.CSS_SELECTOR, f"{row} input[type=checkbox]")  # not for bulk verify
+    own = f"#queue-rows tr[data-id='{desk['first']}']"
+    assert driver.find_elements(By.CSS_SELECTOR, f"{own} input[type=checkbox]")
+    assert note not in driver.find_element(By.CSS_SELECTOR, own).text
+
+    driver.find_element(By.CSS_SELECTOR, f"{row} [data-open='{joint.id}']").click()
+    wait.until(lambda d: visible_text(d, "detail-reach") == note, message="the note never showed")
+    assert not driver.find_element(By.ID, "decide").is_displayed()
+    driver.find_element(By.CSS_SELECTOR, f"{own} [data-open='{desk['first']}']").click()
+    wait.until(lambda d: d.find_element(By.ID, "decide").is_displayed(), message="own work not offered")
+    assert visible_text(driver, "detail-reach") == ""
     assert csp_refusals(driver) == []

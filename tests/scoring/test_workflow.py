@@ -489,6 +489,51 @@ def test_bulk_verify_of_cross_village_work_needs_scope_over_every_member(client,
     assert set(shares) == {person.id, expert.id} and sum(shares.values()) == 15 and min(shares.values()) > 0
 
 
+def test_the_queue_and_detail_tell_staff_whether_they_may_decide_on_cross_village_work(client, session, world):
+    """Regression: the queue and the detail showed joint work naming a member of town B to town-A
+    staff like any other, whose verify button then failed with a 404. Each now says `in_reach`:
+    false for town A on the joint work, true for its own work and for a county verifier."""
+    tree, person, _neighbour, clerk, _verifier = world
+    own = f.contribution(session, clerk, person, "PRO-1")
+    made, _expert = _cross_village_med3(client, session, tree, person)
+    joint = made.json["id"]
+    assert made.json["in_reach"] is True  # the county clerk who recorded it covers both
+
+    def reach(role_scope) -> tuple[dict[int, bool], bool, bool]:
+        headers = f.bearer(session, "staff", f.staff(session, "verifier", role_scope).id)
+        page = client.get("/api/v1/admin/contributions", headers=headers, query_string={"state": "submitted"})
+        assert page.status_code == 200, page.json
+        listed = {item["id"]: item["in_reach"] for item in page.json["items"]}
+        details = [client.get(f"/api/v1/admin/contributions/{cid}", headers=headers).json["in_reach"]
+                   for cid in (own.id, joint)]
+        return {cid: listed[cid] for cid in (own.id, joint)}, details[0], details[1]
+
+    assert reach(tree.town_a) == ({own.id: True, joint: False}, True, False)
+    assert reach(tree.county) == ({own.id: True, joint: True}, True, True)
+
+
+def test_the_queue_finds_what_is_out_of_reach_in_one_query_whatever_the_page(client, session, world):
+    """`in_reach` for a page costs one query, not one per item."""
+    from sqlalchemy import event
+
+    tree, person, _neighbour, clerk, _verifier = world
+    for _ in range(2):
+        _cross_village_med3(client, session, tree, person)
+    town_a = f.staff(session, "verifier", tree.town_a)
+    items = list(session.scalars(select(Contribution).where(town_a.scope_filter(Contribution.region_path))))
+    assert len(items) >= 2
+    statements: list[str] = []
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(session.get_bind(), "before_cursor_execute", listen)
+    try:
+        reached = workflow.with_reach(session, town_a, items)
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", listen)
+    assert len(statements) == 1
+    assert [r.in_reach for r in reached] == [False] * len(items)
+    assert reached[0].id == items[0].id
+
+
 def test_an_objection_to_cross_village_work_is_resolved_by_staff_over_all_its_members(client, session, world):
     """Upholding an objection rejects the work: town-A staff may not do that to the expert's share."""
     tree, person, neighbour, _clerk, _verifier = world
