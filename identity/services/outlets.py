@@ -1,7 +1,6 @@
 """Partners, their outlets and the outlets' API keys."""
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from sqlalchemy import select
@@ -11,6 +10,7 @@ from sqlalchemy.orm import Session
 from infra.auth import Principal
 from infra.db import utcnow
 from infra.errors import Conflict, Forbidden, IdempotencyConflict, NotFound, on_unique_violation
+from infra.idempotency import sender_key
 from infra.security import digest_secret, new_secret
 from identity.models import ApiKey, Outlet, Partner, Region
 from identity.services.people import audit, get_region
@@ -56,8 +56,6 @@ def create_outlet(session: Session, partner: Partner, *, name: str, region: Regi
     return outlet
 
 
-# As long as the ledger's idempotency keys (`ledger.services.posting.KEY_LENGTH`).
-KEY_LENGTH = 100
 
 
 def issue_api_key(session: Session, actor: Principal, outlet_id: int, label: str | None = None, *,
@@ -69,7 +67,7 @@ def issue_api_key(session: Session, actor: Principal, outlet_id: int, label: str
     if not actor.has_role("admin"):
         raise Forbidden("Only an admin issues API keys.")
     outlet = get_outlet_in_scope(session, actor, outlet_id)
-    stored = _stored_key(actor, idempotency_key) if idempotency_key else None
+    stored = sender_key(actor, idempotency_key) if idempotency_key else None
     if stored and (earlier := _issued_before(session, stored, idempotency_key, outlet.id, label)) is not None:
         return None, earlier
     secret = new_secret("jy_key")
@@ -86,13 +84,6 @@ def issue_api_key(session: Session, actor: Principal, outlet_id: int, label: str
     audit(session, actor, "api_key.issue", object_type="api_key", object_id=key.id,
           region_path=_outlet_path(session, outlet), details={"outlet_id": outlet.id, "prefix": key.prefix})
     return secret, key
-
-
-def _stored_key(actor: Principal, key: str) -> str:
-    """The client's idempotency key as `api_keys.idem_key` keeps it: scoped to whoever sent it (two
-    admins may pick the same one), and a digest of that when it is longer than the column."""
-    scoped = f"{actor.kind}:{actor.id}:{key}"
-    return scoped if len(scoped) <= KEY_LENGTH else "sha256:" + hashlib.sha256(scoped.encode()).hexdigest()
 
 
 def _issued_before(session: Session, stored: str, key: str | None, outlet_id: int, label: str | None) -> ApiKey | None:

@@ -82,9 +82,16 @@
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
+    return send(url, init, bearer, function (response) { return response.status === 204 ? null : response.json(); });
+  }
+
+  /* `fetch` with the answers every call shares: `ok(response)` for a success; a refusal rejects with
+     the API's message, code and field details (a 401 on a signed-in call ends the session); an
+     answer that arrives after the session changed is quiet. */
+  function send(url, init, bearer, ok) {
     return fetch(url, init).then(function (response) {
       if (token() !== bearer) { throw quiet(); }
-      if (response.ok) { return response.status === 204 ? null : response.json(); }
+      if (response.ok) { return ok(response); }
       return response.json().catch(function () { return null; }).then(function (data) {
         var err = apiError(response, data);
         if (response.status === 401 && bearer) { signedOut(err.message); throw quiet(); }
@@ -107,18 +114,12 @@
      header, so fetch it with it and hand back a blob: URL (the caller revokes it). */
   function fetchBlob(url) {
     var bearer = token();
-    return fetch(url, {
+    return send(url, {
       headers: { "Authorization": "Bearer " + bearer, "Accept-Language": cfg.accept_language },
       credentials: "omit", cache: "no-store"
-    }).then(function (response) {
-      if (token() !== bearer) { throw quiet(); }
-      if (response.ok) { return response.blob().then(function (blob) { return URL.createObjectURL(safeBlob(blob)); }); }
-      return response.json().catch(function () { return null; }).then(function (data) {
-        var err = apiError(response, data);
-        if (response.status === 401) { signedOut(err.message); throw quiet(); }
-        throw err;
-      });
-    }, function () { throw token() !== bearer ? quiet() : new Error(S.network); });
+    }, bearer, function (response) {
+      return response.blob().then(function (blob) { return URL.createObjectURL(safeBlob(blob)); });
+    });
   }
 
   /* The field details of an error, flattened: {"members": {"0": {"share": ["…"]}}} -> "members.0.share". */

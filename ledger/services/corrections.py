@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session
 from infra.auth import Principal
 from infra.db import utcnow
 from infra.errors import Conflict, Forbidden, IdempotencyConflict, NotFound, ValidationFailed
+from infra.idempotency import stored_key
 from identity.models import Participant, StaffUser
 from identity.services import audit, get_participant_in_scope, one_hand
 from ledger.models import Account, ApprovalRequest, BalanceShard, Entry, Posting
 from ledger.services import accounts, posting_sql
-from ledger.services.posting import Leg, PostingRequest, PostingResult, post, stored_key
+from ledger.services.posting import Leg, PostingRequest, PostingResult, post
 
 REQUESTER_ROLES = ("clerk", "verifier", "approver")
 APPROVER_ROLES = ("approver",)

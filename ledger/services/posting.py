@@ -11,7 +11,6 @@ statement. SQLite, one writer at a time, locks first and writes after.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 import random
 import uuid
@@ -25,6 +24,7 @@ from sqlalchemy.orm import Session
 from infra.auth import Principal
 from infra.db import dialect_insert, utcnow
 from infra.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
+from infra.idempotency import stored_key
 from ledger.models import POSTING_KINDS, BalanceShard, Entry, Posting
 from ledger.services import chains, posting_sql
 from ledger.services.chain import BatchCanon, canonical_json, posting_fingerprint, posting_request_digest
@@ -48,19 +48,6 @@ class InsufficientBalance(Conflict):
     balance: int | None = None
     amount: int | None = None
     posting_index: int = 0
-
-
-KEY_LENGTH = 100  # postings.idem_key (and approval_requests.idem_key)
-
-
-def stored_key(key: str) -> str:
-    """An idempotency key as a table of keys keeps it: as given when it fits the column, else a
-    digest of it. Why: callers prefix the client's key (up to 100 characters) with their own
-    (`<outlet>:redeem:`, `<staff id>:`), and the longer key was the database's `value too long`
-    (a 500); the digest is the same on every retry, so the retry still finds the first result."""
-    if len(key) <= KEY_LENGTH:
-        return key
-    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

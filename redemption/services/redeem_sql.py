@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session
 
 from infra.auth import Principal
 from infra.driver import run_alone
+from infra.idempotency import stored_key
 from ledger.services.chain import canonical_json, posting_fingerprint
-from ledger.services.posting import MAX_REASON, stored_key
+from ledger.services.posting import MAX_REASON
 from redemption.models import Redemption
 from redemption.services.claim import SCENARIO_COLUMNS
 from redemption.services.common import IDEM_SCOPE, periods

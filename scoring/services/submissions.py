@@ -17,7 +17,7 @@ from identity.services import audit
 from infra.auth import Principal
 from infra.clock import local_date
 from infra.errors import Forbidden, IdempotencyConflict, NotFound, ValidationFailed
-from ledger.services.posting import stored_key
+from infra.idempotency import sender_key
 from scoring.models import COLOURS, DUPLICATE_NOTE, Contribution, ContributionEvent, ContributionMember, Indicator
 from scoring.services import rules
 
@@ -220,7 +220,7 @@ def submit_once(session: Session, actor: Principal, sub: Submission, *, idempote
     submitter's: another person's choice of the same one is theirs."""
     if idempotency_key is None:
         return submit(session, actor, sub, max_age_days=max_age_days, today=today), False
-    stored = stored_key(f"{actor.kind}:{actor.id}:{idempotency_key}")
+    stored = sender_key(actor, idempotency_key)
     if (earlier := _submitted_before(session, stored, idempotency_key, sub)) is not None:
         return earlier, True
     try:
